@@ -1,0 +1,30 @@
+"""Fixtures shared by the core's and the adapters' tests (one ``pytest`` runs them all)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.bind import BindServer, zone_text
+
+
+@pytest.fixture(scope="session")
+def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
+    TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
+    server = BindServer(
+        tmp_path_factory.mktemp("bind"),
+        {
+            "example.test.": zone_text("example.test."),
+            "contract.test.": zone_text("contract.test."),
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bind_key_file(bind: BindServer) -> Path:
+    return bind.key_file

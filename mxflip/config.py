@@ -1,0 +1,494 @@
+"""Load ``mxflip.toml`` into immutable, validated models.
+
+Every problem becomes one :class:`~mxflip.errors.ConfigError` naming the file, the key
+path (``domains."example.test".primary[1]``) and what is wrong.
+
+Sharing MX sets between many domains, three ways (they combine):
+
+* any domain key may be set under ``[defaults]``;
+* ``[sets]`` names a list once (``proxy = ["10 mx1.proxy.test"]``) and a profile may name
+  it (``primary = "proxy"``);
+* ``{domain}`` in a host name is replaced by the domain (``backup = ["10 mail.{domain}"]``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mxflip.errors import ConfigError
+from mxflip.hostport import HostPort, parse_hostport
+from mxflip.provider import ProviderSettings, load_provider_class
+from mxflip.records import MX, normalize_name
+
+CONFIG_ENV = "MXFLIP_CONFIG"
+DEFAULT_CONFIG_NAME = "mxflip.toml"
+PROFILES = ("primary", "backup")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe")
+_MAX_TTL = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One ``[providers.NAME]`` table: its adapter type and validated settings."""
+
+    name: str
+    type: str
+    settings: ProviderSettings
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Everything mxflip knows about one domain, with defaults applied."""
+
+    name: str  # absolute, trailing dot
+    provider: str
+    zone: str  # absolute, trailing dot
+    primary: frozenset[MX]
+    backup: frozenset[MX]
+    ttl: int = 3600
+    failover_ttl: int = 60
+    #: Where to verify; empty means "the zone's NS records, as the provider reports them".
+    nameservers: tuple[HostPort, ...] = ()
+    resolvers: tuple[HostPort, ...] = ()
+    probe_recipient: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.name.rstrip(".")
+
+    def profile(self, name: str) -> frozenset[MX]:
+        if name == "primary":
+            return self.primary
+        if name == "backup":
+            return self.backup
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The ``[probe]`` table: how SMTP readiness probes identify and connect."""
+
+    helo: str | None = None
+    mail_from: str | None = None
+    timeout: float = 30.0
+    connect: Mapping[str, HostPort] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded configuration. ``path`` is None only for configs built in code."""
+
+    path: Path | None
+    providers: Mapping[str, ProviderConfig]
+    domains: Mapping[str, DomainConfig]
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def select(self, names: Sequence[str]) -> list[DomainConfig]:
+        """The named domains in the given order, or every domain when ``names`` is empty."""
+        from mxflip.errors import UsageError
+
+        if not names:
+            return list(self.domains.values())
+        chosen = []
+        for raw in names:
+            try:
+                key = normalize_name(raw)
+            except ValueError as exc:
+                raise UsageError(f"{raw!r} is not a domain name: {exc}") from None
+            if key not in self.domains:
+                where = f" in {self.path}" if self.path else ""
+                raise UsageError(f"domain {raw!r} is not configured{where}")
+            chosen.append(self.domains[key])
+        return chosen
+
+
+# ----------------------------------------------------------------- validation models
+
+
+def _check_server_list(value: list[str], default_port: int) -> tuple[HostPort, ...]:
+    return tuple(parse_hostport(v, default_port) for v in value)
+
+
+class _DomainTable(BaseModel):
+    """One ``[domains.X]`` or the ``[defaults]`` table: every key optional here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    provider: str | None = None
+    zone: str | None = None
+    primary: list[str] | str | None = None
+    backup: list[str] | str | None = None
+    ttl: int | None = Field(default=None, ge=1, le=_MAX_TTL)
+    failover_ttl: int | None = Field(default=None, ge=1, le=_MAX_TTL)
+    nameservers: list[str] | None = None
+    resolvers: list[str] | None = None
+    probe_recipient: str | None = None
+
+    @field_validator("nameservers", "resolvers")
+    @classmethod
+    def _servers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            _check_server_list(value, 53)
+        return value
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_name(value)
+
+    @field_validator("probe_recipient")
+    @classmethod
+    def _recipient(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("@") != 1 or value.startswith("@")):
+            raise ValueError(f"{value!r} is not an address like postmaster@example.com")
+        return value
+
+
+class _ProbeTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    helo: str | None = None
+    mail_from: str | None = None
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    connect: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("helo")
+    @classmethod
+    def _helo(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_name(value).rstrip(".")
+
+    @field_validator("connect")
+    @classmethod
+    def _connect(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, target in value.items():
+            normalize_name(host)
+            parse_hostport(target, 25)
+        return value
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+    """``-c/--config``, then ``$MXFLIP_CONFIG``, then ``./mxflip.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, read and validate the configuration file."""
+    path = find_config(explicit)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            "configuration file not found",
+            path=str(path),
+            hint="pass -c FILE, set MXFLIP_CONFIG, or create ./mxflip.toml "
+            "(see examples/ for a starting point)",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=str(path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"TOML syntax error: {exc}", path=str(path)) from None
+    return parse_config(raw, path=path)
+
+
+def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
+    """Validate an already-parsed TOML document. ``path`` is used in messages and to
+    resolve relative file names (key files) against the config file's folder."""
+    where = str(path) if path is not None else "<config>"
+    base_dir = path.resolve().parent if path is not None else Path.cwd()
+
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(
+                f"unknown section (expected one of: {', '.join(_TOP_LEVEL)})",
+                path=where,
+                key=key,
+            )
+    providers = _parse_providers(_table(raw, "providers", where), where, base_dir)
+    sets = _parse_sets(_table(raw, "sets", where), where)
+    defaults = _validate(_DomainTable, _table(raw, "defaults", where), where, "defaults")
+    domains_raw = _table(raw, "domains", where)
+    if not domains_raw:
+        raise ConfigError(
+            "no domains configured",
+            path=where,
+            key="domains",
+            hint='add a [domains."example.com"] table',
+        )
+    domains: dict[str, DomainConfig] = {}
+    for name, table in domains_raw.items():
+        domain = _parse_domain(name, table, defaults, sets, providers, where)
+        if domain.name in domains:
+            raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
+        domains[domain.name] = domain
+    probe = _parse_probe(_table(raw, "probe", where), where)
+    return Config(path=path, providers=providers, domains=domains, probe=probe)
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a table, not {_kind(value)}", path=where, key=key)
+    return value
+
+
+def _kind(value: object) -> str:
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _key(*parts: object) -> str:
+    """Render a key path the way a person would write it in TOML."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = str(part)
+            bare = text.replace("_", "").replace("-", "").isalnum()
+            seg = text if bare else f'"{text}"'
+            out += f".{seg}" if out else seg
+    return out
+
+
+def _validate(
+    model: type[BaseModel],
+    table: Mapping[str, Any],
+    where: str,
+    *prefix: object,
+    context: dict[str, Any] | None = None,
+) -> Any:
+    try:
+        return model.model_validate(table, context=context)
+    except ValidationError as exc:
+        raise _config_error(exc, where, prefix) from None
+
+
+def _config_error(exc: ValidationError, where: str, prefix: Sequence[object]) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+    msg = first["msg"]
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        msg = f"{msg} (got {_kind(first.get('input'))})"
+    if len(errors) > 1:
+        msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return ConfigError(msg, path=where, key=_key(*prefix, *loc))
+
+
+# pydantic puts the union member it tried into the location; people never wrote those.
+_UNION_TAGS = {"list[str]", "str", "int", "float", "bool"}
+
+
+def _parse_providers(
+    table: Mapping[str, Any], where: str, base_dir: Path
+) -> dict[str, ProviderConfig]:
+    providers: dict[str, ProviderConfig] = {}
+    for name, body in table.items():
+        key = _key("providers", name)
+        if not isinstance(body, dict):
+            raise ConfigError(f"must be a table, not {_kind(body)}", path=where, key=key)
+        body = dict(body)
+        type_name = body.pop("type", None)
+        if type_name is None:
+            raise ConfigError(
+                "required key is missing",
+                path=where,
+                key=f"{key}.type",
+                hint='for example type = "rfc2136"',
+            )
+        if not isinstance(type_name, str):
+            raise ConfigError(
+                f"must be a string, not {_kind(type_name)}", path=where, key=f"{key}.type"
+            )
+        try:
+            cls = load_provider_class(type_name)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, path=where, key=f"{key}.type", hint=exc.hint) from None
+        settings = _validate(
+            cls.Settings,
+            body,
+            where,
+            "providers",
+            name,
+            context={"base_dir": base_dir, "provider": name},
+        )
+        providers[name] = ProviderConfig(name=name, type=type_name, settings=settings)
+    return providers
+
+
+def _parse_sets(table: Mapping[str, Any], where: str) -> dict[str, list[str]]:
+    sets: dict[str, list[str]] = {}
+    for name, value in table.items():
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                'must be a list of MX records such as ["10 mx1.example.com"]',
+                path=where,
+                key=_key("sets", name),
+            )
+        sets[name] = value
+    return sets
+
+
+def _parse_domain(
+    name: str,
+    table: Any,
+    defaults: _DomainTable,
+    sets: Mapping[str, list[str]],
+    providers: Mapping[str, ProviderConfig],
+    where: str,
+) -> DomainConfig:
+    key = _key("domains", name)
+    try:
+        domain = normalize_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"invalid domain name: {exc}", path=where, key=key) from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"must be a table, not {_kind(table)}", path=where, key=key)
+    if table and all(isinstance(v, dict) for v in table.values()):
+        raise ConfigError(
+            "looks like a dotted domain name written without quotes",
+            path=where,
+            key=key,
+            hint=f'write [domains."{name}.{next(iter(table))}"] with the name in quotes',
+        )
+    own = _validate(_DomainTable, table, where, "domains", name)
+    merged = {
+        f: getattr(own, f) if getattr(own, f) is not None else getattr(defaults, f)
+        for f in _DomainTable.model_fields
+    }
+
+    def origin(field_name: str) -> str:
+        return key if getattr(own, field_name) is not None else "defaults"
+
+    provider = merged["provider"]
+    if provider is None:
+        raise ConfigError(
+            "required key is missing (set it here or under [defaults])",
+            path=where,
+            key=f"{key}.provider",
+        )
+    if provider not in providers:
+        known = ", ".join(sorted(providers)) or "none are configured"
+        raise ConfigError(
+            f"unknown provider {provider!r} (configured providers: {known})",
+            path=where,
+            key=f"{origin('provider')}.provider",
+        )
+    zone = merged["zone"] or domain
+    if domain != zone and not domain.endswith("." + zone):
+        raise ConfigError(
+            f"domain {domain.rstrip('.')} is not inside zone {zone.rstrip('.')}",
+            path=where,
+            key=f"{origin('zone')}.zone",
+        )
+    profiles: dict[str, frozenset[MX]] = {}
+    for profile in PROFILES:
+        value = merged[profile]
+        pkey = f"{origin(profile)}.{profile}"
+        if value is None:
+            raise ConfigError(
+                "required key is missing (set it here or under [defaults])",
+                path=where,
+                key=f"{key}.{profile}",
+            )
+        profiles[profile] = _parse_profile(value, domain, sets, where, pkey)
+    if profiles["primary"] == profiles["backup"]:
+        raise ConfigError(
+            "primary and backup are the same MX set; a failover would change nothing",
+            path=where,
+            key=f"{key}.backup",
+        )
+    ttl = merged["ttl"] if merged["ttl"] is not None else 3600
+    failover_ttl = merged["failover_ttl"] if merged["failover_ttl"] is not None else 60
+    if failover_ttl > ttl:
+        raise ConfigError(
+            f"failover_ttl {failover_ttl} is longer than ttl {ttl}; it must be the short one",
+            path=where,
+            key=f"{origin('failover_ttl')}.failover_ttl",
+        )
+    return DomainConfig(
+        name=domain,
+        provider=provider,
+        zone=zone,
+        primary=profiles["primary"],
+        backup=profiles["backup"],
+        ttl=ttl,
+        failover_ttl=failover_ttl,
+        nameservers=_check_server_list(merged["nameservers"] or [], 53),
+        resolvers=_check_server_list(merged["resolvers"] or [], 53),
+        probe_recipient=merged["probe_recipient"],
+    )
+
+
+def _parse_profile(
+    value: list[str] | str, domain: str, sets: Mapping[str, list[str]], where: str, key: str
+) -> frozenset[MX]:
+    if isinstance(value, str):
+        if value not in sets:
+            known = ", ".join(sorted(sets)) or "no [sets] are defined"
+            raise ConfigError(
+                f"names MX set {value!r}, which is not defined under [sets] ({known})",
+                path=where,
+                key=key,
+            )
+        key = _key("sets", value)
+        value = sets[value]
+    if not value:
+        raise ConfigError("must list at least one MX record", path=where, key=key)
+    records: dict[str, MX] = {}
+    for i, text in enumerate(value):
+        try:
+            mx = MX.parse(text.replace("{domain}", domain.rstrip(".")))
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=where, key=f"{key}[{i}]") from None
+        if mx.host in records:
+            raise ConfigError(f"host {mx.host} is listed twice", path=where, key=f"{key}[{i}]")
+        records[mx.host] = mx
+    return frozenset(records.values())
+
+
+def _parse_probe(table: Mapping[str, Any], where: str) -> ProbeConfig:
+    probe = _validate(_ProbeTable, table, where, "probe")
+    return ProbeConfig(
+        helo=probe.helo,
+        mail_from=probe.mail_from,
+        timeout=probe.timeout,
+        connect={normalize_name(h): parse_hostport(t, 25) for h, t in probe.connect.items()},
+    )

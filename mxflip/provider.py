@@ -1,0 +1,233 @@
+"""The provider interface every DNS adapter implements, and discovery of installed adapters.
+
+An adapter is a separate distribution that registers a subclass of :class:`Provider` in
+the entry-point group ``mxflip.providers``::
+
+    [project.entry-points."mxflip.providers"]
+    rfc2136 = "mxflip_rfc2136:RFC2136Provider"
+
+The core never imports an adapter or its SDK directly: adapters are loaded by name, only
+when a configuration uses them.
+
+The interface is deliberately small and synchronous. Everything that is the same for all
+providers (grouping by zone, diffing, deciding what to change, retries of the whole
+operation) lives in the core; an adapter only reads and conditionally writes MX RRsets.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mxflip.errors import ConfigError, StaleExpectationError
+from mxflip.records import RRset
+
+ENTRY_POINT_GROUP = "mxflip.providers"
+
+
+class ProviderSettings(BaseModel):
+    """Base of each adapter's settings model (the ``[providers.NAME]`` table minus ``type``).
+
+    Unknown keys are refused so that a typo never silently falls back to a default.
+    Validators can read ``info.context["base_dir"]`` (the config file's folder) to resolve
+    relative paths.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One conditional change of one owner name's MX RRset.
+
+    ``expected`` is the RRset the plan saw (``None``: the name had no MX RRset); ``new``
+    is what it must become (``None``: delete the MX RRset). A provider must refuse the
+    whole batch with :class:`~mxflip.errors.StaleExpectationError` when the live records
+    differ from ``expected``.
+    """
+
+    name: str
+    expected: RRset | None
+    new: RRset | None
+
+    def __post_init__(self) -> None:
+        for rrset in (self.expected, self.new):
+            if rrset is not None and rrset.name != self.name:
+                raise ValueError(f"RRset {rrset.name} does not belong to change of {self.name}")
+            if rrset is not None and not rrset.records:
+                raise ValueError(f"an empty RRset is not a valid state for {self.name}; use None")
+
+    @property
+    def is_noop(self) -> bool:
+        return self.expected == self.new
+
+
+@dataclass(frozen=True)
+class ChangeHandle:
+    """What :meth:`Provider.apply` returns and :meth:`Provider.wait` takes.
+
+    ``id`` is the provider's own change identifier where it has one (a Route53 change id);
+    ``detail`` holds anything else the adapter needs to wait on it.
+    """
+
+    provider: str
+    zone: str
+    id: str | None = None
+    changes: tuple[Change, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Provider(abc.ABC):
+    """A DNS provider adapter: reads and conditionally replaces MX RRsets in zones.
+
+    Subclasses set :attr:`Settings` to their own :class:`ProviderSettings` model and
+    implement :meth:`read` and :meth:`apply`; :meth:`wait` and :meth:`nameservers` have
+    usable defaults. Errors are raised as :class:`~mxflip.errors.ProviderError` (or a
+    subclass) with a hint a person can act on, never as SDK exceptions.
+    """
+
+    #: The adapter's settings model; the core validates the config table with it.
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+
+    def __init__(self, name: str) -> None:
+        #: The name of the ``[providers.NAME]`` table this instance was built from.
+        self.name = name
+
+    @classmethod
+    def from_settings(cls, name: str, settings: ProviderSettings) -> Provider:
+        """Build a provider from its validated settings.
+
+        Credentials come from the ecosystem's usual places (the AWS credential chain, an
+        environment variable, a key file); they are never part of the returned object's
+        ``repr`` and never logged.
+        """
+        return cls(name)
+
+    @abc.abstractmethod
+    def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
+        """Return the MX RRset of every name in ``names`` (absolute names inside ``zone``).
+
+        A name with no MX RRset maps to ``None``. Implementations read the whole batch with
+        as few calls as the API allows (one paginated listing per zone, not one per name).
+        """
+
+    @abc.abstractmethod
+    def apply(self, zone: str, changes: Sequence[Change]) -> ChangeHandle:
+        """Apply ``changes`` to ``zone`` atomically where the API allows, conditionally always.
+
+        If any name's live MX RRset differs from its ``Change.expected`` (records or TTL
+        where the API can tell), nothing is changed and
+        :class:`~mxflip.errors.StaleExpectationError` is raised. A change whose ``expected``
+        equals its ``new`` is a no-op. Returns a handle for :meth:`wait`.
+        """
+
+    def wait(self, handle: ChangeHandle, timeout: float) -> None:
+        """Block until the provider reports the change served, or raise after ``timeout``.
+
+        The default suits providers whose write is live when acknowledged.
+        """
+        return None
+
+    def nameservers(self, zone: str) -> list[str]:
+        """Where verification should ask about ``zone``, as ``host[:port]`` strings.
+
+        The default asks the system resolver for the zone's NS records.
+        """
+        import dns.resolver
+
+        from mxflip.errors import DNSQueryError
+
+        try:
+            answer = dns.resolver.resolve(zone, "NS", lifetime=5.0)
+        except Exception as exc:  # dnspython raises many unrelated types here
+            raise DNSQueryError(f"cannot look up the NS records of {zone}: {exc}") from exc
+        return sorted(str(r.target).rstrip(".") for r in answer)
+
+    def close(self) -> None:
+        """Release sessions or sockets. The default does nothing."""
+        return None
+
+    def __repr__(self) -> str:
+        # Never show settings: they may hold credentials.
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def apply_changes(provider: Provider, zone: str, changes: Sequence[Change]) -> ChangeHandle:
+    """Apply ``changes`` conditionally, treating "already done" as done.
+
+    A provider refuses a change whose expectation is stale. When the records it finds are
+    exactly the ones the changes asked for (a retried write whose first attempt landed, or
+    a resumed operation), the changes are complete and nothing is refused.
+    """
+    try:
+        return provider.apply(zone, changes)
+    except StaleExpectationError:
+        live = provider.read(zone, [c.name for c in changes])
+        if all(live.get(c.name) == c.new for c in changes):
+            return ChangeHandle(provider=provider.name, zone=zone, changes=())
+        raise
+
+
+@dataclass(frozen=True)
+class InstalledProvider:
+    """An adapter found through the ``mxflip.providers`` entry points."""
+
+    type: str
+    target: str
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> builtins.type[Provider]:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == self.type:
+                cls = ep.load()
+                if not (isinstance(cls, type) and issubclass(cls, Provider)):
+                    raise ConfigError(
+                        f"provider type {self.type!r} ({self.target}) is not an mxflip Provider"
+                    )
+                return cls
+        raise ConfigError(f"provider type {self.type!r} is not installed")
+
+
+def installed_providers() -> dict[str, InstalledProvider]:
+    """Every adapter registered in the ``mxflip.providers`` entry-point group, by type."""
+    found: dict[str, InstalledProvider] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found[ep.name] = InstalledProvider(
+            type=ep.name,
+            target=ep.value,
+            distribution=dist.name if dist is not None else None,
+            version=dist.version if dist is not None else None,
+        )
+    return found
+
+
+def load_provider_class(type_name: str) -> type[Provider]:
+    """The adapter class registered as ``type_name``; ConfigError when none is installed."""
+    installed = installed_providers()
+    if type_name not in installed:
+        known = ", ".join(sorted(installed)) or "none"
+        raise ConfigError(
+            f"unknown provider type {type_name!r} (installed: {known})",
+            hint=f"install the adapter, for example 'pip install mxflip-{type_name}'",
+        )
+    try:
+        return installed[type_name].load()
+    except ConfigError:
+        raise
+    except Exception as exc:  # an adapter that fails to import must not crash the CLI
+        raise ConfigError(
+            f"provider type {type_name!r} failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def base_dir_of(config_path: Path | None) -> Path:
+    return config_path.parent if config_path is not None else Path.cwd()

@@ -1,0 +1,1 @@
+"""Test helpers that adapters (in this repository or elsewhere) can reuse."""

@@ -1,0 +1,179 @@
+"""Private DNS client for the RFC 2136 adapter: queries and UPDATE messages to one server.
+
+Translates dnspython's exceptions and response codes into mxflip errors with hints.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import TypeVar
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+from mxflip import ProviderAuthError, ProviderError, StaleExpectationError
+from mxflip.hostport import HostPort
+from mxflip.retry import Sleep, retrying
+from mxflip_rfc2136.keyfile import TsigKey
+
+T = TypeVar("T")
+
+_STALE_RCODES = {dns.rcode.YXRRSET, dns.rcode.NXRRSET, dns.rcode.YXDOMAIN, dns.rcode.NXDOMAIN}
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, dns.exception.Timeout | ConnectionError | TimeoutError) or (
+        isinstance(exc, OSError) and not isinstance(exc, socket.gaierror)
+    )
+
+
+class DNSClient:
+    """Talks to one authoritative server, optionally signing every message with TSIG."""
+
+    def __init__(
+        self,
+        server: HostPort,
+        key: TsigKey | None,
+        *,
+        timeout: float,
+        attempts: int = 3,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.server = server
+        self.timeout = timeout
+        self.attempts = attempts
+        self._sleep = sleep
+        self._address: str | None = server.host if server.is_ip else None
+        self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
+        self._keyname: dns.name.Name | None = None
+        self._key_label = key.name if key else None
+        if key is not None:
+            self._keyname = dns.name.from_text(key.name)
+            self._keyring = {self._keyname: dns.tsig.Key(self._keyname, key.secret, key.algorithm)}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def address(self) -> str:
+        if self._address is None:
+            try:
+                info = socket.getaddrinfo(
+                    self.server.host, self.server.port, type=socket.SOCK_DGRAM
+                )
+            except socket.gaierror as exc:
+                raise ProviderError(
+                    f"cannot resolve DNS server {self.server.host}: {exc.strerror}",
+                    hint="check the provider's 'server' setting",
+                ) from None
+            self._address = str(info[0][4][0])
+        return self._address
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        retry = retrying(
+            _transient, attempts=self.attempts, max_total=self.timeout * 4, sleep=self._sleep
+        )
+        try:
+            for attempt in retry:
+                with attempt:
+                    return fn()
+        except dns.tsig.PeerBadKey:
+            raise ProviderAuthError(
+                f"{self.server} does not know TSIG key {self._key_label!r} ({what})",
+                hint="check tsig_key_name and that the server's configuration includes this key",
+            ) from None
+        except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
+            raise ProviderAuthError(
+                f"{self.server} rejected the TSIG signature of key {self._key_label!r} ({what})",
+                hint="the secret in tsig_key_file differs from the server's copy of the key",
+            ) from None
+        except (dns.tsig.PeerBadTime, dns.tsig.PeerBadTruncation):
+            raise ProviderAuthError(
+                f"{self.server} rejected the TSIG time of key {self._key_label!r} ({what})",
+                hint="the clocks of this machine and the DNS server differ by too much; check NTP",
+            ) from None
+        except dns.exception.Timeout:
+            raise ProviderError(
+                f"DNS server {self.server} did not answer within {self.timeout:g} s ({what})",
+                hint="check that the server runs and that its address and port are right",
+            ) from None
+        except ConnectionRefusedError:
+            raise ProviderError(
+                f"DNS server {self.server} refused the connection ({what})",
+                hint="check that the server runs and listens on that address and port",
+            ) from None
+        except OSError as exc:
+            raise ProviderError(f"cannot reach DNS server {self.server} ({what}): {exc}") from None
+        except dns.exception.DNSException as exc:
+            raise ProviderError(
+                f"bad answer from DNS server {self.server} ({what}): {exc}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover - retrying always returns or raises
+
+    def _sign(self, message: dns.message.Message) -> None:
+        if self._keyring is not None:
+            message.use_tsig(self._keyring, keyname=self._keyname)
+
+    # ------------------------------------------------------------------ operations
+
+    def query(self, name: str, rdtype: str) -> dns.message.Message:
+        """Ask the server (no recursion) for ``name``/``rdtype``; TCP when truncated."""
+        q = dns.message.make_query(name, rdtype)
+        q.flags &= ~dns.flags.RD
+        self._sign(q)
+
+        def send() -> dns.message.Message:
+            response, _ = dns.query.udp_with_fallback(
+                q, self.address, timeout=self.timeout, port=self.server.port
+            )
+            return response
+
+        response = self._call(f"query {name} {rdtype}", send)
+        rcode = response.rcode()
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            text = dns.rcode.to_text(rcode)
+            hint = None
+            if rcode == dns.rcode.REFUSED:
+                hint = "the server is not authoritative for this zone or refuses our queries"
+            raise ProviderError(f"{self.server} answered {text} to {name} {rdtype}", hint=hint)
+        return response
+
+    def update(self, zone: str, message: dns.update.UpdateMessage) -> None:
+        """Send one UPDATE over TCP; raise on any response code but NOERROR."""
+        self._sign(message)
+
+        def send() -> dns.message.Message:
+            return dns.query.tcp(message, self.address, timeout=self.timeout, port=self.server.port)
+
+        response = self._call(f"UPDATE of zone {zone}", send)
+        rcode = response.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return
+        text = dns.rcode.to_text(rcode)
+        if rcode in _STALE_RCODES:
+            raise StaleExpectationError(
+                f"the records in zone {zone} changed since the plan was made "
+                f"({self.server} refused the UPDATE prerequisites with {text}); nothing was changed"
+            )
+        if rcode == dns.rcode.REFUSED:
+            raise ProviderAuthError(
+                f"{self.server} refused the UPDATE of zone {zone}",
+                hint="allow this TSIG key to update MX records in the zone "
+                "(BIND: update-policy { grant KEY zonesub MX; };)",
+            )
+        if rcode == dns.rcode.NOTAUTH:
+            raise ProviderAuthError(
+                f"{self.server} is not authoritative for zone {zone} or did not accept the key",
+                hint="point 'server' at the zone's primary and check the TSIG key",
+            )
+        if rcode == dns.rcode.NOTZONE:
+            raise ProviderError(f"a name in the UPDATE is outside zone {zone}")
+        raise ProviderError(f"{self.server} answered {text} to the UPDATE of zone {zone}")

@@ -1,0 +1,22 @@
+"""The provider contract, run against a real BIND9 through RFC 2136."""
+
+from __future__ import annotations
+
+import pytest
+
+from mxflip.testing.contract import ProviderContract
+from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
+from tests.support.bind import BindServer
+
+
+class TestRFC2136Contract(ProviderContract):
+    many_names = 60
+
+    @pytest.fixture
+    def provider(self, bind: BindServer) -> RFC2136Provider:
+        settings = RFC2136Settings(server=bind.address, tsig_key_file=bind.key_file)
+        return RFC2136Provider.from_settings("lab", settings)
+
+    @pytest.fixture
+    def zone(self) -> str:
+        return "contract.test."

@@ -1,0 +1,153 @@
+"""Run a real BIND9 ``named`` on a loopback port for tests.
+
+Each server gets its own folder with its config, zone files and a TSIG key. It listens on
+127.0.0.1 only. When ``named`` is missing or will not start, tests fail under ``CI=true``
+and are skipped elsewhere (a developer machine without bind9).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+
+from tests.support.ports import free_port
+
+NAMED_CANDIDATES = ("named", "/usr/sbin/named")
+
+
+def named_binary() -> str | None:
+    for candidate in NAMED_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI (the server must be there), skip on a developer machine."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"BIND9 is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"BIND9 not available: {reason} (apt-get install bind9)")
+
+
+def zone_text(zone: str, records: str = "", ttl: int = 300) -> str:
+    """A minimal zone file with SOA and NS, plus ``records`` (relative or absolute names)."""
+    return (
+        f"$ORIGIN {zone.rstrip('.')}.\n$TTL {ttl}\n"
+        f"@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n"
+        f"@ IN NS ns1\n"
+        f"ns1 IN A 127.0.0.1\n"
+        f"{records}\n"
+    )
+
+
+@dataclass
+class BindServer:
+    """One running ``named``; ``zones`` maps zone name → zone-file text."""
+
+    workdir: Path
+    zones: Mapping[str, str]
+    key_name: str = "mxflip-test"
+    allow_update: bool = True
+    port: int = 0
+    secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "tsig.key"
+
+    def key_text(self, secret: str | None = None, name: str | None = None) -> str:
+        return (
+            f'key "{name or self.key_name}" {{\n\talgorithm hmac-sha256;\n'
+            f'\tsecret "{secret or self.secret}";\n}};\n'
+        )
+
+    def start(self) -> BindServer:
+        named = named_binary()
+        if named is None:
+            unavailable("'named' is not installed")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.key_file.write_text(self.key_text())
+        zone_blocks = []
+        for zone, text in self.zones.items():
+            fname = f"{zone.rstrip('.')}.zone"
+            (self.workdir / fname).write_text(text)
+            policy = (
+                f"update-policy {{ grant {self.key_name} zonesub ANY; }};"
+                if self.allow_update
+                else "allow-update { none; };"
+            )
+            zone_blocks.append(
+                f'zone "{zone.rstrip(".")}" {{ type primary; file "{fname}"; {policy} }};'
+            )
+        last_error = ""
+        for _ in range(5):  # a port picked free can be taken before named binds it
+            self.port = free_port()
+            conf = self.workdir / "named.conf"
+            conf.write_text(
+                f'include "{self.key_file}";\n'
+                "options {\n"
+                f'  directory "{self.workdir}";\n'
+                f'  pid-file "{self.workdir}/named.pid";\n'
+                f'  session-keyfile "{self.workdir}/session.key";\n'
+                f"  listen-on port {self.port} {{ 127.0.0.1; }};\n"
+                "  listen-on-v6 { none; };\n"
+                "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
+                "  minimal-responses yes;\n"
+                "};\n"
+                "controls { };\n" + "\n".join(zone_blocks) + "\n"
+            )
+            log = (self.workdir / "named.log").open("wb")
+            self.process = subprocess.Popen(
+                [named, "-g", "-c", str(conf), "-n", "1", "-4"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+            if self._wait_ready(timeout=15.0):
+                return self
+            last_error = (self.workdir / "named.log").read_text(errors="replace")[-2000:]
+            self.stop()
+        unavailable(f"named did not start; its log ends with:\n{last_error}")
+        raise AssertionError("unreachable")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        zone = next(iter(self.zones))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return False
+            try:
+                q = dns.message.make_query(zone, "SOA")
+                r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
+                if r.answer:
+                    return True
+            except Exception:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
