@@ -76,12 +76,33 @@ class DomainConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The ``[probe]`` table: how SMTP readiness probes identify and connect."""
+    """The ``[probe]`` table: how SMTP readiness probes identify, connect and judge."""
 
+    #: EHLO name; None means this machine's FQDN.
     helo: str | None = None
+    #: Envelope sender; None means ``postmaster@<helo>`` (never the null sender).
     mail_from: str | None = None
+    #: Seconds each step (connect, banner, every command) may take.
     timeout: float = 30.0
-    connect: Mapping[str, HostPort] = field(default_factory=dict)
+    #: Host → where to connect instead (curl's ``--connect-to``); several targets are
+    #: probed as several addresses of that host.
+    connect: Mapping[str, tuple[HostPort, ...]] = field(default_factory=dict)
+    #: Resolvers for MX, A/AAAA, TLSA and ``_mta-sts`` lookups; empty means the system's.
+    resolvers: tuple[HostPort, ...] = ()
+    #: CA bundle to trust for SMTP and MTA-STS certificates; None means the system store.
+    ca_file: Path | None = None
+    check_catch_all: bool = False
+    relay_test_recipient: str | None = None
+    #: At most this many SMTP connections at once, across all hosts and domains.
+    concurrency: int = 100
+    #: Where to fetch the MTA-STS policy; ``{domain}`` is replaced.
+    mta_sts_url: str = "https://mta-sts.{domain}/.well-known/mta-sts.txt"
+    #: A step slower than this many seconds is a warning.
+    slow_step: float = 10.0
+    #: A certificate expiring within this many days is a warning.
+    expiry_warning_days: int = 14
+    #: Longest polite pause before retrying a RCPT answered with 4xx (greylisting).
+    rcpt_retry_wait: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -154,25 +175,81 @@ class _DomainTable(BaseModel):
         return value
 
 
+def _check_address(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or any(c in value for c in "<> \t\r\n"):
+        raise ValueError(f"{value!r} is not an address like postmaster@example.com")
+    normalize_name(domain)
+    return value
+
+
 class _ProbeTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     helo: str | None = None
     mail_from: str | None = None
     timeout: float = Field(default=30.0, gt=0, le=600)
-    connect: dict[str, str] = Field(default_factory=dict)
+    connect: dict[str, str | list[str]] = Field(default_factory=dict)
+    resolvers: list[str] = Field(default_factory=list)
+    ca_file: str | None = None
+    check_catch_all: bool = False
+    relay_test_recipient: str | None = None
+    concurrency: int = Field(default=100, ge=1, le=10000)
+    mta_sts_url: str = "https://mta-sts.{domain}/.well-known/mta-sts.txt"
+    slow_step: float = Field(default=10.0, gt=0)
+    expiry_warning_days: int = Field(default=14, ge=0, le=3650)
+    rcpt_retry_wait: float = Field(default=5.0, ge=0, le=600)
 
     @field_validator("helo")
     @classmethod
     def _helo(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_name(value).rstrip(".")
+        if value is None:
+            return None
+        name = normalize_name(value).rstrip(".")
+        if "." not in name:
+            raise ValueError(f"{value!r} is not a fully qualified name like probe.example.com")
+        return name
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() in ("", "<>"):
+            raise ValueError("the null sender is not allowed; give a real address")
+        return None if value is None else _check_address(value)
+
+    @field_validator("relay_test_recipient")
+    @classmethod
+    def _relay(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
 
     @field_validator("connect")
     @classmethod
-    def _connect(cls, value: dict[str, str]) -> dict[str, str]:
+    def _connect(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
         for host, target in value.items():
             normalize_name(host)
-            parse_hostport(target, 25)
+            targets = [target] if isinstance(target, str) else target
+            if not targets:
+                raise ValueError(f"{host}: give at least one host:port to connect to")
+            for one in targets:
+                try:
+                    parse_hostport(one, 25)
+                except ValueError as exc:
+                    raise ValueError(f"{host}: {exc}") from None
+        return value
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolvers(cls, value: list[str]) -> list[str]:
+        for one in value:
+            if not parse_hostport(one, 53).is_ip:
+                raise ValueError(f"{one!r}: a resolver must be an IP address (with :port)")
+        return value
+
+    @field_validator("mta_sts_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"{value!r} must be an https:// URL (RFC 8461 requires HTTPS)")
         return value
 
 
@@ -244,7 +321,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         if domain.name in domains:
             raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
         domains[domain.name] = domain
-    probe = _parse_probe(_table(raw, "probe", where), where)
+    probe = _parse_probe(_table(raw, "probe", where), where, base_dir)
     return Config(path=path, providers=providers, domains=domains, probe=probe)
 
 
@@ -484,11 +561,36 @@ def _parse_profile(
     return frozenset(records.values())
 
 
-def _parse_probe(table: Mapping[str, Any], where: str) -> ProbeConfig:
+def _parse_probe(table: Mapping[str, Any], where: str, base_dir: Path) -> ProbeConfig:
     probe = _validate(_ProbeTable, table, where, "probe")
+    ca_file = None
+    if probe.ca_file is not None:
+        ca_file = base_dir / Path(probe.ca_file).expanduser()
+        if not ca_file.is_file():
+            raise ConfigError(
+                f"CA file {str(ca_file)!r} does not exist",
+                path=where,
+                key="probe.ca_file",
+                hint="give a PEM bundle, relative to the config file's folder",
+            )
+    connect = {
+        normalize_name(h): tuple(
+            parse_hostport(t, 25) for t in ([targets] if isinstance(targets, str) else targets)
+        )
+        for h, targets in probe.connect.items()
+    }
     return ProbeConfig(
         helo=probe.helo,
         mail_from=probe.mail_from,
         timeout=probe.timeout,
-        connect={normalize_name(h): parse_hostport(t, 25) for h, t in probe.connect.items()},
+        connect=connect,
+        resolvers=_check_server_list(probe.resolvers, 53),
+        ca_file=ca_file,
+        check_catch_all=probe.check_catch_all,
+        relay_test_recipient=probe.relay_test_recipient,
+        concurrency=probe.concurrency,
+        mta_sts_url=probe.mta_sts_url,
+        slow_step=probe.slow_step,
+        expiry_warning_days=probe.expiry_warning_days,
+        rcpt_retry_wait=probe.rcpt_retry_wait,
     )

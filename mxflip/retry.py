@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tenacity import (
+    AsyncRetrying,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -32,5 +34,27 @@ def retrying(
         stop=stop_after_attempt(attempts) | stop_after_delay(max_total),
         wait=wait_random_exponential(multiplier=0.5, max=max_wait),
         sleep=sleep or time.sleep,
+        reraise=True,
+    )
+
+
+AsyncSleep = Callable[[float], Awaitable[None]]
+
+
+def async_retrying(
+    should_retry: Callable[[BaseException], bool],
+    *,
+    attempts: int = 4,
+    max_wait: float = 8.0,
+    max_total: float = 60.0,
+    sleep: AsyncSleep | None = None,
+) -> AsyncRetrying:
+    """The asyncio twin of :func:`retrying` (same bounds and jitter) for coroutines:
+    ``async for attempt in async_retrying(...): with attempt: ...``."""
+    return AsyncRetrying(
+        retry=retry_if_exception(should_retry),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_total),
+        wait=wait_random_exponential(multiplier=0.5, max=max_wait),
+        sleep=sleep or asyncio.sleep,
         reraise=True,
     )

@@ -1,0 +1,290 @@
+"""Mail policy of an MX set: MTA-STS (RFC 8461) coverage and DANE (RFC 7672) TLSA matches.
+
+Senders that honour MTA-STS ``enforce`` refuse to deliver to an MX host no ``mx:`` line
+matches, and senders that honour DANE refuse a host whose certificate matches no usable
+TLSA record. A switch that makes such a host live drops mail silently; these checks say
+so before the switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ssl
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mxflip.lookup import Lookup, TLSARecord
+from mxflip.probe import Finding, TLSInfo, fail, warn
+from mxflip.retry import AsyncSleep, async_retrying
+
+_MAX_POLICY_BYTES = 64 * 1024
+_MODES = ("enforce", "testing", "none")
+
+
+class PolicyFetchError(Exception):
+    """The MTA-STS policy could not be fetched or parsed; the message says why."""
+
+
+@dataclass(frozen=True)
+class MTASTSPolicy:
+    mode: str
+    mx: tuple[str, ...]
+    max_age: int
+
+
+@dataclass(frozen=True)
+class MTASTS:
+    """What a domain publishes: the TXT record's id, the policy (when fetched), where it
+    came from, and the findings met on the way."""
+
+    domain: str
+    txt_id: str | None = None
+    policy: MTASTSPolicy | None = None
+    url: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def mode(self) -> str | None:
+        """``enforce``, ``testing``, ``none``, or None when there is no policy."""
+        return self.policy.mode if self.policy else None
+
+
+def parse_txt(records: Iterable[str]) -> str | None:
+    """The ``id`` of the one ``v=STSv1`` TXT record, or None. Raises PolicyFetchError
+    when there are several or the record is malformed (RFC 8461 §3.1)."""
+    sts = [r for r in records if r.strip().startswith("v=STSv1")]
+    if not sts:
+        return None
+    if len(sts) > 1:
+        raise PolicyFetchError("more than one v=STSv1 TXT record; senders ignore them all")
+    fields = dict(part.strip().partition("=")[::2] for part in sts[0].split(";") if part.strip())
+    ident = fields.get("id", "")
+    if not ident or not ident.isalnum() or len(ident) > 32:
+        raise PolicyFetchError(f"the TXT record has no valid id= (got {sts[0]!r})")
+    return ident
+
+
+def parse_policy(text: str) -> MTASTSPolicy:
+    """Parse the policy file body (RFC 8461 §3.2). Raises PolicyFetchError."""
+    values: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise PolicyFetchError(f"policy line {line!r} is not 'key: value'")
+        values.setdefault(key.strip().lower(), []).append(value.strip())
+    if values.get("version") != ["STSv1"]:
+        raise PolicyFetchError("the policy does not say 'version: STSv1'")
+    mode = (values.get("mode") or [""])[0].lower()
+    if mode not in _MODES:
+        raise PolicyFetchError(f"the policy mode {mode!r} is not enforce, testing or none")
+    max_age_text = (values.get("max_age") or [""])[0]
+    if not max_age_text.isdigit():
+        raise PolicyFetchError("the policy has no numeric max_age")
+    mx = tuple(p.lower().rstrip(".") for p in values.get("mx", []))
+    if mode != "none" and not mx:
+        raise PolicyFetchError(f"the policy mode is {mode} but it lists no mx: patterns")
+    return MTASTSPolicy(mode=mode, mx=mx, max_age=int(max_age_text))
+
+
+def mx_matches(pattern: str, host: str) -> bool:
+    """RFC 8461 §4.1: a literal name, or ``*.`` + a suffix matching exactly one more
+    leftmost label (``*.example.com`` matches ``mx.example.com``, not ``a.mx.example.com``
+    nor ``example.com``)."""
+    pattern = pattern.lower().rstrip(".")
+    host = host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        label, dot, rest = host.partition(".")
+        return bool(label) and bool(dot) and rest == pattern[2:]
+    return pattern == host
+
+
+def coverage_findings(sts: MTASTS, hosts: Iterable[str]) -> list[Finding]:
+    """A finding for each host no ``mx:`` pattern matches: a failure under ``enforce``
+    (senders refuse it), a warning under ``testing``."""
+    policy = sts.policy
+    if policy is None or policy.mode == "none":
+        return []
+    out = []
+    domain = sts.domain.rstrip(".")
+    for host in sorted(hosts):
+        name = host.rstrip(".")
+        if any(mx_matches(p, name) for p in policy.mx):
+            continue
+        parent = name.partition(".")[2]
+        message = (
+            f"{name} is not matched by any mx: line of the MTA-STS policy "
+            f"(mode {policy.mode}; it lists {', '.join(policy.mx)}): add 'mx: {name}'"
+            + (f" or 'mx: *.{parent}'" if parent.count(".") >= 1 else "")
+            + f" to {sts.url or 'the policy file'}, and change the id= in the "
+            f"_mta-sts.{domain} TXT record so senders fetch it again"
+        )
+        if policy.mode == "enforce":
+            out.append(fail("mta-sts-uncovered", message + "; senders will refuse this host"))
+        else:
+            out.append(warn("mta-sts-uncovered", message))
+    return out
+
+
+async def fetch_mta_sts(
+    domain: str,
+    lookup: Lookup,
+    *,
+    url_template: str,
+    context: ssl.SSLContext,
+    timeout: float,
+    sleep: AsyncSleep | None = None,
+) -> MTASTS:
+    """Look up ``_mta-sts.DOMAIN`` and, when present, fetch and parse the policy.
+    Problems become findings (warnings: a sender with a cached policy keeps using it)."""
+    name = domain.rstrip(".")
+    try:
+        txt_id = parse_txt(await lookup.txt(f"_mta-sts.{name}."))
+    except PolicyFetchError as exc:
+        return MTASTS(domain, findings=(warn("mta-sts-txt", f"_mta-sts.{name}: {exc}"),))
+    if txt_id is None:
+        return MTASTS(domain)
+    url = url_template.replace("{domain}", name)
+    retrying = async_retrying(
+        lambda exc: isinstance(exc, OSError | TimeoutError),
+        attempts=2,
+        max_wait=2.0,
+        max_total=timeout * 3,
+        sleep=sleep,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                body = await _https_get(url, context, timeout)
+        policy = parse_policy(body)
+    except (PolicyFetchError, OSError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return MTASTS(
+            domain,
+            txt_id=txt_id,
+            url=url,
+            findings=(
+                warn(
+                    "mta-sts-unavailable",
+                    f"_mta-sts.{name} announces a policy (id {txt_id}) but {url} "
+                    f"could not be used: {reason}",
+                ),
+            ),
+        )
+    return MTASTS(domain, txt_id=txt_id, policy=policy, url=url)
+
+
+async def _https_get(url: str, context: ssl.SSLContext, timeout: float) -> str:
+    """GET over HTTPS with the standard library's asyncio streams. No redirects
+    (RFC 8461 §3.3 forbids following them); the body must be under 64 KiB."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise PolicyFetchError(f"{url} is not an https:// URL")
+    host = parts.hostname
+    port = parts.port or 443
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=context, server_hostname=host
+        )
+        try:
+            hostheader = f"[{host}]" if ":" in host else host
+            writer.write(
+                f"GET {path} HTTP/1.0\r\nHost: {hostheader}\r\nUser-Agent: mxflip\r\n"
+                "Accept: text/plain\r\nConnection: close\r\n\r\n".encode("ascii")
+            )
+            await writer.drain()
+            chunks: list[bytes] = []
+            total = 0
+            while total <= _MAX_POLICY_BYTES + 16 * 1024:  # headers plus a bounded body
+                more = await reader.read(16 * 1024)
+                if not more:
+                    break
+                chunks.append(more)
+                total += len(more)
+            data = b"".join(chunks)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise PolicyFetchError("the HTTPS response has no header end")
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    status = status_line.split()
+    if len(status) < 2 or status[1] != "200":
+        raise PolicyFetchError(f"HTTP status {status_line!r} (200 required, no redirects)")
+    if len(body) > _MAX_POLICY_BYTES:
+        raise PolicyFetchError("the policy is larger than 64 KiB")
+    return body.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------- DANE
+
+
+def usable_tlsa(records: Sequence[TLSARecord]) -> list[TLSARecord]:
+    """DANE-TA(2) and DANE-EE(3) records with known selector and matching type
+    (RFC 7672 §3.1: PKIX usages 0 and 1 are not for SMTP)."""
+    return [
+        r for r in records if r.usage in (2, 3) and r.selector in (0, 1) and r.mtype in (0, 1, 2)
+    ]
+
+
+def _spki(der: bytes) -> bytes | None:
+    from mxflip._der import DERError, parse_certificate
+
+    try:
+        return parse_certificate(der).spki
+    except DERError:
+        return None
+
+
+def tlsa_matches(record: TLSARecord, der: bytes) -> bool:
+    """Does one certificate (DER) match one TLSA record?"""
+    data = der if record.selector == 0 else _spki(der)
+    if data is None:
+        return False
+    if record.mtype == 1:
+        data = hashlib.sha256(data).digest()
+    elif record.mtype == 2:
+        data = hashlib.sha512(data).digest()
+    return data == record.data
+
+
+def dane_findings(host: str, records: Sequence[TLSARecord], tls: TLSInfo | None) -> list[Finding]:
+    """Findings for one address of ``host`` against its TLSA records (none when the host
+    publishes none). A missing STARTTLS is judged by the caller (TLS is required)."""
+    if not records:
+        return []
+    name = host.rstrip(".")
+    usable = usable_tlsa(records)
+    if not usable:
+        return [
+            warn(
+                "dane-unusable",
+                f"_25._tcp.{name} has TLSA records but none with usage 2 or 3; "
+                "DANE senders fall back to unauthenticated TLS",
+            )
+        ]
+    if tls is None or not tls.chain:
+        return []
+    leaf, chain = tls.chain[0], tls.chain
+    for record in usable:
+        candidates = [leaf] if record.usage == 3 else list(chain)
+        if any(tlsa_matches(record, der) for der in candidates):
+            return []
+    return [
+        fail(
+            "dane-mismatch",
+            f"the certificate presented by {name} matches none of its {len(usable)} usable "
+            f"TLSA record{'s' * (len(usable) != 1)} at _25._tcp.{name}; DANE senders will "
+            "not deliver: publish a TLSA record for this certificate",
+        )
+    ]

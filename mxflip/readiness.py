@@ -1,0 +1,367 @@
+"""Readiness of a profile's MX set: which hosts, probed how, judged how.
+
+:func:`check_domains` is the core entry point the CLI calls. For each domain it takes the
+hosts of the asked profile (``primary``, ``backup`` from the config; ``live`` from what is
+published), resolves every host, fetches the domain's MTA-STS policy and each host's TLSA
+records, then probes every address of every host concurrently: one SMTP session per
+address at a time (the domains sharing an address are asked in the same session, in
+batches), and at most ``[probe] concurrency`` sessions at once overall. The results are
+judged per address, per host (addresses must agree) and per domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from mxflip.config import Config, DomainConfig, ProbeConfig
+from mxflip.errors import DNSQueryError, UsageError
+from mxflip.hostport import HostPort
+from mxflip.lookup import HostAddresses, Lookup, TLSARecord
+from mxflip.mailpolicy import (
+    MTASTS,
+    coverage_findings,
+    dane_findings,
+    fetch_mta_sts,
+    usable_tlsa,
+)
+from mxflip.probe import (
+    AddressResult,
+    Clock,
+    DomainReadiness,
+    Finding,
+    HostResult,
+    Prober,
+    ProbeSettings,
+    Session,
+    Transaction,
+    Verdict,
+    WallClock,
+    assess_address,
+    consistency_findings,
+    fail,
+    verdict_of,
+    warn,
+)
+from mxflip.records import MX, RRset
+from mxflip.retry import AsyncSleep
+
+_T = TypeVar("_T")
+
+PROFILES = ("backup", "primary", "live")
+#: Domains asked in one SMTP session; more go in the next session to the same address,
+#: so a server's per-session recipient or error limits are not hit.
+SESSION_BATCH = 20
+
+
+@dataclass(frozen=True)
+class _Target:
+    host: str
+    address: str
+    port: int
+
+
+@dataclass
+class _Plan:
+    """Per domain: the hosts to judge and their preferences."""
+
+    domain: DomainConfig
+    hosts: dict[str, int | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    live_hosts: frozenset[str] | None = None
+
+
+def probe_settings(
+    probe: ProbeConfig,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: AsyncSleep = asyncio.sleep,
+) -> ProbeSettings:
+    """Handshake settings from the ``[probe]`` table (the EHLO name defaults to this
+    machine's FQDN, the sender to ``postmaster@`` that name)."""
+    helo = probe.helo or _local_fqdn()
+    return ProbeSettings(
+        helo=helo,
+        mail_from=probe.mail_from or f"postmaster@{helo}",
+        timeout=probe.timeout,
+        slow_step=probe.slow_step,
+        rcpt_retry_wait=probe.rcpt_retry_wait,
+        ca_file=probe.ca_file,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def _local_fqdn() -> str:
+    name = socket.getfqdn().rstrip(".").lower()
+    return name if "." in name else "localhost.localdomain"
+
+
+def check_domains(
+    config: Config,
+    domains: Sequence[DomainConfig],
+    profile: str,
+    *,
+    live_records: Mapping[str, RRset | None] | None = None,
+    lookup: Lookup | None = None,
+    clock: Clock = time.monotonic,
+    wallclock: WallClock = time.time,
+    sleep: AsyncSleep = asyncio.sleep,
+) -> list[DomainReadiness]:
+    """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
+    order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
+    again when the caller has observed them; otherwise they are resolved."""
+    return asyncio.run(
+        check_domains_async(
+            config,
+            domains,
+            profile,
+            live_records=live_records,
+            lookup=lookup,
+            clock=clock,
+            wallclock=wallclock,
+            sleep=sleep,
+        )
+    )
+
+
+async def check_domains_async(
+    config: Config,
+    domains: Sequence[DomainConfig],
+    profile: str,
+    *,
+    live_records: Mapping[str, RRset | None] | None = None,
+    lookup: Lookup | None = None,
+    clock: Clock = time.monotonic,
+    wallclock: WallClock = time.time,
+    sleep: AsyncSleep = asyncio.sleep,
+) -> list[DomainReadiness]:
+    """The coroutine behind :func:`check_domains`."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r} (expected one of: {', '.join(PROFILES)})")
+    probe = config.probe
+    lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
+    settings = probe_settings(probe, clock=clock, sleep=sleep)
+    verifying, _ = settings.ssl_contexts()
+
+    plans = await asyncio.gather(*(_plan(d, profile, live_records, lookup) for d in domains))
+    hosts = sorted(
+        {h for p in plans for h in p.hosts} | {h for p in plans for h in p.live_hosts or ()}
+    )
+    target_hosts = sorted({h for p in plans for h in p.hosts})
+
+    resolved, tlsa, policies = await asyncio.gather(
+        _gather_map(target_hosts, lookup.addresses),
+        _gather_map(hosts, lookup.tlsa),
+        _gather_map(
+            [p.domain.name for p in plans],
+            lambda name: fetch_mta_sts(
+                name,
+                lookup,
+                url_template=probe.mta_sts_url,
+                context=verifying,
+                timeout=probe.timeout,
+                sleep=sleep,
+            ),
+        ),
+    )
+
+    # Which domains ask which address: one queue of transactions per connect target.
+    targets: dict[str, list[_Target]] = {}
+    queues: dict[tuple[str, int], list[tuple[_Target, Transaction]]] = {}
+    for host in target_hosts:
+        addrs = resolved[host]
+        if not isinstance(addrs, HostAddresses) or not addrs.addresses:
+            continue
+        overrides = probe.connect.get(host)
+        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
+        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+    for plan in plans:
+        tx = _transaction(plan.domain, probe)
+        for host in plan.hosts:
+            for target in targets.get(host, []):
+                queues.setdefault((target.address, target.port), []).append((target, tx))
+
+    prober = Prober(settings)
+    limit = asyncio.Semaphore(probe.concurrency)
+    sessions: dict[tuple[_Target, str], Session] = {}
+
+    async def drain(queue: list[tuple[_Target, Transaction]]) -> None:
+        # One address, one connection at a time: batches run one after the other.
+        by_host: dict[_Target, list[Transaction]] = {}
+        for target, tx in queue:
+            by_host.setdefault(target, []).append(tx)
+        for target, txs in by_host.items():
+            for i in range(0, len(txs), SESSION_BATCH):
+                batch = txs[i : i + SESSION_BATCH]
+                async with limit:
+                    session = await prober.session(target.host, target.address, target.port, batch)
+                for tx in batch:
+                    sessions[(target, tx.domain)] = session
+
+    await asyncio.gather(*(drain(q) for q in queues.values()))
+
+    now = wallclock()
+    results = []
+    for plan in plans:
+        sts = policies[plan.domain.name]
+        results.append(_judge(plan, profile, sts, resolved, tlsa, targets, sessions, now, probe))
+    return results
+
+
+async def _gather_map(
+    keys: Sequence[str], fn: Callable[[str], Awaitable[_T]]
+) -> dict[str, _T | DNSQueryError]:
+    """``fn`` over every key concurrently; a DNS failure is kept as the key's value so one
+    broken name does not hide the others' results."""
+
+    async def one(key: str) -> _T | DNSQueryError:
+        try:
+            return await fn(key)
+        except DNSQueryError as exc:
+            return exc
+
+    values = await asyncio.gather(*(one(k) for k in keys))
+    return dict(zip(keys, values, strict=True))
+
+
+async def _plan(
+    domain: DomainConfig,
+    profile: str,
+    live_records: Mapping[str, RRset | None] | None,
+    lookup: Lookup,
+) -> _Plan:
+    plan = _Plan(domain)
+    live: RRset | None = None
+    live_known = False
+    if live_records is not None and domain.name in live_records:
+        live, live_known = live_records[domain.name], True
+    else:
+        try:
+            live, live_known = await lookup.mx(domain.name), True
+        except DNSQueryError as exc:
+            if profile == "live":
+                plan.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
+    if live_known:
+        plan.live_hosts = live.hosts if live else frozenset()
+    records: Iterable[MX]
+    if profile == "live":
+        records = live.records if live else ()
+        if live_known and not records:
+            plan.findings.append(
+                fail("no-mx", f"{domain.display} publishes no MX hosts (or only a null MX)")
+            )
+    else:
+        records = domain.profile(profile)
+    for mx in sorted(records):
+        plan.hosts[mx.host] = mx.preference
+    return plan
+
+
+def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:
+    name = domain.display
+    return Transaction(
+        domain=domain.name,
+        recipient=domain.probe_recipient or f"postmaster@{name}",
+        # unguessable, so a 250 can only mean "accepts anything"
+        catch_all_recipient=(
+            f"mxflip-nonexistent-{secrets.token_hex(6)}@{name}" if probe.check_catch_all else None
+        ),
+        relay_recipient=probe.relay_test_recipient,
+    )
+
+
+def _judge(
+    plan: _Plan,
+    profile: str,
+    sts: MTASTS | DNSQueryError,
+    resolved: Mapping[str, HostAddresses | DNSQueryError],
+    tlsa: Mapping[str, list[TLSARecord] | DNSQueryError],
+    targets: Mapping[str, list[_Target]],
+    sessions: Mapping[tuple[_Target, str], Session],
+    now: float,
+    probe: ProbeConfig,
+) -> DomainReadiness:
+    domain = plan.domain
+    findings = list(plan.findings)
+    mode: str | None = None
+    if isinstance(sts, MTASTS):
+        mode = sts.mode
+        findings.extend(sts.findings)
+        findings.extend(coverage_findings(sts, plan.hosts))
+    else:
+        findings.append(warn("mta-sts-lookup", f"the MTA-STS TXT lookup failed: {sts}"))
+    tls_required = "the domain's MTA-STS policy (mode enforce)" if mode == "enforce" else None
+
+    hosts = []
+    for host, preference in plan.hosts.items():
+        host_findings: list[Finding] = []
+        name = host.rstrip(".")
+        addrs = resolved.get(host)
+        records: list[TLSARecord] = []
+        tl = tlsa.get(host)
+        if isinstance(tl, list):
+            records = tl
+        elif isinstance(tl, Exception):
+            host_findings.append(warn("tlsa-lookup", f"the TLSA lookup failed: {tl}"))
+        if isinstance(addrs, Exception):
+            host_findings.append(fail("resolve-error", str(addrs)))
+        elif isinstance(addrs, HostAddresses) and addrs.cname:
+            host_findings.append(
+                fail(
+                    "cname-target",
+                    f"{name} is a CNAME to {addrs.cname.rstrip('.')}; an MX target must be "
+                    "a host name with its own A/AAAA records (RFC 5321 §5.1)",
+                )
+            )
+        elif isinstance(addrs, HostAddresses) and not addrs.addresses:
+            host_findings.append(fail("no-address", f"{name} has no A or AAAA records"))
+        results: list[AddressResult] = []
+        dane = bool(usable_tlsa(records))
+        for target in targets.get(host, []):
+            session = sessions.get((target, domain.name))
+            if session is None:
+                continue
+            results.append(
+                assess_address(
+                    session,
+                    domain.name,
+                    tls_required=tls_required,
+                    dane_required=dane,
+                    extra_findings=dane_findings(host, records, session.tls),
+                    now=now,
+                    expiry_warning_days=probe.expiry_warning_days,
+                )
+            )
+        host_findings.extend(consistency_findings(host, results))
+        verdict = Verdict.worst([verdict_of(host_findings), *(a.verdict for a in results)])
+        hosts.append(HostResult(host, verdict, tuple(results), tuple(host_findings), preference))
+
+    if profile != "live" and plan.live_hosts:
+        live_dane = [h for h in plan.live_hosts if _has_usable(tlsa.get(h))]
+        target_dane = [h for h in plan.hosts if _has_usable(tlsa.get(h))]
+        if live_dane and not target_dane and set(plan.hosts) != set(plan.live_hosts):
+            findings.append(
+                warn(
+                    "dane-dropped",
+                    f"the live MX hosts publish DANE TLSA records "
+                    f"({', '.join(sorted(h.rstrip('.') for h in live_dane))}) but no {profile} "
+                    "host does: switching turns DANE off for this domain",
+                )
+            )
+    verdict = Verdict.worst([verdict_of(findings), *(h.verdict for h in hosts)])
+    return DomainReadiness(domain.name, profile, verdict, tuple(hosts), tuple(findings), mode)
+
+
+def _has_usable(records: object) -> bool:
+    return isinstance(records, list) and bool(usable_tlsa(records))
+
+
+def exit_verdict(results: Iterable[DomainReadiness]) -> Verdict:
+    """The worst verdict over all domains (what the exit code reports)."""
+    return Verdict.worst(r.verdict for r in results)
