@@ -7,6 +7,7 @@ Rich output respects NO_COLOR and falls back to plain text when stdout is not a 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -32,7 +33,12 @@ _ACTIVE_STYLE = {
 
 
 def stdout_console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
+    set) so that tables are not truncated to 80 columns in logs and scripts."""
+    width = None
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        width = 160
+    return Console(file=sys.stdout, highlight=False, width=width)
 
 
 def stderr_console() -> Console:
@@ -153,7 +159,7 @@ def render_status(console: Console, statuses: Sequence[DomainStatus]) -> None:
     console.print(table)
     for s in statuses:
         for finding in s.findings:
-            console.print(f"{s.domain.display}: {finding}", markup=False)
+            console.print(f"{s.domain.display}: {finding}", markup=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------- providers
