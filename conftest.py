@@ -9,6 +9,23 @@ import pytest
 
 from tests.support.bind import BindServer, zone_text
 
+# BIND refuses an UPDATE that adds an MX pointing at an in-zone name without an address
+# (check-integrity), as a real primary would; so in-zone backup hosts get A records.
+EXAMPLE_TEST_HOSTS = "\n".join(
+    f"mail.{label} IN A 127.0.0.1"
+    for label in (
+        "onprimary",
+        "onbackup",
+        "mixed",
+        "partial",
+        "unknown",
+        "disagree",
+        "absent",
+        "dead",
+        "resolved",
+    )
+)
+
 
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
@@ -17,7 +34,7 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     server = BindServer(
         tmp_path_factory.mktemp("bind"),
         {
-            "example.test.": zone_text("example.test."),
+            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
             "contract.test.": zone_text("contract.test."),
         },
     ).start()

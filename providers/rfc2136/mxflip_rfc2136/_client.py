@@ -166,8 +166,10 @@ class DNSClient:
         if rcode == dns.rcode.REFUSED:
             raise ProviderAuthError(
                 f"{self.server} refused the UPDATE of zone {zone}",
-                hint="allow this TSIG key to update MX records in the zone "
-                "(BIND: update-policy { grant KEY zonesub MX; };)",
+                hint="either the key may not update MX records there (BIND: update-policy "
+                "{ grant KEY zonesub MX; };) or the server's integrity checks refused the "
+                "new records (BIND: an in-zone MX target without an A/AAAA record); "
+                "the server's log says which",
             )
         if rcode == dns.rcode.NOTAUTH:
             raise ProviderAuthError(

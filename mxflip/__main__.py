@@ -1,0 +1,3 @@
+from mxflip.cli import main
+
+main()
