@@ -274,7 +274,7 @@ def make_ssl_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLCont
     opportunistic.check_hostname = False
     opportunistic.verify_mode = ssl.CERT_NONE
     for ctx in (verifying, opportunistic):
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     return verifying, opportunistic
 
 
@@ -329,9 +329,9 @@ class _Conversation:
             )
         return ms
 
-    async def _timed(self, name: str, action: Awaitable[Reply]) -> Reply:
-        """Run one step under the step timeout; a missing or broken reply aborts."""
-        start = self.s.clock()
+    async def _timed(self, name: str, action: Awaitable[Reply], start: float) -> Reply:
+        """Run one step (begun at ``start``) under the step timeout; a missing or broken
+        reply records the failed step and aborts."""
         try:
             async with asyncio.timeout(self.s.timeout):
                 reply = await action
@@ -362,7 +362,7 @@ class _Conversation:
 
     async def command(self, name: str, line: str, ok: Callable[[int], bool]) -> Reply:
         start = self.s.clock()
-        reply = await self._timed(name, self._send(line))
+        reply = await self._timed(name, self._send(line), start)
         self._record(name, reply.code, start, ok(reply.code), reply.text)
         return reply
 
@@ -392,7 +392,7 @@ class _Conversation:
     async def banner(self, name: str) -> None:
         assert self.reader is not None
         start = self.s.clock()
-        reply = await self._timed(name, _read_reply(self.reader))
+        reply = await self._timed(name, _read_reply(self.reader), start)
         ok = reply.code == 220
         self._record(name, reply.code, start, ok, reply.text)
         if not ok:
