@@ -538,3 +538,77 @@ def test_unknown_profile_is_a_usage_error(env: Env, tmp_path: Path) -> None:
     config = config_for(env, {"mx.good.lab.test": 25})
     with pytest.raises(UsageError, match="unknown profile 'spare'"):
         check(config, "spare")
+
+
+# ------------------------------------------------------------------------ MTA-STS
+
+
+def finding(result: DomainReadiness, code: str) -> str:
+    [message] = [f.message for f in result.findings if f.code == code]
+    return message
+
+
+def test_mta_sts_enforce_with_a_host_missing_from_the_policy_fails(env: Env) -> None:
+    port = env.good()
+    config = config_for(
+        env, {"mx1.enf.lab.test": port, "mx2.enf.lab.test": port}, domain="enf.lab.test"
+    )
+    result = check(config)
+    assert result.mta_sts_mode == "enforce"
+    assert result.verdict is Verdict.NOT_READY
+    assert [(f.severity, f.code) for f in result.findings] == [(Severity.FAIL, "mta-sts-uncovered")]
+    url = f"https://127.0.0.1:{env.https_port}/enf.lab.test/.well-known/mta-sts.txt"
+    assert finding(result, "mta-sts-uncovered") == (
+        "mx2.enf.lab.test is not matched by any mx: line of the MTA-STS policy "
+        "(mode enforce; it lists mx1.enf.lab.test): add 'mx: mx2.enf.lab.test' or "
+        f"'mx: *.enf.lab.test' to {url}, and change the id= in the _mta-sts.enf.lab.test "
+        "TXT record so senders fetch it again; senders will refuse this host"
+    )
+    assert [h.verdict for h in result.hosts] == [Verdict.READY, Verdict.READY]
+
+
+def test_mta_sts_wildcard_matches_exactly_one_label(env: Env) -> None:
+    port = env.good()
+    config = config_for(
+        env, {"mx.wild.lab.test": port, "a.b.wild.lab.test": port}, domain="wild.lab.test"
+    )
+    result = check(config)
+    assert result.verdict is Verdict.NOT_READY
+    [uncovered] = [f for f in result.findings if f.code == "mta-sts-uncovered"]
+    assert uncovered.message.startswith("a.b.wild.lab.test is not matched")
+
+
+def test_mta_sts_enforce_makes_missing_starttls_a_failure(env: Env) -> None:
+    port = env.lab.smtp(Handler())
+    result = check(config_for(env, {"mx1.enf.lab.test": port}, domain="enf.lab.test"))
+    assert result.verdict is Verdict.NOT_READY
+    [f] = one_host(result).addresses[0].findings
+    assert (f.severity, f.code) == (Severity.FAIL, "starttls-missing")
+    assert f.message == (
+        "STARTTLS is not offered; required by the domain's MTA-STS policy (mode enforce)"
+    )
+
+
+def test_mta_sts_enforce_makes_an_untrusted_certificate_a_failure(env: Env) -> None:
+    port = env.lab.smtp(Handler(), tls=env.certs.server("mx1.enf.lab.test", ca=env.certs.rogue))
+    result = check(config_for(env, {"mx1.enf.lab.test": port}, domain="enf.lab.test"))
+    assert codes(result, Severity.FAIL) == {"tls-untrusted"}
+
+
+def test_mta_sts_testing_mode_only_warns(env: Env) -> None:
+    plain = env.lab.smtp(Handler())
+    config = config_for(
+        env, {"mx.tst.lab.test": plain, "mx.elsewhere.lab.test": env.good()}, domain="tst.lab.test"
+    )
+    result = check(config)
+    assert result.mta_sts_mode == "testing"
+    assert result.verdict is Verdict.DEGRADED
+    assert codes(result, Severity.FAIL) == set()
+    assert codes(result) == {"mta-sts-uncovered", "starttls-missing"}
+
+
+def test_mta_sts_policy_that_cannot_be_fetched_warns(env: Env) -> None:
+    result = check(config_for(env, {"mx.broken.lab.test": env.good()}, domain="broken.lab.test"))
+    assert result.verdict is Verdict.DEGRADED
+    message = finding(result, "mta-sts-unavailable")
+    assert "announces a policy (id 9)" in message and "HTTP status" in message
