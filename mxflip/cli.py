@@ -109,16 +109,26 @@ json_option = click.option(
     show_default=True,
     help="Seconds to wait for each nameserver or resolver.",
 )
+@click.option(
+    "--probe",
+    "with_probe",
+    is_flag=True,
+    help="Also probe the live MX hosts over SMTP (as `check --profile live`).",
+)
 @click.pass_obj
-def status(state: State, domains: tuple[str, ...], as_json: bool, timeout: float) -> None:
+def status(
+    state: State, domains: tuple[str, ...], as_json: bool, timeout: float, with_probe: bool
+) -> None:
     """Show which MX set is live for each DOMAIN (default: all configured).
 
     Reads the MX RRset at the provider, asks every verification nameserver and resolver,
     and says which profile is live (primary, backup, mixed, unknown, absent), with TTLs
-    and whether the nameservers agree with the provider.
+    and whether the nameservers agree with the provider. With --probe, the live set's
+    SMTP health per domain too.
 
     Exit 0 when every domain is on primary and consistent, 1 when something needs
-    attention, 3 when a provider or every nameserver is unreachable.
+    attention (or the live set is degraded), 3 when a provider or every nameserver is
+    unreachable (or the live set is not ready).
     """
     from mxflip.observe import Observer
     from mxflip.render import render_status, status_json, stdout_console, write_json
@@ -130,16 +140,74 @@ def status(state: State, domains: tuple[str, ...], as_json: bool, timeout: float
         statuses = observer.status(chosen)
     finally:
         observer.close()
+    from mxflip.probe import Verdict
+
+    probes = None
+    if with_probe:
+        from mxflip.readiness import check_domains
+
+        # The provider's records are the truth of what is live; DNS may lag behind.
+        live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
+        results = check_domains(config, chosen, "live", live_records=live)
+        probes = {r.domain: r for r in results}
     if any(s.unreachable for s in statuses):
         code = ExitCode.FAILURE
     elif any(s.needs_attention for s in statuses):
         code = ExitCode.ATTENTION
     else:
         code = ExitCode.OK
+    if probes:
+        code = max(code, _verdict_exit(Verdict.worst(p.verdict for p in probes.values())))
     if as_json:
-        write_json(status_json(statuses, int(code)))
+        write_json(status_json(statuses, int(code), probes))
     else:
-        render_status(stdout_console(), statuses)
+        render_status(stdout_console(), statuses, probes)
+    sys.exit(int(code))
+
+
+def _verdict_exit(verdict: Any) -> ExitCode:
+    from mxflip.probe import Verdict
+
+    return {
+        Verdict.READY: ExitCode.OK,
+        Verdict.DEGRADED: ExitCode.ATTENTION,
+        Verdict.NOT_READY: ExitCode.FAILURE,
+    }[verdict]
+
+
+@cli.command()
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@click.option(
+    "--profile",
+    type=click.Choice(["backup", "primary", "live"]),
+    default="backup",
+    show_default=True,
+    help="Which MX set to prove: a configured profile, or what DNS publishes now.",
+)
+@json_option
+@click.pass_obj
+def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -> None:
+    """Prove an MX set can take production mail, with live SMTP handshakes.
+
+    For each DOMAIN (default: all configured), every address of every host of the
+    profile gets a polite handshake: banner, EHLO, STARTTLS with a verified certificate,
+    EHLO, MAIL FROM, RCPT TO the domain's probe recipient, RSET, QUIT (never DATA).
+    MTA-STS mx: coverage and DANE TLSA records are checked too.
+
+    Exit 0 when every domain is ready, 1 when one is degraded, 3 when one is not ready.
+    """
+    from mxflip.probe import Verdict
+    from mxflip.readiness import check_domains
+    from mxflip.render import check_json, render_check, stdout_console, write_json
+
+    config = state.load_config()
+    chosen = config.select(domains)
+    results = check_domains(config, chosen, profile)
+    code = _verdict_exit(Verdict.worst(r.verdict for r in results))
+    if as_json:
+        write_json(check_json(results, profile, int(code)))
+    else:
+        render_check(stdout_console(), results, profile)
     sys.exit(int(code))
 
 

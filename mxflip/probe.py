@@ -201,6 +201,10 @@ class DomainReadiness:
     findings: tuple[Finding, ...] = ()
     mta_sts_mode: str | None = None
 
+    @property
+    def display(self) -> str:
+        return self.domain.rstrip(".")
+
 
 # ----------------------------------------------------------------------- the wire
 

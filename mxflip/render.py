@@ -18,6 +18,7 @@ from rich.text import Text
 
 from mxflip.config import Config
 from mxflip.observe import DomainStatus, ServerView
+from mxflip.probe import AddressResult, DomainReadiness, Finding, Verdict
 from mxflip.provider import InstalledProvider
 from mxflip.records import RRset, display_name
 
@@ -69,11 +70,20 @@ def _server_json(view: ServerView) -> dict[str, Any]:
     }
 
 
-def status_json(statuses: Sequence[DomainStatus], exit_code: int) -> dict[str, Any]:
-    """The ``mxflip status --json`` document."""
+def status_json(
+    statuses: Sequence[DomainStatus],
+    exit_code: int,
+    probes: Mapping[str, DomainReadiness] | None = None,
+) -> dict[str, Any]:
+    """The ``mxflip status --json`` document (with ``probe``, the live set's readiness,
+    per domain when ``--probe`` was given)."""
     domains = []
     for s in statuses:
         d = s.domain
+        extra: dict[str, Any] = {}
+        if probes is not None:
+            probe = probes.get(d.name)
+            extra["probe"] = readiness_json(probe) if probe is not None else None
         domains.append(
             {
                 "domain": d.display,
@@ -92,6 +102,7 @@ def status_json(statuses: Sequence[DomainStatus], exit_code: int) -> dict[str, A
                 "nameservers": [_server_json(v) for v in s.nameservers],
                 "resolvers": [_server_json(v) for v in s.resolvers],
                 "findings": list(s.findings),
+                **extra,
             }
         )
     return {
@@ -127,7 +138,11 @@ def _servers_cell(views: Sequence[ServerView], reference: RRset | None) -> Text:
     return text or Text("(none)")
 
 
-def render_status(console: Console, statuses: Sequence[DomainStatus]) -> None:
+def render_status(
+    console: Console,
+    statuses: Sequence[DomainStatus],
+    probes: Mapping[str, DomainReadiness] | None = None,
+) -> None:
     table = Table(title=None, show_lines=True)
     table.add_column("Domain", no_wrap=True)
     table.add_column("Live", no_wrap=True)
@@ -136,6 +151,8 @@ def render_status(console: Console, statuses: Sequence[DomainStatus]) -> None:
     has_resolvers = any(s.resolvers for s in statuses)
     if has_resolvers:
         table.add_column("Resolvers")
+    if probes is not None:
+        table.add_column("Live health")
     for s in statuses:
         active = Text(s.match.active, style=_ACTIVE_STYLE.get(s.match.active, ""))
         if not s.match.exact:
@@ -155,11 +172,26 @@ def render_status(console: Console, statuses: Sequence[DomainStatus]) -> None:
         ]
         if has_resolvers:
             row.append(_servers_cell(s.resolvers, s.provider_rrset))
+        if probes is not None:
+            row.append(_health_cell(probes.get(s.domain.name)))
         table.add_row(*row)
     console.print(table)
     for s in statuses:
         for finding in s.findings:
             console.print(f"{s.domain.display}: {finding}", markup=False, soft_wrap=True)
+        probe = probes.get(s.domain.name) if probes is not None else None
+        for line in _finding_lines(probe) if probe is not None else []:
+            console.print(line, markup=False, soft_wrap=True)
+
+
+def _health_cell(probe: DomainReadiness | None) -> Text:
+    if probe is None:
+        return Text("not probed")
+    text = _verdict_text(probe.verdict)
+    for h in probe.hosts:
+        text.append(f"\n{display_name(h.host)}: ")
+        text.append_text(_verdict_text(h.verdict))
+    return text
 
 
 # ------------------------------------------------------------------------- providers
@@ -226,4 +258,131 @@ def render_config(console: Console, config: Config) -> None:
         f"{config.path}: OK — {n_domains} domain{'s' if n_domains != 1 else ''}, "
         f"{n_providers} provider{'s' if n_providers != 1 else ''}",
         markup=False,
+    )
+
+
+# ------------------------------------------------------------------------- check
+
+_VERDICT_STYLE = {"ready": "green", "degraded": "yellow", "not-ready": "red"}
+
+
+def _findings_json(findings: Iterable[Finding]) -> list[dict[str, str]]:
+    return [{"severity": f.severity.value, "code": f.code, "message": f.message} for f in findings]
+
+
+def _address_json(a: AddressResult) -> dict[str, Any]:
+    tls = None
+    if a.tls is not None:
+        tls = {
+            "version": a.tls.version,
+            "cipher": a.tls.cipher,
+            "verified": a.tls.verified,
+            "verify_error": a.tls.verify_error,
+            "days_left": a.tls_days_left,
+            "fingerprint_sha256": a.tls.fingerprint,
+        }
+    return {
+        "address": a.address,
+        "verdict": a.verdict.value,
+        "steps": [
+            {"name": s.name, "code": s.code, "ms": s.ms, "ok": s.ok, "detail": s.detail}
+            for s in a.steps
+        ],
+        "findings": _findings_json(a.findings),
+        "extensions": sorted(a.extensions),
+        "tls": tls,
+    }
+
+
+def readiness_json(r: DomainReadiness) -> dict[str, Any]:
+    """One domain's readiness: the shape ``check --json`` promises per domain."""
+    return {
+        "domain": display_name(r.domain),
+        "profile": r.profile,
+        "verdict": r.verdict.value,
+        "mta_sts_mode": r.mta_sts_mode,
+        "findings": _findings_json(r.findings),
+        "hosts": [
+            {
+                "host": display_name(h.host),
+                "preference": h.preference,
+                "verdict": h.verdict.value,
+                "findings": _findings_json(h.findings),
+                "addresses": [_address_json(a) for a in h.addresses],
+            }
+            for h in r.hosts
+        ],
+    }
+
+
+def check_json(results: Sequence[DomainReadiness], profile: str, exit_code: int) -> dict[str, Any]:
+    """The ``mxflip check --json`` document."""
+    return {
+        "version": JSON_VERSION,
+        "command": "check",
+        "profile": profile,
+        "exit_code": exit_code,
+        "verdict": Verdict.worst(r.verdict for r in results).value,
+        "domains": [readiness_json(r) for r in results],
+    }
+
+
+def _verdict_text(verdict: Verdict) -> Text:
+    return Text(verdict.value, style=_VERDICT_STYLE[verdict.value])
+
+
+def _steps_text(a: AddressResult) -> str:
+    """``banner 220 · ehlo 250 · tls TLSv1.3 · rcpt 250 · 812 ms`` — the codes that matter."""
+    parts = []
+    for s in a.steps:
+        if s.name in ("banner", "ehlo", "rcpt", "quit") or s.name == "tls" or not s.ok:
+            value = s.detail.split()[0] if s.name == "tls" and s.ok and s.detail else s.code
+            parts.append(f"{s.name} {value if value is not None else '✗'}")
+    total = sum(s.ms for s in a.steps)
+    return " · ".join([*parts, f"{total} ms"])
+
+
+def _finding_lines(r: DomainReadiness) -> list[str]:
+    """``example.test mx.example.test 192.0.2.1: fail tls-untrusted: …``, deepest last."""
+    out = [f"{r.display}: {f.severity.value} {f.code}: {f.message}" for f in r.findings]
+    for h in r.hosts:
+        host = display_name(h.host)
+        out += [f"{r.display} {host}: {f.severity.value} {f.code}: {f.message}" for f in h.findings]
+        for a in h.addresses:
+            out += [
+                f"{r.display} {host} {a.address}: {f.severity.value} {f.code}: {f.message}"
+                for f in a.findings
+            ]
+    return out
+
+
+def render_check(console: Console, results: Sequence[DomainReadiness], profile: str) -> None:
+    table = Table(show_lines=True)
+    for col in ("Domain", "Host", "Address", "Verdict", "Handshake"):
+        table.add_column(col, no_wrap=col != "Handshake")
+    for r in results:
+        if not r.hosts:
+            table.add_row(r.display, "(no hosts)", "", _verdict_text(r.verdict), "")
+        for h in r.hosts:
+            rows = h.addresses or (None,)
+            for a in rows:
+                table.add_row(
+                    r.display,
+                    display_name(h.host),
+                    a.address if a else "(none)",
+                    _verdict_text(a.verdict if a else h.verdict),
+                    _steps_text(a) if a else "",
+                )
+    console.print(table)
+    for r in results:
+        for line in _finding_lines(r):
+            console.print(line, markup=False, soft_wrap=True)
+    worst = Verdict.worst(r.verdict for r in results)
+    n = len(results)
+    console.print(
+        f"{profile} set: {worst.value} ({n} domain{'s' if n != 1 else ''}: "
+        + ", ".join(f"{sum(r.verdict is v for r in results)} {v.value}" for v in Verdict)
+        + ")",
+        markup=False,
+        soft_wrap=True,
     )
