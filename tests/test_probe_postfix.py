@@ -1,0 +1,113 @@
+"""End to end: ``check`` against a real Postfix (Debian package) on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mxflip.config import Config, DomainConfig, ProbeConfig
+from mxflip.hostport import HostPort
+from mxflip.probe import DomainReadiness, Severity, Verdict
+from mxflip.readiness import check_domains
+from mxflip.records import MX
+from tests.support.bind import BindServer, zone_text
+from tests.support.postfix import PostfixServer
+from tests.support.smtplab import make_certs
+
+DOMAIN = "pf.test"
+HOST = "mx.pf.test"
+
+
+@pytest.fixture(scope="module")
+def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixServer, Path]]:
+    folder = tmp_path_factory.mktemp("postfix")
+    certs = make_certs(folder)
+    leaf = certs.ca.issue_cert(HOST)
+    cert_file, key_file = folder / "mx.crt", folder / "mx.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    leaf.private_key_pem.write_to_path(str(key_file))
+    server = PostfixServer(folder / "instance", DOMAIN, HOST, cert_file, key_file).start()
+    yield server, certs.ca_file
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    records = "@ IN MX 10 mx\nmx IN A 127.0.0.1\n"
+    server = BindServer(
+        tmp_path_factory.mktemp("postfix-dns"),
+        {f"{DOMAIN}.": zone_text(f"{DOMAIN}.", records)},
+        allow_update=False,
+    ).start()
+    yield server
+    server.stop()
+
+
+def run(
+    postfix: tuple[PostfixServer, Path], dns: BindServer, recipient: str | None = None
+) -> DomainReadiness:
+    server, ca_file = postfix
+    probe = ProbeConfig(
+        helo="probe.lab.test",
+        mail_from="probe@lab.test",
+        timeout=10,
+        connect={f"{HOST}.": (HostPort("127.0.0.1", server.port),)},
+        resolvers=(HostPort("127.0.0.1", dns.port),),
+        ca_file=ca_file,
+        check_catch_all=True,
+        relay_test_recipient="probe@relay-check.invalid",
+    )
+    domain = DomainConfig(
+        name=f"{DOMAIN}.",
+        provider="lab",
+        zone=f"{DOMAIN}.",
+        primary=frozenset({MX(10, "mx.primary.invalid")}),
+        backup=frozenset({MX(10, HOST)}),
+        probe_recipient=recipient,
+    )
+    config = Config(path=None, providers={}, domains={domain.name: domain}, probe=probe)
+    [result] = check_domains(config, [domain], "backup")
+    return result
+
+
+def test_postfix_is_ready(postfix: tuple[PostfixServer, Path], dns: BindServer) -> None:
+    result = run(postfix, dns)
+    assert result.verdict is Verdict.READY, [
+        f for h in result.hosts for a in h.addresses for f in a.findings
+    ]
+    [host] = result.hosts
+    [address] = host.addresses
+    steps = {s.name: s.code for s in address.steps}
+    assert steps == {
+        "connect": None,
+        "banner": 220,
+        "ehlo": 250,
+        "starttls": 220,
+        "tls": None,
+        "ehlo-tls": 250,
+        "mail": 250,
+        "rcpt": 250,
+        "rcpt-catch-all": 550,  # postfix knows its users: no catch-all
+        "rcpt-relay": 454,  # and refuses to relay (deferred, as compatibility level 3.6 does)
+        "rset": 250,
+        "quit": 221,
+    }
+    assert address.tls is not None and address.tls.verified
+    assert {"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"} <= address.extensions
+    log = postfix[0].log_file.read_text()
+    assert "helo=<probe.lab.test>" in log and "from=<probe@lab.test>" in log
+
+
+def test_postfix_rejects_an_unknown_probe_recipient(
+    postfix: tuple[PostfixServer, Path], dns: BindServer
+) -> None:
+    result = run(postfix, dns, recipient=f"nobody@{DOMAIN}")
+    assert result.verdict is Verdict.NOT_READY
+    [finding] = [
+        f for a in result.hosts[0].addresses for f in a.findings if f.severity is Severity.FAIL
+    ]
+    assert finding.code == "rcpt-rejected"
+    assert finding.message.startswith(f"RCPT TO:<nobody@{DOMAIN}> answered 550 5.1.1")
+    assert "User unknown in local recipient table" in finding.message
