@@ -7,11 +7,13 @@ that cannot answer raises :class:`~mxflip.errors.DNSQueryError`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
+import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
@@ -45,7 +47,9 @@ class TLSARecord:
 class Lookup:
     """Async DNS lookups through one resolver configuration."""
 
-    def __init__(self, resolvers: Sequence[HostPort] = (), *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, resolvers: Sequence[HostPort] = (), *, timeout: float = 5.0, in_flight: int = 64
+    ) -> None:
         if resolvers:
             resolver = dns.asyncresolver.Resolver(configure=False)
             resolver.nameservers = [
@@ -64,35 +68,63 @@ class Lookup:
         resolver.lifetime = timeout
         resolver.timeout = min(timeout, 2.0)
         self._resolver = resolver
+        # Thousands of UDP queries at once overflow socket buffers and come back only
+        # after a retry timeout; a bounded number in flight is faster overall.
+        self._in_flight = asyncio.Semaphore(in_flight)
+
+    def _error(self, name: str, rdtype: str, exc: dns.exception.DNSException) -> DNSQueryError:
+        name = name.rstrip(".")
+        if isinstance(exc, dns.resolver.NoNameservers):
+            return DNSQueryError(
+                f"{rdtype} lookup of {name} failed at {self.where}: {exc.msg}",
+                hint="check [probe] resolvers in the config",
+            )
+        if isinstance(exc, dns.exception.Timeout):
+            return DNSQueryError(
+                f"{rdtype} lookup of {name} timed out at {self.where}",
+                hint="check that the resolvers in [probe] resolvers are reachable",
+            )
+        return DNSQueryError(f"{rdtype} lookup of {name} failed: {exc}")
+
+    async def _resolve(
+        self, name: str | dns.name.Name, rdtype: str, *, raise_on_no_answer: bool = True
+    ) -> dns.resolver.Answer:
+        async with self._in_flight:
+            return await self._resolver.resolve(
+                name, rdtype, search=False, raise_on_no_answer=raise_on_no_answer
+            )
 
     async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
         try:
-            return await self._resolver.resolve(name, rdtype, search=False)
+            return await self._resolve(name, rdtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return None
-        except dns.resolver.NoNameservers as exc:
-            raise DNSQueryError(
-                f"{rdtype} lookup of {name} failed at {self.where}: {exc.msg}",
-                hint="check the resolver configuration ([probe] resolvers)",
-            ) from None
-        except dns.exception.Timeout:
-            raise DNSQueryError(
-                f"{rdtype} lookup of {name} timed out at {self.where}",
-                hint="check that the resolver is reachable ([probe] resolvers)",
-            ) from None
         except dns.exception.DNSException as exc:
-            raise DNSQueryError(f"{rdtype} lookup of {name} failed: {exc}") from None
+            raise self._error(name, rdtype, exc) from None
 
     async def addresses(self, host: str) -> HostAddresses:
-        """A and AAAA of ``host`` (absolute name); a CNAME is reported, not followed."""
-        cname = await self._query(host, "CNAME")
-        if cname is not None and cname.rrset is not None:
-            target = str(next(iter(cname.rrset)).target)
-            return HostAddresses(host, (), cname=target.lower())
+        """A and AAAA of ``host`` (absolute name); a CNAME is reported, not followed.
+
+        The A answer carries any CNAME chain (its canonical name differs from the query),
+        so no separate CNAME query is needed; A and AAAA are asked at once."""
+        name = dns.name.from_text(host)
+        try:
+            a, aaaa = await asyncio.gather(
+                self._resolve(name, "A", raise_on_no_answer=False),
+                self._resolve(name, "AAAA", raise_on_no_answer=False),
+            )
+        except dns.resolver.NXDOMAIN as exc:
+            canonical = exc.canonical_name
+            if canonical != name:
+                return HostAddresses(host, (), cname=canonical.to_text().lower())
+            return HostAddresses(host, ())
+        except dns.exception.DNSException as exc:
+            raise self._error(host, "A/AAAA", exc) from None
+        if a.canonical_name != name:
+            return HostAddresses(host, (), cname=a.canonical_name.to_text().lower())
         found: list[str] = []
-        for rdtype in ("A", "AAAA"):
-            answer = await self._query(host, rdtype)
-            if answer is not None and answer.rrset is not None:
+        for answer in (a, aaaa):
+            if answer.rrset is not None:
                 found.extend(sorted(str(r.address) for r in answer.rrset))
         return HostAddresses(host, tuple(found))
 

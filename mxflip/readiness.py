@@ -48,7 +48,7 @@ from mxflip.probe import (
     verdict_of,
     warn,
 )
-from mxflip.records import MX, RRset
+from mxflip.records import RRset
 from mxflip.retry import AsyncSleep
 
 _T = TypeVar("_T")
@@ -149,62 +149,78 @@ async def check_domains_async(
     settings = probe_settings(probe, clock=clock, sleep=sleep)
     verifying, _ = settings.ssl_contexts()
 
-    plans = await asyncio.gather(*(_plan(d, profile, live_records, lookup) for d in domains))
-    hosts = sorted(
-        {h for p in plans for h in p.hosts} | {h for p in plans for h in p.live_hosts or ()}
-    )
+    # A host's pipeline (resolve, then probe each address) starts as soon as its name is
+    # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
+    # published MX sets be known first.
+    plans = [_Plan(d) for d in domains]
+    live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in plans))
+    if profile == "live":
+        await live_sets
+    else:
+        for plan in plans:
+            for mx in sorted(plan.domain.profile(profile)):
+                plan.hosts[mx.host] = mx.preference
     target_hosts = sorted({h for p in plans for h in p.hosts})
-
-    resolved, tlsa, policies = await asyncio.gather(
-        _gather_map(target_hosts, lookup.addresses),
-        _gather_map(hosts, lookup.tlsa),
-        _gather_map(
-            [p.domain.name for p in plans],
-            lambda name: fetch_mta_sts(
-                name,
-                lookup,
-                url_template=probe.mta_sts_url,
-                context=verifying,
-                timeout=probe.timeout,
-                sleep=sleep,
-            ),
-        ),
-    )
-
-    # Which domains ask which address: one queue of transactions per connect target.
-    targets: dict[str, list[_Target]] = {}
-    queues: dict[tuple[str, int], list[tuple[_Target, Transaction]]] = {}
-    for host in target_hosts:
-        addrs = resolved[host]
-        if not isinstance(addrs, HostAddresses) or not addrs.addresses:
-            continue
-        overrides = probe.connect.get(host)
-        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
-        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+    transactions: dict[str, list[Transaction]] = {}
     for plan in plans:
         tx = _transaction(plan.domain, probe)
         for host in plan.hosts:
-            for target in targets.get(host, []):
-                queues.setdefault((target.address, target.port), []).append((target, tx))
+            transactions.setdefault(host, []).append(tx)
 
     prober = Prober(settings)
     limit = asyncio.Semaphore(probe.concurrency)
+    locks: dict[tuple[str, int], asyncio.Lock] = {}
+    resolved: dict[str, HostAddresses | DNSQueryError] = {}
+    targets: dict[str, list[_Target]] = {}
     sessions: dict[tuple[_Target, str], Session] = {}
 
-    async def drain(queue: list[tuple[_Target, Transaction]]) -> None:
-        # One address, one connection at a time: batches run one after the other.
-        by_host: dict[_Target, list[Transaction]] = {}
-        for target, tx in queue:
-            by_host.setdefault(target, []).append(tx)
-        for target, txs in by_host.items():
-            for i in range(0, len(txs), SESSION_BATCH):
-                batch = txs[i : i + SESSION_BATCH]
-                async with limit:
-                    session = await prober.session(target.host, target.address, target.port, batch)
-                for tx in batch:
-                    sessions[(target, tx.domain)] = session
+    async def probe_target(target: _Target, txs: list[Transaction]) -> None:
+        # One connection per address at a time, even when two host names share it;
+        # the domains asking it share sessions, in batches.
+        lock = locks.setdefault((target.address, target.port), asyncio.Lock())
+        for i in range(0, len(txs), SESSION_BATCH):
+            batch = txs[i : i + SESSION_BATCH]
+            async with lock, limit:
+                session = await prober.session(target.host, target.address, target.port, batch)
+            for tx in batch:
+                sessions[(target, tx.domain)] = session
 
-    await asyncio.gather(*(drain(q) for q in queues.values()))
+    async def host_pipeline(host: str) -> None:
+        try:
+            addrs = await lookup.addresses(host)
+        except DNSQueryError as exc:
+            resolved[host] = exc
+            return
+        resolved[host] = addrs
+        if not addrs.addresses:
+            return
+        overrides = probe.connect.get(host)
+        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
+        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+        await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
+
+    async def all_tlsa() -> dict[str, list[TLSARecord] | DNSQueryError]:
+        await live_sets
+        hosts = {h for p in plans for h in p.hosts} | {h for p in plans for h in p.live_hosts or ()}
+        return await _gather_map(sorted(hosts), lookup.tlsa)
+
+    policies_task = _gather_map(
+        [p.domain.name for p in plans],
+        lambda name: fetch_mta_sts(
+            name,
+            lookup,
+            url_template=probe.mta_sts_url,
+            context=verifying,
+            timeout=probe.timeout,
+            sleep=sleep,
+        ),
+    )
+    _, tlsa, policies, _ = await asyncio.gather(
+        live_sets,
+        all_tlsa(),
+        policies_task,
+        asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
+    )
 
     now = wallclock()
     results = []
@@ -230,37 +246,34 @@ async def _gather_map(
     return dict(zip(keys, values, strict=True))
 
 
-async def _plan(
-    domain: DomainConfig,
+async def _live(
+    plan: _Plan,
     profile: str,
     live_records: Mapping[str, RRset | None] | None,
     lookup: Lookup,
-) -> _Plan:
-    plan = _Plan(domain)
+) -> None:
+    """Learn the published MX set (for ``live``: the hosts to probe; otherwise the hosts
+    whose DANE records a switch would drop)."""
+    domain = plan.domain
     live: RRset | None = None
-    live_known = False
     if live_records is not None and domain.name in live_records:
-        live, live_known = live_records[domain.name], True
+        live = live_records[domain.name]
     else:
         try:
-            live, live_known = await lookup.mx(domain.name), True
+            live = await lookup.mx(domain.name)
         except DNSQueryError as exc:
             if profile == "live":
                 plan.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
-    if live_known:
-        plan.live_hosts = live.hosts if live else frozenset()
-    records: Iterable[MX]
+            return
+    plan.live_hosts = live.hosts if live else frozenset()
     if profile == "live":
-        records = live.records if live else ()
-        if live_known and not records:
+        if live is None or not live.records:
             plan.findings.append(
                 fail("no-mx", f"{domain.display} publishes no MX hosts (or only a null MX)")
             )
-    else:
-        records = domain.profile(profile)
-    for mx in sorted(records):
-        plan.hosts[mx.host] = mx.preference
-    return plan
+            return
+        for mx in sorted(live.records):
+            plan.hosts[mx.host] = mx.preference
 
 
 def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:

@@ -199,3 +199,27 @@ def test_status_probe_adds_live_health(cli_lab: CliLab) -> None:
 def test_status_without_probe_has_no_probe_key(cli_lab: CliLab) -> None:
     result = cli_lab.run("status", "ready.cli.test", "--json")
     assert "probe" not in json.loads(result.stdout)["domains"][0]
+
+
+def test_outputs_never_show_the_tsig_secret(cli_lab: CliLab) -> None:
+    secret = cli_lab.dns.secret
+    for args in (
+        ("check", "--json"),
+        ("check",),
+        ("status", "--probe", "--json"),
+        ("status", "--probe"),
+    ):
+        result = cli_lab.run(*args)
+        assert secret not in result.output, args
+
+
+def test_ctrl_c_during_check_exits_130(cli_lab: CliLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mxflip.readiness
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mxflip.readiness, "check_domains", interrupted)
+    result = cli_lab.run("check")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "mxflip: interrupted"

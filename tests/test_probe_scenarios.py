@@ -612,3 +612,16 @@ def test_mta_sts_policy_that_cannot_be_fetched_warns(env: Env) -> None:
     assert result.verdict is Verdict.DEGRADED
     message = finding(result, "mta-sts-unavailable")
     assert "announces a policy (id 9)" in message and "HTTP status" in message
+
+
+def test_unreachable_resolver_is_a_finding_not_a_crash(env: Env) -> None:
+    dead = HostPort("127.0.0.1", free_port())
+    config = config_for(env, {"mx.good.lab.test": env.good()}, resolvers=(dead,), timeout=0.5)
+    result = check(config)
+    assert result.verdict is Verdict.NOT_READY
+    [finding] = one_host(result).findings[-1:]
+    assert finding.code == "resolve-error"
+    assert finding.message == (
+        f"A/AAAA lookup of mx.good.lab.test timed out at {dead} "
+        "(check that the resolvers in [probe] resolvers are reachable)"
+    )
