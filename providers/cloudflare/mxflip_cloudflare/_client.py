@@ -33,25 +33,30 @@ AUTO_TTL_SECONDS = 300
 #: Cloudflare's own upper bound for a record TTL.
 MAX_TTL = 86400
 
-# Cloudflare error codes (https://developers.cloudflare.com/fundamentals/api/ …, and what the
-# API answers in practice) that mean "this token may not do that" or "this is not a token".
-_AUTH_CODES = {
+# Cloudflare error codes (as the API answers them) meaning "this is not a usable token"…
+_BAD_TOKEN_CODES = {
     1000,  # Invalid API Token
     6003,  # Invalid request headers (a malformed Authorization header)
     6111,  # Invalid format for Authorization header
     9103,  # Unknown X-Auth-Key or X-Auth-Email
     9106,  # Missing X-Auth-Key, X-Auth-Email or Authorization headers
-    9109,  # Invalid access token / unauthorized to access requested resource
-    10000,  # Authentication error (the token lacks a permission for this resource)
+    9109,  # Invalid access token
 }
+# … and "this token may not do that".
+_FORBIDDEN_CODES = {10000}  # Authentication error (a permission is missing)
 # A zone identifier the API cannot route to.
 _UNKNOWN_ZONE_CODES = {1001, 7000, 7003}
 _RECORD_MISSING = 81044  # Record does not exist.
 _RECORD_EXISTS = {81057, 81058}  # The record already exists / an identical record exists.
 
-_TOKEN_HINT = (
+_PERMISSION_HINT = (
     "give the API token the permissions Zone:Zone:Read and Zone:DNS:Edit for this zone "
     "(Cloudflare dashboard → My Profile → API Tokens)"
+)
+_BAD_TOKEN_HINT = (
+    "check that the API token was copied whole and is neither expired nor revoked "
+    "(Cloudflare dashboard → My Profile → API Tokens); it needs Zone:Zone:Read and "
+    "Zone:DNS:Edit"
 )
 
 
@@ -94,8 +99,20 @@ def _error_codes(exc: cloudflare.APIError) -> set[int]:
 
 
 def _error_text(exc: cloudflare.APIError) -> str:
-    """Cloudflare's own ``errors`` as ``code: message`` pairs (never the request)."""
-    parts = [f"{e.code}: {e.message}" if e.code is not None else str(e.message) for e in exc.errors]
+    """Cloudflare's own ``errors`` as ``code: message`` pairs, with the precise reasons of
+    their ``error_chain`` in brackets (never anything from the request)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    parts = []
+    for err in body.get("errors") or []:
+        if not isinstance(err, dict):
+            continue
+        text = f"{err.get('code')}: {err.get('message')}"
+        chain = [
+            f"{c.get('code')}: {c.get('message')}"
+            for c in err.get("error_chain") or []
+            if isinstance(c, dict)
+        ]
+        parts.append(f"{text} ({'; '.join(chain)})" if chain else text)
     return "; ".join(parts) or "no error details"
 
 
@@ -336,9 +353,13 @@ def translate(
             f"the MX records of zone {where} changed since the plan was made "
             f"(Cloudflare: {detail}); nothing was changed"
         )
-    if status in (401, 403) or codes & _AUTH_CODES:
+    if status == 401 or codes & _BAD_TOKEN_CODES:
         return ProviderAuthError(
-            f"Cloudflare refused the API token ({what}): {detail}", hint=_TOKEN_HINT
+            f"Cloudflare does not accept the API token ({what}): {detail}", hint=_BAD_TOKEN_HINT
+        )
+    if status == 403 or codes & _FORBIDDEN_CODES:
+        return ProviderAuthError(
+            f"the API token may not do this ({what}): {detail}", hint=_PERMISSION_HINT
         )
     if status == 429:
         wait = retry_after(exc)
