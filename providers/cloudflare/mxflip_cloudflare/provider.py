@@ -42,8 +42,8 @@ class CloudflareSettings(ProviderSettings):
 
     #: The environment variable that holds the API token.
     api_token_env: str = DEFAULT_TOKEN_ENV
-    #: The zone's identifier; skips the lookup by name (which needs Zone:Zone:Read). A
-    #: provider with a zone_id serves that one zone.
+    #: The zone's identifier; skips the lookup by name, so a token with Zone:DNS:Edit
+    #: alone works. A provider with a zone_id serves that one zone.
     zone_id: str | None = None
     #: The API's base URL (tests point it at a local fake).
     base_url: str | None = None
@@ -122,6 +122,7 @@ class CloudflareProvider(Provider):
         super().__init__(name)
         self._client = client
         self._zone_id = zone_id
+        self._pinned: dict[str, Zone] = {}
         self.min_ttl = min_ttl
         self.batch_size = batch_size
 
@@ -158,9 +159,17 @@ class CloudflareProvider(Provider):
         )
 
     def _zone(self, zone: str) -> Zone:
-        if self._zone_id is not None:
-            return Zone(self._zone_id, zone, ())
-        return self._client.zone(zone)
+        if self._zone_id is None:
+            return self._client.zone(zone)
+        if zone not in self._pinned:
+            # Cloudflare completes a name outside the zone as a relative one, so writing
+            # through a zone_id of another zone would create wrong records rather than
+            # fail: check the id's zone name when the token may read it (Zone:Zone:Read).
+            try:
+                self._pinned[zone] = self._client.zone_by_id(self._zone_id, zone)
+            except ProviderAuthError:
+                self._pinned[zone] = Zone(self._zone_id, zone, ())
+        return self._pinned[zone]
 
     def _live(self, zone: str) -> tuple[Zone, list[LiveRecord]]:
         found = self._zone(zone)

@@ -483,10 +483,11 @@ def _handler_for(fake: FakeCloudflare) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             auth = self.headers.get("Authorization", "")
             token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+            headers: dict[str, str] = {}
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                status, payload, headers = 400, ApiError(400, 9207, "Invalid JSON").body(), {}
+                status, payload = 400, ApiError(400, 9207, "Invalid JSON").body()
             else:
                 status, payload, headers = fake.handle(self.command, url.path, query, token, body)
             data = json.dumps(payload).encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import pytest
 
@@ -252,14 +253,25 @@ def test_token_without_zone_read_is_an_auth_error(
     assert caught.value.hint is not None and "Zone:Zone:Read" in caught.value.hint
 
 
-def test_zone_id_setting_skips_the_zone_lookup(
+def test_zone_id_setting_lets_a_dns_only_token_work(
     fake: FakeCloudflare, token: str, make_provider: MakeProvider
 ) -> None:
-    fake.add_token(token, frozenset({"dns:edit"}))  # a DNS-only token is enough then
+    fake.add_token(token, frozenset({"dns:edit"}))
     provider = make_provider(zone_id=fake.zone_id(ZONE))
     rrset = mx("10 a.example.org.")
     provider.apply(ZONE, [Change(NAME, None, rrset)])
     assert provider.read(ZONE, [NAME]) == {NAME: rrset}
+    assert not any(r.query.get("name") for r in fake.calls("GET", "/zones"))  # no lookup
+
+
+def test_zone_id_of_another_zone_is_refused_before_writing(
+    fake: FakeCloudflare, make_provider: MakeProvider
+) -> None:
+    other = fake.add_zone("other.test")
+    provider = make_provider(zone_id=other)
+    with pytest.raises(ProviderError, match=r"is zone other\.test, not example\.test"):
+        provider.apply(ZONE, [Change(NAME, None, mx("10 a.example.org."))])
+    assert fake.calls("POST", "/batch") == []
 
 
 def test_unknown_token_is_an_auth_error(fake: FakeCloudflare, make_provider: MakeProvider) -> None:
@@ -314,7 +326,7 @@ def test_token_from_a_named_env_var(
 
 
 def test_config_file_uses_the_registered_adapter(fake: FakeCloudflare) -> None:
-    raw = {
+    raw: dict[str, Any] = {
         "providers": {
             "cf": {"type": "cloudflare", "base_url": fake.base_url, "api_token_env": "CF_TOK"}
         },
@@ -325,7 +337,7 @@ def test_config_file_uses_the_registered_adapter(fake: FakeCloudflare) -> None:
     config = parse_config(raw)
     settings = config.providers["cf"].settings
     assert isinstance(settings, CloudflareSettings) and settings.api_token_env == "CF_TOK"
-    raw["providers"]["cf"]["api_token"] = "pasted-secret"  # type: ignore[index]
+    raw["providers"]["cf"]["api_token"] = "pasted-secret"
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config(raw)
     raw["providers"]["cf"] = {"type": "cloudflare", "api_token_env": "not a name"}
