@@ -351,7 +351,7 @@ def translate(
         where = zone.rstrip(".") if zone else "the zone"
         return StaleExpectationError(
             f"the MX records of zone {where} changed since the plan was made "
-            f"(Cloudflare: {detail}); nothing was changed"
+            f"(Cloudflare: {detail}); the batch was refused whole"
         )
     if status == 401 or codes & _BAD_TOKEN_CODES:
         return ProviderAuthError(

@@ -15,6 +15,7 @@ from mxflip import (
     ConfigError,
     Provider,
     ProviderAuthError,
+    ProviderError,
     ProviderSettings,
     RRset,
     StaleExpectationError,
@@ -221,12 +222,19 @@ class CloudflareProvider(Provider):
         for i, (deletes, posts) in enumerate(batches):
             try:
                 self._client.batch(found.id, zone, deletes, posts)
-            except StaleExpectationError as exc:
+            except ProviderError as exc:
                 if i == 0:
                     raise
-                raise StaleExpectationError(
-                    f"records changed while applying batch {i + 1} of {len(batches)} to zone "
-                    f"{zone.rstrip('.')}: batches 1-{i} were applied, the rest were not",
+                # Past the first batch the zone is half switched: say so, whatever failed.
+                done = "batch 1" if i == 1 else f"batches 1-{i}"
+                kind = (
+                    type(exc)
+                    if type(exc) in (StaleExpectationError, ProviderAuthError)
+                    else ProviderError
+                )
+                raise kind(
+                    f"{exc.message}; {done} of {len(batches)} for zone {zone.rstrip('.')} "
+                    "had been applied, the rest were not",
                     hint="run 'mxflip status' and plan again against the current records",
                 ) from exc
         return ChangeHandle(

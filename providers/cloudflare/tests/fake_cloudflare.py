@@ -69,12 +69,14 @@ class ApiError(Exception):
 
 @dataclass
 class Failure:
-    """A failure to answer instead of the real one, ``count`` times."""
+    """A failure to answer instead of the real one, ``count`` times, once ``after``
+    matching requests have been answered normally."""
 
     error: ApiError
     count: int = 1
     method: str | None = None
     path_contains: str | None = None
+    after: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -194,12 +196,18 @@ class FakeCloudflare:
         method: str | None = None,
         path_contains: str | None = None,
         headers: Mapping[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``count`` matching requests with this error instead."""
+        """Answer the next ``count`` matching requests with this error instead, once
+        ``after`` of them went through."""
         with self.lock:
             self.failures.append(
                 Failure(
-                    ApiError(status, code, message, headers=headers), count, method, path_contains
+                    ApiError(status, code, message, headers=headers),
+                    count,
+                    method,
+                    path_contains,
+                    after,
                 )
             )
 
@@ -253,6 +261,9 @@ class FakeCloudflare:
             try:
                 for failure in self.failures:
                     if failure.count > 0 and failure.matches(method, path):
+                        if failure.after > 0:
+                            failure.after -= 1
+                            continue
                         failure.count -= 1
                         raise failure.error
                 if not path.startswith(PREFIX + "/"):

@@ -136,6 +136,20 @@ def test_large_change_is_split_into_batches_keeping_each_name_whole(
     assert provider.read(ZONE, names) == {r.name: r for r in rrsets}
 
 
+def test_failure_after_the_first_batch_says_what_was_applied(
+    fake: FakeCloudflare, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(batch_size=2, attempts=1)
+    names = [f"n{i}.example.test." for i in range(3)]
+    rrsets = [mx("10 a.example.net.", "20 b.example.net.", name=n) for n in names]
+    fake.fail_next(500, 10001, "internal error", path_contains="/batch", after=1)
+    with pytest.raises(
+        ProviderError, match=r"batch 1 of 3 for zone example\.test had been applied"
+    ):
+        provider.apply(ZONE, [Change(r.name, None, r) for r in rrsets])
+    assert provider.read(ZONE, names) == {names[0]: rrsets[0], names[1]: None, names[2]: None}
+
+
 # ---------------------------------------------------------------- conditional writes
 
 
