@@ -280,11 +280,11 @@ def test_default_nameservers_come_from_the_provider(
     from mxflip.config import load_config
     from mxflip.observe import Observer
 
-    class Delegating(RFC2136Provider):
-        asked: list[str] = []
+    asked: list[str] = []
 
+    class Delegating(RFC2136Provider):
         def nameservers(self, zone: str) -> list[str]:
-            self.asked.append(zone)
+            asked.append(zone)
             return [bind.address]
 
     path = write_config(tmp_path, bind, nameservers="[]")
@@ -296,4 +296,4 @@ def test_default_nameservers_come_from_the_provider(
     statuses = observer.status(domains)
     assert [s.nameservers[0].answer.server for s in statuses] == [bind.address, bind.address]
     assert [s.match.active for s in statuses] == ["primary", "backup"]
-    assert Delegating.asked == ["example.test."]  # once per zone, not per domain
+    assert asked == ["example.test."]  # once per zone, not per domain
