@@ -155,12 +155,14 @@ class Route53Client:
                 hint="profiles are read from ~/.aws/config and ~/.aws/credentials "
                 "(or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); check the 'profile' setting",
             ) from None
-        # Retries live in one layer only: mxflip.retry's tenacity loop below, whose waits
-        # are jittered, bounded and injectable. botocore's own retries would sleep on the
-        # real clock where no test can see them and multiply with ours (5 x 5 attempts),
-        # so they are switched off: standard mode with max_attempts=1 is a single try.
+        # Retries live in one layer only: mxflip.retry's tenacity loop in call(), whose
+        # waits are jittered, bounded and injectable. botocore's own retries would sleep
+        # on the real clock where no test can see them and multiply with ours (5 x 3
+        # requests per call by default), so they are switched off: total_max_attempts
+        # counts the first request too, so 1 is a single try. (botocore's max_attempts
+        # would count retries only: 1 there still means two requests.)
         config = Config(
-            retries={"mode": "standard", "max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=timeout,
             read_timeout=timeout,
             user_agent_extra="mxflip",
