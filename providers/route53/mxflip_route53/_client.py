@@ -277,6 +277,15 @@ class Route53Client:
 
     # ------------------------------------------------------------------ operations
 
+    def first_zones(self) -> tuple[dict[str, list[HostedZone]], bool]:
+        """The account's first page of hosted zones (up to 100, in name order), grouped by
+        name, and whether that page was all of them. One call answers for every zone
+        of most accounts."""
+        page = self.call("ListHostedZonesByName", MaxItems="100")
+        zones = [_zone(z) for z in page.get("HostedZones", [])]
+        truncated = bool(page.get("IsTruncated"))
+        return _complete_groups(zones, truncated), not truncated
+
     def zones_named(self, name: str) -> tuple[list[HostedZone], dict[str, list[HostedZone]]]:
         """Every hosted zone called ``name`` (absolute), and the other names the first
         page answered completely (Route53 lists zones in name order from ``name``)."""

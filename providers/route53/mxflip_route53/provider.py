@@ -2,7 +2,9 @@
 
 Calls per zone in a failover: one ``ListResourceRecordSets`` walk to read every domain of
 the zone, one ``ChangeResourceRecordSets`` batch to switch them all, and ``GetChange``
-until INSYNC; the hosted zone id is looked up once per provider and remembered.
+until INSYNC. Hosted zones are found with ``ListHostedZonesByName``: the first lookup
+lists a page of the account's zones (all of them, for accounts of up to 100 zones) and
+remembers it; a zone beyond that page is asked for by name.
 
 Atomicity: Route53 applies a change batch all or nothing. A zone's changes go in one
 batch unless Route53's request limits (1,000 records / 32,000 value characters, see
@@ -54,7 +56,10 @@ class Route53Provider(Provider):
         self._clock = clock
         self._sleep = sleep
         self._zones: dict[str, HostedZone] = {}
-        self._listed: dict[str, list[HostedZone]] = {}
+        #: Hosted zones by name as listings showed them whole; None until the first
+        #: lookup. ``_listed_all`` says the first listing held every zone of the account.
+        self._listed: dict[str, list[HostedZone]] | None = None
+        self._listed_all = False
         #: The values of each MX set exactly as last read, so a DELETE repeats Route53's
         #: own spelling of the expected set.
         self._last_read: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
@@ -83,8 +88,14 @@ class Route53Provider(Provider):
         zone = normalize_name(zone)
         if zone in self._zones:
             return self._zones[zone]
+        if self._listed is None:
+            # One page of the account's zones usually names them all, so the lookup
+            # costs one call per provider rather than one per zone.
+            self._listed, self._listed_all = self._client.first_zones()
         if zone in self._listed:
             candidates = self._listed[zone]
+        elif self._listed_all:
+            candidates = []
         else:
             candidates, neighbours = self._client.zones_named(zone)
             self._listed.update(neighbours)

@@ -209,3 +209,24 @@ def test_listing_page_groups_only_whole_names() -> None:
     assert set(_complete_groups(zones, truncated=True)) == {"a.test.", "b.test."}
     assert len(_complete_groups(zones, truncated=False)["b.test."]) == 2
     assert set(_complete_groups(zones, truncated=False)) == {"a.test.", "b.test.", "c.test."}
+
+
+def test_zone_beyond_the_first_listing_page_is_asked_for_by_name(
+    admin: Any, make_provider: Any
+) -> None:
+    zone = fresh_zone_name("far")
+    zone_id = create_zone(admin, zone)
+    provider, counter = make_provider()
+
+    def first_page_without_it(parsed: dict[str, Any], **_: Any) -> None:
+        if "DNSName" not in parsed:  # the unfiltered first page of a large account
+            parsed["HostedZones"] = [z for z in parsed["HostedZones"] if z["Name"] != zone][:3]
+            parsed["IsTruncated"] = True
+
+    provider._client.events.register(
+        "after-call.route53.ListHostedZonesByName", first_page_without_it
+    )
+    assert provider.hosted_zone(zone).id == zone_id
+    assert counter.calls["ListHostedZonesByName"] == 2
+    provider.hosted_zone(zone)
+    assert counter.calls["ListHostedZonesByName"] == 2
