@@ -18,9 +18,16 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from mxflip.errors import ConfigError
 from mxflip.hostport import HostPort, parse_hostport
@@ -140,6 +147,15 @@ def _check_server_list(value: list[str], default_port: int) -> tuple[HostPort, .
     return tuple(parse_hostport(v, default_port) for v in value)
 
 
+def _check_server(value: str) -> str:
+    parse_hostport(value, 53)
+    return value
+
+
+#: A ``host[:port]`` string, checked item by item so errors name the list index.
+ServerAddress = Annotated[str, AfterValidator(_check_server)]
+
+
 class _DomainTable(BaseModel):
     """One ``[domains.X]`` or the ``[defaults]`` table: every key optional here."""
 
@@ -151,16 +167,9 @@ class _DomainTable(BaseModel):
     backup: list[str] | str | None = None
     ttl: int | None = Field(default=None, ge=1, le=_MAX_TTL)
     failover_ttl: int | None = Field(default=None, ge=1, le=_MAX_TTL)
-    nameservers: list[str] | None = None
-    resolvers: list[str] | None = None
+    nameservers: list[ServerAddress] | None = None
+    resolvers: list[ServerAddress] | None = None
     probe_recipient: str | None = None
-
-    @field_validator("nameservers", "resolvers")
-    @classmethod
-    def _servers(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            _check_server_list(value, 53)
-        return value
 
     @field_validator("zone")
     @classmethod

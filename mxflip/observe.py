@@ -8,6 +8,7 @@ provider and zone); DNS queries run concurrently on asyncio. Nothing here prints
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -134,11 +135,15 @@ class Observer:
         self.config = config
         self.dns_timeout = dns_timeout
         self._providers: dict[str, Provider] = dict(providers or {})
+        self._zone_nameservers: dict[tuple[str, str], list[str]] = {}
+        # Reads run in threads; one lock keeps a provider from being built twice.
+        self._lock = threading.Lock()
 
     def provider(self, name: str) -> Provider:
-        if name not in self._providers:
-            self._providers[name] = build_provider(self.config, name)
-        return self._providers[name]
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = build_provider(self.config, name)
+            return self._providers[name]
 
     def close(self) -> None:
         for provider in self._providers.values():
@@ -176,9 +181,12 @@ class Observer:
         """The configured nameservers, or the provider's view of the zone's NS records."""
         if domain.nameservers:
             return list(domain.nameservers), None
+        key = (domain.provider, domain.zone)
         try:
-            names = self.provider(domain.provider).nameservers(domain.zone)
-            return [parse_hostport(n, 53) for n in names], None
+            if key not in self._zone_nameservers:
+                provider = self.provider(domain.provider)
+                self._zone_nameservers[key] = provider.nameservers(domain.zone)
+            return [parse_hostport(n, 53) for n in self._zone_nameservers[key]], None
         except (MxflipError, ValueError) as exc:
             return [], f"cannot find the nameservers of zone {domain.zone}: {exc}"
 

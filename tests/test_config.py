@@ -136,7 +136,7 @@ BAD: list[tuple[str, str, str]] = [
     (
         "bad-nameserver-port",
         _replace('"127.0.0.1:5300"]', '"127.0.0.1:99999"]'),
-        "defaults.nameservers: '127.0.0.1:99999': port '99999' is not a number from 1 to 65535",
+        "defaults.nameservers[0]: '127.0.0.1:99999': port '99999' is not a number from 1 to 65535",
     ),
     (
         "bad-provider-server",

@@ -271,3 +271,29 @@ def test_unknown_domain_is_usage_error(tmp_path: Path, bind: BindServer) -> None
     assert result.stderr.strip() == (
         f"mxflip: error: domain 'nosuch.example.test' is not configured in {path}"
     )
+
+
+def test_default_nameservers_come_from_the_provider(
+    tmp_path: Path, bind: BindServer, zone_state: dict[str, RRset]
+) -> None:
+    """Without `nameservers`, verification asks the provider for the zone's servers."""
+    from mxflip.config import load_config
+    from mxflip.observe import Observer
+
+    asked: list[str] = []
+
+    class Delegating(RFC2136Provider):
+        def nameservers(self, zone: str) -> list[str]:
+            asked.append(zone)
+            return [bind.address]
+
+    path = write_config(tmp_path, bind, nameservers="[]")
+    config = load_config(path)
+    inner = RFC2136Provider.from_settings("lab", config.providers["lab"].settings)
+    provider = Delegating("lab", inner._client)
+    observer = Observer(config, providers={"lab": provider})
+    domains = config.select(["onprimary.example.test", "onbackup.example.test"])
+    statuses = observer.status(domains)
+    assert [s.nameservers[0].answer.server for s in statuses] == [bind.address, bind.address]
+    assert [s.match.active for s in statuses] == ["primary", "backup"]
+    assert asked == ["example.test."]  # once per zone, not per domain

@@ -132,3 +132,20 @@ def test_key_file_with_comments_and_named_choice(tmp_path: Path) -> None:
     assert read_key_file(path, "two").algorithm == "hmac-sha512"
     with pytest.raises(KeyFileError, match=r"no key named 'three' \(it has: one, two.\)"):
         read_key_file(path, "three")
+
+
+def test_large_rrset_is_read_over_tcp_after_truncation(bind: BindServer) -> None:
+    """40 MX records do not fit a 512-byte UDP answer: the read must fall back to TCP."""
+    provider = provider_with_key(bind.address, bind.key_file)
+    rrset = RRset.of(
+        f"big-{os.urandom(4).hex()}.contract.test.",
+        300,
+        [f"{i} mx{i}.a-rather-long-mail-host-name.example.net." for i in range(40)],
+    )
+    provider.apply("contract.test.", [Change(rrset.name, None, rrset)])
+    assert provider.read("contract.test.", [rrset.name]) == {rrset.name: rrset}
+
+
+def test_nameservers_are_the_zone_ns_records(bind: BindServer) -> None:
+    provider = provider_with_key(bind.address, bind.key_file)
+    assert provider.nameservers("contract.test.") == ["ns1.contract.test"]

@@ -1,0 +1,154 @@
+"""Benchmark: Route53 API calls to fail over 1,000 domains spread over 10 hosted zones.
+
+Run by hand from the repository root::
+
+    python bench/bench_route53.py [--zones 10] [--domains 1000]
+
+Route53 is moto in server mode on loopback (real HTTP through botocore, fake keys, no
+traffic elsewhere). Every HTTP request the provider sends is counted with a botocore
+``before-send`` hook. For each zone the failover does what mxflip does: read every
+domain's MX set, apply one conditional change batch, wait for INSYNC. The goal is at
+most 3 calls per zone for read + apply + wait; the hosted-zone lookup (once per zone per
+provider, remembered) is reported on its own line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "providers" / "route53")]
+
+import boto3  # noqa: E402
+
+from mxflip import Change, RRset  # noqa: E402
+from mxflip_route53 import Route53Provider, Route53Settings  # noqa: E402
+from tests.support.moto_route53 import (  # noqa: E402
+    AWS_VARIABLES_TO_CLEAR,
+    MotoServer,
+    fake_aws_environment,
+    strict_route53,
+)
+
+PRIMARY = ["10 mx1.primary.example.net.", "20 mx2.primary.example.net."]
+BACKUP = ["10 mx1.backup.example.org.", "20 mx2.backup.example.org."]
+PHASES = {
+    "ListHostedZonesByName": "lookup",
+    "ListResourceRecordSets": "read",
+    "ChangeResourceRecordSets": "apply",
+    "GetChange": "wait",
+}
+
+
+def seed(admin: Any, zones: list[str], per_zone: int) -> dict[str, list[str]]:
+    """Create the zones and every domain's primary MX set, behind mxflip's back."""
+    domains: dict[str, list[str]] = {}
+    for zone in zones:
+        zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)[
+            "HostedZone"
+        ]["Id"]
+        names = [f"d{i:04}.{zone}" for i in range(per_zone)]
+        admin.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "CREATE",
+                        "ResourceRecordSet": {
+                            "Name": n,
+                            "Type": "MX",
+                            "TTL": 3600,
+                            "ResourceRecords": [{"Value": v} for v in PRIMARY],
+                        },
+                    }
+                    for n in names
+                ]
+            },
+        )
+        domains[zone] = names
+    return domains
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zones", type=int, default=10)
+    parser.add_argument("--domains", type=int, default=1000)
+    args = parser.parse_args()
+    per_zone = args.domains // args.zones
+
+    home = tempfile.mkdtemp(prefix="mxflip-bench-")
+    for name in AWS_VARIABLES_TO_CLEAR:
+        os.environ.pop(name, None)
+    os.environ.update(fake_aws_environment(home))
+
+    server = MotoServer().start()
+    try:
+        with strict_route53():
+            admin = boto3.session.Session().client("route53", endpoint_url=server.url)
+            run = uuid.uuid4().hex[:6]
+            zones = [f"zone{i}-{run}.bench.test." for i in range(args.zones)]
+            domains = seed(admin, zones, per_zone)
+
+            provider = Route53Provider.from_settings(
+                "bench", Route53Settings(endpoint_url=server.url)
+            )
+            calls: Counter[str] = Counter()
+            provider._client.events.register(
+                "before-send.route53",
+                lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]),
+            )
+            started = time.perf_counter()
+            per_zone_calls: list[int] = []
+            for zone in zones:
+                before = sum(calls.values()) - calls["ListHostedZonesByName"]
+                live = provider.read(zone, domains[zone])
+                changes = [
+                    Change(name, rrset, RRset.of(name, 300, BACKUP)) for name, rrset in live.items()
+                ]
+                provider.wait(provider.apply(zone, changes), 120)
+                per_zone_calls.append(sum(calls.values()) - calls["ListHostedZonesByName"] - before)
+            elapsed = time.perf_counter() - started
+            failover_calls = Counter(calls)
+
+            switched = sum(
+                1
+                for zone in zones
+                for rrset in provider.read(zone, domains[zone]).values()
+                if rrset is not None and rrset.same_records(RRset.of(zone, 300, BACKUP))
+            )
+    finally:
+        server.stop()
+
+    calls = failover_calls  # the check read above is not part of the failover
+    total = sum(calls.values())
+    work = total - calls["ListHostedZonesByName"]
+    print(
+        f"Route53 failover of {per_zone * args.zones} domains in {args.zones} zones "
+        "(moto on loopback)"
+    )
+    for operation, phase in PHASES.items():
+        print(f"  {phase:<7} {operation:<26} {calls[operation]:>5} calls")
+    print(
+        f"  read + apply + wait per zone: max {max(per_zone_calls)}, "
+        f"mean {work / args.zones:.2f} (goal: at most 3)"
+    )
+    print(
+        f"  with the hosted-zone lookup:  {total / args.zones:.2f} calls per zone, {total} in all"
+    )
+    print(f"  domains switched: {switched} of {per_zone * args.zones}")
+    print(f"  wall time: {elapsed:.2f} s ({elapsed / args.zones * 1000:.0f} ms per zone)")
+    met = max(per_zone_calls) <= 3 and switched == per_zone * args.zones
+    print(f"  goal met: {'yes' if met else 'NO'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
