@@ -13,7 +13,7 @@ from mxflip.probe import DomainReadiness, Severity, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX
 from tests.support.bind import BindServer, zone_text
-from tests.support.postfix import PostfixServer
+from tests.support.postfix import PostfixServer, instance_dir
 from tests.support.smtplab import make_certs
 
 DOMAIN = "pf.test"
@@ -28,9 +28,11 @@ def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixS
     cert_file, key_file = folder / "mx.crt", folder / "mx.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
-    server = PostfixServer(folder / "instance", DOMAIN, HOST, cert_file, key_file).start()
-    yield server, certs.ca_file
-    server.stop()
+    server = PostfixServer(instance_dir(), DOMAIN, HOST, cert_file, key_file)
+    try:
+        yield server.start(), certs.ca_file
+    finally:
+        server.remove()
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,11 @@
 
 Everything lives in its own folder (config_directory, queue_directory, data_directory,
 log file); the system-wide instance is never touched and nothing listens on port 25.
-Postfix's daemons drop to the ``postfix`` user and must be able to reach that folder, so
-the folder and its ancestors inside pytest's temporary root get search permission
-(o+x, never read). When Postfix is missing or will not start, tests fail under
-``CI=true`` and are skipped elsewhere.
+Postfix's daemons drop to the ``postfix`` user and must be able to reach that folder. Under
+pytest's ``tmp_path`` they cannot: pytest keeps its root at mode 0700 (and every pytest
+run on the machine resets it), so :func:`instance_dir` makes a private 0711 folder in the
+system temp directory instead, removed by :meth:`PostfixServer.stop`. When Postfix is
+missing or will not start, tests fail under ``CI=true`` and are skipped elsewhere.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +120,6 @@ smtp_tls_security_level = none
         for sub in ("etc", "spool", "data"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         os.chown(self.workdir / "data", owner.pw_uid, owner.pw_gid)
-        _searchable(self.workdir)
         last = ""
         for _ in range(3):  # a port picked free can be taken before master binds it
             self.port = free_port()
@@ -174,12 +175,14 @@ smtp_tls_security_level = none
             self.process.wait(timeout=10)
         self.process = None
 
+    def remove(self) -> None:
+        """Stop, then delete the instance folder."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
-def _searchable(path: Path) -> None:
-    """Let the ``postfix`` user traverse into ``path`` (pytest's temp root is 0700)."""
-    for folder in [path, *path.parents]:
-        mode = folder.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(folder, mode | 0o001)
-        if folder.name.startswith("pytest-of-") or str(folder) in ("/", "/tmp"):
-            break
+
+def instance_dir() -> Path:
+    """A fresh folder the ``postfix`` user may traverse (search only, no listing)."""
+    path = Path(tempfile.mkdtemp(prefix="mxflip-postfix-"))
+    os.chmod(path, 0o711)
+    return path
