@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mxflip._der import DERError, parse_certificate
+from mxflip.errors import ConfigError
 from mxflip.retry import AsyncSleep, async_retrying
 
 #: Monotonic seconds, for step timings (injectable so tests control "slow").
@@ -273,8 +274,15 @@ def parse_extensions(reply: Reply) -> frozenset[str]:
 def make_ssl_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(verifying, opportunistic) client contexts. Both accept TLS 1.0+ so an old
     server is seen and reported rather than silently unreachable."""
-    verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    opportunistic = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        opportunistic = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"cannot load the CA file {ca_file}: {getattr(exc, 'reason', None) or exc}",
+            key="probe.ca_file",
+            hint="give a PEM file with one or more CA certificates",
+        ) from None
     opportunistic.check_hostname = False
     opportunistic.verify_mode = ssl.CERT_NONE
     for ctx in (verifying, opportunistic):

@@ -223,3 +223,16 @@ def test_ctrl_c_during_check_exits_130(cli_lab: CliLab, monkeypatch: pytest.Monk
     result = cli_lab.run("check")
     assert result.exit_code == 130
     assert result.stderr.strip() == "mxflip: interrupted"
+
+
+def test_unusable_ca_file_is_one_line_exit_2(cli_lab: CliLab, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    text = cli_lab.config().read_text().replace(str(cli_lab.ca_file), str(bad))
+    path = tmp_path / "mxflip.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["-c", str(path), "check", "ready.cli.test"])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"mxflip: error: probe.ca_file: cannot load the CA file {bad}: ")
+    assert line.endswith("(give a PEM file with one or more CA certificates)")

@@ -625,3 +625,31 @@ def test_unreachable_resolver_is_a_finding_not_a_crash(env: Env) -> None:
         f"A/AAAA lookup of mx.good.lab.test timed out at {dead} "
         "(check that the resolvers in [probe] resolvers are reachable)"
     )
+
+
+STARTTLS_EHLO = "250-mx.lab.test\r\n250-STARTTLS\r\n250 8BITMIME"
+
+
+def test_ehlo_rejected_fails(env: Env) -> None:
+    port = env.lab.raw(scripted({"EHLO": "550 5.7.1 go away"}))
+    result = check(config_for(env, {"mx.good.lab.test": port}))
+    assert result.verdict is Verdict.NOT_READY
+    [finding] = one_host(result).addresses[0].findings
+    assert (finding.code, finding.message) == ("ehlo-rejected", "EHLO answered 550 5.7.1 go away")
+
+
+def test_starttls_refused_is_a_tls_handshake_failure(env: Env) -> None:
+    port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "454 4.7.0 TLS not available"}))
+    result = check(config_for(env, {"mx.good.lab.test": port}))
+    assert result.verdict is Verdict.NOT_READY
+    assert codes(result) == {"tls-handshake"}
+    assert one_host(result).addresses[0].steps[-1].name == "quit"  # still polite
+
+
+def test_broken_tls_after_starttls_fails(env: Env) -> None:
+    port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "220 2.0.0 go ahead"}))
+    result = check(config_for(env, {"mx.good.lab.test": port}))
+    assert result.verdict is Verdict.NOT_READY
+    [finding] = one_host(result).addresses[0].findings
+    assert finding.code == "tls-handshake"
+    assert finding.message.startswith("TLS handshake failed:")
