@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from mxflip._der import DERError, parse_certificate
 from mxflip.lookup import Lookup, TLSARecord
 from mxflip.probe import Finding, TLSInfo, fail, warn
 from mxflip.retry import AsyncSleep, async_retrying
@@ -238,8 +239,6 @@ def usable_tlsa(records: Sequence[TLSARecord]) -> list[TLSARecord]:
 
 
 def _spki(der: bytes) -> bytes | None:
-    from mxflip._der import DERError, parse_certificate
-
     try:
         return parse_certificate(der).spki
     except DERError:
