@@ -54,9 +54,19 @@ from mxflip.retry import AsyncSleep
 _T = TypeVar("_T")
 
 PROFILES = ("backup", "primary", "live")
-#: Domains asked in one SMTP session; more go in the next session to the same address,
-#: so a server's per-session recipient or error limits are not hit.
-SESSION_BATCH = 20
+#: Domains asked in one SMTP session; more go in the next session to the same address.
+#: Postfix counts RSET as a junk command (smtpd_junk_command_limit = 100) and a rejected
+#: RCPT as an error (it slows down after smtpd_soft_error_limit = 10 and hangs up at
+#: smtpd_hard_error_limit = 20), so a session stays well under both.
+SESSION_BATCH = 50
+SESSION_EXPECTED_ERRORS = 8
+
+
+def session_batch(probe: ProbeConfig) -> int:
+    """How many domains one session may ask about: the catch-all and relay checks each
+    expect a rejection per domain, which the server counts as errors."""
+    expected = int(probe.check_catch_all) + int(probe.relay_test_recipient is not None)
+    return SESSION_BATCH if expected == 0 else max(1, SESSION_EXPECTED_ERRORS // expected)
 
 
 @dataclass(frozen=True)
@@ -178,8 +188,9 @@ async def check_domains_async(
         # One connection per address at a time, even when two host names share it;
         # the domains asking it share sessions, in batches.
         lock = locks.setdefault((target.address, target.port), asyncio.Lock())
-        for i in range(0, len(txs), SESSION_BATCH):
-            batch = txs[i : i + SESSION_BATCH]
+        size = session_batch(probe)
+        for i in range(0, len(txs), size):
+            batch = txs[i : i + size]
             async with lock, limit:
                 session = await prober.session(target.host, target.address, target.port, batch)
             for tx in batch:

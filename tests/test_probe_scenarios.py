@@ -653,3 +653,12 @@ def test_broken_tls_after_starttls_fails(env: Env) -> None:
     [finding] = one_host(result).addresses[0].findings
     assert finding.code == "tls-handshake"
     assert finding.message.startswith("TLS handshake failed:")
+
+
+def test_session_batches_stay_under_postfix_error_limits() -> None:
+    from mxflip.readiness import session_batch
+
+    assert session_batch(ProbeConfig()) == 50
+    assert session_batch(ProbeConfig(check_catch_all=True)) == 8
+    both = ProbeConfig(check_catch_all=True, relay_test_recipient="probe@relay-check.invalid")
+    assert session_batch(both) == 4
