@@ -28,7 +28,8 @@ def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixS
     cert_file, key_file = folder / "mx.crt", folder / "mx.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
-    server = PostfixServer(instance_dir(), DOMAIN, HOST, cert_file, key_file)
+    extra = tuple(f"d{i}.{DOMAIN}" for i in range(11))
+    server = PostfixServer(instance_dir(), DOMAIN, HOST, cert_file, key_file, extra)
     try:
         yield server.start(), certs.ca_file
     finally:
@@ -47,9 +48,12 @@ def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     server.stop()
 
 
-def run(
-    postfix: tuple[PostfixServer, Path], dns: BindServer, recipient: str | None = None
-) -> DomainReadiness:
+def run_many(
+    postfix: tuple[PostfixServer, Path],
+    dns: BindServer,
+    names: list[str],
+    recipient: str | None = None,
+) -> list[DomainReadiness]:
     server, ca_file = postfix
     probe = ProbeConfig(
         helo="probe.lab.test",
@@ -61,16 +65,25 @@ def run(
         check_catch_all=True,
         relay_test_recipient="probe@relay-check.invalid",
     )
-    domain = DomainConfig(
-        name=f"{DOMAIN}.",
-        provider="lab",
-        zone=f"{DOMAIN}.",
-        primary=frozenset({MX(10, "mx.primary.invalid")}),
-        backup=frozenset({MX(10, HOST)}),
-        probe_recipient=recipient,
-    )
-    config = Config(path=None, providers={}, domains={domain.name: domain}, probe=probe)
-    [result] = check_domains(config, [domain], "backup")
+    domains = [
+        DomainConfig(
+            name=f"{name}.",
+            provider="lab",
+            zone=f"{DOMAIN}.",
+            primary=frozenset({MX(10, "mx.primary.invalid")}),
+            backup=frozenset({MX(10, HOST)}),
+            probe_recipient=recipient,
+        )
+        for name in names
+    ]
+    config = Config(path=None, providers={}, domains={d.name: d for d in domains}, probe=probe)
+    return check_domains(config, domains, "backup")
+
+
+def run(
+    postfix: tuple[PostfixServer, Path], dns: BindServer, recipient: str | None = None
+) -> DomainReadiness:
+    [result] = run_many(postfix, dns, [DOMAIN], recipient)
     return result
 
 
@@ -113,3 +126,15 @@ def test_postfix_rejects_an_unknown_probe_recipient(
     assert finding.code == "rcpt-rejected"
     assert finding.message.startswith(f"RCPT TO:<nobody@{DOMAIN}> answered 550 5.1.1")
     assert "User unknown in local recipient table" in finding.message
+
+
+def test_many_domains_with_extra_checks_stay_under_postfix_error_limits(
+    postfix: tuple[PostfixServer, Path], dns: BindServer
+) -> None:
+    # 12 domains, each costing Postfix two rejected RCPTs (catch-all and relay checks):
+    # in one session Postfix would slow down after 10 errors and hang up after 20.
+    names = [DOMAIN, *(f"d{i}.{DOMAIN}" for i in range(11))]
+    results = run_many(postfix, dns, names)
+    assert [r.verdict for r in results] == [Verdict.READY] * len(names)
+    log = postfix[0].log_file.read_text()
+    assert "too many errors" not in log

@@ -65,6 +65,8 @@ class PostfixServer:
     hostname: str
     cert_file: Path
     key_file: Path
+    #: More local domains (each with only postmaster@), for multi-domain sessions.
+    extra_domains: tuple[str, ...] = ()
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -86,7 +88,7 @@ mail_owner = postfix
 setgid_group = postdrop
 myhostname = {self.hostname}
 mydomain = {self.domain}
-mydestination = {self.domain}
+mydestination = {", ".join((self.domain, *self.extra_domains))}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 # nothing is "my network", so loopback clients cannot relay
