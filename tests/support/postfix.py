@@ -144,6 +144,18 @@ smtp_tls_security_level = none
         unavailable(f"postfix did not start; its log ends with:\n{last}")
         raise AssertionError("unreachable")
 
+    def log_has(self, *texts: str, timeout: float = 10.0) -> bool:
+        """Whether the log shows every text; postlogd writes asynchronously, so wait for
+        it (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+            if all(t in log for t in texts):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
