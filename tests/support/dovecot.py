@@ -134,6 +134,7 @@ class DovecotServer:
             f"ssl_cert = <{w}/cert.pem\n"
             f"ssl_key = <{w}/key.pem\n"
             "auth_mechanisms = plain\n"
+            "auth_failure_delay = 0\n"
             f"default_internal_user = {internal}\n{login}"
             + mail
             + "passdb {\n  driver = passwd-file\n"
