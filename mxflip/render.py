@@ -455,7 +455,8 @@ def render_canary_status(console: Console, domain: str, statuses: Sequence[Canar
                 f"{domain}: canary via {s.path}: ",
                 (s.status.replace("_", " "), _CANARY_STYLE.get(s.status, "")),
                 f"{delay} (checked {_when(s.checked_at)})",
-            )
+            ),
+            soft_wrap=True,
         )
     for c in statuses:
         if not c.alert or c.failing_for is None or c.retry_left is None:
@@ -472,5 +473,6 @@ def render_canary_status(console: Console, domain: str, statuses: Sequence[Canar
                 f"{format_duration(c.failing_for)}; {left}. "
                 f"Consider: mxflip failover {domain}",
                 style="bold red",
-            )
+            ),
+            soft_wrap=True,
         )

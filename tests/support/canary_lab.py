@@ -60,7 +60,7 @@ class Lab:
         mx2: str | None = None,
         domains: str = "",
     ) -> Path:
-        """Write mxflip.toml: mx1.proxy.test → the proxy relay, mail.<domain> → the
+        """Write mxflip.toml: mx1.proxy.test → the proxy relay, backup.relay.test → the
         backup relay, mx2.proxy.test → a closed port unless given."""
         if key_file is None:
             key_file = self.folder / "lab.key"
@@ -84,7 +84,7 @@ helo = "monitor.example.test"
 [probe.connect]
 "mx1.proxy.test" = "{mx1 or self.proxy.address}"
 "mx2.proxy.test" = "{mx2 or f"127.0.0.1:{free_port()}"}"
-"mail.{DOMAIN}" = "{self.backup.address}"
+"backup.relay.test" = "{self.backup.address}"
 
 [canary]
 {canary_table}
@@ -95,7 +95,7 @@ from = "mxflip@monitor.example.test"
 provider = "lab"
 zone = "example.test"
 primary = ["10 mx1.proxy.test", "20 mx2.proxy.test"]
-backup = ["10 mail.{{domain}}"]
+backup = ["10 backup.relay.test"]
 {f"nameservers = {nameservers}" if nameservers else ""}
 
 [domains."{DOMAIN}"]
