@@ -891,11 +891,13 @@ def check_canaries(
                     status = classify(r.delay, True, canary.warn_after, canary.fail_after)
                 else:
                     status = classify(now - r.sent_at, False, canary.warn_after, canary.fail_after)
-                was_missing = r.status == "missing"
+                if r.status == "missing" and status == "missing":
+                    # Reported once already; watched quietly in case it turns up late,
+                    # so that a recovered path is not reported as failing for days.
+                    continue
                 r.status = status
                 r.checked_at = now
-                if not (was_missing and status == "missing"):
-                    state.record_result(r, status, now)
+                state.record_result(r, status, now)
                 outcomes.append(
                     CanaryOutcome(
                         domain=r.domain,

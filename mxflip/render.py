@@ -323,8 +323,8 @@ def canary_check_json(
         "command": command,
         "exit_code": exit_code,
         "checked_at": _when(report.checked_at),
-        "warn_after": report.warn_after,
-        "fail_after": report.fail_after,
+        "warn_after_seconds": report.warn_after,
+        "fail_after_seconds": report.fail_after,
         "deleted": report.deleted,
         "canaries": [
             {

@@ -58,11 +58,16 @@ class RelayHandler:
         )
         if self.drop or self.maildir is None:
             return "250 OK queued"  # and never delivered: the incident
+        self.deliver(content)
+        return "250 OK queued"
+
+    def deliver(self, content: bytes) -> None:
+        """Put ``content`` into the Maildir as if it arrived ``delay`` seconds from now."""
+        assert self.maildir is not None
         arrival = time.time() + self.delay
         key = mailbox.Maildir(self.maildir, create=False).add(content)
         path = self.maildir / "new" / key
         os.utime(path, (arrival, arrival))
-        return "250 OK queued"
 
 
 class Relay:
