@@ -115,6 +115,7 @@ def ca() -> trustme.CA:
 
 
 def make_lab(folder: Path, ca: trustme.CA, maildir: Path | None = None) -> Iterator[Lab]:
+    folder.mkdir(parents=True, exist_ok=True)
     maildir = maildir or folder / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
