@@ -376,8 +376,7 @@ def _route(
         return via, _ordered(domain.profile(via)), None
     from mxflip.observe import match_profile
 
-    assert live is not None
-    rrset, error = live
+    rrset, error = live or (None, "the provider gave no answer for this domain")
     if error is not None:
         return "live", [], f"cannot read the live MX set: {error}"
     if rrset is None:

@@ -162,7 +162,30 @@ def test_on_time(lab: Lab) -> None:
     assert result.exit_code == 0, result.output
     doc = json_of(result)
     assert doc["command"] == "canary check"
+    assert set(doc) == {
+        "version",
+        "command",
+        "exit_code",
+        "checked_at",
+        "warn_after_seconds",
+        "fail_after_seconds",
+        "deleted",
+        "canaries",
+    }
+    assert (doc["warn_after_seconds"], doc["fail_after_seconds"]) == (900, 3600)
     (c,) = doc["canaries"]
+    assert set(c) == {
+        "domain",
+        "path",
+        "token",
+        "status",
+        "address",
+        "sent_at",
+        "arrived_at",
+        "delay_seconds",
+        "host",
+        "error",
+    }
     assert (c["status"], c["path"], c["domain"]) == ("on_time", "primary", DOMAIN)
     assert 0 <= c["delay_seconds"] < 60
     assert c["arrived_at"] is not None
@@ -461,6 +484,30 @@ def test_maildir_reader_ignores_ordinary_mail(tmp_path: Path) -> None:
     (tmp_path / "cur" / "c").write_bytes(b"X-Mxflip-Canary: not a token!\n\nbody\n")
     found = MaildirMailbox(tmp_path).find()
     assert [(f.token, Path(f.ref).name) for f in found] == [("abcdef0123", "b")]
+
+
+def test_state_defaults_to_the_xdg_state_folder(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    path = lab.config()
+    path.write_text(path.read_text().replace(f'state_file = "{lab.state_file}"', ""))
+    assert mxflip_(path, "canary", "send", "--via", "primary").exit_code == 0
+    state = tmp_path / "xdg" / "mxflip" / "canary.json"
+    assert json.loads(state.read_text())["version"] == 1
+    assert not lab.state_file.exists()
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert mxflip.canary.default_state_dir() == tmp_path / "home" / ".local/state/mxflip"
+
+
+def test_damaged_state_is_one_line(lab: Lab) -> None:
+    lab.state_file.parent.mkdir(parents=True)
+    lab.state_file.write_text("{not json")
+    result = mxflip_(lab.config(), "canary", "check")
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"mxflip: error: canary state {lab.state_file} is damaged")
+    assert "move it aside" in result.stderr
 
 
 def test_clock_default_is_the_system_clock() -> None:
