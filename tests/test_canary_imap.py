@@ -118,6 +118,17 @@ def test_missing_credentials_is_usage_error(
     )
 
 
+def test_run_checks_the_mailbox_before_sending(
+    lab: Lab, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(USER_ENV, raising=False)
+    config = imap_config(lab, dovecot)
+    result = run(config, "run", "--via", "primary")
+    assert result.exit_code == 2
+    assert f"environment variable {USER_ENV} is not set" in result.stderr
+    assert lab.proxy.handler.received == []
+
+
 def test_wrong_password_is_one_line_without_the_secret(
     lab: Lab, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -290,11 +290,14 @@ def run_canaries(
     The check also covers canaries still outstanding from earlier runs of these domains.
     """
     canary = require_canary(config)
-    sent = send_canaries(config, domains, via, live_reader=live_reader, clock=clock)
-    tokens = [s.token for s in sent if s.ok]
     own_box = mailbox is None
     box = mailbox or open_mailbox(config)
     try:
+        # Look once before sending: missing credentials or an unreachable mailbox should
+        # stop the run before a canary goes out that nobody can look for.
+        box.find()
+        sent = send_canaries(config, domains, via, live_reader=live_reader, clock=clock)
+        tokens = [s.token for s in sent if s.ok]
         if tokens:
             wait_for(
                 box,
