@@ -113,6 +113,7 @@ class CanaryConfig:
     mail_from: str | None = None
     #: None: ``canary.json`` in the state folder (``$XDG_STATE_HOME/mxflip``).
     state_file: Path | None = None
+    #: CA bundle for the IMAP server's certificate (default: the system's CAs).
     ca_file: Path | None = None
     poll_interval: float = 10.0
 
@@ -541,7 +542,11 @@ def _parse_domain(
         nameservers=_check_server_list(merged["nameservers"] or [], 53),
         resolvers=_check_server_list(merged["resolvers"] or [], 53),
         probe_recipient=merged["probe_recipient"],
-        canary_address=merged["canary_address"],
+        canary_address=(
+            merged["canary_address"].replace("{domain}", domain.rstrip("."))
+            if merged["canary_address"]
+            else None
+        ),
     )
 
 

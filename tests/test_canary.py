@@ -29,6 +29,7 @@ from mxflip.config import load_config
 from mxflip.duration import format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
 from tests.support.ports import free_port
+from tests.support.relay import Relay, RelayHandler
 
 __all__ = ["ca"]
 
@@ -77,7 +78,7 @@ def test_send_submits_a_tagged_message_over_starttls(lab: Lab) -> None:
         True,
         "mx1.proxy.test",
     )
-    assert sent["tls"] == "unverified"
+    assert sent["tls"] == "starttls"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sent["sent_at"])
     (received,) = lab.proxy.handler.received
     assert received.tls is True  # STARTTLS was offered, so it was used
@@ -90,6 +91,17 @@ def test_send_submits_a_tagged_message_over_starttls(lab: Lab) -> None:
     state = json.loads(lab.state_file.read_text())
     assert [c["token"] for c in state["canaries"]] == [sent["token"]]
     assert lab.state_file.stat().st_mode & 0o077 == 0
+
+
+def test_plain_smtp_when_starttls_is_not_offered(lab: Lab) -> None:
+    plain = Relay(RelayHandler(lab.maildir), lab.ca, starttls=False)
+    try:
+        config = lab.config(mx1=plain.address)
+        doc = json_of(mxflip_(config, "canary", "send", "--via", "primary", "--json"))
+    finally:
+        plain.stop()
+    assert (doc["exit_code"], doc["canaries"][0]["tls"]) == (0, "none")
+    assert plain.handler.received[0].tls is False
 
 
 def test_tokens_are_unique(lab: Lab) -> None:

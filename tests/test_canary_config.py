@@ -58,9 +58,12 @@ def test_imap_and_durations(tmp_path: Path) -> None:
 
 
 def test_canary_address_from_defaults(tmp_path: Path) -> None:
-    text = GOOD.replace("ttl = 3600", 'ttl = 3600\ncanary_address = "canary@example.test"')
+    text = GOOD.replace("ttl = 3600", 'ttl = 3600\ncanary_address = "canary@{domain}"')
+    text += '\n[domains."other.test"]\nprovider = "lab"\nprimary = ["10 mx.other.test"]\n'
+    text += 'backup = ["10 b.other.test"]\n'
     config = load_config(write_config(tmp_path, text + CANARY))
     assert config.domains["example.test."].canary_address == "canary@example.test"
+    assert config.domains["other.test."].canary_address == "canary@other.test"
 
 
 BAD: list[tuple[str, str, str]] = [

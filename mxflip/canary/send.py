@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
-from pathlib import Path
 
 from mxflip.canary._base import (
     PATH_HEADER,
@@ -73,7 +72,7 @@ class SendAttempt:
     host: str
     target: str
     error: str | None = None
-    tls: str | None = None  # "verified", "unverified" or "none"
+    tls: str | None = None  # "starttls" or "none"
 
 
 @dataclass(frozen=True)
@@ -146,15 +145,14 @@ def _ordered(records: frozenset[MX]) -> list[MX]:
     return sorted(records, key=lambda mx: (mx.preference, mx.host))
 
 
-def _tls_context(ca_file: Path | None) -> tuple[ssl.SSLContext, str]:
-    if ca_file is not None:
-        return ssl.create_default_context(cafile=str(ca_file)), "verified"
-    # Like the senders whose experience we measure: MTAs encrypt opportunistically and do
-    # not refuse a certificate they cannot verify. Set [canary] ca_file to insist.
+def _opportunistic_tls() -> ssl.SSLContext:
+    # Like the senders whose experience the canary measures: MTAs encrypt when STARTTLS is
+    # offered and do not refuse a certificate they cannot verify (certificate checks are
+    # the SMTP probe's job, not the canary's).
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    return ctx, "unverified"
+    return ctx
 
 
 def _smtp_error(exc: BaseException) -> str:
@@ -195,15 +193,14 @@ def _submit(
     *,
     helo: str,
     timeout: float,
-    ca_file: Path | None,
 ) -> str:
     """One SMTP transaction; returns the TLS state. Raises what smtplib raises."""
     with smtplib.SMTP(target.host, target.port, local_hostname=helo, timeout=timeout) as smtp:
         smtp.ehlo()
         tls = "none"
         if smtp.has_extn("starttls"):
-            ctx, tls = _tls_context(ca_file)
-            smtp.starttls(context=ctx)
+            smtp.starttls(context=_opportunistic_tls())
+            tls = "starttls"
             smtp.ehlo()
         smtp.send_message(message, from_addr=mail_from, to_addrs=[rcpt])
         return tls
@@ -251,7 +248,6 @@ def send_one(
                 address,
                 helo=helo,
                 timeout=config.probe.timeout,
-                ca_file=canary.ca_file,
             )
         except (smtplib.SMTPException, OSError, ValueError) as exc:
             attempts.append(SendAttempt(mx.host, str(target), _smtp_error(exc)))
