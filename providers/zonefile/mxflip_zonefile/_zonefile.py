@@ -1,0 +1,189 @@
+"""Private: parse an RFC 1035 zone file with dnspython and edit its MX RRsets and SOA serial.
+
+Every problem with the file becomes a :class:`ZoneFileError` whose message names the file
+(and the line, for syntax errors), so callers can turn it into a config or provider error.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.node
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.zone
+
+from mxflip import MX, RRset
+from mxflip_zonefile.serial import next_serial
+
+# $INCLUDE and $GENERATE are refused: a rewrite would inline the included file or expand
+# the template, silently changing how the user's files are laid out.
+_DIRECTIVES = frozenset({"$ORIGIN", "$TTL"})
+
+
+class ZoneFileError(Exception):
+    """The zone file cannot be used; the message names the file and says why."""
+
+
+def read_text(path: Path) -> str:
+    """The zone file's text, or ZoneFileError naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ZoneFileError(f"zone file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ZoneFileError(f"zone file {path} is a directory, not a file") from None
+    except PermissionError:
+        raise ZoneFileError(f"cannot read zone file {path}: permission denied") from None
+    except OSError as exc:
+        raise ZoneFileError(f"cannot read zone file {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ZoneFileError(f"zone file {path} line {line}: not UTF-8 text") from None
+
+
+def parse(text: str, path: Path, origin: str | None) -> dns.zone.Zone:
+    """Parse ``text`` (read from ``path``) as the zone ``origin``.
+
+    With ``origin`` None the file's first ``$ORIGIN`` names the zone. Names are kept
+    relative to the origin, so a rewrite keeps the file's relative style.
+    """
+    try:
+        return dns.zone.from_text(
+            text,
+            origin=origin,
+            relativize=True,
+            filename=str(path),
+            allow_directives=_DIRECTIVES,
+            check_origin=True,
+        )
+    except dns.exception.SyntaxError as exc:
+        raise ZoneFileError(_syntax_message(str(exc), path)) from None
+    except dns.zone.UnknownOrigin:
+        raise ZoneFileError(
+            f"zone file {path} does not say which zone it holds "
+            "(add an $ORIGIN line, or set 'zone' in the provider settings)"
+        ) from None
+    except dns.zone.NoSOA:
+        where = f"at {origin}" if origin else "at its $ORIGIN"
+        raise ZoneFileError(
+            f"zone file {path} has no SOA record {where} (is it the file of another zone?)"
+        ) from None
+    except dns.zone.NoNS:
+        raise ZoneFileError(f"zone file {path} has no NS records at the zone's apex") from None
+    except dns.exception.DNSException as exc:
+        raise ZoneFileError(f"zone file {path} is not a valid zone: {exc}") from None
+
+
+def _syntax_message(detail: str, path: Path) -> str:
+    # dnspython says "FILE:LINE: detail"; people read "FILE line LINE: detail".
+    prefix = f"{path}:"
+    if detail.startswith(prefix):
+        line, _, rest = detail[len(prefix) :].partition(":")
+        if line.isdigit():
+            rest = rest.strip()
+            if "is not allowed" in rest:
+                rest += " (mxflip rewrites the file and would inline it; use a plain zone file)"
+            return f"zone file {path} line {line}: {rest}"
+    return f"zone file {path}: {detail}"
+
+
+def load(path: Path, origin: str | None) -> dns.zone.Zone:
+    """Read and parse the zone file at ``path``."""
+    return parse(read_text(path), path, origin)
+
+
+def origin_of(path: Path) -> str:
+    """The zone a file with ``$ORIGIN`` holds (absolute, lower-case, trailing dot)."""
+    return load(path, None).origin.to_text().lower()  # type: ignore[union-attr]
+
+
+def _relative(zone: dns.zone.Zone, name: str) -> dns.name.Name:
+    absolute = dns.name.from_text(name)
+    assert zone.origin is not None
+    if not absolute.is_subdomain(zone.origin):
+        raise ZoneFileError(f"{name} is not inside zone {zone.origin}")
+    return absolute.relativize(zone.origin)
+
+
+def read_mx(zone: dns.zone.Zone, name: str) -> RRset | None:
+    """The MX RRset of ``name`` (absolute) in ``zone``, or None."""
+    rdataset = zone.get_rdataset(_relative(zone, name), dns.rdatatype.MX)
+    if rdataset is None or len(rdataset) == 0:
+        return None
+    assert zone.origin is not None
+    records = []
+    for rdata in rdataset:
+        exchange = rdata.exchange.derelativize(zone.origin).to_text()
+        try:
+            records.append(MX(rdata.preference, exchange))
+        except ValueError as exc:
+            raise ZoneFileError(
+                f"the MX record '{rdata}' of {name} cannot be used: {exc}"
+            ) from None
+    return RRset(name, rdataset.ttl, frozenset(records))
+
+
+def write_mx(zone: dns.zone.Zone, name: str, rrset: RRset | None) -> None:
+    """Make ``rrset`` the MX RRset of ``name`` (None deletes it); other types stay."""
+    relative = _relative(zone, name)
+    node = zone.get_node(relative)
+    if rrset is None:
+        if node is not None:
+            zone.delete_rdataset(relative, dns.rdatatype.MX)
+        return
+    if node is not None and node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME):
+        raise ZoneFileError(f"{name} has a CNAME record; an MX record cannot be added beside it")
+    rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.MX)
+    for mx in sorted(rrset.records):
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.IN, dns.rdatatype.MX, str(mx), origin=zone.origin, relativize=True
+        )
+        rdataset.add(rdata, rrset.ttl)
+    zone.replace_rdataset(relative, rdataset)
+
+
+def serial(zone: dns.zone.Zone) -> int:
+    """The zone's SOA serial."""
+    soa = zone.get_rdataset(dns.name.empty, dns.rdatatype.SOA)
+    assert soa is not None  # parse() checks the origin has an SOA
+    return int(soa[0].serial)
+
+
+def bump_serial(zone: dns.zone.Zone, today: datetime.date) -> int:
+    """Move the SOA serial forward (see :func:`~mxflip_zonefile.serial.next_serial`)."""
+    soa = zone.get_rdataset(dns.name.empty, dns.rdatatype.SOA)
+    assert soa is not None
+    new = next_serial(int(soa[0].serial), today)
+    replacement = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.SOA)
+    replacement.add(soa[0].replace(serial=new), soa.ttl)
+    zone.replace_rdataset(dns.name.empty, replacement)
+    return new
+
+
+def nameservers(zone: dns.zone.Zone) -> list[str]:
+    """The NS names at the zone's apex, absolute without the trailing dot, sorted."""
+    ns = zone.get_rdataset(dns.name.empty, dns.rdatatype.NS)
+    assert zone.origin is not None
+    return sorted(
+        r.target.derelativize(zone.origin).to_text().rstrip(".").lower() for r in ns or ()
+    )
+
+
+def render(zone: dns.zone.Zone) -> str:
+    """The zone as a zone file: ``$ORIGIN`` first, names relative to it, explicit TTLs."""
+    return str(zone.to_text(sorted=True, relativize=True, want_origin=True, nl="\n"))
+
+
+def names_outside(zone: dns.zone.Zone, names: Iterable[str]) -> list[str]:
+    """The names of ``names`` that are not inside ``zone``."""
+    assert zone.origin is not None
+    return [n for n in names if not dns.name.from_text(n).is_subdomain(zone.origin)]
