@@ -17,7 +17,9 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
+import dns.tokenizer
 import dns.zone
+import dns.zonefile
 
 from mxflip import MX, RRset
 from mxflip_zonefile.serial import next_serial
@@ -56,18 +58,22 @@ def parse(text: str, path: Path, origin: str | None) -> dns.zone.Zone:
     With ``origin`` None the file's first ``$ORIGIN`` names the zone. Names are kept
     relative to the origin, so a rewrite keeps the file's relative style.
     """
+    zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=True)
     try:
-        return dns.zone.from_text(
-            text,
-            origin=origin,
-            relativize=True,
-            filename=str(path),
-            allow_directives=_DIRECTIVES,
-            check_origin=True,
-        )
+        with zone.writer(True) as txn:
+            reader = dns.zonefile.Reader(
+                _LineTokenizer(text, str(path)),
+                dns.rdataclass.IN,
+                txn,
+                allow_include=False,
+                allow_directives=_DIRECTIVES,
+            )
+            reader.read()
+        zone.check_origin()
+        return zone
     except dns.exception.SyntaxError as exc:
         raise ZoneFileError(_syntax_message(str(exc), path)) from None
-    except dns.zone.UnknownOrigin:
+    except (dns.zone.UnknownOrigin, dns.zonefile.UnknownOrigin):
         raise ZoneFileError(
             f"zone file {path} does not say which zone it holds "
             "(add an $ORIGIN line, or set 'zone' in the provider settings)"
@@ -83,6 +89,34 @@ def parse(text: str, path: Path, origin: str | None) -> dns.zone.Zone:
         raise ZoneFileError(f"zone file {path} is not a valid zone: {exc}") from None
 
 
+class _LineTokenizer(dns.tokenizer.Tokenizer):
+    """A tokenizer whose ``where()`` is the line of the last token read.
+
+    dnspython's own tokenizer counts the newline that ends a token before the token is
+    parsed, so an error in the last field of a line is reported one line too far.
+    """
+
+    _token_line = 1
+    _ungotten_line = 1
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        was_ungotten = self.ungotten_token is not None
+        token = super().get(want_leading, want_comment)
+        if was_ungotten:
+            self._token_line = self._ungotten_line
+        else:
+            ended_by_newline = token.is_eol() or self.ungotten_char == "\n"
+            self._token_line = self.line_number - (1 if ended_by_newline else 0)
+        return token
+
+    def unget(self, token: dns.tokenizer.Token) -> None:
+        super().unget(token)
+        self._ungotten_line = self._token_line
+
+    def where(self) -> tuple[str, int]:
+        return (self.filename, max(1, self._token_line))
+
+
 def _syntax_message(detail: str, path: Path) -> str:
     # dnspython says "FILE:LINE: detail"; people read "FILE line LINE: detail".
     prefix = f"{path}:"
@@ -91,7 +125,10 @@ def _syntax_message(detail: str, path: Path) -> str:
         if line.isdigit():
             rest = rest.strip()
             if "is not allowed" in rest:
-                rest += " (mxflip rewrites the file and would inline it; use a plain zone file)"
+                rest += (
+                    " (mxflip rewrites the whole file and cannot keep $INCLUDE or $GENERATE;"
+                    " write the records out in a plain zone file)"
+                )
             return f"zone file {path} line {line}: {rest}"
     return f"zone file {path}: {detail}"
 
