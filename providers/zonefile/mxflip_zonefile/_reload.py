@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PLACEHOLDERS = ("{zone}", "{file}")
-_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_]+\}")
 _TAIL_CHARS = 400
 
 
@@ -32,7 +32,7 @@ def check_command(argv: Sequence[str]) -> None:
         raise ValueError('must name a program, for example ["rndc", "reload", "{zone}"]')
     for arg in argv:
         for found in _PLACEHOLDER.findall(arg):
-            if found not in PLACEHOLDERS:
+            if found not in PLACEHOLDERS:  # a typo such as {zonename} would run as text
                 raise ValueError(f"unknown placeholder {found} (use {' or '.join(PLACEHOLDERS)})")
 
 
