@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -18,6 +20,7 @@ import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
 import dns.tokenizer
+import dns.transaction
 import dns.zone
 import dns.zonefile
 
@@ -52,25 +55,55 @@ def read_text(path: Path) -> str:
         raise ZoneFileError(f"zone file {path} line {line}: not UTF-8 text") from None
 
 
+@dataclass(frozen=True)
+class Span:
+    """Where one record sits in the file: its owner (relative to the zone's origin), type,
+    first and last line (1-based), and the ``$ORIGIN`` in force there."""
+
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    first: int
+    last: int
+    origin: dns.name.Name
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every record's place in the file, and the ``$ORIGIN`` in force at its end."""
+
+    spans: tuple[Span, ...]
+    end_origin: dns.name.Name
+
+
 def parse(text: str, path: Path, origin: str | None) -> dns.zone.Zone:
     """Parse ``text`` (read from ``path``) as the zone ``origin``.
 
     With ``origin`` None the file's first ``$ORIGIN`` names the zone. Names are kept
     relative to the origin, so a rewrite keeps the file's relative style.
     """
+    return parse_with_layout(text, path, origin)[0]
+
+
+def parse_with_layout(text: str, path: Path, origin: str | None) -> tuple[dns.zone.Zone, Layout]:
+    """:func:`parse`, and where each record sits in ``text`` (for in-place edits)."""
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=True)
+    tok = _LineTokenizer(text, str(path))
+    spans: list[Span] = []
     try:
         with zone.writer(True) as txn:
+            recording = _RecordingTransaction(txn, tok, spans)
             reader = dns.zonefile.Reader(
-                _LineTokenizer(text, str(path)),
+                tok,
                 dns.rdataclass.IN,
-                txn,
+                recording,  # type: ignore[arg-type]
                 allow_include=False,
                 allow_directives=_DIRECTIVES,
             )
+            recording.reader = reader
             reader.read()
         zone.check_origin()
-        return zone
+        assert reader.current_origin is not None  # check_origin() needs an origin
+        return zone, Layout(tuple(spans), reader.current_origin)
     except dns.exception.SyntaxError as exc:
         raise ZoneFileError(_syntax_message(str(exc), path)) from None
     except (dns.zone.UnknownOrigin, dns.zonefile.UnknownOrigin):
@@ -98,6 +131,9 @@ class _LineTokenizer(dns.tokenizer.Tokenizer):
 
     _token_line = 1
     _ungotten_line = 1
+    #: The line where the record being read began (its first token after an end of line).
+    record_start = 1
+    _at_line_start = True
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
         was_ungotten = self.ungotten_token is not None
@@ -107,7 +143,17 @@ class _LineTokenizer(dns.tokenizer.Tokenizer):
         else:
             ended_by_newline = token.is_eol() or self.ungotten_char == "\n"
             self._token_line = self.line_number - (1 if ended_by_newline else 0)
+        if token.is_eol_or_eof():
+            self._at_line_start = True
+        elif not token.is_comment() and self._at_line_start:
+            self.record_start = self._token_line
+            self._at_line_start = False
         return token
+
+    @property
+    def token_line(self) -> int:
+        """The line of the last token read."""
+        return self._token_line
 
     def unget(self, token: dns.tokenizer.Token) -> None:
         super().unget(token)
@@ -115,6 +161,34 @@ class _LineTokenizer(dns.tokenizer.Tokenizer):
 
     def where(self) -> tuple[str, int]:
         return (self.filename, max(1, self._token_line))
+
+
+class _RecordingTransaction:
+    """Passes everything to dnspython's transaction, noting where each record came from."""
+
+    def __init__(
+        self, txn: dns.transaction.Transaction, tok: _LineTokenizer, spans: list[Span]
+    ) -> None:
+        self._txn = txn
+        self._tok = tok
+        self._spans = spans
+        self.reader: dns.zonefile.Reader | None = None
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        assert self.reader is not None and self.reader.current_origin is not None
+        self._spans.append(
+            Span(
+                name,
+                rdata.rdtype,
+                self._tok.record_start,
+                self._tok.token_line,
+                self.reader.current_origin,
+            )
+        )
+        self._txn.add(name, ttl, rdata)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._txn, attr)
 
 
 def _syntax_message(detail: str, path: Path) -> str:
@@ -126,7 +200,7 @@ def _syntax_message(detail: str, path: Path) -> str:
             rest = rest.strip()
             if "is not allowed" in rest:
                 rest += (
-                    " (mxflip rewrites the whole file and cannot keep $INCLUDE or $GENERATE;"
+                    " (mxflip may rewrite the whole file and cannot keep $INCLUDE or $GENERATE;"
                     " write the records out in a plain zone file)"
                 )
             return f"zone file {path} line {line}: {rest}"

@@ -25,6 +25,7 @@ from mxflip.retry import Sleep
 from mxflip_zonefile import _reload, _zonefile
 from mxflip_zonefile._atomic import replace_atomically
 from mxflip_zonefile._lock import LockBusy, exclusive_lock, lock_path
+from mxflip_zonefile._patch import edit_in_place
 from mxflip_zonefile._zonefile import ZoneFileError
 
 Today = Callable[[], datetime.date]
@@ -255,7 +256,9 @@ class ZoneFileProvider(Provider):
         )
 
     def _write_locked(self, zone: str, path: Path, changes: Sequence[Change]) -> int | None:
-        parsed = self._load(zone, path)
+        text = self._read_text(path)
+        with _as_provider_error():
+            parsed, layout = _zonefile.parse_with_layout(text, path, _zone_name(zone))
         _refuse_outside(parsed, [c.name for c in changes], path)
         with _as_provider_error():
             stale = [c.name for c in changes if _zonefile.read_mx(parsed, c.name) != c.expected]
@@ -270,9 +273,20 @@ class ZoneFileProvider(Provider):
         with _as_provider_error():
             for change in pending:
                 _zonefile.write_mx(parsed, change.name, change.new)
-        serial = _zonefile.bump_serial(parsed, self._today())
-        replace_atomically(path, _zonefile.render(parsed).encode("utf-8"))
-        return serial
+        old_serial = _zonefile.serial(parsed)
+        new_serial = _zonefile.bump_serial(parsed, self._today())
+        # Prefer an in-place edit that keeps comments and layout; it is checked to parse to
+        # exactly the edited zone, else the whole zone is rendered afresh.
+        new_text = edit_in_place(
+            text, layout, parsed, path, [(c.name, c.new) for c in pending], old_serial, new_serial
+        )
+        replace_atomically(path, (new_text or _zonefile.render(parsed)).encode("utf-8"))
+        return new_serial
+
+    @staticmethod
+    def _read_text(path: Path) -> str:
+        with _as_provider_error():
+            return _zonefile.read_text(path)
 
     def _reload(self, zone: str, path: Path, serial: int) -> None:
         command = self._settings.reload_command
