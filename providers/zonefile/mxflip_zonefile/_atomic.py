@@ -42,9 +42,16 @@ def replace_atomically(path: Path, data: bytes) -> None:
 
 
 def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    # The rename is durable only once the directory entry is on disk. Some file systems
+    # (network, FUSE) refuse to fsync a directory; the rename has happened by then, so
+    # failing here would report a written file as not written.
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)

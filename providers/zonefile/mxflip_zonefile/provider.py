@@ -156,9 +156,11 @@ class ZoneFileProvider(Provider):
     """Reads and writes MX RRsets in RFC 1035 zone files.
 
     A write happens under an exclusive lock: parse the file, check every expectation, edit
-    the MX RRsets, bump the SOA serial, write the whole zone to a temporary file and rename
+    the MX RRsets, bump the SOA serial, write the new text to a temporary file and rename
     it over the old one; then, outside the lock, run the reload command if one is set.
-    The file is re-rendered by dnspython, so comments and layout are not kept.
+    The new text is the old one with only the MX lines and the serial changed (comments
+    and layout stay), or, where that cannot be done safely, the zone rendered afresh by
+    dnspython (comments and layout lost); ``ChangeHandle.detail["rewritten"]`` says which.
     """
 
     Settings = ZoneFileSettings
@@ -231,7 +233,7 @@ class ZoneFileProvider(Provider):
         path = self.path_for(zone).resolve()  # a symlinked zone file is written where it lives
         try:
             with exclusive_lock(path, timeout=self._settings.lock_timeout, sleep=self._sleep):
-                serial = self._write_locked(zone, path, changes)
+                written = self._write_locked(zone, path, changes)
         except LockBusy:
             raise ProviderError(
                 f"zone file {path} stayed locked by another writer for "
@@ -245,17 +247,22 @@ class ZoneFileProvider(Provider):
                 hint=f"mxflip needs write access to the folder {path.parent}: it writes a "
                 "temporary file and a lock file there and renames the new zone over the old",
             ) from None
-        if serial is None:
+        if written is None:
             return handle
+        serial, rewritten = written
         self._reload(zone, path, serial)
         return ChangeHandle(
             provider=self.name,
             zone=zone,
             changes=tuple(changes),
-            detail={"file": str(path), "serial": serial},
+            detail={"file": str(path), "serial": serial, "rewritten": rewritten},
         )
 
-    def _write_locked(self, zone: str, path: Path, changes: Sequence[Change]) -> int | None:
+    def _write_locked(
+        self, zone: str, path: Path, changes: Sequence[Change]
+    ) -> tuple[int, bool] | None:
+        """Check, edit and replace the file; (new serial, whether the zone was rewritten
+        from scratch), or None when every change was a no-op."""
         text = self._read_text(path)
         with _as_provider_error():
             parsed, layout = _zonefile.parse_with_layout(text, path, _zone_name(zone))
@@ -280,8 +287,11 @@ class ZoneFileProvider(Provider):
         new_text = edit_in_place(
             text, layout, parsed, path, [(c.name, c.new) for c in pending], old_serial, new_serial
         )
-        replace_atomically(path, (new_text or _zonefile.render(parsed)).encode("utf-8"))
-        return new_serial
+        rewritten = new_text is None
+        if new_text is None:
+            new_text = _zonefile.render(parsed)
+        replace_atomically(path, new_text.encode("utf-8"))
+        return new_serial, rewritten
 
     @staticmethod
     def _read_text(path: Path) -> str:
@@ -330,7 +340,8 @@ def _refuse_outside(parsed: dns.zone.Zone, names: Sequence[str], path: Path) -> 
     outside = _zonefile.names_outside(parsed, names)
     if outside:
         raise ProviderError(
-            f"{', '.join(outside)} not inside zone {parsed.origin} (file {path})",
+            f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not inside zone "
+            f"{parsed.origin} (file {path})",
             hint="check the domain's 'zone' setting",
         )
 

@@ -92,7 +92,8 @@ def test_ttl_inherited_from_a_changed_line_falls_back_to_a_full_rewrite(tmp_path
     path = write(tmp_path, text)
     old = RRset.of(ZONE, 900, ["10 mx1.example.test."])
     new = RRset.of(ZONE, 60, ["10 mx2.example.test."])
-    provider_for(path).apply(ZONE, [Change(ZONE, old, new)])
+    handle = provider_for(path).apply(ZONE, [Change(ZONE, old, new)])
+    assert handle.detail["rewritten"] is True
     written = path.read_text()
     assert ";" not in written  # rewritten: comments are gone
     assert written == render(load(path, ZONE))

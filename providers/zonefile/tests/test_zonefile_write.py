@@ -84,7 +84,8 @@ def test_switch_changes_only_mx_and_serial(path: Path) -> None:
 
 def test_switch_edits_the_file_in_place(path: Path) -> None:
     """Comments and layout stay; only the MX lines and the serial change."""
-    provider_for(path).apply(ZONE, [Change(APEX, LIVE, BACKUP)])
+    handle = provider_for(path).apply(ZONE, [Change(APEX, LIVE, BACKUP)])
+    assert handle.detail["rewritten"] is False
     assert path.read_text() == ORIGINAL.replace(
         "2026010101 ; serial", "2026112300 ; serial"
     ).replace(
