@@ -21,6 +21,7 @@ from mxflip import RRset
 from mxflip_zonefile._zonefile import Layout, Span, ZoneFileError, parse
 
 _FIELD = re.compile(r"[^\s()]+")
+_UNSPLITTABLE = re.compile(r"\\[\s();\\]")
 _Key = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdatatype.RdataType]
 
 
@@ -49,6 +50,7 @@ def edit_in_place(
 
     deleted: set[int] = set()  # 0-based line indexes
     inserts: dict[int, list[str]] = {}  # new lines to put before this 0-based index
+    inserted_owner: dict[int, dns.name.Name] = {}  # the owner of the last of those lines
     end = len(lines) - 1 if lines[-1] == "" else len(lines)
     for name, rrset in changes:
         owner = dns.name.from_text(name).relativize(origin)
@@ -65,7 +67,8 @@ def edit_in_place(
             deleted.update(range(span.first - 1, span.last))
         if rrset is not None:
             inserts.setdefault(at, []).extend(_mx_lines(rrset, origin, at_origin, eol))
-    _keep_inherited_owners(lines, layout, deleted, origin)
+            inserted_owner[at] = owner
+    _keep_inherited_owners(lines, layout, deleted, inserted_owner, origin)
 
     out: list[str] = []
     for index, line in enumerate(lines):
@@ -91,9 +94,11 @@ def _replace_serial(lines: list[str], layout: Layout, old: int, new: int) -> boo
     fields: list[tuple[int, re.Match[str]]] = []
     for index in range(soa[0].first - 1, soa[0].last):
         line = lines[index]
-        if '"' in line or "\\" in line:
-            return False  # quoting or escapes: the simple field split below would be wrong
+        if _UNSPLITTABLE.search(line):
+            return False  # an escaped separator: the simple field split below would be wrong
         code = line.split(";", 1)[0]
+        if '"' in code:
+            return False
         fields.extend((index, m) for m in _FIELD.finditer(code))
     words = [m.group().upper() for _, m in fields]
     if "SOA" not in words:
@@ -110,22 +115,30 @@ def _replace_serial(lines: list[str], layout: Layout, old: int, new: int) -> boo
 
 
 def _keep_inherited_owners(
-    lines: list[str], layout: Layout, deleted: set[int], origin: dns.name.Name
+    lines: list[str],
+    layout: Layout,
+    deleted: set[int],
+    inserted: dict[int, dns.name.Name],
+    origin: dns.name.Name,
 ) -> None:
-    """A record line with a blank owner takes the previous record's owner. When that
-    previous owner line is deleted, write the owner out on the line that relied on it."""
-    broken = False
+    """A record line with a blank owner takes the owner of the line before it. Where the
+    edit changes that line (deleted, or a new line put in between), write the owner out
+    on the line that relied on it. ``inserted`` maps a line index to the owner of the
+    last new line put before it."""
+    pending = sorted(inserted.items())
+    last_owner: dns.name.Name | None = None
     for span in sorted(layout.spans, key=lambda s: s.first):
         index = span.first - 1
-        explicit = not lines[index][:1].isspace()
+        while pending and pending[0][0] <= index:
+            last_owner = pending.pop(0)[1]
         if index in deleted:
-            broken = broken or explicit
-        elif explicit:
-            broken = False
-        elif broken:
+            continue
+        if not lines[index][:1].isspace():
+            last_owner = span.name
+        elif last_owner != span.name:
             owner = span.name.derelativize(origin).relativize(span.origin).to_text()
             lines[index] = owner + lines[index]
-            broken = False
+            last_owner = span.name
 
 
 def _mx_lines(rrset: RRset, zone_origin: dns.name.Name, here: dns.name.Name, eol: str) -> list[str]:

@@ -102,6 +102,7 @@ def parse_with_layout(text: str, path: Path, origin: str | None) -> tuple[dns.zo
             recording.reader = reader
             reader.read()
         zone.check_origin()
+        _refuse_repeated_singletons(spans, path)
         assert reader.current_origin is not None  # check_origin() needs an origin
         return zone, Layout(tuple(spans), reader.current_origin)
     except dns.exception.SyntaxError as exc:
@@ -120,6 +121,20 @@ def parse_with_layout(text: str, path: Path, origin: str | None) -> tuple[dns.zo
         raise ZoneFileError(f"zone file {path} has no NS records at the zone's apex") from None
     except dns.exception.DNSException as exc:
         raise ZoneFileError(f"zone file {path} is not a valid zone: {exc}") from None
+
+
+def _refuse_repeated_singletons(spans: Iterable[Span], path: Path) -> None:
+    # dnspython keeps only the last SOA or CNAME of a name; name servers refuse the file.
+    seen: set[tuple[dns.name.Name, dns.rdatatype.RdataType]] = set()
+    for span in spans:
+        key = (span.name, span.rdtype)
+        if dns.rdatatype.is_singleton(span.rdtype) and key in seen:
+            owner = "@" if span.name == dns.name.empty else span.name.to_text()
+            raise ZoneFileError(
+                f"zone file {path} line {span.first}: a second {span.rdtype.name} record "
+                f"for {owner}; a name has at most one"
+            )
+        seen.add(key)
 
 
 class _LineTokenizer(dns.tokenizer.Tokenizer):

@@ -46,6 +46,29 @@ def test_deleted_owner_line_is_written_out_on_the_line_that_inherited_it(tmp_pat
     )
 
 
+def test_replaced_owner_line_still_names_the_owner_for_the_next_line(tmp_path: Path) -> None:
+    body = 'lists IN MX 10 mx1\n      IN TXT "keep me"\n      IN MX 20 mx2\n'
+    path = write(tmp_path, HEAD + body + "ns1 IN A 127.0.0.1\n")
+    name = "lists.example.test."
+    old = RRset.of(name, 300, ["10 mx1.example.test.", "20 mx2.example.test."])
+    new = RRset.of(name, 60, ["10 backup.example.org."])
+    provider_for(path).apply(ZONE, [Change(name, old, new)])
+    assert path.read_text() == HEAD.replace(" 7 ", " 8 ") + (
+        'lists 60 IN MX 10 backup.example.org.\n      IN TXT "keep me"\nns1 IN A 127.0.0.1\n'
+    )
+
+
+def test_escaped_dot_in_the_soa_mailbox_is_edited_in_place(tmp_path: Path) -> None:
+    head = HEAD.replace("hostmaster 7", "john\\.doe.example.test. 7")
+    path = write(tmp_path, head + "; keep\nns1 IN A 127.0.0.1\n")
+    rrset = RRset.of("ns1.example.test.", 300, ["10 mx1.example.test."])
+    handle = provider_for(path).apply(ZONE, [Change(rrset.name, None, rrset)])
+    assert handle.detail["rewritten"] is False
+    assert path.read_text() == head.replace(" 7 ", " 8 ") + (
+        "; keep\nns1 IN A 127.0.0.1\nns1 300 IN MX 10 mx1\n"
+    )
+
+
 def test_new_mx_goes_after_the_names_other_records(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + "www IN A 127.0.0.3\n; end of www\nns1 IN A 127.0.0.1\n")
     name = "www.example.test."
@@ -129,6 +152,9 @@ a 600 IN MX ( 10
 b IN CNAME a
 c IN MX 5 c
 c IN A 127.0.0.5
+m IN MX 10 mx1
+  IN TXT "m"
+  IN MX 20 mx2.example.net.
 $ORIGIN sub.example.test.
 d IN MX 1 mx1.example.test.
 e IN A 127.0.0.6
@@ -146,7 +172,7 @@ def test_random_change_sequences_always_parse_to_the_intended_zone(
     provider = provider_for(path)
     names = [
         f"{label}example.test."
-        for label in ("", "a.", "c.", "d.sub.", "e.sub.", "f.sub.", "g.", "h.sub.", "ns1.")
+        for label in ("", "a.", "c.", "m.", "d.sub.", "e.sub.", "f.sub.", "g.", "h.sub.", "ns1.")
     ]
     hosts = ["mx1.example.test.", "mx2.example.net.", "c.example.test.", "mx.other.test."]
     in_place = 0

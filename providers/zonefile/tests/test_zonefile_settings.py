@@ -100,6 +100,14 @@ def test_zone_must_match_the_file(tmp_path: Path) -> None:
         settings(tmp_path, file="example.test.zone", zone="other.test")
 
 
+def test_two_soa_records_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "example.test.zone").write_text(GOOD + "@ IN SOA ns2 hostmaster 2 1 1 1 1\n")
+    with pytest.raises(
+        ValidationError, match=r"line \d+: a second SOA record for @; a name has at most one"
+    ):
+        settings(tmp_path, file="example.test.zone")
+
+
 def test_include_is_refused_with_its_line(tmp_path: Path) -> None:
     (tmp_path / "example.test.zone").write_text(GOOD + "$INCLUDE extra.zone\n")
     with pytest.raises(ValidationError, match=r"line \d+: zone file directive '\$INCLUDE'"):
