@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mxflip import Change, ProviderError, RRset
+from mxflip.retry import Sleep
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
 from mxflip_zonefile._lock import lock_path
 from mxflip_zonefile._zonefile import load, serial
@@ -59,9 +60,9 @@ def release(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=10)
 
 
-def provider_for(zone_file: Path, sleep: object, **extra: object) -> ZoneFileProvider:
+def provider_for(zone_file: Path, sleep: Sleep | None, **extra: object) -> ZoneFileProvider:
     settings = ZoneFileSettings.model_validate({"file": str(zone_file), **extra})
-    return ZoneFileProvider("files", settings, sleep=sleep)  # type: ignore[arg-type]
+    return ZoneFileProvider("files", settings, sleep=sleep)
 
 
 def test_writer_waits_for_the_lock_then_writes(
