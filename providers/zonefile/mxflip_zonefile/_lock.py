@@ -37,7 +37,9 @@ def exclusive_lock(
     tries) while another process holds it, then raises :class:`LockBusy`. Raises
     ``OSError`` when the sidecar cannot be created.
     """
-    fd = os.open(lock_path(zone_file), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # Read-only is enough for flock, so another user who may write the zone can still take
+    # a lock file first created by someone else.
+    fd = os.open(lock_path(zone_file), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
 
         def take() -> None:
