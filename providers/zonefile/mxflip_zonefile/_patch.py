@@ -52,10 +52,13 @@ def edit_in_place(
     inserts: dict[int, list[str]] = {}  # new lines to put before this 0-based index
     inserted_owner: dict[int, dns.name.Name] = {}  # the owner of the last of those lines
     end = len(lines) - 1 if lines[-1] == "" else len(lines)
+    by_owner: dict[dns.name.Name, list[Span]] = {}
+    for span in layout.spans:
+        by_owner.setdefault(span.name, []).append(span)
     for name, rrset in changes:
         owner = dns.name.from_text(name).relativize(origin)
-        mx = [s for s in layout.spans if s.name == owner and s.rdtype == dns.rdatatype.MX]
-        same_owner = [s for s in layout.spans if s.name == owner]
+        same_owner = by_owner.get(owner, [])
+        mx = [s for s in same_owner if s.rdtype == dns.rdatatype.MX]
         if mx:
             at, at_origin = mx[0].first - 1, mx[0].origin
         elif same_owner:
@@ -167,6 +170,3 @@ def _canonical(
         for name, node in zone.nodes.items()
         for rds in node.rdatasets
     }
-
-
-__all__ = ["Span", "edit_in_place"]
