@@ -130,7 +130,9 @@ def status(
     attention (or the live set is degraded), 3 when a provider or every nameserver is
     unreachable (or the live set is not ready).
     """
+    from mxflip.canary import canary_status, default_clock
     from mxflip.observe import Observer
+    from mxflip.probe import Verdict
     from mxflip.render import render_status, status_json, stdout_console, write_json
 
     config = state.load_config()
@@ -140,8 +142,6 @@ def status(
         statuses = observer.status(chosen)
     finally:
         observer.close()
-    from mxflip.probe import Verdict
-
     probes = None
     if with_probe:
         from mxflip.readiness import check_domains
@@ -150,18 +150,20 @@ def status(
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
         results = check_domains(config, chosen, "live", live_records=live)
         probes = {r.domain: r for r in results}
+    canary = canary_status(config, chosen, clock=default_clock()) if config.canary else None
+    canary_alert = any(c.alert for cs in (canary or {}).values() for c in cs)
     if any(s.unreachable for s in statuses):
         code = ExitCode.FAILURE
-    elif any(s.needs_attention for s in statuses):
+    elif any(s.needs_attention for s in statuses) or canary_alert:
         code = ExitCode.ATTENTION
     else:
         code = ExitCode.OK
     if probes:
         code = max(code, _verdict_exit(Verdict.worst(p.verdict for p in probes.values())))
     if as_json:
-        write_json(status_json(statuses, int(code), probes))
+        write_json(status_json(statuses, int(code), canary, probes=probes))
     else:
-        render_status(stdout_console(), statuses, probes)
+        render_status(stdout_console(), statuses, canary, probes=probes)
     sys.exit(int(code))
 
 
@@ -242,6 +244,211 @@ def validate(state: State, as_json: bool) -> None:
         write_json(config_json(config))
     else:
         render_config(stdout_console(), config)
+
+
+@cli.group()
+def canary() -> None:
+    """Delivery canaries: prove that mail through the live MX path actually arrives.
+
+    A canary is a uniquely tagged message sent to a domain's canary_address; `check`
+    finds it in the destination mailbox (IMAP or Maildir, [canary] in the config) and
+    reports its delivery delay: on time, late (after warn_after) or missing (after
+    fail_after). `run` does both, for cron or CI.
+    """
+
+
+via_option = click.option(
+    "--via",
+    type=click.Choice(["live", "primary", "backup"]),
+    default="live",
+    show_default=True,
+    help="Send through the MX set the provider serves now, or straight to one profile's "
+    "hosts (backup: bypass the proxy).",
+)
+prometheus_option = click.option(
+    "--prometheus",
+    "prometheus_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the node_exporter textfile FILE (delay, last success, per domain and path).",
+)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from mxflip.duration import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@canary.command("send")
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@via_option
+@json_option
+@click.pass_obj
+def canary_send(state: State, domains: tuple[str, ...], via: str, as_json: bool) -> None:
+    """Send one tagged canary to each DOMAIN's canary_address (default: every domain
+    that has one).
+
+    Tries each MX host of the path once, in preference order, with STARTTLS when offered
+    and the [probe] timeout. Exit 0 when every canary was accepted, 3 when one was not.
+    """
+    from mxflip.canary import canary_domains, default_clock, send_canaries
+    from mxflip.render import canary_send_json, render_canary_send, stdout_console, write_json
+
+    config = state.load_config()
+    chosen = canary_domains(config, domains)
+    results = send_canaries(config, chosen, via, clock=default_clock())
+    code = ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILURE
+    if as_json:
+        write_json(canary_send_json(results, int(code)))
+    else:
+        render_canary_send(stdout_console(), results)
+    sys.exit(int(code))
+
+
+@canary.command("check")
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@click.option(
+    "--keep/--delete",
+    "keep",
+    default=None,
+    help="Leave found canaries in the mailbox, or remove them (default: [canary] "
+    "delete_after_check, true).",
+)
+@json_option
+@prometheus_option
+@click.pass_obj
+def canary_check(
+    state: State,
+    domains: tuple[str, ...],
+    keep: bool | None,
+    as_json: bool,
+    prometheus_file: str | None,
+) -> None:
+    """Find the canaries sent earlier in the destination mailbox and report each one's
+    delivery delay.
+
+    Exit 0 when all arrived on time (or are younger than warn_after), 1 when one is late,
+    3 when one is missing (not found after fail_after) or could not be sent.
+    """
+    from mxflip.canary import check_canaries, default_clock
+
+    config = state.load_config()
+    if domains:
+        config.select(domains)
+    report = check_canaries(
+        config,
+        domains=domains,
+        delete=None if keep is None else not keep,
+        clock=default_clock(),
+    )
+    _canary_report(config, report, "canary check", as_json, prometheus_file)
+
+
+@canary.command("run")
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@via_option
+@click.option(
+    "--wait",
+    metavar="DURATION",
+    callback=_duration,
+    help="Longest time to wait for the canaries, e.g. 5m (default: [canary] fail_after). "
+    "Canaries that arrive later are found by the next run.",
+)
+@json_option
+@prometheus_option
+@click.pass_obj
+def canary_run(
+    state: State,
+    domains: tuple[str, ...],
+    via: str,
+    wait: float | None,
+    as_json: bool,
+    prometheus_file: str | None,
+) -> None:
+    """Send a canary, wait for it (bounded, with progress), check: for cron or CI.
+
+    Exit 0 when every canary arrived on time, 1 when one is late, 3 when one is missing
+    or could not be sent.
+    """
+    from mxflip.canary import canary_domains, default_clock, run_canaries
+
+    config = state.load_config()
+    chosen = canary_domains(config, domains)
+    with _WaitDisplay(enabled=not as_json) as display:
+        report = run_canaries(
+            config, chosen, via, wait=wait, clock=default_clock(), progress=display.update
+        )
+    _canary_report(config, report, "canary run", as_json, prometheus_file)
+
+
+class _WaitDisplay:
+    """A progress bar on stderr while ``canary run`` waits (only on a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _WaitDisplay:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            from mxflip.render import stderr_console
+
+            self._progress = Progress(
+                TextColumn("waiting for canaries"),
+                BarColumn(),
+                TextColumn(
+                    "{task.fields[arrived]}/{task.fields[count]} arrived, "
+                    "{task.completed:.0f}/{task.total:.0f} s"
+                ),
+                console=stderr_console(),
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def update(self, p: Any) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("wait", total=p.wait, arrived=0, count=p.total)
+        self._progress.update(self._task, completed=min(p.elapsed, p.wait), arrived=p.arrived)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _canary_report(
+    config: Any, report: Any, command: str, as_json: bool, prometheus_file: str | None
+) -> None:
+    from pathlib import Path
+
+    from mxflip.canary import CanaryStore, state_file, write_textfile
+    from mxflip.render import (
+        canary_check_json,
+        canary_prometheus,
+        render_canary_check,
+        stdout_console,
+        write_json,
+    )
+
+    code = report.exit_code
+    if prometheus_file:
+        paths = CanaryStore(state_file(config.canary)).load().paths
+        write_textfile(Path(prometheus_file), canary_prometheus(paths))
+    if as_json:
+        write_json(canary_check_json(report, int(code), command))
+    else:
+        render_canary_check(stdout_console(), report)
+    sys.exit(int(code))
 
 
 def main() -> None:

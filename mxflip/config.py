@@ -18,17 +18,19 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
 )
 
+from mxflip.duration import parse_duration
 from mxflip.errors import ConfigError
 from mxflip.hostport import HostPort, parse_hostport
 from mxflip.provider import ProviderSettings, load_provider_class
@@ -37,7 +39,7 @@ from mxflip.records import MX, normalize_name
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "canary")
 _MAX_TTL = 2**31 - 1
 
 
@@ -68,6 +70,8 @@ class DomainConfig:
     nameservers: tuple[HostPort, ...] = ()
     resolvers: tuple[HostPort, ...] = ()
     probe_recipient: str | None = None
+    #: Where delivery canaries are sent (``mxflip canary``); None: no canary for this domain.
+    canary_address: str | None = None
 
     @property
     def display(self) -> str:
@@ -113,6 +117,30 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """The ``[canary]`` table: where canaries are found and when they count as late."""
+
+    mailbox: str = "maildir"  # "imap" or "maildir"
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_user_env: str = "MXFLIP_CANARY_IMAP_USER"
+    imap_password_env: str = "MXFLIP_CANARY_IMAP_PASSWORD"
+    imap_folder: str = "INBOX"
+    maildir: Path | None = None
+    warn_after: float = 15 * 60.0
+    fail_after: float = 60 * 60.0
+    #: How long typical senders keep retrying before they bounce (status warns against it).
+    retry_window: float = 4 * 86400.0
+    delete_after_check: bool = True
+    mail_from: str | None = None
+    #: None: ``canary.json`` in the state folder (``$XDG_STATE_HOME/mxflip``).
+    state_file: Path | None = None
+    #: CA bundle for the IMAP server's certificate (default: the system's CAs).
+    ca_file: Path | None = None
+    poll_interval: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded configuration. ``path`` is None only for configs built in code."""
 
@@ -120,6 +148,8 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     domains: Mapping[str, DomainConfig]
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    #: None when the file has no ``[canary]`` table.
+    canary: CanaryConfig | None = None
 
     def select(self, names: Sequence[str]) -> list[DomainConfig]:
         """The named domains in the given order, or every domain when ``names`` is empty."""
@@ -170,13 +200,14 @@ class _DomainTable(BaseModel):
     nameservers: list[ServerAddress] | None = None
     resolvers: list[ServerAddress] | None = None
     probe_recipient: str | None = None
+    canary_address: str | None = None
 
     @field_validator("zone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else normalize_name(value)
 
-    @field_validator("probe_recipient")
+    @field_validator("probe_recipient", "canary_address")
     @classmethod
     def _recipient(cls, value: str | None) -> str | None:
         if value is not None and (value.count("@") != 1 or value.startswith("@")):
@@ -184,12 +215,62 @@ class _DomainTable(BaseModel):
         return value
 
 
-def _check_address(value: str) -> str:
+def _check_probe_address(value: str) -> str:
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain or any(c in value for c in "<> \t\r\n"):
         raise ValueError(f"{value!r} is not an address like postmaster@example.com")
     normalize_name(domain)
     return value
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    return value
+
+
+_Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+def _check_address(value: str | None) -> str | None:
+    if value is not None and (value.count("@") != 1 or value.startswith("@")):
+        raise ValueError(f"{value!r} is not an address like canary@example.com")
+    return value
+
+
+class _CanaryTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+    mailbox: Literal["imap", "maildir"] = "maildir"
+    imap_host: str | None = None
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user_env: str = "MXFLIP_CANARY_IMAP_USER"
+    imap_password_env: str = "MXFLIP_CANARY_IMAP_PASSWORD"
+    imap_folder: str = "INBOX"
+    maildir: str | None = None
+    warn_after: _Duration = 15 * 60.0
+    fail_after: _Duration = 60 * 60.0
+    retry_window: _Duration = 4 * 86400.0
+    delete_after_check: bool = True
+    mail_from: str | None = Field(default=None, alias="from")
+    state_file: str | None = None
+    ca_file: str | None = None
+    poll_interval: _Duration = 10.0
+
+    @field_validator("imap_user_env", "imap_password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not value or not value.replace("_", "a").isalnum() or value[0].isdigit():
+            raise ValueError(
+                f"{value!r} is not an environment variable name (it names the variable "
+                "holding the secret, not the secret itself)"
+            )
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _from(cls, value: str | None) -> str | None:
+        return _check_address(value)
 
 
 class _ProbeTable(BaseModel):
@@ -224,12 +305,12 @@ class _ProbeTable(BaseModel):
     def _mail_from(cls, value: str | None) -> str | None:
         if value is not None and value.strip() in ("", "<>"):
             raise ValueError("the null sender is not allowed; give a real address")
-        return None if value is None else _check_address(value)
+        return None if value is None else _check_probe_address(value)
 
     @field_validator("relay_test_recipient")
     @classmethod
     def _relay(cls, value: str | None) -> str | None:
-        return None if value is None else _check_address(value)
+        return None if value is None else _check_probe_address(value)
 
     @field_validator("connect")
     @classmethod
@@ -331,7 +412,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
         domains[domain.name] = domain
     probe = _parse_probe(_table(raw, "probe", where), where, base_dir)
-    return Config(path=path, providers=providers, domains=domains, probe=probe)
+    canary = _parse_canary(raw, where, base_dir)
+    return Config(path=path, providers=providers, domains=domains, probe=probe, canary=canary)
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -540,6 +622,11 @@ def _parse_domain(
         nameservers=_check_server_list(merged["nameservers"] or [], 53),
         resolvers=_check_server_list(merged["resolvers"] or [], 53),
         probe_recipient=merged["probe_recipient"],
+        canary_address=(
+            merged["canary_address"].replace("{domain}", domain.rstrip("."))
+            if merged["canary_address"]
+            else None
+        ),
     )
 
 
@@ -602,4 +689,48 @@ def _parse_probe(table: Mapping[str, Any], where: str, base_dir: Path) -> ProbeC
         slow_step=probe.slow_step,
         expiry_warning_days=probe.expiry_warning_days,
         rcpt_retry_wait=probe.rcpt_retry_wait,
+    )
+
+
+def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryConfig | None:
+    if "canary" not in raw:
+        return None
+    table = _table(raw, "canary", where)
+    canary: _CanaryTable = _validate(_CanaryTable, table, where, "canary")
+    if canary.mailbox == "imap" and not canary.imap_host:
+        raise ConfigError(
+            'required key is missing (mailbox = "imap")', path=where, key="canary.imap_host"
+        )
+    if canary.mailbox == "maildir" and not canary.maildir:
+        raise ConfigError(
+            'required key is missing (mailbox = "maildir")',
+            path=where,
+            key="canary.maildir",
+            hint='set maildir = "/path/to/Maildir", or mailbox = "imap" with imap_host',
+        )
+    if canary.fail_after <= canary.warn_after:
+        raise ConfigError("must be longer than warn_after", path=where, key="canary.fail_after")
+
+    def resolve(value: str | None) -> Path | None:
+        return None if value is None else base_dir / Path(value).expanduser()
+
+    ca_file = resolve(canary.ca_file)
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"CA file {ca_file} not found", path=where, key="canary.ca_file")
+    return CanaryConfig(
+        mailbox=canary.mailbox,
+        imap_host=canary.imap_host,
+        imap_port=canary.imap_port,
+        imap_user_env=canary.imap_user_env,
+        imap_password_env=canary.imap_password_env,
+        imap_folder=canary.imap_folder,
+        maildir=resolve(canary.maildir),
+        warn_after=canary.warn_after,
+        fail_after=canary.fail_after,
+        retry_window=canary.retry_window,
+        delete_after_check=canary.delete_after_check,
+        mail_from=canary.mail_from,
+        state_file=resolve(canary.state_file),
+        ca_file=ca_file,
+        poll_interval=canary.poll_interval,
     )

@@ -1,0 +1,52 @@
+"""Durations as people write them in the configuration and on the command line."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in ``"90s"``, ``"15m"``, ``"1h30m"``, ``"4d"`` or a bare number of seconds.
+
+    Raises ``ValueError`` with a readable reason.
+    """
+    if isinstance(text, bool):
+        raise ValueError("expected a duration such as '15m', not a boolean")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        raw = text.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+            seconds = float(raw)
+        else:
+            pos, seconds = 0, 0.0
+            for m in _PART.finditer(raw):
+                if m.start() != pos:
+                    break
+                seconds += float(m.group(1)) * _UNITS[m.group(2)]
+                pos = m.end()
+            if pos != len(raw) or not raw:
+                raise ValueError(
+                    f"{text!r} is not a duration such as '90s', '15m', '1h30m' or '4d'"
+                )
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``"2d 3h"``, ``"14m 5s"``, ``"3.2s"``: the two largest units, for people."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{seconds:.0f}s"
+    parts = []
+    rest = round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return " ".join(parts[:2])
