@@ -30,7 +30,7 @@ from mxflip.records import MX, normalize_name
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal")
 _MAX_TTL = 2**31 - 1
 
 
@@ -85,6 +85,13 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """The ``[journal]`` table: where operations are recorded (None: the default place)."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded configuration. ``path`` is None only for configs built in code."""
 
@@ -92,6 +99,7 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     domains: Mapping[str, DomainConfig]
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     def select(self, names: Sequence[str]) -> list[DomainConfig]:
         """The named domains in the given order, or every domain when ``names`` is empty."""
@@ -152,6 +160,12 @@ class _DomainTable(BaseModel):
         if value is not None and (value.count("@") != 1 or value.startswith("@")):
             raise ValueError(f"{value!r} is not an address like postmaster@example.com")
         return value
+
+
+class _JournalTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str | None = Field(default=None, min_length=1)
 
 
 class _ProbeTable(BaseModel):
@@ -245,7 +259,18 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
         domains[domain.name] = domain
     probe = _parse_probe(_table(raw, "probe", where), where)
-    return Config(path=path, providers=providers, domains=domains, probe=probe)
+    journal = _validate(_JournalTable, _table(raw, "journal", where), where, "journal")
+    journal_path = None
+    if journal.path is not None:
+        # Relative to the config file, like key files, so a config folder is self-contained.
+        journal_path = base_dir / Path(journal.path).expanduser()
+    return Config(
+        path=path,
+        providers=providers,
+        domains=domains,
+        probe=probe,
+        journal=JournalConfig(path=journal_path),
+    )
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
