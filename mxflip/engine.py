@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, Operation, OperationLog
+from mxflip.journal import Journal, JournalView, Operation, OperationLog
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Plan,
@@ -111,19 +111,20 @@ class Engine:
         try:
             return self.readiness(domains, wanted)
         except MxflipError as exc:
-            return {n: ReadinessVerdict("not-ready", (f"readiness check failed: {exc}",)) for n in wanted}
+            return {
+                n: ReadinessVerdict("not-ready", (f"readiness check failed: {exc}",))
+                for n in wanted
+            }
 
     # ------------------------------------------------------------------ planning
 
-    def plan_switch(
-        self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions
-    ) -> Plan:
+    def plan_switch(self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
         profile = "backup" if kind == "failover" else "primary"
         statuses = self.observe(domains)
         targets = {
             s.domain.name: RRset(s.domain.name, s.domain.failover_ttl, s.domain.profile(profile))
             for s in statuses
-            if not s.domain.profile(profile) == (s.provider_rrset.records if s.provider_rrset else None)
+            if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
         return plan_switch(kind, statuses, profile, opts, verdicts)
@@ -164,7 +165,8 @@ class Engine:
         candidates = [
             o
             for o in view.operations
-            if o.kind in (*PRIMARY_KINDS, "resume") and o.outcome != "rolled-back"
+            if o.kind in (*PRIMARY_KINDS, "resume")
+            and o.outcome != "rolled-back"
             and o.changed_anything
         ]
         if not candidates:
@@ -266,10 +268,10 @@ class Engine:
     # ------------------------------------------------------------------ status
 
     def switch_readiness(self, status: DomainStatus) -> SwitchReadiness:
-        return switch_readiness(status, self.journal, self.clock.now())
+        return switch_readiness(status, self.journal.read(), self.clock.now())
 
 
-def switch_readiness(status: DomainStatus, journal: Journal, now: float) -> SwitchReadiness:
+def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> SwitchReadiness:
     """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
     most ``failover_ttl`` and caches of the TTL it replaced have expired (per the journal's
     record of the lowering; with no record, a low TTL is taken as long-standing)."""
@@ -280,7 +282,7 @@ def switch_readiness(status: DomainStatus, journal: Journal, now: float) -> Swit
     if live.ttl > d.failover_ttl:
         return SwitchReadiness(lowered, False, None)
     ready_at: float | None = None
-    for op in reversed(journal.read().operations):
+    for op in reversed(view.operations):
         for step in op.steps:
             if step.domain != d.name:
                 continue

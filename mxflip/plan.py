@@ -171,9 +171,7 @@ class Plan:
         """Block findings that ``--force`` overrides."""
         if not self.options.force:
             return []
-        return [
-            (d, f) for d, f in self.all_findings if f.severity == "block" and f.overridable
-        ]
+        return [(d, f) for d, f in self.all_findings if f.severity == "block" and f.overridable]
 
     @property
     def expected_seconds(self) -> float:
@@ -280,9 +278,7 @@ def _readiness_findings(
     opts: PlanOptions,
 ) -> list[Finding]:
     if opts.skip_readiness:
-        return [
-            Finding("warn", "readiness-skipped", "readiness checks skipped (--skip-readiness)")
-        ]
+        return [Finding("warn", "readiness-skipped", "readiness checks skipped (--skip-readiness)")]
     if verdicts is None:
         return [
             Finding(

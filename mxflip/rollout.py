@@ -80,7 +80,9 @@ class Event:
 
 EventSink = Callable[[Event], None]
 Failpoint = Callable[[str], None]
-DNSQuery = Callable[[Sequence[tuple[Sequence[HostPort], str]], bool, float], list[list[ServerAnswer]]]
+DNSQuery = Callable[
+    [Sequence[tuple[Sequence[HostPort], str]], bool, float], list[list[ServerAnswer]]
+]
 
 
 class VerificationFailed(MxflipError):
@@ -124,8 +126,10 @@ def default_query(
     async def run() -> list[list[ServerAnswer]]:
         return list(
             await asyncio.gather(
-                *(query_all(servers, name, recursive=recursive, timeout=timeout)
-                  for servers, name in batch)
+                *(
+                    query_all(servers, name, recursive=recursive, timeout=timeout)
+                    for servers, name in batch
+                )
             )
         )
 
@@ -194,7 +198,9 @@ class Rollout:
         self._phases.append((phase, "done"))
         self._emit("phase-done", phase, phase, **detail)
 
-    def _write(self, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]) -> list[ChangeHandle]:
+    def _write(
+        self, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
+    ) -> list[ChangeHandle]:
         """One conditional apply per (provider, zone); "already done" counts as done."""
         groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
         for step, expected, new in pairs:
@@ -309,9 +315,7 @@ class Rollout:
             if since is None:
                 since = self.clock.now()
             until = since + max(s.old_ttl for s in prelowered)
-            self._countdown(
-                "prelower-wait", until, "waiting for caches of the old TTL to expire"
-            )
+            self._countdown("prelower-wait", until, "waiting for caches of the old TTL to expire")
             self._done("prelower-wait")
             self._failpoint("prelower-wait:done")
 
@@ -395,7 +399,9 @@ class Rollout:
         deadline = self.clock.now() + self.verify_timeout
 
         def poll() -> None:
-            answers = self._query([(servers[s.name], s.name) for s in steps], False, self.dns_timeout)
+            answers = self._query(
+                [(servers[s.name], s.name) for s in steps], False, self.dns_timeout
+            )
             pending = []
             for step, got in zip(steps, answers, strict=True):
                 for a in got:
@@ -447,7 +453,9 @@ class Rollout:
         if not asking:
             return ()
         now = self.clock.now()
-        answers = self._query([(s.domain.resolvers, s.name) for s in asking], True, self.dns_timeout)
+        answers = self._query(
+            [(s.domain.resolvers, s.name) for s in asking], True, self.dns_timeout
+        )
         out = []
         for step, got in zip(asking, answers, strict=True):
             for a in got:
@@ -487,21 +495,3 @@ def classify(step: Step, live: RRset | None) -> str:
     if step.prelower is not None and live == step.prelower:
         return "prelowered"
     return "unknown"
-
-
-def phase_boundaries() -> Sequence[str]:
-    return BOUNDARIES
-
-
-__all__ = [
-    "BOUNDARIES",
-    "CachedAnswer",
-    "Clock",
-    "Event",
-    "RolloutResult",
-    "SystemClock",
-    "VerificationFailed",
-    "classify",
-]
-
-_ = Mapping  # re-exported typing for callers building readiness maps

@@ -66,7 +66,11 @@ class FlakyProvider(Provider):
     ``land=True`` a failing apply reaches the server first (a lost response)."""
 
     def __init__(
-        self, inner: Provider, *, fail_on: int = 0, kinds: Iterable[str] = ("apply",),
+        self,
+        inner: Provider,
+        *,
+        fail_on: int = 0,
+        kinds: Iterable[str] = ("apply",),
         land: bool = False,
     ) -> None:
         super().__init__(inner.name)
@@ -122,8 +126,12 @@ def engine_config(
 ) -> Config:
     raw: dict[str, Any] = {
         "providers": {
-            "lab": {"type": "rfc2136", "server": bind.address, "tsig_key_file": str(bind.key_file),
-                    "timeout": 2},
+            "lab": {
+                "type": "rfc2136",
+                "server": bind.address,
+                "tsig_key_file": str(bind.key_file),
+                "timeout": 2,
+            },
         },
         "defaults": {
             "provider": "lab",
