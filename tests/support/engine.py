@@ -15,7 +15,8 @@ from mxflip.journal import Journal
 from mxflip.plan import ReadinessVerdict
 from mxflip.provider import Change, ChangeHandle, Provider
 from mxflip.records import RRset
-from tests.support.bind import BindServer
+from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
+from tests.support.bind import BindServer, zone_text
 
 PRIMARY = ["10 mx1.proxy.test.", "20 mx2.proxy.test."]
 BACKUP = ["10 mail.direct.test."]
@@ -141,7 +142,7 @@ def engine_config(
             "failover_ttl": failover_ttl,
             "nameservers": [bind.address],
         },
-        "domains": {d: {"zone": d.split(".", 1)[1]} for d in domains},
+        "domains": {d.rstrip("."): {"zone": d.rstrip(".").split(".", 1)[1]} for d in domains},
         "journal": {"path": str(tmp_path / "journal.jsonl")},
     }
     for key, value in (extra or {}).items():
@@ -160,3 +161,50 @@ def not_ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
 def journal_of(config: Config) -> Journal:
     assert config.journal.path is not None
     return Journal(config.journal.path)
+
+
+# ------------------------------------------------------------------ BIND and seeding
+
+
+def start_engine_bind(folder: Path) -> BindServer:
+    """A private BIND9 for engine tests: zones engine.test and other.test (MX targets live
+    outside them, so BIND's integrity checks need no address records)."""
+    return BindServer(folder, {zone: zone_text(zone) for zone in ZONES}).start()
+
+
+def lab_provider(bind: BindServer) -> RFC2136Provider:
+    return RFC2136Provider.from_settings(
+        "lab", RFC2136Settings(server=bind.address, tsig_key_file=bind.key_file, timeout=2)
+    )
+
+
+def seed(
+    bind: BindServer, names: Sequence[str], records: Sequence[str] = PRIMARY, ttl: int = 3600
+) -> dict[str, RRset]:
+    """Give fresh names their starting MX set (one UPDATE per zone)."""
+    provider = lab_provider(bind)
+    out: dict[str, RRset] = {}
+    by_zone: dict[str, list[Change]] = {}
+    for n in names:
+        name = n if n.endswith(".") else n + "."
+        rrset = RRset.of(name, ttl, records)
+        live = provider.read(name.split(".", 1)[1], [name])[name]
+        by_zone.setdefault(name.split(".", 1)[1], []).append(Change(name, live, rrset))
+        out[name] = rrset
+    for zone, changes in by_zone.items():
+        provider.apply(zone, changes)
+    return out
+
+
+def live(bind: BindServer, names: Sequence[str]) -> dict[str, RRset | None]:
+    provider = lab_provider(bind)
+    out: dict[str, RRset | None] = {}
+    for n in names:
+        name = n if n.endswith(".") else n + "."
+        out.update(provider.read(name.split(".", 1)[1], [name]))
+    return out
+
+
+def domain_names(count: int, zones: Sequence[str] = ZONES) -> list[str]:
+    """Fresh domain names spread over ``zones`` (absolute)."""
+    return [f"{fresh_label()}.{zones[i % len(zones)]}" for i in range(count)]
