@@ -158,16 +158,15 @@ class Engine:
                 )
             return op
         if for_resume:
-            candidates = [o for o in view.unsettled() if o.kind in (*PRIMARY_KINDS, "resume")]
+            candidates = view.unsettled()
             if not candidates:
                 raise UsageError("no interrupted or failed operation to resume")
             return candidates[-1]
+        # A resume settles its parent (which then counts as done): roll back the parent.
         candidates = [
             o
             for o in view.operations
-            if o.kind in (*PRIMARY_KINDS, "resume")
-            and o.outcome != "rolled-back"
-            and o.changed_anything
+            if o.kind in PRIMARY_KINDS and o.outcome != "rolled-back" and o.changed_anything
         ]
         if not candidates:
             raise UsageError(
@@ -198,8 +197,7 @@ class Engine:
     def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
         base, statuses = self._settle_inputs(op)
-        steps = op.steps if op.kind != "resume" else base.steps
-        return plan_rollback(op.id, steps, statuses, opts)
+        return plan_rollback(base.id, base.steps, statuses, opts)
 
     def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
@@ -213,7 +211,7 @@ class Engine:
             else recorded_opts.get("restore_ttl_after"),
             auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
         )
-        return plan_resume(op.id, base.steps, statuses, merged)
+        return plan_resume(base.id, base.steps, statuses, merged)
 
     # ------------------------------------------------------------------ executing
 
@@ -247,15 +245,15 @@ class Engine:
             prelowered_at=prelowered_at,
         )
         result = rollout.run()
-        if plan.parent is not None and result.op_id is not None and result.outcome == "done":
-            settled = "rolled-back" if plan.kind == "rollback" else "done"
-            OperationLog(self.journal, result.op_id, self.clock.now).note(
-                plan.parent, settled, kind=plan.kind
-            )
-        elif plan.parent is not None and result.outcome == "noop":
-            # Nothing left to do: the parent is settled in the state asked for.
-            OperationLog(self.journal, "-", self.clock.now).note(
-                plan.parent, "rolled-back" if plan.kind == "rollback" else "done", kind=plan.kind
+        if plan.parent is not None and result.outcome in ("done", "noop"):
+            # The parent is settled: every zone is in its before-state (rollback) or its
+            # after-state (resume). A no-op settle found it there already.
+            rolled_back = plan.kind == "rollback"
+            OperationLog(self.journal, result.op_id or "-", self.clock.now).note(
+                plan.parent,
+                "rolled-back" if rolled_back else "done",
+                kind=plan.kind,
+                state="before" if rolled_back else "after",
             )
         return result
 

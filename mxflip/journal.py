@@ -189,7 +189,13 @@ class JournalView:
         return None
 
     def unsettled(self) -> list[Operation]:
-        return [op for op in self.operations if op.unsettled and op.changed_anything]
+        """Operations that may have left zones half-way. A rollback or resume that was
+        itself interrupted leaves its parent unsettled, so only the parent is listed."""
+        return [
+            op
+            for op in self.operations
+            if op.unsettled and op.changed_anything and op.kind not in ("rollback", "resume")
+        ]
 
 
 class Journal:

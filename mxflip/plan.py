@@ -490,6 +490,7 @@ def _settle(
     forward: bool,
 ) -> Plan:
     by_name = {s.domain.name: s for s in statuses}
+    restore_ttl = opts.restore_ttl_after is not None
     steps = []
     for rec in recorded:
         s = by_name.get(rec.domain)
@@ -512,6 +513,10 @@ def _settle(
         prelower = None
         if forward and rec.after is not None and live == rec.after.with_ttl(d.ttl):
             goal = live  # already finished and TTL-restored: nothing to do
+        elif forward and rec.after is not None and live == rec.after and restore_ttl:
+            # Switched and verified, interrupted while waiting to raise the TTL: the
+            # pending TTL restore is done now rather than waited for again.
+            goal = rec.after.with_ttl(d.ttl)
         elif forward and rec.prelower is not None and live in (rec.before, rec.prelower):
             # Interrupted before the switch: pre-lower (a no-op when already done) and
             # wait out what remains of the old TTL before switching.

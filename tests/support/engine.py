@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mxflip.config import Config, parse_config
+from mxflip.dnsview import ServerAnswer
 from mxflip.errors import ProviderError
 from mxflip.journal import Journal
 from mxflip.plan import ReadinessVerdict
@@ -208,3 +209,16 @@ def live(bind: BindServer, names: Sequence[str]) -> dict[str, RRset | None]:
 def domain_names(count: int, zones: Sequence[str] = ZONES) -> list[str]:
     """Fresh domain names spread over ``zones`` (absolute)."""
     return [f"{fresh_label()}.{zones[i % len(zones)]}" for i in range(count)]
+
+
+class FailingQuery:
+    """A verification DNS query whose every answer is an error (nameservers unreachable)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(
+        self, batch: Sequence[tuple[Sequence[Any], str]], recursive: bool, timeout: float
+    ) -> list[list[ServerAnswer]]:
+        self.calls += 1
+        return [[ServerAnswer("127.0.0.1:1", error="injected: no answer")] for _ in batch]
