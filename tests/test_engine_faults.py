@@ -10,6 +10,7 @@ test_engine_kill.py.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +148,8 @@ def run_faulted(
         PlanOptions(reason="fault drill", restore_ttl_after=RESTORE_AFTER),
     )
     assert len(plan.changes) == 3 and not plan.blockers
-    try:
+    with contextlib.suppress(MxflipError, Crash, KeyboardInterrupt):
         engine.execute(plan)
-    except (MxflipError, Crash, KeyboardInterrupt):
-        pass
     if fault.boundary is not None:
         assert points.error is None, f"failpoint {fault.boundary} was never reached"
     if isinstance(provider, FlakyProvider):
@@ -198,7 +197,7 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
         assert final.notes[-1]["state"] == "before"
     else:
         if op.outcome in ("done", "rolled-back"):
-            with pytest.raises(UsageError, match="nothing|no interrupted"):
+            with pytest.raises(UsageError, match=r"no interrupted"):
                 settler.plan_resume(None, PlanOptions())
             expected = "ttl-restored" if op.outcome == "done" else "before"
             assert set(states_of(config, seeded, live(fbind, names)).values()) == {expected}
