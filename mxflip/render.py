@@ -299,7 +299,7 @@ def _duration(seconds: float) -> str:
     s = round(seconds)
     if s < 120:
         return f"{s} s"
-    if s < 7200:
+    if s < 3600:
         return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
     return f"{s // 3600} h {(s % 3600) // 60} min"
 
