@@ -236,7 +236,7 @@ def test_failover_history_status_rollback(
 def test_prepare_status_switch_ready_and_finalize(
     cbind: BindServer, setup: tuple[Path, list[str], dict[str, RRset]]
 ) -> None:
-    path, names, _ = setup
+    path, _, _ = setup
     assert run(path, "prepare", "--yes").exit_code == 0
     status = doc_of(run(path, "status", "--json", "--timeout", "1"))
     for d in status["domains"]:
@@ -268,7 +268,7 @@ def test_failed_operation_is_reported_and_blocks_the_next(
     setup: tuple[Path, list[str], dict[str, RRset]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path, names, seeded = setup
+    path, names, _ = setup
     from mxflip.journal import OperationLog
 
     # An operation whose intent was written and then the process died.
