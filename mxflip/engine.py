@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
@@ -116,6 +117,18 @@ class Engine:
                 for n in wanted
             }
 
+    def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
+        """CNAME targets among the new hosts that live in their domain's own zone."""
+        checks = []
+        for name, rrset in targets.items():
+            domain = self.config.domains.get(name)
+            if domain is None or rrset is None:
+                continue
+            for host in rrset.hosts:
+                if host == domain.zone or host.endswith("." + domain.zone):
+                    checks.append((host, self.servers(domain)))
+        return find_aliases(checks, timeout=self.dns_timeout)
+
     # ------------------------------------------------------------------ planning
 
     def plan_switch(self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
@@ -127,7 +140,7 @@ class Engine:
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return plan_switch(kind, statuses, profile, opts, verdicts)
+        return plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
 
     def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
         return plan_prepare(self.observe(domains), opts)
@@ -142,10 +155,10 @@ class Engine:
             raise UsageError(f"{host!r} is not a host name: {exc}") from None
         statuses = self.observe(list(self.config.domains.values()))
         planner = plan_restore if restore else plan_drain
-        draft = planner(statuses, name, opts, {})
+        draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return planner(statuses, name, opts, verdicts)
+        return planner(statuses, name, opts, verdicts, self._aliases(targets))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()

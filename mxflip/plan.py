@@ -398,6 +398,7 @@ def plan_drain(
     host: str,
     opts: PlanOptions,
     verdicts: Mapping[str, ReadinessVerdict] | None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Plan:
     """Remove ``host`` from every live set that holds it; the rest are untouched."""
     steps = []
@@ -410,7 +411,7 @@ def plan_drain(
         # Draining works on whatever is live (a set may already be partial): only an
         # unreadable provider or disagreeing nameservers matter here.
         findings = [f for f in _live_findings(s, ()) if f.code != "unexpected-live"]
-        findings += _target_findings(s, after, {})
+        findings += _target_findings(s, after, aliases or {})
         if after is not None:
             findings += _readiness_findings(d.name, verdicts, opts)
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
@@ -425,6 +426,7 @@ def plan_restore(
     host: str,
     opts: PlanOptions,
     verdicts: Mapping[str, ReadinessVerdict] | None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Plan:
     """Put ``host`` back into every live set whose profile lists it but which lacks it."""
     steps = []
@@ -441,7 +443,7 @@ def plan_restore(
         after = RRset(d.name, d.failover_ttl, before.records | {wanted})
         findings = _live_findings(s, (profile or "primary",))
         findings = [f for f in findings if f.code != "unexpected-live"]
-        findings += _target_findings(s, after, {})
+        findings += _target_findings(s, after, aliases or {})
         findings += _readiness_findings(d.name, verdicts, opts)
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     findings = []

@@ -377,3 +377,15 @@ def _merge_defaults(extra: dict[str, dict[str, object]]) -> dict[str, object]:
     }
     base.update(extra["defaults"])
     return {"defaults": base}
+
+
+def test_refuses_a_cname_target(ebind: BindServer, tmp_path: Path) -> None:
+    names = domain_names(1, ("engine.test.",))
+    seed(ebind, names)
+    domains_table = {
+        names[0].rstrip("."): {"zone": "engine.test", "backup": ["10 alias.engine.test"]}
+    }
+    engine, _, _ = make_engine(ebind, tmp_path, names, extra={"domains": domains_table})
+    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    assert [f.code for _, f in plan.blockers] == ["cname-target"]
+    assert "alias.engine.test. is a CNAME (to mx1.proxy.test.)" in plan.blockers[0][1].message
