@@ -347,3 +347,18 @@ def test_journal_from_environment(
     assert run(path, "prepare", "--yes").exit_code == 0
     assert (tmp_path / "env" / "j.jsonl").exists()
     assert not (path.parent / "state" / "journal.jsonl").exists()
+
+
+def test_json_progress_events_go_to_stderr(
+    setup: tuple[Path, list[str], dict[str, RRset]],
+) -> None:
+    path, _, _ = setup
+    result = run(path, "failover", "--all", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "info" and events[0]["op_id"]
+    assert "countdown" in kinds and kinds[-1] == "phase-done"
+    countdowns = [e for e in events if e["event"] == "countdown"]
+    assert countdowns[0]["remaining"] == 3600 and countdowns[-1]["remaining"] == 0
+    assert doc_of(result)["operation"]["outcome"] == "done"

@@ -389,3 +389,30 @@ def test_refuses_a_cname_target(ebind: BindServer, tmp_path: Path) -> None:
     plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
     assert [f.code for _, f in plan.blockers] == ["cname-target"]
     assert "alias.engine.test. is a CNAME (to mx1.proxy.test.)" in plan.blockers[0][1].message
+
+
+def test_resolvers_still_caching_the_old_set_are_reported(
+    ebind: BindServer, tmp_path: Path
+) -> None:
+    names = domain_names(1, ("engine.test.",))
+    seed(ebind, names)
+    label = names[0].split(".")[0]
+    # A "resolver" that still hands out the old set with 1200 s left in its cache.
+    cache = BindServer(
+        tmp_path / "cache",
+        {"engine.test.": zone_text("engine.test.", f"{label} 1200 IN MX 10 mx1.proxy.test.")},
+        allow_update=False,
+    ).start()
+    try:
+        table = {names[0].rstrip("."): {"zone": "engine.test", "resolvers": [cache.address]}}
+        engine, clock, events = make_engine(ebind, tmp_path, names, extra={"domains": table})
+        result = engine.execute(
+            engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+        )
+    finally:
+        cache.stop()
+    assert result.outcome == "done"
+    (cached,) = result.cached
+    assert cached.server == cache.address and cached.records == ("10 mx1.proxy.test.",)
+    assert cached.until == pytest.approx(clock.now() + 1200, abs=5)
+    assert any(e.kind == "cached" for e in events)
