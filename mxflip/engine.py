@@ -276,11 +276,6 @@ class Engine:
             self._servers[domain.name] = found
         return self._servers[domain.name]
 
-    # ------------------------------------------------------------------ status
-
-    def switch_readiness(self, status: DomainStatus) -> SwitchReadiness:
-        return switch_readiness(status, self.journal.read(), self.clock.now())
-
 
 def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> SwitchReadiness:
     """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
@@ -300,8 +295,11 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
             written = step.prelower if step.prelower == live else step.after
             if written != live:
                 continue
-            old = step.before.ttl if step.before is not None else 0
-            done = op.phase_done_at("prelower" if step.prelower == live else "switch")
+            lowering = step.prelower == live
+            # The TTL the written set replaced: a pre-lowered switch replaced the short one.
+            replaced = step.before if lowering or step.prelower is None else step.prelower
+            old = replaced.ttl if replaced is not None else 0
+            done = op.phase_done_at("prelower" if lowering else "switch")
             if done is not None:
                 ready_at = done + old
             break

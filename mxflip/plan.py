@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from mxflip.config import DomainConfig
 from mxflip.journal import JournalStep, rrset_json
-from mxflip.observe import DomainStatus, match_profile
+from mxflip.observe import DomainStatus
 from mxflip.records import MX, RRset
 
 Severity = Literal["block", "warn"]
@@ -545,8 +545,3 @@ def _short(rrset: RRset | None) -> str:
     if rrset is None:
         return "no MX"
     return f"{', '.join(rrset.strings())} TTL {rrset.ttl}"
-
-
-def live_match(rrset: RRset | None, domain: DomainConfig) -> str:
-    """The profile ``rrset`` matches, for messages."""
-    return match_profile(rrset, domain).active

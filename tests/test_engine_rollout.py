@@ -416,3 +416,17 @@ def test_resolvers_still_caching_the_old_set_are_reported(
     assert cached.server == cache.address and cached.records == ("10 mx1.proxy.test.",)
     assert cached.until == pytest.approx(clock.now() + 1200, abs=5)
     assert any(e.kind == "cached" for e in events)
+
+
+def test_switch_ready_after_a_prelowered_failover(ebind: BindServer, tmp_path: Path) -> None:
+    """After a pre-lowered switch the new set replaced one with the short TTL: the way
+    back is switch-ready once that short TTL has passed."""
+    names = domain_names(1)
+    seed(ebind, names)
+    engine, clock, _ = make_engine(ebind, tmp_path, names)
+    engine.execute(engine.plan_switch("failover", domains(engine), PlanOptions()))
+    (status,) = engine.observe(domains(engine))
+    flags = switch_readiness(status, engine.journal.read(), clock.now())
+    assert flags.lowered_ttl and flags.ready_at == pytest.approx(clock.now() + 60, abs=5)
+    clock.sleep(61)
+    assert switch_readiness(status, engine.journal.read(), clock.now()).switch_ready
