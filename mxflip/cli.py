@@ -357,7 +357,13 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
         lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                _refuse_unsettled(journal, change.dry_run)
+                settle = _settle_unsettled(journal, change)
+                if settle is not None:
+                    # The person chose to settle the earlier operation instead.
+                    kind, op_id = settle
+                    change.kind, change.argv = kind, (op_id,)
+                    command = ["mxflip", kind, op_id]
+                    build = _settle_builder(kind, op_id)
             plan = build(engine, opts)
             if not change.as_json:
                 render_plan(console, plan)
@@ -436,7 +442,7 @@ def _confirm(change: ChangeRequest) -> None:
 
     if change.yes:
         return
-    if not sys.stdin.isatty():
+    if not _interactive():
         raise UsageError(
             "refusing to change DNS without confirmation: stdin is not a terminal",
             hint="review the plan and pass --yes (and --plan-hash HASH to pin it)",
@@ -446,26 +452,47 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _refuse_unsettled(journal: Any, dry_run: bool) -> None:
-    """An interrupted or failed operation must be resumed or rolled back first."""
-    from mxflip.errors import MxflipError as _Err
-
+def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first. On a
+    terminal the person is offered both; otherwise the command is refused, naming them.
+    Returns (kind, operation id) when the person chose to settle it now."""
     unsettled = journal.read().unsettled()
     if not unsettled:
-        return
+        return None
     op = unsettled[-1]
     who = f"{op.intent.get('user')}@{op.intent.get('host')}"
     text = (
         f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
         "and may have left zones half-way"
     )
-    if dry_run:
+    if change.dry_run:
         click.echo(f"mxflip: warning: {text}", err=True)
-        return
-    raise _Err(
+        return None
+    if _interactive() and not change.yes and not change.as_json:
+        click.echo(f"mxflip: {text}.", err=True)
+        choice = click.prompt(
+            "Resume it, roll it back, or abort?",
+            type=click.Choice(["resume", "rollback", "abort"]),
+            default="abort",
+            err=True,
+        )
+        if choice != "abort":
+            return choice, op.id
+    raise MxflipError(
         text,
         hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
     )
+
+
+def _interactive() -> bool:
+    """True when a person can answer prompts (tests replace this function)."""
+    return sys.stdin.isatty()
+
+
+def _settle_builder(kind: str, op_id: str) -> Any:
+    if kind == "resume":
+        return lambda engine, opts: engine.plan_resume(op_id, opts)
+    return lambda engine, opts: engine.plan_rollback(op_id, opts)
 
 
 def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:

@@ -263,15 +263,10 @@ def test_drain_and_restore_commands(
     assert live(cbind, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}
 
 
-def test_failed_operation_is_reported_and_blocks_the_next(
-    cbind: BindServer,
-    setup: tuple[Path, list[str], dict[str, RRset]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    path, names, _ = setup
+def interrupted_failover(path: Path, names: list[str]) -> Journal:
+    """Journal an operation whose intent was written and then the process died."""
     from mxflip.journal import OperationLog
 
-    # An operation whose intent was written and then the process died.
     journal = Journal(path.parent / "state" / "journal.jsonl")
     log = OperationLog(journal, "20270115T080000Z-abcdef", lambda: 1_800_000_000.0)
     steps = [
@@ -294,6 +289,16 @@ def test_failed_operation_is_reported_and_blocks_the_next(
         steps=steps,
         options={},
     )
+    return journal
+
+
+def test_failed_operation_is_reported_and_blocks_the_next(
+    cbind: BindServer,
+    setup: tuple[Path, list[str], dict[str, RRset]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, names, _ = setup
+    journal = interrupted_failover(path, names)
     refused = run(path, "failover", "--all", "--yes", "--now")
     assert refused.exit_code == 3
     assert "operation 20270115T080000Z-abcdef (failover" in refused.stderr
@@ -362,3 +367,26 @@ def test_json_progress_events_go_to_stderr(
     countdowns = [e for e in events if e["event"] == "countdown"]
     assert countdowns[0]["remaining"] == 3600 and countdowns[-1]["remaining"] == 0
     assert doc_of(result)["operation"]["outcome"] == "done"
+
+
+def test_on_a_terminal_the_next_command_offers_to_settle(
+    cbind: BindServer,
+    setup: tuple[Path, list[str], dict[str, RRset]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, names, seeded = setup
+    journal = interrupted_failover(path, names)
+    # Half-way: the first domain was switched before the process died.
+    seed(cbind, names[:1], BACKUP, 60)
+    monkeypatch.setattr(cli_module, "_interactive", lambda: True)
+    result = run(path, "failback", "--all", input="rollback\ny\n")
+    assert result.exit_code == 0, result.output
+    assert "was interrupted and may have left zones half-way" in result.stderr
+    assert "Resume it, roll it back, or abort?" in result.stderr
+    assert "rollback → 20270115T080000Z-abcdef" in result.stdout
+    assert live(cbind, names) == seeded
+    op = journal.read().find("20270115T080000Z-abcdef")
+    assert op is not None and op.outcome == "rolled-back"
+    aborted = interrupted_failover(path, names)
+    result = run(path, "failback", "--all", input="abort\n")
+    assert result.exit_code == 3 and aborted.read().unsettled()
