@@ -7,13 +7,16 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -130,51 +133,16 @@ def status(
     attention (or the live set is degraded), 3 when a provider or every nameserver is
     unreachable (or the live set is not ready).
     """
-    from mxflip.canary import canary_status, default_clock
-    from mxflip.observe import Observer
-    from mxflip.probe import Verdict
     from mxflip.render import render_status, status_json, stdout_console, write_json
+    from mxflip.status import gather_status
 
     config = state.load_config()
-    chosen = config.select(domains)
-    observer = Observer(config, dns_timeout=timeout)
-    try:
-        statuses = observer.status(chosen)
-    finally:
-        observer.close()
-    probes = None
-    if with_probe:
-        from mxflip.readiness import check_domains
-
-        # The provider's records are the truth of what is live; DNS may lag behind.
-        live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
-        results = check_domains(config, chosen, "live", live_records=live)
-        probes = {r.domain: r for r in results}
-    canary = canary_status(config, chosen, clock=default_clock()) if config.canary else None
-    canary_alert = any(c.alert for cs in (canary or {}).values() for c in cs)
-    if any(s.unreachable for s in statuses):
-        code = ExitCode.FAILURE
-    elif any(s.needs_attention for s in statuses) or canary_alert:
-        code = ExitCode.ATTENTION
-    else:
-        code = ExitCode.OK
-    if probes:
-        code = max(code, _verdict_exit(Verdict.worst(p.verdict for p in probes.values())))
+    report = gather_status(config, config.select(domains), dns_timeout=timeout, probe=with_probe)
     if as_json:
-        write_json(status_json(statuses, int(code), canary, probes=probes))
+        write_json(status_json(report))
     else:
-        render_status(stdout_console(), statuses, canary, probes=probes)
-    sys.exit(int(code))
-
-
-def _verdict_exit(verdict: Any) -> ExitCode:
-    from mxflip.probe import Verdict
-
-    return {
-        Verdict.READY: ExitCode.OK,
-        Verdict.DEGRADED: ExitCode.ATTENTION,
-        Verdict.NOT_READY: ExitCode.FAILURE,
-    }[verdict]
+        render_status(stdout_console(), report)
+    sys.exit(int(report.exit_code))
 
 
 @cli.command()
@@ -200,12 +168,16 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     """
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
-    from mxflip.render import check_json, render_check, stdout_console, write_json
+    from mxflip.render import stdout_console, write_json
+    from mxflip.render_check import check_json, render_check
 
     config = state.load_config()
-    chosen = config.select(domains)
-    results = check_domains(config, chosen, profile)
-    code = _verdict_exit(Verdict.worst(r.verdict for r in results))
+    results = check_domains(config, config.select(domains), profile)
+    code = {
+        Verdict.READY: ExitCode.OK,
+        Verdict.DEGRADED: ExitCode.ATTENTION,
+        Verdict.NOT_READY: ExitCode.FAILURE,
+    }[Verdict.worst(r.verdict for r in results)]
     if as_json:
         write_json(check_json(results, profile, int(code)))
     else:
@@ -246,6 +218,450 @@ def validate(state: State, as_json: bool) -> None:
         render_config(stdout_console(), config)
 
 
+# ------------------------------------------------------------------ changing commands
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """``90``, ``90s``, ``15m``, ``1h30m``, ``1d``: seconds as a float."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from mxflip.duration import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def changing_options(*, switch: bool = True) -> Callable[[F], F]:
+    """Options every changing command shares (a switch adds the rollout options)."""
+
+    def decorate(fn: F) -> F:
+        opts = [
+            click.option("-y", "--yes", is_flag=True, help="Apply without asking."),
+            click.option("--dry-run", is_flag=True, help="Print the plan and exit 0."),
+            click.option("--reason", metavar="TEXT", help="Why; recorded in the journal."),
+            json_option,
+            click.option(
+                "--plan-hash",
+                metavar="HASH",
+                help="Apply only if the freshly computed plan has this hash (the reviewed plan).",
+            ),
+            click.option(
+                "--force",
+                is_flag=True,
+                help="Override blocking safety findings that allow it (needs --reason).",
+            ),
+            click.option(
+                "--verify-timeout",
+                type=Duration(),
+                default="120s",
+                show_default=True,
+                help="How long to poll the nameservers for the new set.",
+            ),
+        ]
+        if switch:
+            opts += [
+                click.option(
+                    "--now",
+                    is_flag=True,
+                    help="Skip TTL pre-lowering (emergencies); says until when old answers "
+                    "may stay cached.",
+                ),
+                click.option(
+                    "--no-auto-rollback",
+                    is_flag=True,
+                    help="Do not roll back when verification fails.",
+                ),
+                click.option(
+                    "--skip-readiness",
+                    is_flag=True,
+                    help="Do not check the target hosts (emergencies; needs --reason).",
+                ),
+                click.option(
+                    "--restore-ttl-after",
+                    type=Duration(),
+                    metavar="DURATION",
+                    help="After a verified switch, wait this long, then raise the TTL back to ttl.",
+                ),
+            ]
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+@dataclass
+class ChangeRequest:
+    """The parsed options of one changing command."""
+
+    kind: str
+    yes: bool
+    dry_run: bool
+    reason: str | None
+    as_json: bool
+    plan_hash: str | None
+    force: bool
+    verify_timeout: float
+    now: bool = False
+    no_auto_rollback: bool = False
+    skip_readiness: bool = False
+    restore_ttl_after: float | None = None
+    argv: tuple[str, ...] = ()
+
+
+def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
+    return ChangeRequest(kind=kind, argv=argv, **kw)
+
+
+def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
+    """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
+    from mxflip.engine import Engine, PlanRefused
+    from mxflip.errors import UsageError
+    from mxflip.journal import Journal, default_journal_path
+    from mxflip.plan import PlanOptions
+    from mxflip.readiness_api import default_readiness
+    from mxflip.render import (
+        EventPrinter,
+        operation_json,
+        render_plan,
+        render_result,
+        stderr_console,
+        stdout_console,
+        write_json,
+    )
+
+    if change.force and not change.reason:
+        raise UsageError("--force needs --reason TEXT (it is recorded in the journal)")
+    if change.skip_readiness and not change.reason:
+        raise UsageError("--skip-readiness needs --reason TEXT (it is recorded in the journal)")
+    config = state.load_config()
+    journal = Journal(default_journal_path(config.journal.path))
+    opts = PlanOptions(
+        now=change.now,
+        force=change.force,
+        reason=change.reason,
+        skip_readiness=change.skip_readiness,
+        restore_ttl_after=change.restore_ttl_after,
+        auto_rollback=not change.no_auto_rollback,
+    )
+    console = stderr_console() if change.as_json else stdout_console()
+    command = ["mxflip", change.kind, *change.argv]
+    engine = Engine(
+        config,
+        journal,
+        clock=_clock(),
+        readiness=default_readiness(config),
+        events=EventPrinter(as_json=change.as_json),
+        verify_timeout=change.verify_timeout,
+    )
+    plan = None
+    try:
+        lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
+        with lock:
+            if change.kind not in ("rollback", "resume"):
+                settle = _settle_unsettled(journal, change)
+                if settle is not None:
+                    # The person chose to settle the earlier operation instead.
+                    kind, op_id = settle
+                    change.kind, change.argv = kind, (op_id,)
+                    command = ["mxflip", kind, op_id]
+                    build = _settle_builder(kind, op_id)
+            plan = build(engine, opts)
+            if not change.as_json:
+                render_plan(console, plan)
+            if change.dry_run:
+                _finish(change, plan, None, ExitCode.OK, dry_run=True)
+            if change.plan_hash is not None and change.plan_hash != plan.hash:
+                raise PlanRefused(
+                    f"the plan changed since it was reviewed: its hash is now {plan.hash}, "
+                    f"not {change.plan_hash}; nothing was changed",
+                    hint="review the new plan (--dry-run) and pass its hash",
+                )
+            if plan.blockers:
+                raise PlanRefused(
+                    "refusing to apply: "
+                    + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
+                    hint="fix the cause, or pass --force --reason TEXT where it is allowed",
+                )
+            if not plan.changes:
+                _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
+            _confirm(change)
+            result = engine.execute(plan, command=command)
+    except MxflipError as exc:
+        if change.as_json and plan is not None:
+            write_json(operation_json(change.kind, int(exc.exit_code), plan, None, error=str(exc)))
+        raise
+    finally:
+        engine.close()
+    code = ExitCode.OK if result.outcome in ("done", "noop") else ExitCode.FAILURE
+    if change.as_json:
+        write_json(operation_json(change.kind, int(code), plan, result))
+    else:
+        render_result(console, result)
+    if result.outcome == "rolled-back":
+        click.echo(
+            f"mxflip: error: verification failed and the change was rolled back: {result.error}",
+            err=True,
+        )
+    sys.exit(int(code))
+
+
+def _clock() -> Any:
+    """The clock changing commands use (tests replace this function)."""
+    from mxflip.rollout import SystemClock
+
+    return SystemClock()
+
+
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _finish(
+    change: ChangeRequest,
+    plan: Any,
+    result: Any,
+    code: ExitCode,
+    *,
+    dry_run: bool = False,
+    message: str | None = None,
+) -> NoReturn:
+    from mxflip.render import operation_json, write_json
+
+    if change.as_json:
+        write_json(operation_json(change.kind, int(code), plan, result, dry_run=dry_run))
+    elif message:
+        click.echo(message)
+    sys.exit(int(code))
+
+
+def _confirm(change: ChangeRequest) -> None:
+    from mxflip.errors import UsageError
+
+    if change.yes:
+        return
+    if not _interactive():
+        raise UsageError(
+            "refusing to change DNS without confirmation: stdin is not a terminal",
+            hint="review the plan and pass --yes (and --plan-hash HASH to pin it)",
+        )
+    if not click.confirm("Apply this plan?", default=False, err=True):
+        click.echo("Not confirmed; nothing was changed.", err=True)
+        sys.exit(int(ExitCode.ATTENTION))
+
+
+def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first. On a
+    terminal the person is offered both; otherwise the command is refused, naming them.
+    Returns (kind, operation id) when the person chose to settle it now."""
+    unsettled = journal.read().unsettled()
+    if not unsettled:
+        return None
+    op = unsettled[-1]
+    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
+    text = (
+        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
+        "and may have left zones half-way"
+    )
+    if change.dry_run:
+        click.echo(f"mxflip: warning: {text}", err=True)
+        return None
+    if _interactive() and not change.yes and not change.as_json:
+        click.echo(f"mxflip: {text}.", err=True)
+        choice = click.prompt(
+            "Resume it, roll it back, or abort?",
+            type=click.Choice(["resume", "rollback", "abort"]),
+            default="abort",
+            err=True,
+        )
+        if choice != "abort":
+            return choice, op.id
+    raise MxflipError(
+        text,
+        hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
+    )
+
+
+def _interactive() -> bool:
+    """True when a person can answer prompts (tests replace this function)."""
+    return sys.stdin.isatty()
+
+
+def _settle_builder(kind: str, op_id: str) -> Any:
+    if kind == "resume":
+        return lambda engine, opts: engine.plan_resume(op_id, opts)
+    return lambda engine, opts: engine.plan_rollback(op_id, opts)
+
+
+def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:
+    from mxflip.errors import UsageError
+
+    if domains and all_:
+        raise UsageError("name domains or pass --all, not both")
+    if not domains and not all_:
+        raise UsageError(f"name the domains to {kind}, or pass --all for every configured one")
+    return config.select(domains)
+
+
+def _switch_command(kind: str, target: str) -> Any:
+    @cli.command(name=kind, epilog=EXIT_CODES_HELP)
+    @click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+    @click.option("--all", "all_", is_flag=True, help="Every configured domain.")
+    @changing_options()
+    @click.pass_obj
+    def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
+        def build(engine: Any, opts: Any) -> Any:
+            chosen = _select_switch(engine.config, domains, all_, kind)
+            return engine.plan_switch(kind, chosen, opts)
+
+        _run_change(state, _change(kind, domains + (("--all",) if all_ else ()), **kw), build)
+
+    command.help = (
+        f"Switch DOMAINs (or --all) to their {target} MX set.\n\n"
+        "Shows the plan (before → after, TTL phases, safety findings, expected completion,"
+        " plan hash) and asks for confirmation (or --yes). By default the live TTL is first "
+        "lowered to failover_ttl and the old TTL waited out; --now skips that. After the "
+        "switch every verification nameserver is polled until it serves the new set; if "
+        "that fails the change is rolled back (exit 3)."
+    )
+    return command
+
+
+failover = _switch_command("failover", "backup")
+failback = _switch_command("failback", "primary")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@changing_options(switch=False)
+@click.pass_obj
+def prepare(state: State, /, domains: tuple[str, ...], **kw: Any) -> None:
+    """Lower the TTL of each DOMAIN's live set (default: all) to failover_ttl.
+
+    Do this ahead of a planned switch (days before, as vendors advise): once the old TTL
+    has expired from caches, `mxflip status` shows the domain as switch-ready and a
+    failover needs no pre-lowering wait.
+    """
+    _run_change(
+        state,
+        _change("prepare", domains, **kw),
+        lambda engine, opts: engine.plan_prepare(engine.config.select(domains), opts),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@changing_options(switch=False)
+@click.pass_obj
+def finalize(state: State, /, domains: tuple[str, ...], **kw: Any) -> None:
+    """Raise the TTL of each DOMAIN's live set (default: all) back to its normal ttl.
+
+    Ends a switch that left the short failover_ttl in place (the alternative to
+    --restore-ttl-after).
+    """
+    _run_change(
+        state,
+        _change("finalize", domains, **kw),
+        lambda engine, opts: engine.plan_finalize(engine.config.select(domains), opts),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("host")
+@changing_options()
+@click.pass_obj
+def drain(state: State, /, host: str, **kw: Any) -> None:
+    """Remove HOST from every live MX set that contains it.
+
+    For taking a misconfigured server out of rotation. Refuses to leave any domain with
+    no MX, and re-checks the remaining hosts. `mxflip restore HOST` puts it back.
+    """
+    _run_change(
+        state,
+        _change("drain", (host,), **kw),
+        lambda engine, opts: engine.plan_drain(host, opts),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("host")
+@changing_options()
+@click.pass_obj
+def restore(state: State, /, host: str, **kw: Any) -> None:
+    """Put HOST back into every live MX set whose profile lists it but which lacks it.
+
+    The opposite of `mxflip drain HOST`; the host is re-checked before it is published.
+    """
+    _run_change(
+        state,
+        _change("restore", (host,), **kw),
+        lambda engine, opts: engine.plan_drain(host, opts, restore=True),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("operation_id", required=False, metavar="[OPERATION_ID]")
+@changing_options(switch=False)
+@click.pass_obj
+def rollback(state: State, /, operation_id: str | None, **kw: Any) -> None:
+    """Restore the exact before-state (records and TTL) of the last or the named operation.
+
+    Works from whichever state the operation left (pre-lowered, switched, interrupted
+    half-way); a domain changed by someone else since is refused unless --force.
+    """
+    _run_change(
+        state,
+        _change("rollback", (operation_id,) if operation_id else (), **kw),
+        lambda engine, opts: engine.plan_rollback(operation_id, opts),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("operation_id", required=False, metavar="[OPERATION_ID]")
+@changing_options(switch=False)
+@click.pass_obj
+def resume(state: State, /, operation_id: str | None, **kw: Any) -> None:
+    """Finish an interrupted or failed operation (default: the last one).
+
+    Continues from the state the zones are in: what is done is not repeated, and a
+    pre-lowering wait counts the time already waited.
+    """
+    _run_change(
+        state,
+        _change("resume", (operation_id,) if operation_id else (), **kw),
+        lambda engine, opts: engine.plan_resume(operation_id, opts),
+    )
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@json_option
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the last N operations.")
+@click.pass_obj
+def history(state: State, as_json: bool, limit: int | None) -> None:
+    """List operations from the journal: who, when, why, what, outcome.
+
+    Newest first. An operation without a result was interrupted; `mxflip resume` or
+    `mxflip rollback` settles it.
+    """
+    from mxflip.journal import Journal, default_journal_path
+    from mxflip.render import history_json, render_history, stdout_console, write_json
+
+    config = state.load_config()
+    view = Journal(default_journal_path(config.journal.path)).read()
+    if as_json:
+        write_json(history_json(view, limit))
+    else:
+        render_history(stdout_console(), view, limit)
+
+
 @cli.group()
 def canary() -> None:
     """Delivery canaries: prove that mail through the live MX path actually arrives.
@@ -272,17 +688,6 @@ prometheus_option = click.option(
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the node_exporter textfile FILE (delay, last success, per domain and path).",
 )
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from mxflip.duration import parse_duration
-
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @canary.command("send")
@@ -356,7 +761,7 @@ def canary_check(
 @click.option(
     "--wait",
     metavar="DURATION",
-    callback=_duration,
+    type=Duration(),
     help="Longest time to wait for the canaries, e.g. 5m (default: [canary] fail_after). "
     "Canaries that arrive later are found by the next run.",
 )

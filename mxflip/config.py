@@ -39,7 +39,7 @@ from mxflip.records import MX, normalize_name
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "canary")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary")
 _MAX_TTL = 2**31 - 1
 
 
@@ -117,6 +117,13 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """The ``[journal]`` table: where operations are recorded (None: the default place)."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
 class CanaryConfig:
     """The ``[canary]`` table: where canaries are found and when they count as late."""
 
@@ -148,6 +155,7 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     domains: Mapping[str, DomainConfig]
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
     #: None when the file has no ``[canary]`` table.
     canary: CanaryConfig | None = None
 
@@ -236,6 +244,12 @@ def _check_address(value: str | None) -> str | None:
     if value is not None and (value.count("@") != 1 or value.startswith("@")):
         raise ValueError(f"{value!r} is not an address like canary@example.com")
     return value
+
+
+class _JournalTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str | None = Field(default=None, min_length=1)
 
 
 class _CanaryTable(BaseModel):
@@ -412,8 +426,20 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
         domains[domain.name] = domain
     probe = _parse_probe(_table(raw, "probe", where), where, base_dir)
+    journal = _validate(_JournalTable, _table(raw, "journal", where), where, "journal")
+    journal_path = None
+    if journal.path is not None:
+        # Relative to the config file, like key files, so a config folder is self-contained.
+        journal_path = base_dir / Path(journal.path).expanduser()
     canary = _parse_canary(raw, where, base_dir)
-    return Config(path=path, providers=providers, domains=domains, probe=probe, canary=canary)
+    return Config(
+        path=path,
+        providers=providers,
+        domains=domains,
+        probe=probe,
+        journal=JournalConfig(path=journal_path),
+        canary=canary,
+    )
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:

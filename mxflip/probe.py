@@ -206,6 +206,17 @@ class DomainReadiness:
     def display(self) -> str:
         return self.domain.rstrip(".")
 
+    def located_findings(self) -> list[tuple[str, Finding]]:
+        """Every finding at every level, with where it was found (``""`` for the domain,
+        ``"mx.example.com"`` for a host, ``"mx.example.com 192.0.2.1"`` for an address)."""
+        out: list[tuple[str, Finding]] = [("", f) for f in self.findings]
+        for h in self.hosts:
+            host = h.host.rstrip(".")
+            out += [(host, f) for f in h.findings]
+            for a in h.addresses:
+                out += [(f"{host} {a.address}", f) for f in a.findings]
+        return out
+
 
 # ----------------------------------------------------------------------- the wire
 

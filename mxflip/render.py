@@ -17,12 +17,16 @@ from rich.table import Table
 from rich.text import Text
 
 from mxflip.canary import CanaryStatus, CheckReport, PathSummary, SendResult
-from mxflip.config import Config
+from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
-from mxflip.observe import DomainStatus, ServerView
-from mxflip.probe import AddressResult, DomainReadiness, Finding, Verdict
+from mxflip.engine import SwitchReadiness
+from mxflip.journal import JournalView, Operation
+from mxflip.observe import ServerView
+from mxflip.plan import Plan
 from mxflip.provider import InstalledProvider
 from mxflip.records import RRset, display_name
+from mxflip.rollout import Event, RolloutResult
+from mxflip.status import StatusReport
 
 JSON_VERSION = 1
 
@@ -72,18 +76,12 @@ def _server_json(view: ServerView) -> dict[str, Any]:
     }
 
 
-def status_json(
-    statuses: Sequence[DomainStatus],
-    exit_code: int,
-    canary: Mapping[str, Sequence[CanaryStatus]] | None = None,
-    *,
-    probes: Mapping[str, DomainReadiness] | None = None,
-) -> dict[str, Any]:
-    """The ``mxflip status --json`` document (with ``probe``, the live set's readiness,
-    per domain when ``--probe`` was given)."""
+def status_json(report: StatusReport) -> dict[str, Any]:
+    """The ``mxflip status --json`` document."""
     domains: list[dict[str, Any]] = []
-    for s in statuses:
+    for s in report.domains:
         d = s.domain
+        flags = report.switch.get(d.name)
         domains.append(
             {
                 "domain": d.display,
@@ -101,20 +99,57 @@ def status_json(
                 },
                 "nameservers": [_server_json(v) for v in s.nameservers],
                 "resolvers": [_server_json(v) for v in s.resolvers],
-                "findings": list(s.findings),
+                "findings": list(s.findings) + _switch_findings(d, flags),
+                "lowered_ttl": flags.lowered_ttl if flags else None,
+                "switch_ready": flags.switch_ready if flags else None,
+                "switch_ready_at": _when(flags.ready_at) if flags else None,
             }
         )
-        if canary is not None:
-            domains[-1]["canary"] = canary_status_json(canary.get(d.display, ()))
-        if probes is not None:
-            probe = probes.get(d.name)
+        if report.canary is not None:
+            domains[-1]["canary"] = canary_status_json(report.canary.get(d.display, ()))
+        if report.probes is not None:
+            from mxflip.render_check import readiness_json
+
+            probe = report.probes.get(d.name)
             domains[-1]["probe"] = readiness_json(probe) if probe is not None else None
     return {
         "version": JSON_VERSION,
         "command": "status",
-        "exit_code": exit_code,
+        "exit_code": int(report.exit_code),
         "domains": domains,
+        "unsettled_operations": [_unsettled_json(op) for op in report.unsettled],
+        "journal_error": report.journal_error,
     }
+
+
+def _switch_findings(d: DomainConfig, flags: SwitchReadiness | None) -> list[str]:
+    if flags is None or not flags.lowered_ttl:
+        return []
+    text = f"left on a lowered TTL (normal ttl is {d.ttl}); 'mxflip finalize' raises it"
+    if flags.switch_ready:
+        text += "; switch-ready"
+    elif flags.ready_at is not None:
+        text += f"; switch-ready at {_when(flags.ready_at)}"
+    return [text]
+
+
+def _unsettled_json(op: Operation) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "outcome": op.outcome,
+        "time": op.intent.get("time"),
+        "user": op.intent.get("user"),
+        "host": op.intent.get("host"),
+    }
+
+
+def _unsettled_text(op: Operation) -> str:
+    return (
+        f"warning: operation {op.id} ({op.kind}, {op.intent.get('time')}, "
+        f"{op.intent.get('user')}@{op.intent.get('host')}) was {op.outcome}; "
+        f"run 'mxflip resume {op.id}' or 'mxflip rollback {op.id}'"
+    )
 
 
 def _records_text(rrset: RRset | None) -> str:
@@ -142,13 +177,8 @@ def _servers_cell(views: Sequence[ServerView], reference: RRset | None) -> Text:
     return text or Text("(none)")
 
 
-def render_status(
-    console: Console,
-    statuses: Sequence[DomainStatus],
-    canary: Mapping[str, Sequence[CanaryStatus]] | None = None,
-    *,
-    probes: Mapping[str, DomainReadiness] | None = None,
-) -> None:
+def render_status(console: Console, report: StatusReport) -> None:
+    statuses = report.domains
     table = Table(title=None, show_lines=True)
     table.add_column("Domain", no_wrap=True)
     table.add_column("Live", no_wrap=True)
@@ -157,7 +187,10 @@ def render_status(
     has_resolvers = any(s.resolvers for s in statuses)
     if has_resolvers:
         table.add_column("Resolvers")
+    probes = report.probes
     if probes is not None:
+        from mxflip.render_check import finding_lines, health_cell
+
         table.add_column("Live health")
     for s in statuses:
         active = Text(s.match.active, style=_ACTIVE_STYLE.get(s.match.active, ""))
@@ -179,27 +212,22 @@ def render_status(
         if has_resolvers:
             row.append(_servers_cell(s.resolvers, s.provider_rrset))
         if probes is not None:
-            row.append(_health_cell(probes.get(s.domain.name)))
+            row.append(health_cell(probes.get(s.domain.name)))
         table.add_row(*row)
     console.print(table)
     for s in statuses:
-        for finding in s.findings:
+        flags = report.switch.get(s.domain.name)
+        for finding in [*s.findings, *_switch_findings(s.domain, flags)]:
             console.print(f"{s.domain.display}: {finding}", markup=False, soft_wrap=True)
-        if canary:
-            render_canary_status(console, s.domain.display, canary.get(s.domain.display, ()))
+        if report.canary:
+            render_canary_status(console, s.domain.display, report.canary.get(s.domain.display, ()))
         probe = probes.get(s.domain.name) if probes is not None else None
-        for line in _finding_lines(probe) if probe is not None else []:
+        for line in finding_lines(probe) if probe is not None else []:
             console.print(line, markup=False, soft_wrap=True)
-
-
-def _health_cell(probe: DomainReadiness | None) -> Text:
-    if probe is None:
-        return Text("not probed")
-    text = _verdict_text(probe.verdict)
-    for h in probe.hosts:
-        text.append(f"\n{display_name(h.host)}: ")
-        text.append_text(_verdict_text(h.verdict))
-    return text
+    for op in report.unsettled:
+        console.print(_unsettled_text(op), markup=False, soft_wrap=True)
+    if report.journal_error:
+        console.print(f"warning: {report.journal_error}", markup=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------- providers
@@ -269,6 +297,324 @@ def render_config(console: Console, config: Config) -> None:
     )
 
 
+# ------------------------------------------------------------------------- plans
+
+
+def _when(ts: float | None) -> str | None:
+    from mxflip.journal import iso
+
+    return None if ts is None else iso(ts)
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan part of every changing command's JSON document."""
+    return {
+        "kind": plan.kind,
+        "target": plan.target,
+        "hash": plan.hash,
+        "parent": plan.parent,
+        "expected_seconds": plan.expected_seconds,
+        "phases": [{"name": p.name, "seconds": p.seconds} for p in plan.phases],
+        "findings": [
+            {"severity": f.severity, "code": f.code, "message": f.message} for f in plan.findings
+        ],
+        "blocked": bool(plan.blockers),
+        "steps": [
+            {
+                "domain": s.domain.display,
+                "zone": display_name(s.domain.zone),
+                "provider": s.domain.provider,
+                "noop": s.noop,
+                "before": _rr_json(s.before),
+                "prelower": _rr_json(s.prelower),
+                "after": _rr_json(s.after),
+                "findings": [
+                    {
+                        "severity": f.severity,
+                        "code": f.code,
+                        "message": f.message,
+                        "overridable": f.overridable,
+                    }
+                    for f in s.findings
+                ],
+            }
+            for s in plan.steps
+        ],
+    }
+
+
+def _rr_json(rrset: RRset | None) -> dict[str, Any] | None:
+    return None if rrset is None else {"records": rrset.strings(), "ttl": rrset.ttl}
+
+
+def _rr_text(rrset: RRset | None) -> str:
+    if rrset is None:
+        return "(no MX)"
+    return "\n".join(rrset.strings()) + f"\nTTL {rrset.ttl}"
+
+
+_PHASE_TEXT = {
+    "prelower": "lower the TTL of the live set",
+    "prelower-wait": "wait for caches of the old TTL to expire",
+    "switch": "write the new set (conditional, atomic per zone)",
+    "verify": "poll every verification nameserver until all serve it",
+    "restore-wait": "wait before raising the TTL",
+    "restore-ttl": "raise the TTL back to ttl",
+}
+
+
+def render_plan(console: Console, plan: Plan) -> None:
+    """Per domain before → after, TTL phases, findings, expected completion, plan hash."""
+    table = Table(title=f"{plan.kind} → {plan.target}", show_lines=True)
+    for col in ("Domain", "Before", "", "After", "Findings"):
+        table.add_column(col, no_wrap=col != "Findings")
+    for s in plan.steps:
+        findings = Text()
+        for i, f in enumerate(s.findings):
+            if i:
+                findings.append("\n")
+            style = "red" if f.severity == "block" else "yellow"
+            findings.append(f"{f.severity}: ", style=style)
+            findings.append(f"{f.message} [{f.code}]")
+        after = Text("unchanged", style="dim") if s.noop else Text(_rr_text(s.after))
+        if s.prelower is not None:
+            after = Text(f"(first TTL {s.prelower.ttl})\n") + after
+        table.add_row(s.domain.display, _rr_text(s.before), "→", after, findings)
+    if plan.steps:
+        console.print(table)
+    for f in plan.findings:
+        console.print(f"{f.severity}: {f.message} [{f.code}]", markup=False)
+    if plan.phases:
+        console.print("Phases:", markup=False)
+        for p in plan.phases:
+            console.print(
+                f"  {p.name:<14} {_PHASE_TEXT.get(p.name, '')} (~{_duration(p.seconds)})",
+                markup=False,
+            )
+        console.print(f"Expected completion in ~{_duration(plan.expected_seconds)}", markup=False)
+    changes = len(plan.changes)
+    console.print(
+        f"{changes} domain{'s' if changes != 1 else ''} to change, "
+        f"{len(plan.steps) - changes} already there. Plan hash: {plan.hash}",
+        markup=False,
+    )
+    for d, f in plan.blockers:
+        console.print(f"BLOCKED: {d + ': ' if d else ''}{f.message} [{f.code}]", markup=False)
+    for d, f in plan.forced:
+        console.print(f"FORCED: {d + ': ' if d else ''}{f.message} [{f.code}]", markup=False)
+
+
+def operation_json(
+    command: str,
+    exit_code: int,
+    plan: Plan,
+    result: RolloutResult | None,
+    *,
+    dry_run: bool = False,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The ``--json`` document of a changing command."""
+    doc: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "command": command,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "plan": plan_json(plan),
+        "operation": None,
+        "error": error,
+    }
+    if result is not None:
+        doc["operation"] = {
+            "id": result.op_id,
+            "outcome": result.outcome,
+            "states": {display_name(k): v for k, v in result.states.items()},
+            "started": _when(result.started),
+            "finished": _when(result.finished),
+            "phases": [{"name": n, "status": s} for n, s in result.phases],
+            "old_answers_until": _when(result.old_answers_until),
+            "cached": [
+                {
+                    "domain": c.domain,
+                    "server": c.server,
+                    "records": list(c.records),
+                    "until": _when(c.until),
+                }
+                for c in result.cached
+            ],
+            "error": result.error,
+        }
+        doc["error"] = doc["error"] or result.error
+    return doc
+
+
+def render_result(console: Console, result: RolloutResult) -> None:
+    if result.outcome == "noop":
+        console.print("Nothing to do: every domain is already in the asked state.")
+        return
+    console.print(
+        f"Operation {result.op_id}: {result.outcome} "
+        f"in {_duration(result.finished - result.started)}",
+        markup=False,
+    )
+    for domain, state in result.states.items():
+        console.print(f"  {display_name(domain)}: {state}", markup=False)
+    if result.error:
+        console.print(f"  error: {result.error}", markup=False)
+    if result.old_answers_until is not None:
+        console.print(
+            f"Old answers may stay cached until {_when(result.old_answers_until)}.",
+            markup=False,
+        )
+    for c in result.cached:
+        console.print(
+            f"  resolver {c.server} caches the old set of {c.domain} until {_when(c.until)}",
+            markup=False,
+        )
+
+
+class EventPrinter:
+    """Progress for a changing command: JSON lines on stderr with ``--json``, a rich
+    countdown on a terminal, plain lines otherwise (countdowns every 10 %)."""
+
+    def __init__(self, *, as_json: bool, console: Console | None = None) -> None:
+        self.as_json = as_json
+        self.console = console or stderr_console()
+        self._last_shown: float | None = None
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if self.as_json:
+            doc = {"event": event.kind, "phase": event.phase, "message": event.message}
+            doc.update({k: v for k, v in event.data.items() if _jsonable(v)})
+            sys.stderr.write(json.dumps(doc) + "\n")
+            sys.stderr.flush()
+            return
+        if event.kind == "countdown":
+            self._countdown(event)
+            return
+        self._stop_progress()
+        if event.kind == "phase-start":
+            self.console.print(f"… {_PHASE_TEXT.get(event.phase or '', event.message)}")
+        elif event.kind == "phase-done":
+            self.console.print(f"✓ {event.phase}")
+        elif event.kind == "info" and "until" in event.data:
+            self.console.print(f"{event.message} until {_when(float(event.data['until']))}")
+        elif event.kind in ("rollback", "cached", "info"):
+            self.console.print(event.message, markup=False)
+
+    def _countdown(self, event: Event) -> None:
+        remaining = float(event.data.get("remaining", 0.0))
+        total = float(event.data.get("total", 0.0)) or 1.0
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            if self._progress is None:
+                self._progress = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task(event.message, total=total)
+            self._progress.update(self._task, completed=total - remaining)
+            if remaining <= 0:
+                self._stop_progress()
+            return
+        step = max(total / 10, 1.0)
+        if self._last_shown is None or self._last_shown - remaining >= step or remaining <= 0:
+            self._last_shown = remaining
+            self.console.print(f"  {event.message}: {_duration(remaining)} left", markup=False)
+        if remaining <= 0:
+            self._last_shown = None
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | list | type(None))
+
+
+# ------------------------------------------------------------------------- history
+
+
+def history_json(view: JournalView, limit: int | None) -> dict[str, Any]:
+    ops = view.operations[-limit:] if limit else view.operations
+    return {
+        "version": JSON_VERSION,
+        "command": "history",
+        "exit_code": 0,
+        "skipped_lines": view.skipped_lines,
+        "operations": [
+            {
+                "id": op.id,
+                "kind": op.kind,
+                "target": op.intent.get("target"),
+                "time": op.intent.get("time"),
+                "user": op.intent.get("user"),
+                "host": op.intent.get("host"),
+                "reason": op.intent.get("reason"),
+                "command": op.intent.get("command"),
+                "plan_hash": op.intent.get("plan_hash"),
+                "parent": op.intent.get("parent"),
+                "outcome": op.outcome,
+                "steps": op.intent.get("steps", []),
+                "phases": [
+                    {"phase": p.get("phase"), "status": p.get("status"), "time": p.get("time")}
+                    for p in op.phases
+                ],
+                "result": op.result,
+                "notes": op.notes,
+            }
+            for op in reversed(ops)
+        ],
+    }
+
+
+def render_history(console: Console, view: JournalView, limit: int | None) -> None:
+    ops = view.operations[-limit:] if limit else view.operations
+    if not ops:
+        console.print("The journal holds no operations.")
+        return
+    table = Table()
+    for col in ("Operation", "When", "Who", "What", "Domains", "Outcome", "Reason"):
+        table.add_column(col, no_wrap=col not in ("Reason", "Domains"))
+    for op in reversed(ops):
+        steps = op.steps
+        what = f"{op.kind} → {op.intent.get('target', '')}"
+        domains = ", ".join(display_name(s.domain) for s in steps[:3])
+        if len(steps) > 3:
+            domains += f" (+{len(steps) - 3})"
+        outcome = op.outcome
+        style = {"done": "green", "rolled-back": "yellow"}.get(outcome, "red")
+        table.add_row(
+            op.id,
+            str(op.intent.get("time", "")),
+            f"{op.intent.get('user')}@{op.intent.get('host')}",
+            what,
+            domains,
+            Text(outcome, style=style),
+            str(op.intent.get("reason") or ""),
+        )
+    console.print(table)
+    if view.skipped_lines:
+        console.print(f"({view.skipped_lines} unreadable journal line(s) skipped)")
+
+
 # ------------------------------------------------------------------------- canary
 
 _CANARY_STYLE = {
@@ -280,13 +626,6 @@ _CANARY_STYLE = {
 }
 #: The states ``mxflip_canary_status`` has a series for (one is 1, the others 0).
 PROMETHEUS_STATES = ("on_time", "late", "missing", "send_failed")
-
-
-def _when(t: float | None) -> str | None:
-    """RFC 3339 UTC, or None."""
-    import time
-
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _seconds(value: float | None) -> float | None:
@@ -502,130 +841,3 @@ def render_canary_status(console: Console, domain: str, statuses: Sequence[Canar
             ),
             soft_wrap=True,
         )
-
-
-# ------------------------------------------------------------------------- check
-
-_VERDICT_STYLE = {"ready": "green", "degraded": "yellow", "not-ready": "red"}
-
-
-def _findings_json(findings: Iterable[Finding]) -> list[dict[str, str]]:
-    return [{"severity": f.severity.value, "code": f.code, "message": f.message} for f in findings]
-
-
-def _address_json(a: AddressResult) -> dict[str, Any]:
-    tls = None
-    if a.tls is not None:
-        tls = {
-            "version": a.tls.version,
-            "cipher": a.tls.cipher,
-            "verified": a.tls.verified,
-            "verify_error": a.tls.verify_error,
-            "days_left": a.tls_days_left,
-            "fingerprint_sha256": a.tls.fingerprint,
-        }
-    return {
-        "address": a.address,
-        "verdict": a.verdict.value,
-        "steps": [
-            {"name": s.name, "code": s.code, "ms": s.ms, "ok": s.ok, "detail": s.detail}
-            for s in a.steps
-        ],
-        "findings": _findings_json(a.findings),
-        "extensions": sorted(a.extensions),
-        "tls": tls,
-    }
-
-
-def readiness_json(r: DomainReadiness) -> dict[str, Any]:
-    """One domain's readiness: the shape ``check --json`` promises per domain."""
-    return {
-        "domain": display_name(r.domain),
-        "profile": r.profile,
-        "verdict": r.verdict.value,
-        "mta_sts_mode": r.mta_sts_mode,
-        "findings": _findings_json(r.findings),
-        "hosts": [
-            {
-                "host": display_name(h.host),
-                "preference": h.preference,
-                "verdict": h.verdict.value,
-                "findings": _findings_json(h.findings),
-                "addresses": [_address_json(a) for a in h.addresses],
-            }
-            for h in r.hosts
-        ],
-    }
-
-
-def check_json(results: Sequence[DomainReadiness], profile: str, exit_code: int) -> dict[str, Any]:
-    """The ``mxflip check --json`` document."""
-    return {
-        "version": JSON_VERSION,
-        "command": "check",
-        "profile": profile,
-        "exit_code": exit_code,
-        "verdict": Verdict.worst(r.verdict for r in results).value,
-        "domains": [readiness_json(r) for r in results],
-    }
-
-
-def _verdict_text(verdict: Verdict) -> Text:
-    return Text(verdict.value, style=_VERDICT_STYLE[verdict.value])
-
-
-def _steps_text(a: AddressResult) -> str:
-    """``banner 220 · ehlo 250 · tls TLSv1.3 · rcpt 250 · 812 ms`` — the codes that matter."""
-    parts = []
-    for s in a.steps:
-        if s.name in ("banner", "ehlo", "rcpt", "quit") or s.name == "tls" or not s.ok:
-            value = s.detail.split()[0] if s.name == "tls" and s.ok and s.detail else s.code
-            parts.append(f"{s.name} {value if value is not None else '✗'}")
-    total = sum(s.ms for s in a.steps)
-    return " · ".join([*parts, f"{total} ms"])
-
-
-def _finding_lines(r: DomainReadiness) -> list[str]:
-    """``example.test mx.example.test 192.0.2.1: fail tls-untrusted: …``, deepest last."""
-    out = [f"{r.display}: {f.severity.value} {f.code}: {f.message}" for f in r.findings]
-    for h in r.hosts:
-        host = display_name(h.host)
-        out += [f"{r.display} {host}: {f.severity.value} {f.code}: {f.message}" for f in h.findings]
-        for a in h.addresses:
-            out += [
-                f"{r.display} {host} {a.address}: {f.severity.value} {f.code}: {f.message}"
-                for f in a.findings
-            ]
-    return out
-
-
-def render_check(console: Console, results: Sequence[DomainReadiness], profile: str) -> None:
-    table = Table(show_lines=True)
-    for col in ("Domain", "Host", "Address", "Verdict", "Handshake"):
-        table.add_column(col, no_wrap=col != "Handshake")
-    for r in results:
-        if not r.hosts:
-            table.add_row(r.display, "(no hosts)", "", _verdict_text(r.verdict), "")
-        for h in r.hosts:
-            rows = h.addresses or (None,)
-            for a in rows:
-                table.add_row(
-                    r.display,
-                    display_name(h.host),
-                    a.address if a else "(none)",
-                    _verdict_text(a.verdict if a else h.verdict),
-                    _steps_text(a) if a else "",
-                )
-    console.print(table)
-    for r in results:
-        for line in _finding_lines(r):
-            console.print(line, markup=False, soft_wrap=True)
-    worst = Verdict.worst(r.verdict for r in results)
-    n = len(results)
-    console.print(
-        f"{profile} set: {worst.value} ({n} domain{'s' if n != 1 else ''}: "
-        + ", ".join(f"{sum(r.verdict is v for r in results)} {v.value}" for v in Verdict)
-        + ")",
-        markup=False,
-        soft_wrap=True,
-    )

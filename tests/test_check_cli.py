@@ -80,7 +80,7 @@ ca_file = "{self.ca_file}"
 def cli_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliLab]:  # noqa: F811
     folder = tmp_path_factory.mktemp("check-cli")
     certs = make_certs(folder)
-    dns = BindServer(folder / "bind", {"cli.test.": zone_text("cli.test.", ZONE)}).start()
+    dns = BindServer(folder / "bind", {"cli.test.": zone_text("cli.test.", ZONE, ttl=3600)}).start()
     good = lab.smtp(
         Handler(local_suffix="cli.test"), tls=certs.server("mx.good.cli.test", "mx.ready.cli.test")
     )
@@ -236,3 +236,23 @@ def test_unusable_ca_file_is_one_line_exit_2(cli_lab: CliLab, tmp_path: Path) ->
     [line] = result.stderr.splitlines()
     assert line.startswith(f"mxflip: error: probe.ca_file: cannot load the CA file {bad}: ")
     assert line.endswith("(give a PEM file with one or more CA certificates)")
+
+
+def test_the_engine_seam_gets_verdicts_with_located_reasons(cli_lab: CliLab) -> None:
+    from mxflip.config import load_config
+    from mxflip.readiness_api import default_readiness
+    from mxflip.records import RRset
+
+    config = load_config(cli_lab.config())
+    readiness = default_readiness(config)
+    assert readiness is not None
+    domain = config.domains["broken.cli.test."]
+    targets = {
+        domain.name: RRset.of(domain.name, 300, ["10 mx.refused.cli.test", "20 mx.good.cli.test"])
+    }
+    verdicts = readiness([domain], targets)
+    verdict = verdicts[domain.name]
+    assert verdict.verdict == "not-ready"
+    assert verdict.reasons == (
+        f"mx.refused.cli.test 127.0.0.1:{cli_lab.refused}: connection refused",
+    )

@@ -1,0 +1,309 @@
+"""Orchestration of the changing commands: observe → plan → (the CLI confirms) → execute.
+
+The CLI and tests drive the same :class:`Engine`; it owns the providers (through an
+:class:`~mxflip.observe.Observer`), the journal, the clock and the readiness checks, and
+never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mxflip.aliases import find_aliases
+from mxflip.config import Config, DomainConfig
+from mxflip.errors import MxflipError, UsageError
+from mxflip.hostport import HostPort
+from mxflip.journal import Journal, JournalView, Operation, OperationLog
+from mxflip.observe import DomainStatus, Observer
+from mxflip.plan import (
+    Plan,
+    PlanOptions,
+    Readiness,
+    ReadinessVerdict,
+    plan_drain,
+    plan_finalize,
+    plan_prepare,
+    plan_restore,
+    plan_resume,
+    plan_rollback,
+    plan_switch,
+)
+from mxflip.provider import Provider
+from mxflip.records import RRset, normalize_name
+from mxflip.rollout import (
+    Clock,
+    DNSQuery,
+    EventSink,
+    Failpoint,
+    Rollout,
+    RolloutResult,
+    SystemClock,
+    default_query,
+)
+
+#: Kinds that change DNS on their own (rollback and resume settle one of these).
+PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore")
+
+
+class PlanRefused(MxflipError):
+    """The plan has blocking safety findings (or does not match ``--plan-hash``)."""
+
+
+@dataclass(frozen=True)
+class SwitchReadiness:
+    """When the live TTL is low enough for a quick switch, from live TTLs and the journal."""
+
+    lowered_ttl: bool
+    switch_ready: bool
+    #: When caches of the previous, longer TTL have expired (None: not known / long ago).
+    ready_at: float | None
+
+
+class Engine:
+    """One configuration's changing operations, with injectable clock, providers,
+    readiness, DNS queries, event sink and failpoints."""
+
+    def __init__(
+        self,
+        config: Config,
+        journal: Journal,
+        *,
+        clock: Clock | None = None,
+        readiness: Readiness | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        events: EventSink | None = None,
+        failpoint: Failpoint | None = None,
+        query: DNSQuery = default_query,
+        dns_timeout: float = 2.0,
+        verify_timeout: float = 120.0,
+        wait_timeout: float = 300.0,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self.clock = clock or SystemClock()
+        self.readiness = readiness
+        self.observer = Observer(config, dns_timeout=dns_timeout, providers=providers)
+        self.events = events
+        self.failpoint = failpoint
+        self.query = query
+        self.dns_timeout = dns_timeout
+        self.verify_timeout = verify_timeout
+        self.wait_timeout = wait_timeout
+        self._servers: dict[str, list[HostPort]] = {}
+
+    def close(self) -> None:
+        self.observer.close()
+
+    # ------------------------------------------------------------------ observing
+
+    def observe(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
+        return self.observer.status(domains)
+
+    def _verdicts(
+        self, statuses: Sequence[DomainStatus], targets: Mapping[str, RRset | None]
+    ) -> Mapping[str, ReadinessVerdict] | None:
+        if self.readiness is None:
+            return None
+        wanted = {n: r for n, r in targets.items() if r is not None}
+        if not wanted:
+            return {}
+        domains = [s.domain for s in statuses if s.domain.name in wanted]
+        try:
+            return self.readiness(domains, wanted)
+        except MxflipError as exc:
+            return {
+                n: ReadinessVerdict("not-ready", (f"readiness check failed: {exc}",))
+                for n in wanted
+            }
+
+    def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
+        """CNAME targets among the new hosts that live in their domain's own zone."""
+        checks = []
+        for name, rrset in targets.items():
+            domain = self.config.domains.get(name)
+            if domain is None or rrset is None:
+                continue
+            for host in rrset.hosts:
+                if host == domain.zone or host.endswith("." + domain.zone):
+                    checks.append((host, self.servers(domain)))
+        return find_aliases(checks, timeout=self.dns_timeout)
+
+    # ------------------------------------------------------------------ planning
+
+    def plan_switch(self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+        profile = "backup" if kind == "failover" else "primary"
+        statuses = self.observe(domains)
+        targets = {
+            s.domain.name: RRset(s.domain.name, s.domain.failover_ttl, s.domain.profile(profile))
+            for s in statuses
+            if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
+        }
+        verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
+        return plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+
+    def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+        return plan_prepare(self.observe(domains), opts)
+
+    def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+        return plan_finalize(self.observe(domains), opts)
+
+    def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
+        try:
+            name = normalize_name(host)
+        except ValueError as exc:
+            raise UsageError(f"{host!r} is not a host name: {exc}") from None
+        statuses = self.observe(list(self.config.domains.values()))
+        planner = plan_restore if restore else plan_drain
+        draft = planner(statuses, name, opts, {}, {})
+        targets = {s.name: s.after for s in draft.changes}
+        verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
+        return planner(statuses, name, opts, verdicts, self._aliases(targets))
+
+    def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
+        view = self.journal.read()
+        if op_id is not None:
+            op = view.find(op_id)
+            if op is None:
+                raise UsageError(
+                    f"no operation {op_id!r} in the journal {self.journal.path}",
+                    hint="'mxflip history' lists the operations",
+                )
+            return op
+        if for_resume:
+            candidates = view.unsettled()
+            if not candidates:
+                raise UsageError("no interrupted or failed operation to resume")
+            return candidates[-1]
+        # A resume settles its parent (which then counts as done): roll back the parent.
+        candidates = [
+            o
+            for o in view.operations
+            if o.kind in PRIMARY_KINDS and o.outcome != "rolled-back" and o.changed_anything
+        ]
+        if not candidates:
+            raise UsageError(
+                f"no operation to roll back in the journal {self.journal.path}",
+                hint="'mxflip history' lists the operations",
+            )
+        return candidates[-1]
+
+    def _settle_inputs(self, op: Operation) -> tuple[Operation, list[DomainStatus]]:
+        # A resume continues its parent: roll back / resume the parent's recorded states.
+        view = self.journal.read()
+        base = op
+        while base.kind == "resume" and base.intent.get("parent"):
+            parent = view.find(str(base.intent["parent"]))
+            if parent is None:
+                break
+            base = parent
+        domains = []
+        for step in base.steps:
+            if step.domain not in self.config.domains:
+                raise UsageError(
+                    f"operation {op.id} changed {step.domain.rstrip('.')}, "
+                    "which is not in this configuration"
+                )
+            domains.append(self.config.domains[step.domain])
+        return base, self.observe(domains)
+
+    def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
+        op = self._target_op(op_id, for_resume=False)
+        base, statuses = self._settle_inputs(op)
+        return plan_rollback(base.id, base.steps, statuses, opts)
+
+    def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
+        op = self._target_op(op_id, for_resume=True)
+        base, statuses = self._settle_inputs(op)
+        recorded_opts = base.intent.get("options", {})
+        merged = PlanOptions(
+            force=opts.force,
+            reason=opts.reason,
+            restore_ttl_after=opts.restore_ttl_after
+            if opts.restore_ttl_after is not None
+            else recorded_opts.get("restore_ttl_after"),
+            auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
+        )
+        return plan_resume(base.id, base.steps, statuses, merged)
+
+    # ------------------------------------------------------------------ executing
+
+    def execute(self, plan: Plan, *, command: Sequence[str] = ()) -> RolloutResult:
+        """Run ``plan`` (the caller holds the journal lock and has confirmed it)."""
+        if plan.blockers:
+            raise PlanRefused(
+                "the plan is blocked: "
+                + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
+                hint="fix the cause, or pass --force --reason TEXT where that is allowed",
+            )
+        prelowered_at = None
+        if plan.kind == "resume" and plan.parent is not None:
+            parent = self.journal.read().find(plan.parent)
+            if parent is not None:
+                prelowered_at = parent.phase_done_at("prelower")
+        rollout = Rollout(
+            plan,
+            self.journal,
+            provider=self.observer.provider,
+            servers=self.servers,
+            clock=self.clock,
+            events=self.events,
+            failpoint=self.failpoint,
+            readiness=self.readiness,
+            command=command,
+            query=self.query,
+            dns_timeout=self.dns_timeout,
+            wait_timeout=self.wait_timeout,
+            verify_timeout=self.verify_timeout,
+            prelowered_at=prelowered_at,
+        )
+        result = rollout.run()
+        if plan.parent is not None and result.outcome in ("done", "noop"):
+            # The parent is settled: every zone is in its before-state (rollback) or its
+            # after-state (resume). A no-op settle found it there already.
+            rolled_back = plan.kind == "rollback"
+            OperationLog(self.journal, result.op_id or "-", self.clock.now).note(
+                plan.parent,
+                "rolled-back" if rolled_back else "done",
+                kind=plan.kind,
+                state="before" if rolled_back else "after",
+            )
+        return result
+
+    def servers(self, domain: DomainConfig) -> list[HostPort]:
+        if domain.name not in self._servers:
+            found, _ = self.observer.verification_servers(domain)
+            self._servers[domain.name] = found
+        return self._servers[domain.name]
+
+
+def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> SwitchReadiness:
+    """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
+    most ``failover_ttl`` and caches of the TTL it replaced have expired (per the journal's
+    record of the lowering; with no record, a low TTL is taken as long-standing)."""
+    d, live = status.domain, status.provider_rrset
+    if live is None:
+        return SwitchReadiness(False, False, None)
+    lowered = live.ttl < d.ttl
+    if live.ttl > d.failover_ttl:
+        return SwitchReadiness(lowered, False, None)
+    ready_at: float | None = None
+    for op in reversed(view.operations):
+        for step in op.steps:
+            if step.domain != d.name:
+                continue
+            written = step.prelower if step.prelower == live else step.after
+            if written != live:
+                continue
+            lowering = step.prelower == live
+            # The TTL the written set replaced: a pre-lowered switch replaced the short one.
+            replaced = step.before if lowering or step.prelower is None else step.prelower
+            old = replaced.ttl if replaced is not None else 0
+            done = op.phase_done_at("prelower" if lowering else "switch")
+            if done is not None:
+                ready_at = done + old
+            break
+        if ready_at is not None:
+            break
+    ready = ready_at is None or ready_at <= now
+    return SwitchReadiness(lowered, ready, ready_at)

@@ -1,0 +1,497 @@
+"""Execute a :class:`~mxflip.plan.Plan` phase by phase, journalling each step.
+
+Phases: optional TTL pre-lowering (write the current set with the short TTL, wait until
+the provider serves it, then wait out the old TTL), the switch (one conditional, atomic
+write per provider and zone, then the provider's "served" wait), verification (poll
+every verification nameserver, bounded, until all serve the new set; report resolvers
+still caching the old one; re-probe the new hosts), and the optional TTL restore.
+
+Every write is conditional on the state the previous phase left, and "already done"
+counts as done, so a resumed operation repeats nothing. Time comes from an injected
+:class:`Clock`; tests inject one whose ``sleep`` only advances ``now``. Nothing prints:
+progress goes to an event callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mxflip.config import DomainConfig
+from mxflip.dnsview import ServerAnswer, query_all
+from mxflip.errors import MxflipError
+from mxflip.hostport import HostPort
+from mxflip.journal import Journal, OperationLog, new_operation_id
+from mxflip.plan import Plan, Readiness, Step
+from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
+from mxflip.records import RRset
+from mxflip.retry import retrying
+
+#: Every point where a failpoint hook is called, in order (tests inject faults at each).
+BOUNDARIES = (
+    "intent",
+    "prelower:before-apply",
+    "prelower:after-apply",
+    "prelower:served",
+    "prelower-wait:done",
+    "switch:before-apply",
+    "switch:after-apply",
+    "switch:served",
+    "verify:before",
+    "verify:done",
+    "restore-ttl:before-apply",
+    "restore-ttl:after-apply",
+    "result",
+)
+
+
+class Clock(Protocol):
+    """Wall time in seconds since the epoch, and a way to wait."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for renderers: ``kind`` is phase-start, phase-done, countdown, pending,
+    cached, rollback or info; ``data`` holds the numbers."""
+
+    kind: str
+    phase: str | None
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+Failpoint = Callable[[str], None]
+DNSQuery = Callable[
+    [Sequence[tuple[Sequence[HostPort], str]], bool, float], list[list[ServerAnswer]]
+]
+
+
+class VerificationFailed(MxflipError):
+    """The nameservers did not all serve the new set in time, or the new hosts failed
+    their re-probe."""
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A resolver still handing out something other than the new set, and until when."""
+
+    domain: str
+    server: str
+    records: tuple[str, ...]
+    until: float
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """What an executed plan did: the outcome, each domain's final state, and reports."""
+
+    op_id: str | None
+    plan: Plan
+    outcome: str  # done, noop, rolled-back, failed
+    #: domain → before | prelowered | after | ttl-restored | unknown
+    states: Mapping[str, str]
+    started: float
+    finished: float
+    error: str | None = None
+    cached: tuple[CachedAnswer, ...] = ()
+    #: With --now: until when resolvers may still hand out the old sets.
+    old_answers_until: float | None = None
+    phases: tuple[tuple[str, str], ...] = ()
+
+
+def default_query(
+    batch: Sequence[tuple[Sequence[HostPort], str]], recursive: bool, timeout: float
+) -> list[list[ServerAnswer]]:
+    """Ask every (servers, name) pair concurrently; one list of answers per pair."""
+
+    async def run() -> list[list[ServerAnswer]]:
+        return list(
+            await asyncio.gather(
+                *(
+                    query_all(servers, name, recursive=recursive, timeout=timeout)
+                    for servers, name in batch
+                )
+            )
+        )
+
+    return asyncio.run(run())
+
+
+class _NotServed(Exception):
+    def __init__(self, pending: list[str]) -> None:
+        super().__init__("; ".join(pending))
+        self.pending = pending
+
+
+class Rollout:
+    """Runs one plan. Build one per operation; :meth:`run` executes it once."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        journal: Journal,
+        *,
+        provider: Callable[[str], Provider],
+        servers: Callable[[DomainConfig], list[HostPort]],
+        clock: Clock,
+        events: EventSink | None = None,
+        failpoint: Failpoint | None = None,
+        readiness: Readiness | None = None,
+        command: Sequence[str] = (),
+        query: DNSQuery = default_query,
+        dns_timeout: float = 2.0,
+        wait_timeout: float = 300.0,
+        verify_timeout: float = 120.0,
+        verify_attempts: int = 12,
+        prelowered_at: float | None = None,
+    ) -> None:
+        self.plan = plan
+        self.journal = journal
+        self._provider = provider
+        self._servers = servers
+        self.clock = clock
+        self._events = events or (lambda event: None)
+        self._failpoint = failpoint or (lambda name: None)
+        self._readiness = readiness
+        self._command = list(command)
+        self._query = query
+        self.dns_timeout = dns_timeout
+        self.wait_timeout = wait_timeout
+        self.verify_timeout = verify_timeout
+        self.verify_attempts = verify_attempts
+        self._prelowered_at = prelowered_at
+        self._phases: list[tuple[str, str]] = []
+        self.log: OperationLog | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _emit(self, kind: str, phase: str | None, message: str, **data: Any) -> None:
+        self._events(Event(kind, phase, message, data))
+
+    def _start(self, phase: str) -> None:
+        assert self.log is not None
+        self.log.phase(phase, "start")
+        self._emit("phase-start", phase, phase)
+
+    def _done(self, phase: str, **detail: Any) -> None:
+        assert self.log is not None
+        self.log.phase(phase, "done", **detail)
+        self._phases.append((phase, "done"))
+        self._emit("phase-done", phase, phase, **detail)
+
+    def _write(
+        self, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
+    ) -> list[ChangeHandle]:
+        """One conditional apply per (provider, zone); "already done" counts as done."""
+        groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for step, expected, new in pairs:
+            if expected != new:
+                d = step.domain
+                groups[(d.provider, d.zone)].append(Change(d.name, expected, new))
+        handles = []
+        for (provider, zone), changes in groups.items():
+            handles.append(apply_changes(self._provider(provider), zone, changes))
+        return handles
+
+    def _wait(self, handles: Sequence[ChangeHandle]) -> None:
+        for handle in handles:
+            self._provider(handle.provider).wait(handle, self.wait_timeout)
+
+    def _phase_write(
+        self, phase: str, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
+    ) -> None:
+        self._start(phase)
+        self._failpoint(f"{phase}:before-apply")
+        handles = self._write(pairs)
+        self._failpoint(f"{phase}:after-apply")
+        self._wait(handles)
+        if phase != "restore-ttl":
+            self._failpoint(f"{phase}:served")
+        self._done(phase)
+
+    def _countdown(self, phase: str, until: float, what: str) -> None:
+        total = max(0.0, until - self.clock.now())
+        while True:
+            remaining = until - self.clock.now()
+            self._emit("countdown", phase, what, remaining=max(0.0, remaining), total=total)
+            if remaining <= 0:
+                return
+            self.clock.sleep(min(1.0, remaining))
+
+    # ------------------------------------------------------------------ states
+
+    def read_states(self) -> dict[str, str]:
+        """Classify each changing domain's live set; ``unknown`` when unreadable or none
+        of the operation's states."""
+        states: dict[str, str] = {}
+        groups: dict[tuple[str, str], list[Step]] = defaultdict(list)
+        for step in self.plan.changes:
+            groups[(step.domain.provider, step.domain.zone)].append(step)
+        for (provider, zone), steps in groups.items():
+            try:
+                live = self._provider(provider).read(zone, [s.name for s in steps])
+            except MxflipError:
+                states.update({s.name: "unknown" for s in steps})
+                continue
+            for s in steps:
+                states[s.name] = classify(s, live.get(s.name))
+        return states
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> RolloutResult:
+        """Execute the plan. Raises MxflipError on failure after journalling it (the zones
+        are then each in one of the operation's states: ``rollback`` or ``resume`` settles
+        them); a verification failure is rolled back automatically unless disabled."""
+        plan = self.plan
+        started = self.clock.now()
+        if not plan.changes:
+            return RolloutResult(None, plan, "noop", {}, started, started)
+        op_id = new_operation_id(started)
+        self.log = log = OperationLog(self.journal, op_id, self.clock.now)
+        opts = plan.options
+        log.intent(
+            kind=plan.kind,
+            target=plan.target,
+            reason=opts.reason,
+            command=self._command,
+            plan_hash=plan.hash,
+            steps=[s.journal() for s in plan.changes],
+            options={
+                "now": opts.now,
+                "force": opts.force,
+                "skip_readiness": opts.skip_readiness,
+                "restore_ttl_after": opts.restore_ttl_after,
+                "auto_rollback": opts.auto_rollback,
+                "forced_findings": [f.code for _, f in plan.forced],
+            },
+            parent=plan.parent,
+        )
+        self._emit("info", None, f"operation {op_id}", op_id=op_id)
+        try:
+            self._failpoint("intent")
+            result = self._run(op_id, started)
+            self._failpoint("result")
+        except MxflipError as exc:
+            states = self.read_states()
+            log.result("failed", error=str(exc), states=states)
+            raise
+        except KeyboardInterrupt:
+            log.result("interrupted", states=self.read_states())
+            raise
+        except Exception as exc:  # a bug: record it so the operation is not left open
+            log.result("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        return result
+
+    def _run(self, op_id: str, started: float) -> RolloutResult:
+        assert self.log is not None
+        plan, log = self.plan, self.log
+        changes = plan.changes
+        prelowered = [s for s in changes if s.prelower is not None]
+        if prelowered:
+            self._phase_write("prelower", [(s, s.before, s.prelower) for s in prelowered])
+            self._start("prelower-wait")
+            since = self._prelowered_at
+            if since is None:
+                since = self.clock.now()
+            until = since + max(s.old_ttl for s in prelowered)
+            self._countdown("prelower-wait", until, "waiting for caches of the old TTL to expire")
+            self._done("prelower-wait")
+            self._failpoint("prelower-wait:done")
+
+        switching = [s for s in changes if (s.prelower or s.before) != s.after]
+        old_until: float | None = None
+        if switching:
+            self._phase_write("switch", [(s, s.prelower or s.before, s.after) for s in switching])
+            unlowered = [s.old_ttl for s in switching if s.prelower is None and s.before]
+            if unlowered:
+                old_until = self.clock.now() + max(unlowered)
+                self._emit(
+                    "info",
+                    "switch",
+                    "old answers may stay cached",
+                    until=old_until,
+                )
+        cached: tuple[CachedAnswer, ...] = ()
+        if switching and plan.phase("verify") is not None:
+            self._start("verify")
+            self._failpoint("verify:before")
+            try:
+                cached = self._verify(switching)
+            except VerificationFailed as exc:
+                log.phase("verify", "failed", error=str(exc))
+                if not plan.options.auto_rollback:
+                    raise
+                self._auto_rollback(exc)
+                states = self.read_states()
+                log.result("rolled-back", error=str(exc), states=states)
+                return RolloutResult(
+                    op_id,
+                    plan,
+                    "rolled-back",
+                    states,
+                    started,
+                    self.clock.now(),
+                    error=str(exc),
+                    phases=tuple(self._phases),
+                )
+            self._done("verify", cached=len(cached))
+            self._failpoint("verify:done")
+
+        restore = plan.phase("restore-wait")
+        if restore is not None:
+            self._start("restore-wait")
+            self._countdown(
+                "restore-wait", self.clock.now() + restore.seconds, "before raising the TTL"
+            )
+            self._done("restore-wait")
+            raise_ttl = [
+                (s, s.after, s.after.with_ttl(s.domain.ttl))
+                for s in changes
+                if s.after is not None and s.after.ttl < s.domain.ttl
+            ]
+            self._phase_write("restore-ttl", raise_ttl)
+
+        states = self.read_states()
+        log.result("done", states=states)
+        return RolloutResult(
+            op_id,
+            plan,
+            "done",
+            states,
+            started,
+            self.clock.now(),
+            cached=cached,
+            old_answers_until=old_until,
+            phases=tuple(self._phases),
+        )
+
+    # ------------------------------------------------------------------ verify
+
+    def _verify(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
+        servers = {s.name: self._servers(s.domain) for s in steps}
+        missing = [s.domain.display for s in steps if not servers[s.name]]
+        if missing:
+            raise VerificationFailed(
+                f"no verification nameservers for {', '.join(missing)}",
+                hint="set 'nameservers' for the domain in the config",
+            )
+        deadline = self.clock.now() + self.verify_timeout
+
+        def poll() -> None:
+            answers = self._query(
+                [(servers[s.name], s.name) for s in steps], False, self.dns_timeout
+            )
+            pending = []
+            for step, got in zip(steps, answers, strict=True):
+                for a in got:
+                    if a.error is not None:
+                        pending.append(f"{step.domain.display} at {a.server}: {a.error}")
+                    elif a.rrset != step.after:
+                        pending.append(f"{step.domain.display} at {a.server}: not yet the new set")
+            if pending:
+                self._emit("pending", "verify", f"{len(pending)} answers pending", pending=pending)
+                if self.clock.now() >= deadline:
+                    raise VerificationFailed(
+                        f"nameservers do not serve the new set after {self.verify_timeout:g} s: "
+                        + "; ".join(pending[:5])
+                        + (f" (and {len(pending) - 5} more)" if len(pending) > 5 else "")
+                    )
+                raise _NotServed(pending)
+
+        retry = retrying(
+            lambda exc: isinstance(exc, _NotServed),
+            attempts=self.verify_attempts,
+            max_wait=min(8.0, self.verify_timeout),
+            max_total=self.verify_timeout,
+            sleep=self.clock.sleep,
+        )
+        try:
+            for attempt in retry:
+                with attempt:
+                    poll()
+        except _NotServed as exc:
+            raise VerificationFailed(
+                f"nameservers do not serve the new set after {self.verify_attempts} checks: "
+                + "; ".join(exc.pending[:5])
+            ) from None
+
+        if self._readiness is not None and not self.plan.options.skip_readiness:
+            targets = {s.name: s.after for s in steps if s.after is not None}
+            verdicts = self._readiness([s.domain for s in steps], targets)
+            bad = [
+                f"{name.rstrip('.')}: {'; '.join(v.reasons) or v.verdict}"
+                for name, v in verdicts.items()
+                if v.verdict == "not-ready"
+            ]
+            if bad:
+                raise VerificationFailed("the new hosts failed their re-probe: " + "; ".join(bad))
+        return self._cached(steps)
+
+    def _cached(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
+        asking = [s for s in steps if s.domain.resolvers]
+        if not asking:
+            return ()
+        now = self.clock.now()
+        answers = self._query(
+            [(s.domain.resolvers, s.name) for s in asking], True, self.dns_timeout
+        )
+        out = []
+        for step, got in zip(asking, answers, strict=True):
+            for a in got:
+                if a.error is None and not (step.after and step.after.same_records(a.rrset)):
+                    ttl = a.rrset.ttl if a.rrset is not None else 0
+                    records = tuple(a.rrset.strings()) if a.rrset else ()
+                    out.append(CachedAnswer(step.domain.display, a.server, records, now + ttl))
+                    self._emit(
+                        "cached",
+                        "verify",
+                        f"{a.server} still caches the old set of {step.domain.display}",
+                        until=now + ttl,
+                    )
+        return tuple(out)
+
+    def _auto_rollback(self, exc: VerificationFailed) -> None:
+        """Back to every domain's ``before`` from its ``after`` (verification runs only
+        after the switch was served, so every zone is in its after-state)."""
+        self._emit("rollback", "verify", f"verification failed, rolling back: {exc}")
+        assert self.log is not None
+        self.log.phase("auto-rollback", "start")
+        steps = [s for s in self.plan.changes if s.before is not None or s.after is not None]
+        handles = self._write([(s, s.after, s.before) for s in steps])
+        self._wait(handles)
+        self.log.phase("auto-rollback", "done")
+        self._phases.append(("auto-rollback", "done"))
+
+
+def classify(step: Step, live: RRset | None) -> str:
+    """Name the state of ``live`` among the step's states."""
+    if live == step.after:
+        return "after"
+    if step.after is not None and live == step.after.with_ttl(step.domain.ttl):
+        return "ttl-restored"
+    if live == step.before:
+        return "before"
+    if step.prelower is not None and live == step.prelower:
+        return "prelowered"
+    return "unknown"

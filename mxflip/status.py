@@ -1,0 +1,104 @@
+"""Everything ``mxflip status`` reports, gathered into one value with its exit code.
+
+The observation (provider, nameservers, resolvers) comes from :mod:`mxflip.observe`; this
+module adds what other parts know about the same domains — TTL/switch readiness and
+unsettled operations from the journal, the last delivery-canary results — so the CLI
+only renders one report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mxflip.config import Config, DomainConfig
+from mxflip.errors import ExitCode
+from mxflip.observe import DomainStatus, Observer
+
+if TYPE_CHECKING:
+    from mxflip.canary import CanaryStatus
+    from mxflip.engine import SwitchReadiness
+    from mxflip.journal import Operation
+    from mxflip.probe import DomainReadiness
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """The result of ``mxflip status``; ``exit_code`` follows the documented contract."""
+
+    domains: Sequence[DomainStatus]
+    #: Per domain name: lowered-TTL and switch-ready flags.
+    switch: Mapping[str, SwitchReadiness] = field(default_factory=dict)
+    #: Operations the journal shows as interrupted or failed and not yet settled.
+    unsettled: Sequence[Operation] = ()
+    journal_error: str | None = None
+    #: Per domain display name; None when no ``[canary]`` is configured.
+    canary: Mapping[str, Sequence[CanaryStatus]] | None = None
+    #: Per domain name: the live set's SMTP readiness; None unless ``--probe``.
+    probes: Mapping[str, DomainReadiness] | None = None
+
+    @property
+    def canary_alert(self) -> bool:
+        return any(c.alert for cs in (self.canary or {}).values() for c in cs)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """3 when a provider or every nameserver is unreachable, or a probed live set is
+        not ready; 1 when anything needs attention (not on primary, inconsistent, a lowered
+        TTL left behind, an unsettled operation, a failing canary, a degraded live set);
+        else 0."""
+        verdicts = {p.verdict.value for p in (self.probes or {}).values()}
+        if any(s.unreachable for s in self.domains) or "not-ready" in verdicts:
+            return ExitCode.FAILURE
+        if "degraded" in verdicts or (
+            any(s.needs_attention for s in self.domains)
+            or any(r.lowered_ttl for r in self.switch.values())
+            or self.unsettled
+            or self.canary_alert
+        ):
+            return ExitCode.ATTENTION
+        return ExitCode.OK
+
+
+def gather_status(
+    config: Config, domains: Sequence[DomainConfig], *, dns_timeout: float, probe: bool = False
+) -> StatusReport:
+    """Observe ``domains`` and add the journal's and the canary's view of them; with
+    ``probe``, the SMTP readiness of each domain's live set too."""
+    from mxflip.engine import switch_readiness
+    from mxflip.journal import Journal, JournalError, JournalView, default_journal_path
+
+    observer = Observer(config, dns_timeout=dns_timeout)
+    try:
+        statuses = observer.status(domains)
+    finally:
+        observer.close()
+    try:
+        view = Journal(default_journal_path(config.journal.path)).read()
+        journal_error = None
+    except JournalError as exc:  # reported, not fatal: status must work in an outage
+        view, journal_error = JournalView([]), str(exc)
+    now = time.time()
+    switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
+    canary = None
+    if config.canary is not None:
+        from mxflip.canary import canary_status, default_clock
+
+        canary = canary_status(config, domains, clock=default_clock())
+    probes = None
+    if probe:
+        from mxflip.readiness import check_domains
+
+        # The provider's records are the truth of what is live; DNS may lag behind.
+        live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
+        probes = {r.domain: r for r in check_domains(config, domains, "live", live_records=live)}
+    return StatusReport(
+        domains=statuses,
+        probes=probes,
+        switch=switch,
+        unsettled=view.unsettled(),
+        journal_error=journal_error,
+        canary=canary,
+    )

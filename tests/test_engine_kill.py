@@ -1,0 +1,136 @@
+"""Real kills and real concurrency: a child process running the engine SIGKILLs itself
+at a phase boundary, then ``mxflip rollback`` / ``mxflip resume`` in this process settles
+every zone; a second failover while the first holds the lock is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mxflip import cli as cli_module
+from mxflip.cli import cli
+from mxflip.journal import Journal
+from mxflip.records import RRset
+from tests.support.bind import BindServer
+from tests.support.engine import (
+    BACKUP,
+    FakeClock,
+    domain_names,
+    live,
+    ready,
+    seed,
+    start_engine_bind,
+)
+from tests.test_engine_cli import write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def kbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    server = start_engine_bind(tmp_path_factory.mktemp("kill-bind"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def injected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child's fake clock starts at the real time; so does this one.
+    clock = FakeClock(time.time() + 5)
+    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
+    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
+    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
+
+
+def child(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MXFLIP_JOURNAL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.engine_child", str(config), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def journal(config: Path) -> Journal:
+    return Journal(config.parent / "state" / "journal.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("boundary", "settle"),
+    [
+        ("prelower:after-apply", "rollback"),
+        ("prelower-wait:done", "resume"),
+        ("switch:after-apply", "rollback"),
+        ("verify:before", "resume"),
+        ("restore-ttl:after-apply", "rollback"),
+        ("switch:before-apply", "resume"),
+    ],
+)
+def test_sigkill_at_a_phase_boundary_then_settle(
+    kbind: BindServer, tmp_path: Path, boundary: str, settle: str
+) -> None:
+    names = domain_names(4)
+    seeded = seed(kbind, names)
+    config = write_config(tmp_path, kbind, names)
+    proc = child(config, "kill", boundary)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err.decode()
+
+    (op,) = journal(config).read().operations
+    assert op.outcome == "interrupted" and op.result is None
+    # The next changing command notices and refuses until it is settled.
+    refused = CliRunner().invoke(cli, ["-c", str(config), "failback", "--all", "--yes"])
+    assert refused.exit_code == 3 and f"mxflip {settle} {op.id}" in refused.stderr
+
+    result = CliRunner().invoke(cli, ["-c", str(config), settle, "--yes", "--json"])
+    assert result.exit_code == 0, result.output
+    final = journal(config).read().find(op.id)
+    assert final is not None
+    if settle == "rollback":
+        assert live(kbind, names) == seeded
+        assert final.outcome == "rolled-back" and final.notes[-1]["state"] == "before"
+    else:
+        assert live(kbind, names) == {n: RRset.of(n, 3600, BACKUP) for n in names}
+        assert final.outcome == "done" and final.notes[-1]["state"] == "after"
+    assert journal(config).read().unsettled() == []
+
+
+def test_second_concurrent_failover_is_refused_by_the_lock(
+    kbind: BindServer, tmp_path: Path
+) -> None:
+    names = domain_names(2)
+    seed(kbind, names)
+    config = write_config(tmp_path, kbind, names)
+    ready_file, release = tmp_path / "ready", tmp_path / "release"
+    proc = child(config, "block", "prelower-wait:done", str(ready_file), str(release))
+    try:
+        deadline = time.monotonic() + 60
+        while not ready_file.exists():
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "child never reached the boundary"
+            time.sleep(0.02)
+        second = CliRunner().invoke(cli, ["-c", str(config), "failover", "--all", "--yes", "--now"])
+        assert second.exit_code == 3
+        assert f"another mxflip operation is running: pid {proc.pid}, " in second.stderr
+        assert "'mxflip failover --all --restore-ttl-after 600', since " in second.stderr
+        release.write_text("go")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    # The first finished; only one operation was recorded.
+    assert [o.outcome for o in journal(config).read().operations] == ["done"]
+    assert live(kbind, names) == {n: RRset.of(n, 3600, BACKUP) for n in names}
