@@ -156,89 +156,96 @@ async def check_domains_async(
         raise UsageError(f"unknown profile {profile!r} (expected one of: {', '.join(PROFILES)})")
     probe = config.probe
     lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
-    settings = probe_settings(probe, clock=clock, sleep=sleep)
-    verifying, _ = settings.ssl_contexts()
+    try:
+        settings = probe_settings(probe, clock=clock, sleep=sleep)
+        verifying, _ = settings.ssl_contexts()
 
-    # A host's pipeline (resolve, then probe each address) starts as soon as its name is
-    # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
-    # published MX sets be known first.
-    plans = [_Plan(d) for d in domains]
-    live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in plans))
-    if profile == "live":
-        await live_sets
-    else:
+        # A host's pipeline (resolve, then probe each address) starts as soon as its name is
+        # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
+        # published MX sets be known first.
+        plans = [_Plan(d) for d in domains]
+        live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in plans))
+        if profile == "live":
+            await live_sets
+        else:
+            for plan in plans:
+                for mx in sorted(plan.domain.profile(profile)):
+                    plan.hosts[mx.host] = mx.preference
+        target_hosts = sorted({h for p in plans for h in p.hosts})
+        transactions: dict[str, list[Transaction]] = {}
         for plan in plans:
-            for mx in sorted(plan.domain.profile(profile)):
-                plan.hosts[mx.host] = mx.preference
-    target_hosts = sorted({h for p in plans for h in p.hosts})
-    transactions: dict[str, list[Transaction]] = {}
-    for plan in plans:
-        tx = _transaction(plan.domain, probe)
-        for host in plan.hosts:
-            transactions.setdefault(host, []).append(tx)
+            tx = _transaction(plan.domain, probe)
+            for host in plan.hosts:
+                transactions.setdefault(host, []).append(tx)
 
-    prober = Prober(settings)
-    limit = asyncio.Semaphore(probe.concurrency)
-    locks: dict[tuple[str, int], asyncio.Lock] = {}
-    resolved: dict[str, HostAddresses | DNSQueryError] = {}
-    targets: dict[str, list[_Target]] = {}
-    sessions: dict[tuple[_Target, str], Session] = {}
+        prober = Prober(settings)
+        limit = asyncio.Semaphore(probe.concurrency)
+        locks: dict[tuple[str, int], asyncio.Lock] = {}
+        resolved: dict[str, HostAddresses | DNSQueryError] = {}
+        targets: dict[str, list[_Target]] = {}
+        sessions: dict[tuple[_Target, str], Session] = {}
 
-    async def probe_target(target: _Target, txs: list[Transaction]) -> None:
-        # One connection per address at a time, even when two host names share it;
-        # the domains asking it share sessions, in batches.
-        lock = locks.setdefault((target.address, target.port), asyncio.Lock())
-        size = session_batch(probe)
-        for i in range(0, len(txs), size):
-            batch = txs[i : i + size]
-            async with lock, limit:
-                session = await prober.session(target.host, target.address, target.port, batch)
-            for tx in batch:
-                sessions[(target, tx.domain)] = session
+        async def probe_target(target: _Target, txs: list[Transaction]) -> None:
+            # One connection per address at a time, even when two host names share it;
+            # the domains asking it share sessions, in batches.
+            lock = locks.setdefault((target.address, target.port), asyncio.Lock())
+            size = session_batch(probe)
+            for i in range(0, len(txs), size):
+                batch = txs[i : i + size]
+                async with lock, limit:
+                    session = await prober.session(target.host, target.address, target.port, batch)
+                for tx in batch:
+                    sessions[(target, tx.domain)] = session
 
-    async def host_pipeline(host: str) -> None:
-        try:
-            addrs = await lookup.addresses(host)
-        except DNSQueryError as exc:
-            resolved[host] = exc
-            return
-        resolved[host] = addrs
-        if not addrs.addresses:
-            return
-        overrides = probe.connect.get(host)
-        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
-        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
-        await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
+        async def host_pipeline(host: str) -> None:
+            try:
+                addrs = await lookup.addresses(host)
+            except DNSQueryError as exc:
+                resolved[host] = exc
+                return
+            resolved[host] = addrs
+            if not addrs.addresses:
+                return
+            overrides = probe.connect.get(host)
+            connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
+            targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+            await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
 
-    async def all_tlsa() -> dict[str, list[TLSARecord] | DNSQueryError]:
-        await live_sets
-        hosts = {h for p in plans for h in p.hosts} | {h for p in plans for h in p.live_hosts or ()}
-        return await _gather_map(sorted(hosts), lookup.tlsa)
+        async def all_tlsa() -> dict[str, list[TLSARecord] | DNSQueryError]:
+            await live_sets
+            hosts = {h for p in plans for h in p.hosts} | {
+                h for p in plans for h in p.live_hosts or ()
+            }
+            return await _gather_map(sorted(hosts), lookup.tlsa)
 
-    policies_task = _gather_map(
-        [p.domain.name for p in plans],
-        lambda name: fetch_mta_sts(
-            name,
-            lookup,
-            url_template=probe.mta_sts_url,
-            context=verifying,
-            timeout=probe.timeout,
-            sleep=sleep,
-        ),
-    )
-    _, tlsa, policies, _ = await asyncio.gather(
-        live_sets,
-        all_tlsa(),
-        policies_task,
-        asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
-    )
+        policies_task = _gather_map(
+            [p.domain.name for p in plans],
+            lambda name: fetch_mta_sts(
+                name,
+                lookup,
+                url_template=probe.mta_sts_url,
+                context=verifying,
+                timeout=probe.timeout,
+                sleep=sleep,
+            ),
+        )
+        _, tlsa, policies, _ = await asyncio.gather(
+            live_sets,
+            all_tlsa(),
+            policies_task,
+            asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
+        )
 
-    now = wallclock()
-    results = []
-    for plan in plans:
-        sts = policies[plan.domain.name]
-        results.append(_judge(plan, profile, sts, resolved, tlsa, targets, sessions, now, probe))
-    return results
+        now = wallclock()
+        results = []
+        for plan in plans:
+            sts = policies[plan.domain.name]
+            results.append(
+                _judge(plan, profile, sts, resolved, tlsa, targets, sessions, now, probe)
+            )
+        return results
+    finally:
+        lookup.close()  # its sockets belong to this event loop
 
 
 async def _gather_map(

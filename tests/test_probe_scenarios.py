@@ -84,6 +84,7 @@ _mta-sts.tst IN TXT "v=STSv1; id=7"
 mx.tst IN A 127.0.0.1
 _mta-sts.broken IN TXT "v=STSv1; id=9"
 mx.broken IN A 127.0.0.1
+big IN TXT {" ".join(f'"{c * 200}"' for c in "abcdefghij")}
 """
 
 
@@ -622,7 +623,7 @@ def test_unreachable_resolver_is_a_finding_not_a_crash(env: Env) -> None:
     [finding] = one_host(result).findings[-1:]
     assert finding.code == "resolve-error"
     assert finding.message == (
-        f"A/AAAA lookup of mx.good.lab.test timed out at {dead} "
+        f"A lookup of mx.good.lab.test timed out at {dead} "
         "(check that the resolvers in [probe] resolvers are reachable)"
     )
 
@@ -662,3 +663,24 @@ def test_session_batches_stay_under_postfix_error_limits() -> None:
     assert session_batch(ProbeConfig(check_catch_all=True)) == 8
     both = ProbeConfig(check_catch_all=True, relay_test_recipient="probe@relay-check.invalid")
     assert session_batch(both) == 4
+
+
+def test_refusing_resolver_is_a_finding(env: Env) -> None:
+    # the lab BIND is authoritative for lab.test only and does not recurse
+    result = check(config_for(env, {"mx.outside.test": env.good()}))
+    assert result.verdict is Verdict.NOT_READY
+    [finding] = [f for f in one_host(result).findings if f.code == "resolve-error"]
+    assert finding.message.startswith(
+        f"A lookup of mx.outside.test failed at 127.0.0.1:{env.dns.port}: "
+        f"127.0.0.1:{env.dns.port}: REFUSED"
+    )
+
+
+def test_truncated_answers_are_asked_again_over_tcp(env: Env) -> None:
+    import asyncio
+
+    from mxflip.lookup import Lookup
+
+    lookup = Lookup([HostPort("127.0.0.1", env.dns.port)], timeout=5)
+    [text] = asyncio.run(lookup.txt("big.lab.test."))
+    assert len(text) == 2000 and text.startswith("a" * 200) and text.endswith("j" * 200)
