@@ -300,10 +300,11 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     )
     console = stderr_console() if change.as_json else stdout_console()
     command = ["mxflip", change.kind, *change.argv]
+    clock = _clock()
     engine = Engine(
         config,
         journal,
-        clock=_clock(),
+        clock=clock,
         readiness=default_readiness(config),
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
@@ -322,7 +323,7 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     build = _settle_builder(kind, op_id)
             plan = build(engine, opts)
             if not change.as_json:
-                render_plan(console, plan)
+                render_plan(console, plan, now=clock.now())
             if change.dry_run:
                 _finish(change, plan, None, ExitCode.OK, dry_run=True)
             if change.plan_hash is not None and change.plan_hash != plan.hash:
