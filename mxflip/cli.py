@@ -168,8 +168,7 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     """
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
-    from mxflip.render import stdout_console, write_json
-    from mxflip.render_check import check_json, render_check
+    from mxflip.render import check_json, render_check, stdout_console, write_json
 
     config = state.load_config()
     results = check_domains(config, config.select(domains), profile)
@@ -350,10 +349,11 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     )
     console = stderr_console() if change.as_json else stdout_console()
     command = ["mxflip", change.kind, *change.argv]
+    clock = _clock()
     engine = Engine(
         config,
         journal,
-        clock=_clock(),
+        clock=clock,
         readiness=default_readiness(config),
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
@@ -372,7 +372,7 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     build = _settle_builder(kind, op_id)
             plan = build(engine, opts)
             if not change.as_json:
-                render_plan(console, plan)
+                render_plan(console, plan, now=clock.now())
             if change.dry_run:
                 _finish(change, plan, None, ExitCode.OK, dry_run=True)
             if change.plan_hash is not None and change.plan_hash != plan.hash:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mxflip.probe import AddressResult, DomainReadiness, Finding, Verdict
 from mxflip.records import display_name
-from mxflip.render import JSON_VERSION
+from mxflip.render.common import JSON_VERSION
 
 _VERDICT_STYLE = {"ready": "green", "degraded": "yellow", "not-ready": "red"}
 

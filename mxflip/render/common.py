@@ -1,0 +1,59 @@
+"""Shared pieces of every renderer: consoles, JSON output, times and record sets."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+
+from mxflip.records import RRset
+
+#: Version of every ``--json`` document; fields are added, never renamed or dropped.
+JSON_VERSION = 1
+
+
+def stdout_console() -> Console:
+    """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
+    set) so that tables are not truncated to 80 columns in logs and scripts."""
+    width = None
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        width = 160
+    return Console(file=sys.stdout, highlight=False, width=width)
+
+
+def stderr_console() -> Console:
+    """Rich console for progress and diagnostics."""
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def write_json(document: Mapping[str, Any]) -> None:
+    """One JSON document on stdout, newline-terminated."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def when(ts: float | None) -> str | None:
+    """RFC 3339 UTC time (``2026-11-23T16:12:00Z``), or None."""
+    from mxflip.journal import iso
+
+    return None if ts is None else iso(ts)
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people in plans and countdowns (``45 s``, ``5 min``, ``1 h 30 min``)."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
+def records_text(rrset: RRset | None) -> str:
+    """Records one per line and the TTL, for table cells."""
+    if rrset is None:
+        return "(no MX)"
+    return "\n".join(rrset.strings()) + f"\nTTL {rrset.ttl}"
