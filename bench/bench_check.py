@@ -37,7 +37,7 @@ class PreResolved(Lookup):
     async def addresses(self, host: str) -> HostAddresses:
         return HostAddresses(host, ("127.0.0.1",))
 
-    async def mx(self, domain: str) -> RRset | None:
+    async def mx(self, domain: str, *, urgent: bool = False) -> RRset | None:
         return None
 
     async def txt(self, name: str) -> list[str]:

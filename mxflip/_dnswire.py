@@ -12,6 +12,7 @@ lower-cased labels; dnspython still turns names into text and validates query na
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -39,6 +40,10 @@ _TYPE_CLASS = struct.Struct("!HH")
 _OPT_RR = b"\x00" + _RR.pack(OPT, _PAYLOAD, 0, 0)
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.\Z")
+_TYPES = {"A": 1, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
+
+
 class WireError(ValueError):
     """The bytes are not a DNS message this reader understands."""
 
@@ -55,12 +60,21 @@ class Question:
 
     @classmethod
     def make(cls, name: str, rdtype: str) -> Question:
-        """Validate ``name`` (absolute) with dnspython; raises ``dns.exception.DNSException``."""
-        parsed = dns.name.from_text(name)
-        labels = tuple(label.lower() for label in parsed.labels[:-1])
-        wire = parsed.to_wire()
-        assert wire is not None  # None only when writing to a file
-        return cls(name, wire, labels, dns.rdatatype.from_text(rdtype), rdtype)
+        """The question for ``name`` (absolute); raises ``dns.exception.DNSException`` for
+        a name that is not valid."""
+        # Host names (letters, digits, hyphen, underscore) are encoded here: dnspython's
+        # Name costs ~15 µs, a tenth of a whole lookup. Anything else (escapes, IDNA) and
+        # every over-long label or name goes through dnspython, which says what is wrong.
+        raw = name.encode("ascii") if _HOSTNAME.match(name) else b""
+        labels = tuple(raw.lower().split(b".")[:-1]) if raw else ()
+        if labels and len(raw) < 254 and all(len(label) < 64 for label in labels):
+            wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+        else:
+            parsed = dns.name.from_text(name)
+            labels = tuple(label.lower() for label in parsed.labels[:-1])
+            wire = parsed.to_wire() or b""  # None only when writing to a file
+        code = _TYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
+        return cls(name, wire, labels, code, rdtype)
 
     def to_wire(self, qid: int) -> bytes:
         """A recursive query with EDNS0, as ``dns.message.make_query(use_edns=0)`` makes."""

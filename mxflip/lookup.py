@@ -15,8 +15,10 @@ domains (thousands of lookups) either cost more CPU than every SMTP handshake to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import cast
@@ -85,6 +87,43 @@ class _Mux(asyncio.DatagramProtocol):
                 future.set_exception(OSError("the DNS socket was closed"))
 
 
+class _Limiter:
+    """At most ``size`` queries in flight. Waiting urgent queries (a host's addresses:
+    its handshakes wait on them) go before the others (TLSA, MTA-STS, MX sets that are
+    only judged), so handshakes start early and the rest is asked while they run."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+        if self.free > 0:
+            self.free -= 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self.queues[0 if urgent else 1].append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed a slot just as it was cancelled: pass it on
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in self.queues:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():  # a cancelled waiter is dropped here
+                    waiter.set_result(None)  # the slot passes straight to it
+                    return
+        self.free += 1
+
+
 class Lookup:
     """Async DNS lookups through one resolver configuration."""
 
@@ -109,15 +148,15 @@ class Lookup:
         # Sockets and the semaphore belong to one event loop; made on first use in it.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._muxes: dict[HostPort, _Mux] = {}
-        self._limit: asyncio.Semaphore | None = None
+        self._limit: _Limiter | None = None
 
-    def _bind(self) -> asyncio.Semaphore:
+    def _bind(self) -> _Limiter:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._limit is None:
             self._loop, self._muxes = loop, {}
             # Thousands of UDP queries at once overflow socket buffers and come back only
             # after a retry timeout; a bounded number in flight is faster overall.
-            self._limit = asyncio.Semaphore(self.in_flight)
+            self._limit = _Limiter(self.in_flight)
         return self._limit
 
     async def _mux(self, server: HostPort) -> _Mux:
@@ -149,13 +188,15 @@ class Lookup:
             hint="check [probe] resolvers in the config",
         )
 
-    async def _exchange(self, name: str, rdtype: str) -> tuple[Question, Response]:
+    async def _exchange(
+        self, name: str, rdtype: str, urgent: bool = False
+    ) -> tuple[Question, Response]:
         """One question, answered NOERROR or NXDOMAIN by some resolver within the
         lifetime. A resolver that answers otherwise (SERVFAIL, REFUSED, a broken
         message) is not asked again for this question, as dnspython's resolver does;
         silent ones are retried until the lifetime ends."""
         question = Question.make(name, rdtype)
-        async with self._bind():
+        async with self._bind().slot(urgent):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.lifetime
             servers = list(self.nameservers)
@@ -226,10 +267,10 @@ class Lookup:
         except WireError as exc:
             raise self._error(question.text, question.type_text, [str(exc)]) from None
 
-    async def _answer(self, name: str, rdtype: str) -> list[Record]:
+    async def _answer(self, name: str, rdtype: str, urgent: bool = False) -> list[Record]:
         """The records answering ``name``/``rdtype`` (following CNAMEs in the answer);
         empty when the name or the data does not exist."""
-        question, response = await self._exchange(name, rdtype)
+        question, response = await self._exchange(name, rdtype, urgent)
         if response.rcode == dns.rcode.NXDOMAIN:
             return []
         return self._chain(question, response)[1]
@@ -240,7 +281,7 @@ class Lookup:
         The A answer carries any CNAME chain (its canonical name differs from the query),
         so no separate CNAME query is needed; A and AAAA are asked at once."""
         (qa, a), (qaaaa, aaaa) = await asyncio.gather(
-            self._exchange(host, "A"), self._exchange(host, "AAAA")
+            self._exchange(host, "A", urgent=True), self._exchange(host, "AAAA", urgent=True)
         )
         canonical, _ = self._chain(qa, a)
         if canonical != qa.labels:
@@ -256,10 +297,11 @@ class Lookup:
                 raise self._error(host, question.type_text, ["a malformed address"]) from None
         return HostAddresses(host, tuple(found))
 
-    async def mx(self, domain: str) -> RRset | None:
+    async def mx(self, domain: str, *, urgent: bool = False) -> RRset | None:
         """The MX RRset of ``domain`` as the resolver sees it (None when there is none).
-        A null MX (``0 .``) yields a set without hosts."""
-        rrset = await self._answer(domain, "MX")
+        A null MX (``0 .``) yields a set without hosts. ``urgent`` when handshakes wait
+        on it (it goes before TLSA and MTA-STS lookups, as address lookups do)."""
+        rrset = await self._answer(domain, "MX", urgent)
         if not rrset:
             return None
         records = []

@@ -88,3 +88,24 @@ def test_a_compression_loop_raises() -> None:
     header = b"\x00\x01\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00"
     with pytest.raises(WireError):
         parse(header + b"\xc0\x0c\x00\x01\x00\x01")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mx1.Example.test.", "_25._tcp.mx.example.test.", "a\\.b.example.test.", "bücher.test."],
+)
+def test_questions_encode_names_as_dnspython_does(name: str) -> None:
+    import dns.name
+
+    question = Question.make(name, "TXT")
+    parsed = dns.name.from_text(name)
+    assert question.wire.lower() == (parsed.to_wire() or b"").lower()
+    assert question.labels == tuple(label.lower() for label in parsed.labels[:-1])
+
+
+@pytest.mark.parametrize("name", [f"{'a' * 64}.test.", ".".join(["abcdefgh"] * 29) + "."])
+def test_over_long_names_are_refused(name: str) -> None:
+    import dns.exception
+
+    with pytest.raises(dns.exception.DNSException):
+        Question.make(name, "A")
