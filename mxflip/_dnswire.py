@@ -195,6 +195,9 @@ def parse(data: bytes) -> Response:
         qtype, qclass = _TYPE_CLASS.unpack_from(data, pos)
         pos += 4
         question = (qname, qtype, qclass)
+    if flags & _TC:
+        # a truncated reply is asked again over TCP; its sections may be cut off mid-record
+        ancount = nscount = arcount = 0
     answer = []
     rcode = flags & 0x000F
     for index in range(ancount + nscount + arcount):

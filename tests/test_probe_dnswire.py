@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -109,3 +110,13 @@ def test_over_long_names_are_refused(name: str) -> None:
 
     with pytest.raises(dns.exception.DNSException):
         Question.make(name, "A")
+
+
+def test_a_truncated_reply_cut_mid_record_still_parses() -> None:
+    question = Question.make("big.example.test.", "TXT")
+    query = dns.message.from_wire(question.to_wire(9))
+    response = dns.message.make_response(query)
+    response.answer.append(rrset('big.example.test. 300 TXT "' + "a" * 200 + '"'))
+    response.flags |= dns.flags.TC
+    cut = parse(response.to_wire()[:60])
+    assert cut.truncated and cut.answers(question) and cut.answer == ()
