@@ -4,31 +4,29 @@ One :class:`Lookup` asks the configured resolvers (``[probe] resolvers``) or the
 Absent data is an empty answer; only resolvers that cannot answer raise
 :class:`~mxflip.errors.DNSQueryError`.
 
-Queries share one UDP socket per resolver, matched to their answers by ID and question.
-dnspython's resolver opens a socket per query; for a check of hundreds of domains that
-cost more CPU than every SMTP handshake together (``bench/bench_check.py``). dnspython
-still builds and parses every message, and carries truncated answers over TCP.
+Queries share one UDP socket per resolver, matched to their answers by ID and question;
+truncated answers are asked again over TCP. dnspython's resolver opens a socket per query,
+and its message objects cost about 0.8 ms of CPU per lookup; for a check of hundreds of
+domains (thousands of lookups) either cost more CPU than every SMTP handshake together
+(``bench/bench_check.py``). So the messages are written and read by the small
+:mod:`mxflip._dnswire`; dnspython still validates names and reads the system's resolvers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from socket import AF_INET, AF_INET6, inet_ntop
 from typing import cast
 
-import dns.asyncquery
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
 import dns.rcode
-import dns.rdatatype
 import dns.resolver
-import dns.rrset
-from dns.rdtypes.ANY.TLSA import TLSA
 
+from mxflip._dnswire import Labels, Question, Record, Response, WireError, parse, to_text
 from mxflip.errors import DNSQueryError
 from mxflip.hostport import HostPort
 from mxflip.records import MX, RRset, normalize_name
@@ -62,8 +60,7 @@ class _Mux(asyncio.DatagramProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, tuple[dns.message.Message, asyncio.Future[dns.message.Message]]]
-        self.pending = {}
+        self.pending: dict[int, tuple[Question, asyncio.Future[Response]]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -72,13 +69,13 @@ class _Mux(asyncio.DatagramProtocol):
         entry = self.pending.get(int.from_bytes(data[:2], "big")) if len(data) >= 12 else None
         if entry is None:
             return  # late, duplicate or stray: its asker has given up or never existed
-        query, future = entry
+        question, future = entry
         try:
-            response = dns.message.from_wire(data, ignore_trailing=True)
-        except dns.exception.DNSException:
+            response = parse(data)
+        except WireError:
             return
         # the ID alone is 16 bits; the question must match too
-        if query.is_response(response) and not future.done():
+        if response.answers(question) and not future.done():
             future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
@@ -88,6 +85,48 @@ class _Mux(asyncio.DatagramProtocol):
         for _, future in self.pending.values():
             if not future.done():
                 future.set_exception(OSError("the DNS socket was closed"))
+
+
+def _expire(future: asyncio.Future[Response]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class _Limiter:
+    """At most ``size`` queries in flight. Waiting urgent queries (a host's addresses:
+    its handshakes wait on them) go before the others (TLSA, MTA-STS, MX sets that are
+    only judged), so handshakes start early and the rest is asked while they run."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+        if self.free > 0:
+            self.free -= 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self.queues[0 if urgent else 1].append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed a slot just as it was cancelled: pass it on
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in self.queues:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():  # a cancelled waiter is dropped here
+                    waiter.set_result(None)  # the slot passes straight to it
+                    return
+        self.free += 1
 
 
 class Lookup:
@@ -114,15 +153,15 @@ class Lookup:
         # Sockets and the semaphore belong to one event loop; made on first use in it.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._muxes: dict[HostPort, _Mux] = {}
-        self._limit: asyncio.Semaphore | None = None
+        self._limit: _Limiter | None = None
 
-    def _bind(self) -> asyncio.Semaphore:
+    def _bind(self) -> _Limiter:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._limit is None:
             self._loop, self._muxes = loop, {}
             # Thousands of UDP queries at once overflow socket buffers and come back only
             # after a retry timeout; a bounded number in flight is faster overall.
-            self._limit = asyncio.Semaphore(self.in_flight)
+            self._limit = _Limiter(self.in_flight)
         return self._limit
 
     async def _mux(self, server: HostPort) -> _Mux:
@@ -154,15 +193,17 @@ class Lookup:
             hint="check [probe] resolvers in the config",
         )
 
-    async def _exchange(self, name: str, rdtype: str) -> dns.message.Message:
+    async def _exchange(
+        self, name: str, rdtype: str, urgent: bool = False
+    ) -> tuple[Question, Response]:
         """One question, answered NOERROR or NXDOMAIN by some resolver within the
         lifetime. A resolver that answers otherwise (SERVFAIL, REFUSED, a broken
         message) is not asked again for this question, as dnspython's resolver does;
         silent ones are retried until the lifetime ends."""
-        async with self._bind():
+        question = Question.make(name, rdtype)
+        async with self._bind().slot(urgent):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.lifetime
-            query = dns.message.make_query(name, rdtype, use_edns=0, payload=1232)
             servers = list(self.nameservers)
             problems: dict[HostPort, str] = {}
             while servers and loop.time() < deadline:
@@ -171,101 +212,132 @@ class Lookup:
                     if remaining <= 0:
                         break
                     try:
-                        response = await self._udp(server, query, min(_ATTEMPT_TIMEOUT, remaining))
-                        if response.flags & dns.flags.TC:
-                            response = await dns.asyncquery.tcp(
-                                query, server.host, timeout=remaining, port=server.port
-                            )
-                    except (TimeoutError, dns.exception.Timeout):
+                        response = await self._udp(
+                            server, question, min(_ATTEMPT_TIMEOUT, remaining)
+                        )
+                        if response.truncated:
+                            response = await self._tcp(server, question, deadline - loop.time())
+                    except TimeoutError:
                         problems[server] = f"{server}: timed out"
                         continue
-                    except (OSError, dns.exception.DNSException) as exc:
+                    except (OSError, WireError) as exc:
                         problems[server] = f"{server}: {exc}"
                         servers.remove(server)
                         continue
-                    rcode = response.rcode()
-                    if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                        return response
-                    problems[server] = f"{server}: {dns.rcode.to_text(rcode)}"
+                    if response.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                        return question, response
+                    problems[server] = (
+                        f"{server}: {dns.rcode.to_text(dns.rcode.Rcode.make(response.rcode))}"
+                    )
                     servers.remove(server)
             raise self._error(name, rdtype, list(problems.values()))
 
-    async def _udp(
-        self, server: HostPort, query: dns.message.QueryMessage, timeout: float
-    ) -> dns.message.Message:
+    async def _udp(self, server: HostPort, question: Question, timeout: float) -> Response:
         mux = await self._mux(server)
         assert mux.transport is not None
         qid = random.randrange(65536)
         while qid in mux.pending:
             qid = random.randrange(65536)
-        query.id = qid
-        future: asyncio.Future[dns.message.Message] = asyncio.get_running_loop().create_future()
-        mux.pending[qid] = (query, future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        mux.pending[qid] = (question, future)
+        # The timeout fails the future itself: one timer, where asyncio.timeout() also
+        # cancels and uncancels the task (a tenth of a lookup's CPU, thousands a check).
+        expiry = loop.call_later(timeout, _expire, future)
         try:
-            mux.transport.sendto(query.to_wire(), (server.host, server.port))
-            async with asyncio.timeout(timeout):
-                return await future
+            mux.transport.sendto(question.to_wire(qid), (server.host, server.port))
+            return await future
         finally:
+            expiry.cancel()
             mux.pending.pop(qid, None)
 
-    async def _answer(self, name: str, rdtype: str) -> dns.rrset.RRset | None:
-        """The RRset answering ``name``/``rdtype`` (following CNAMEs in the answer), or
-        None when the name or the data does not exist."""
-        response = await self._exchange(name, rdtype)
-        if response.rcode() == dns.rcode.NXDOMAIN:
-            return None
-        assert isinstance(response, dns.message.QueryMessage)
-        return response.resolve_chaining().answer
+    async def _tcp(self, server: HostPort, question: Question, timeout: float) -> Response:
+        """Ask again over TCP (the UDP answer was truncated); one connection per question."""
+        qid = random.randrange(65536)
+        query = question.to_wire(qid)
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            try:
+                writer.write(len(query).to_bytes(2, "big") + query)
+                await writer.drain()
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                response = parse(await reader.readexactly(size))
+            except asyncio.IncompleteReadError:
+                raise OSError("the server closed the TCP connection mid-answer") from None
+            finally:
+                writer.close()
+        if response.id != qid or not response.answers(question):
+            raise WireError("the TCP answer does not match the question")
+        return response
+
+    def _chain(self, question: Question, response: Response) -> tuple[Labels, list[Record]]:
+        try:
+            return response.chain(question)
+        except WireError as exc:
+            raise self._error(question.text, question.type_text, [str(exc)]) from None
+
+    async def _answer(self, name: str, rdtype: str, urgent: bool = False) -> list[Record]:
+        """The records answering ``name``/``rdtype`` (following CNAMEs in the answer);
+        empty when the name or the data does not exist."""
+        question, response = await self._exchange(name, rdtype, urgent)
+        if response.rcode == dns.rcode.NXDOMAIN:
+            return []
+        return self._chain(question, response)[1]
 
     async def addresses(self, host: str) -> HostAddresses:
         """A and AAAA of ``host`` (absolute name); a CNAME is reported, not followed.
 
         The A answer carries any CNAME chain (its canonical name differs from the query),
         so no separate CNAME query is needed; A and AAAA are asked at once."""
-        name = dns.name.from_text(host)
-        a, aaaa = await asyncio.gather(self._exchange(host, "A"), self._exchange(host, "AAAA"))
-        assert isinstance(a, dns.message.QueryMessage)
-        chain = a.resolve_chaining()
-        if chain.canonical_name != name:
-            return HostAddresses(host, (), cname=chain.canonical_name.to_text().lower())
+        (qa, a), (qaaaa, aaaa) = await asyncio.gather(
+            self._exchange(host, "A", urgent=True), self._exchange(host, "AAAA", urgent=True)
+        )
+        canonical, _ = self._chain(qa, a)
+        if canonical != qa.labels:
+            return HostAddresses(host, (), cname=to_text(canonical).lower())
         found: list[str] = []
-        for response in (a, aaaa):
-            assert isinstance(response, dns.message.QueryMessage)
-            if response.rcode() != dns.rcode.NOERROR:
+        for question, response, family in ((qa, a, AF_INET), (qaaaa, aaaa, AF_INET6)):
+            if response.rcode != dns.rcode.NOERROR:
                 continue
-            rrset = response.resolve_chaining().answer
-            if rrset is not None:
-                found.extend(sorted(str(r.address) for r in rrset))
+            records = self._chain(question, response)[1]
+            try:
+                found.extend(sorted(inet_ntop(family, r.rdata) for r in records))
+            except ValueError:  # not 4 (A) or 16 (AAAA) bytes
+                raise self._error(host, question.type_text, ["a malformed address"]) from None
         return HostAddresses(host, tuple(found))
 
-    async def mx(self, domain: str) -> RRset | None:
+    async def mx(self, domain: str, *, urgent: bool = False) -> RRset | None:
         """The MX RRset of ``domain`` as the resolver sees it (None when there is none).
-        A null MX (``0 .``) yields a set without hosts."""
-        rrset = await self._answer(domain, "MX")
-        if rrset is None:
+        A null MX (``0 .``) yields a set without hosts. ``urgent`` when handshakes wait
+        on it (it goes before TLSA and MTA-STS lookups, as address lookups do)."""
+        rrset = await self._answer(domain, "MX", urgent)
+        if not rrset:
             return None
         records = []
         for r in rrset:
-            host = str(r.exchange).lower()
-            if host == ".":
-                continue
-            records.append(MX(int(r.preference), normalize_name(host)))
-        return RRset(domain, rrset.ttl, frozenset(records))
+            if not r.target:
+                continue  # the null MX "0 ."
+            host = to_text(r.target)
+            records.append(MX(int.from_bytes(r.rdata[:2], "big"), normalize_name(host)))
+        # an RRset's TTL is its smallest record TTL, as dnspython reports it
+        return RRset(domain, min(r.ttl for r in rrset), frozenset(records))
 
     async def txt(self, name: str) -> list[str]:
         """Each TXT record of ``name`` as one string (its character-strings joined)."""
-        rrset = await self._answer(name, "TXT")
-        if rrset is None:
-            return []
-        return [b"".join(r.strings).decode("utf-8", "replace") for r in rrset]
+        out = []
+        for r in await self._answer(name, "TXT"):
+            strings, pos = [], 0
+            while pos < len(r.rdata):
+                length = r.rdata[pos]
+                strings.append(r.rdata[pos + 1 : pos + 1 + length])
+                pos += 1 + length
+            out.append(b"".join(strings).decode("utf-8", "replace"))
+        return out
 
     async def tlsa(self, host: str, port: int = 25) -> list[TLSARecord]:
         """TLSA records at ``_PORT._tcp.HOST``."""
-        rrset = await self._answer(f"_{port}._tcp.{host}", "TLSA")
-        if rrset is None:
-            return []
-        out = []
-        for r in rrset:
-            assert isinstance(r, TLSA)
-            out.append(TLSARecord(r.usage, r.selector, r.mtype, bytes(r.cert)))
-        return out
+        return [
+            TLSARecord(r.rdata[0], r.rdata[1], r.rdata[2], r.rdata[3:])
+            for r in await self._answer(f"_{port}._tcp.{host}", "TLSA")
+            if len(r.rdata) >= 3  # shorter is malformed: no usage, selector and type
+        ]

@@ -278,7 +278,7 @@ async def _live(
         live = live_records[domain.name]
     else:
         try:
-            live = await lookup.mx(domain.name)
+            live = await lookup.mx(domain.name, urgent=profile == "live")
         except DNSQueryError as exc:
             if profile == "live":
                 plan.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))

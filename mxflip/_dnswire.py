@@ -1,0 +1,227 @@
+"""Just enough DNS wire format for readiness lookups: one question out, its answer in.
+
+dnspython builds and parses whole messages into Name, Rdata and Rdataset objects, down to
+the SOA of every negative answer. A check of hundreds of domains asks thousands of
+questions, and that work was most of the check's CPU (``bench/bench_check.py``: about
+0.8 ms per lookup, more than the SMTP handshakes together). Readiness needs only the
+header, the question (to match a reply to its query) and the answer section, so those are
+read here directly with ``struct``; the authority section is skipped and the additional
+section is read only for the OPT record's extended RCODE. Names are compared as tuples of
+lower-cased labels; dnspython still turns names into text and validates query names.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+
+#: A name as its labels, lower-cased, without the root label.
+Labels = tuple[bytes, ...]
+
+CNAME = 5
+MX = 15
+OPT = 41
+CLASS_IN = 1
+_QR = 0x8000
+_TC = 0x0200
+_RD = 0x0100
+_MAX_CHAIN = 16
+#: EDNS0 UDP payload size we advertise (the DNS flag day 2020 value).
+_PAYLOAD = 1232
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_TYPE_CLASS = struct.Struct("!HH")
+#: An OPT pseudo-record: root owner, type OPT, class = payload size, no flags, no options.
+_OPT_RR = b"\x00" + _RR.pack(OPT, _PAYLOAD, 0, 0)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.\Z")
+_TYPES = {"A": 1, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
+
+
+class WireError(ValueError):
+    """The bytes are not a DNS message this reader understands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A query name (text, wire form and labels) and type, ready to be sent many times."""
+
+    text: str
+    wire: bytes
+    labels: Labels
+    rdtype: int
+    type_text: str
+
+    @classmethod
+    def make(cls, name: str, rdtype: str) -> Question:
+        """The question for ``name`` (absolute); raises ``dns.exception.DNSException`` for
+        a name that is not valid."""
+        # Host names (letters, digits, hyphen, underscore) are encoded here: dnspython's
+        # Name costs ~15 µs, a tenth of a whole lookup. Anything else (escapes, IDNA) and
+        # every over-long label or name goes through dnspython, which says what is wrong.
+        raw = name.encode("ascii") if _HOSTNAME.match(name) else b""
+        labels = tuple(raw.lower().split(b".")[:-1]) if raw else ()
+        if labels and len(raw) < 254 and all(len(label) < 64 for label in labels):
+            wire = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+        else:
+            parsed = dns.name.from_text(name)
+            labels = tuple(label.lower() for label in parsed.labels[:-1])
+            wire = parsed.to_wire() or b""  # None only when writing to a file
+        code = _TYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
+        return cls(name, wire, labels, code, rdtype)
+
+    def to_wire(self, qid: int) -> bytes:
+        """A recursive query with EDNS0, as ``dns.message.make_query(use_edns=0)`` makes."""
+        return (
+            _HEADER.pack(qid, _RD, 1, 0, 0, 1)
+            + self.wire
+            + _TYPE_CLASS.pack(self.rdtype, CLASS_IN)
+            + _OPT_RR
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One answer record; ``target`` is the name inside a CNAME or MX, decompressed."""
+
+    owner: Labels
+    rdtype: int
+    ttl: int
+    rdata: bytes
+    target: Labels = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    id: int
+    flags: int
+    rcode: int
+    question: tuple[Labels, int, int] | None
+    answer: tuple[Record, ...]
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & _TC)
+
+    def answers(self, question: Question) -> bool:
+        """Is this the reply to ``question``? As dnspython's ``is_response``: a reply,
+        and the same question, except that an error reply may leave the question out."""
+        if not self.flags & _QR or self.flags & 0x7800:  # not a reply, or not opcode QUERY
+            return False
+        if self.question is None:
+            return self.rcode in (1, 2, 4, 5)  # FORMERR, SERVFAIL, NOTIMP, REFUSED
+        return self.question == (question.labels, question.rdtype, CLASS_IN)
+
+    def chain(self, question: Question) -> tuple[Labels, list[Record]]:
+        """Follow CNAMEs in the answer from the query name, as dnspython's
+        ``resolve_chaining``: (the canonical name, its records of the asked type)."""
+        name = question.labels
+        for _ in range(_MAX_CHAIN):
+            found = [r for r in self.answer if r.owner == name and r.rdtype == question.rdtype]
+            if found:
+                return name, found
+            cname = next((r for r in self.answer if r.owner == name and r.rdtype == CNAME), None)
+            if cname is None:
+                return name, []
+            name = cname.target
+        raise WireError("the CNAME chain is too long")
+
+
+def to_text(labels: Labels) -> str:
+    """An absolute name in text form (dnspython escapes unusual characters)."""
+    return dns.name.Name((*labels, b"")).to_text()
+
+
+def _name(data: bytes, pos: int) -> tuple[Labels, int]:
+    """The name at ``pos`` (following compression pointers) and the offset after it."""
+    labels: list[bytes] = []
+    end = -1
+    total = 0
+    for _ in range(128):  # a bound on pointers, so a loop of them cannot hang us
+        if pos >= len(data):
+            raise WireError("truncated name")
+        length = data[pos]
+        if length == 0:
+            return tuple(labels), (pos + 1 if end < 0 else end)
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > len(data):
+                raise WireError("truncated name")
+            if end < 0:
+                end = pos + 2
+            pos = ((length & 0x3F) << 8) | data[pos + 1]
+            continue
+        if length & 0xC0:
+            raise WireError("unknown label type")
+        total += length + 1
+        if pos + 1 + length > len(data) or total > 255:
+            raise WireError("bad label")
+        labels.append(data[pos + 1 : pos + 1 + length].lower())
+        pos += 1 + length
+    raise WireError("too many compression pointers")
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        if pos >= len(data):
+            raise WireError("truncated name")
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        pos += 1 + length
+
+
+def parse(data: bytes) -> Response:
+    """Read a reply's header, question and answer section (and the EDNS extended RCODE).
+    Raises :class:`WireError` for anything malformed."""
+    if len(data) < 12:
+        raise WireError("shorter than a DNS header")
+    qid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
+    pos = 12
+    question = None
+    if qdcount > 1:
+        raise WireError("more than one question")
+    if qdcount == 1:
+        qname, pos = _name(data, pos)
+        if pos + 4 > len(data):
+            raise WireError("truncated question")
+        qtype, qclass = _TYPE_CLASS.unpack_from(data, pos)
+        pos += 4
+        question = (qname, qtype, qclass)
+    if flags & _TC:
+        # a truncated reply is asked again over TCP; its sections may be cut off mid-record
+        ancount = nscount = arcount = 0
+    answer = []
+    rcode = flags & 0x000F
+    for index in range(ancount + nscount + arcount):
+        in_answer = index < ancount
+        if in_answer:
+            owner, pos = _name(data, pos)
+        else:
+            owner, pos = (), _skip_name(data, pos)
+        if pos + 10 > len(data):
+            raise WireError("truncated record")
+        rdtype, rdclass, ttl, rdlength = _RR.unpack_from(data, pos)
+        pos += 10
+        end = pos + rdlength
+        if end > len(data):
+            raise WireError("record data runs past the end")
+        if in_answer:
+            if rdclass == CLASS_IN:
+                target: Labels = ()
+                if rdtype == CNAME:
+                    target = _name(data, pos)[0]
+                elif rdtype == MX and rdlength >= 3:
+                    target = _name(data, pos + 2)[0]
+                answer.append(Record(owner, rdtype, ttl, data[pos:end], target))
+        elif rdtype == OPT and index >= ancount + nscount:
+            rcode |= (ttl >> 24) << 4  # the upper eight bits of a 12-bit RCODE
+        pos = end
+    return Response(qid, flags, rcode, question, tuple(answer))
