@@ -280,7 +280,9 @@ def check_junit(data: bytes, report_doc: dict[str, Any]) -> ET.Element:
     root = ET.fromstring(data)
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == [f"drill {d['domain']}" for d in report_doc["domains"]]
+    assert [s.get("name") for s in suites] == [
+        f"drill {d['domain']}" for d in report_doc["domains"]
+    ]
     total = {"tests": 0, "failures": 0, "skipped": 0}
     for suite, domain in zip(suites, report_doc["domains"], strict=True):
         cases = suite.findall("testcase")
@@ -357,9 +359,7 @@ def test_cli_failing_drill_exit_3_with_junit_failure(
     assert live(dlab.bind, names) == seeded
 
 
-def test_cli_rich_report_and_secrets(
-    dlab: DrillLab, tmp_path: Path, fake_clock: FakeClock
-) -> None:
+def test_cli_rich_report_and_secrets(dlab: DrillLab, tmp_path: Path, fake_clock: FakeClock) -> None:
     names, _ = fresh(dlab)
     path = dlab.config(tmp_path, names)
     junit = tmp_path / "drill.xml"
