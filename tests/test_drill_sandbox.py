@@ -111,3 +111,21 @@ def test_sandbox_dns_follows_the_zone_file_and_everything_is_cleaned_up(
         assert box.journal_path.parent == folder
     assert not folder.exists()
     assert box.folder is None
+
+
+def test_ci_examples_run_a_drill_and_keep_its_junit_report() -> None:
+    import yaml  # pyyaml comes with moto[server], in requirements-dev.txt
+
+    github = yaml.safe_load((ROOT / "examples/ci/github-actions-drill.yml").read_text())
+    assert "schedule" in github[True]  # YAML 1.1 reads the key `on` as true
+    steps = github["jobs"]["drill"]["steps"]
+    [drill] = [s for s in steps if "mxflip" in s.get("run", "") and " drill " in s["run"]]
+    assert "--junit drill-junit.xml" in drill["run"]
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert upload["if"] == "always()" and "drill-junit.xml" in upload["with"]["path"]
+
+    gitlab = yaml.safe_load((ROOT / "examples/ci/gitlab-ci-drill.yml").read_text())
+    job = gitlab["mxflip-drill"]
+    assert any(" drill " in line and "--junit drill-junit.xml" in line for line in job["script"])
+    assert job["artifacts"]["when"] == "always"
+    assert job["artifacts"]["reports"]["junit"] == "drill-junit.xml"
