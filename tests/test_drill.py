@@ -149,6 +149,24 @@ def _no() -> Any:
     raise AssertionError("step missing")
 
 
+def test_planned_drill_lowers_the_ttl_first_and_restores_it(dlab: DrillLab, tmp_path: Path) -> None:
+    names, seeded = fresh(dlab)
+    config = load_config(dlab.config(tmp_path, names))
+    clock = FakeClock()
+    report = drill(config, clock=clock, planned=True, reason="quarterly")
+    assert report.passed and report.planned
+    assert clock.slept >= 3600  # the old TTL was waited out, on the injected clock
+    assert (report.domains[0].step("failover") or _no()).seconds >= 3600
+    assert live(dlab.bind, names) == seeded  # TTL 3600 again, not the failover_ttl
+    assert config.journal.path is not None
+    ops = {o.kind: o for o in Journal(config.journal.path).read().operations}
+    assert ops["failover"].intent["reason"] == "drill: quarterly"
+    assert [p["phase"] for p in ops["failover"].phases if p["status"] == "done"][:2] == [
+        "prelower",
+        "prelower-wait",
+    ]
+
+
 def test_unready_backup_fails_at_readiness_and_changes_nothing(
     dlab: DrillLab, tmp_path: Path
 ) -> None:
