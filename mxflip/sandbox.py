@@ -264,7 +264,8 @@ class LoopbackDNS:
             self.port = port
             self._servers = [udp, tcp]
             for server in self._servers:
-                threading.Thread(target=server.serve_forever, daemon=True).start()
+                # A short poll interval: shutdown() waits for the next poll.
+                threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
             return self
         raise OSError("no loopback port free for both UDP and TCP after 50 tries")
 
