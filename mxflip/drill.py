@@ -231,6 +231,10 @@ class Drill:
         self._rec = _Recorder(self.domains)
         self._ops: list[DrillOperation] = []
         self._before: dict[str, RRset | None] = {}
+        # For an interruption: where the drill was, and what it must put back.
+        self._step, self._step_t0 = "status", self.clock.now()
+        self._failover_op: str | None = None
+        self._settled = False
 
     # ------------------------------------------------------------------ helpers
 
@@ -251,7 +255,8 @@ class Drill:
 
     def _start(self, step: str) -> float:
         self._progress(step, self._names())
-        return self.clock.now()
+        self._step, self._step_t0 = step, self.clock.now()
+        return self._step_t0
 
     def _all(self, status: StepStatus, message: str) -> dict[str, tuple[StepStatus, str]]:
         return {d.name: (status, message) for d in self.domains}
@@ -296,13 +301,31 @@ class Drill:
         if not self._readiness():
             self._rec.skip_rest("readiness", "not run: the backup set is not ready")
             return
-        failover = self._failover()
-        if failover is None:
+        try:
+            failover = self._failover()
+            if failover is None:
+                return
+            if not self._probe():
+                self._restore(failover, after="probe")
+                return
+            self._failback(failover)
+        except KeyboardInterrupt:
+            self._interrupted()
+
+    def _interrupted(self) -> None:
+        """Ctrl-C after the drill began to change things: the step fails, and what the
+        drill changed is put back (a second Ctrl-C stops that too; the journal then shows
+        the operation for 'mxflip rollback')."""
+        step = self._step
+        op = self._failover_op
+        self._rec.add_all(step, "fail", self.clock.now() - self._step_t0, "interrupted (Ctrl-C)")
+        if step not in STEPS or step == "final-status":
+            return  # interrupted while restoring or looking: leave it to the person
+        if self._settled:
+            self._rec.skip_rest(step, "not run: the drill was interrupted", keep=("final-status",))
+            self._final_status()
             return
-        if not self._probe():
-            self._restore(failover, after="probe")
-            return
-        self._failback(failover)
+        self._restore(_Outcome(op, None, None, 0.0, 0.0), after=step)
 
     # ------------------------------------------------------------------ steps
 
@@ -376,7 +399,7 @@ class Drill:
             self._restore(outcome, after="failover")
             return None
         self._rec.record("failover", self._all("pass", _switched(outcome)), outcome.write_seconds)
-        self._progress("verify-failover", self._names())
+        self._start("verify-failover")
         verify_error = _verify_error(outcome)
         if verify_error is not None:
             self._rec.record("verify-failover", self._blame(verify_error), outcome.verify_seconds)
@@ -429,7 +452,7 @@ class Drill:
             self._all("pass", f"rolled back operation {op_id}: records and TTL as before"),
             outcome.write_seconds,
         )
-        self._progress("verify-failback", self._names())
+        self._start("verify-failback")
         verify_error = _verify_error(outcome)
         if verify_error is not None:
             self._rec.record("verify-failback", self._blame(verify_error), outcome.verify_seconds)
@@ -507,6 +530,15 @@ class Drill:
             result = self.engine.execute(plan, command=self.command)
         except MxflipError as exc:
             error = exc
+        except KeyboardInterrupt:
+            if plan.kind == "failover":  # the restore needs to know what to roll back
+                self._failover_op = self._phases.op_id
+            raise
+        if plan.kind == "failover":
+            self._failover_op = result.op_id if result is not None else self._phases.op_id
+        settled = ("rolled-back",) if plan.kind == "failover" else ("done", "noop")
+        if result is not None and result.outcome in settled:
+            self._settled = True
         end = self.clock.now()
         op_id = result.op_id if result is not None else self._phases.op_id
         verify_start = self._phases.started.get("verify")

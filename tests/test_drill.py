@@ -426,3 +426,46 @@ def test_json_and_junit_of_a_report_agree() -> None:
     assert root.get("time") == "2.000"
     case = root.find("testsuite/testcase[@name='readiness']")
     assert case is not None and case.get("time") == "1.250"
+
+
+@pytest.mark.parametrize("at", ["probe", "switch"])
+def test_ctrl_c_after_the_switch_puts_the_drill_name_back(
+    dlab: DrillLab, tmp_path: Path, at: str
+) -> None:
+    from tests.support.engine import Failpoints
+
+    names, seeded = fresh(dlab)
+    config = load_config(dlab.config(tmp_path, names))
+    real = default_readiness(config)
+    assert real is not None
+    calls = []
+
+    def interrupted_probe(
+        domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
+    ) -> Mapping[str, ReadinessVerdict]:
+        calls.append(targets)
+        if at == "probe" and len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(domains, targets)
+
+    failpoint = Failpoints("switch:served" if at == "switch" else None, KeyboardInterrupt())
+    clock = FakeClock()
+    assert config.journal.path is not None
+    d = Drill(
+        config,
+        list(config.domains.values()),
+        Journal(config.journal.path),
+        readiness=interrupted_probe,
+        clock=clock,
+    )
+    d.engine.failpoint = failpoint
+    report = d.run()
+    steps = dict(statuses(report)[0])
+    failed = "probe" if at == "probe" else "failover"
+    assert steps[failed] == "fail"
+    assert (report.domains[0].step(failed) or _no()).message == "interrupted (Ctrl-C)"
+    assert steps["restore"] == "pass" and steps["final-status"] == "pass"
+    assert int(report.exit_code) == 3
+    assert live(dlab.bind, names) == seeded
+    ops = dict(journal_ops(config))
+    assert ops["failover"] in ("rolled-back",) and ops["rollback"] == "done"
