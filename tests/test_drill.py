@@ -469,3 +469,18 @@ def test_ctrl_c_after_the_switch_puts_the_drill_name_back(
     assert live(dlab.bind, names) == seeded
     ops = dict(journal_ops(config))
     assert ops["failover"] in ("rolled-back",) and ops["rollback"] == "done"
+
+
+def test_lock_held_by_another_operation_fails_the_drill_with_a_report(
+    dlab: DrillLab, tmp_path: Path
+) -> None:
+    names, seeded = fresh(dlab)
+    config = load_config(dlab.config(tmp_path, names))
+    assert config.journal.path is not None
+    # A lock held through another open file description behaves as another process.
+    with Journal(config.journal.path).lock("mxflip failover --all"):
+        report = drill(config)
+    assert statuses(report)[0] == [("status", "fail")] + [(s, "skipped") for s in STEPS[1:]]
+    assert "another mxflip operation is running" in report.domains[0].steps[0].message
+    assert int(report.exit_code) == 3
+    assert live(dlab.bind, names) == seeded
