@@ -9,35 +9,29 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import dns.message
 import dns.query
-import pytest
 
 from tests.support.ports import free_port
+from tests.support.required import find_binary, server_unavailable
 
 NAMED_CANDIDATES = ("named", "/usr/sbin/named")
 
 
 def named_binary() -> str | None:
-    for candidate in NAMED_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
+    return find_binary(*NAMED_CANDIDATES)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Fail under CI (the server must be there), skip on a developer machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"BIND9 is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"BIND9 not available: {reason} (apt-get install bind9)")
+    server_unavailable("BIND9", reason, "apt-get install bind9")
 
 
 def zone_text(zone: str, records: str = "", ttl: int = 300) -> str:

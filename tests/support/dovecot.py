@@ -14,35 +14,29 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import ssl
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
 import trustme
 
 from tests.support.ports import free_port
+from tests.support.required import find_binary, server_unavailable
 
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
 
 
 def dovecot_binary() -> str | None:
-    for candidate in DOVECOT_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
+    return find_binary(*DOVECOT_CANDIDATES)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Fail under CI (the server must be there), skip on a developer machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Dovecot is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"Dovecot not available: {reason} (apt-get install dovecot-imapd)")
+    server_unavailable("Dovecot", reason, "apt-get install dovecot-imapd")
 
 
 @dataclass

@@ -26,19 +26,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
-import pytest
+from tests.support.required import server_unavailable
 
 FAKE_ACCESS_KEY = "AKIAMXFLIPTESTKEY000"
 FAKE_SECRET_KEY = "mxflipTESTsecret/Do+Not+Print+0123456789ab"
 
 
-def unavailable(reason: str) -> None:
-    """Fail under CI (the emulator must be there), skip on a developer machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"moto server is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"moto server not available: {reason} (pip install 'moto[server]')")
+def unavailable(reason: str) -> NoReturn:
+    """Fail under CI (the server must be there), skip on a developer machine."""
+    server_unavailable("moto server", reason, "pip install 'moto[server]'")
 
 
 def fake_aws_environment(home: str) -> dict[str, str]:

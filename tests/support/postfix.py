@@ -20,10 +20,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
+from typing import NoReturn
 
 from tests.support.ports import free_port
+from tests.support.required import server_unavailable
 
 MASTER_CF = """\
 {listen} inet n - n - - smtpd
@@ -50,10 +50,9 @@ postlog   unix-dgram n - n - 1 postlogd
 """
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Postfix is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"Postfix not available: {reason} (apt-get install postfix)")
+def unavailable(reason: str) -> NoReturn:
+    """Fail under CI (the server must be there), skip on a developer machine."""
+    server_unavailable("Postfix", reason, "apt-get install postfix")
 
 
 @dataclass

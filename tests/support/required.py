@@ -1,0 +1,26 @@
+"""The one rule for tests that need a real server: fail under CI, skip elsewhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import NoReturn
+
+import pytest
+
+
+def find_binary(*candidates: str) -> str | None:
+    """The first of ``candidates`` found on PATH (or as an absolute path)."""
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def server_unavailable(server: str, reason: str, install: str) -> NoReturn:
+    """Under ``CI=true`` the server must be there, so the test fails; on a developer
+    machine without it the test is skipped with the command that installs it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{server} is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"{server} not available: {reason} ({install})")
