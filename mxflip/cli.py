@@ -641,6 +641,127 @@ def resume(state: State, /, operation_id: str | None, **kw: Any) -> None:
     )
 
 
+@cli.command(epilog="Exit codes: 0 the drill passed, 2 usage or configuration error, 3 it failed.")
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@click.option(
+    "--planned",
+    is_flag=True,
+    help="Switch as a planned failover: lower the TTL first and wait out the old one "
+    "(default: --now, as in an emergency).",
+)
+@click.option("--reason", metavar="TEXT", help="Recorded in the journal after 'drill: '.")
+@json_option
+@click.option(
+    "--junit",
+    "junit_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write a JUnit XML report (one testcase per step and domain) for CI.",
+)
+@click.option(
+    "--verify-timeout",
+    type=Duration(),
+    default="120s",
+    show_default=True,
+    help="How long to poll the nameservers after each switch.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Drill a throw-away lab on loopback (zone file, DNS and SMTP servers) instead of "
+    "the configuration: no account, no root, no network.",
+)
+@click.pass_obj
+def drill(
+    state: State,
+    domains: tuple[str, ...],
+    planned: bool,
+    reason: str | None,
+    as_json: bool,
+    junit_file: str | None,
+    verify_timeout: float,
+    sandbox: bool,
+) -> None:
+    """Exercise the backup path end to end, then put everything back.
+
+    For each DOMAIN (default: all configured), in order, each step timed: status,
+    readiness of the backup set, failover (--now unless --planned), verify on every
+    nameserver, SMTP probe of the now-live hosts, failback (a rollback of the drill's
+    operation: records and TTL as before), verify, final status. A failed step stops the
+    drill, restores the before-state and fails it. Never asks; journalled like any
+    operation. Point it at a dedicated drill name (drill.example.com) so production mail
+    never moves.
+    """
+    import contextlib
+
+    from mxflip.drill import Drill
+    from mxflip.errors import UsageError
+    from mxflip.journal import Journal, default_journal_path
+    from mxflip.readiness_api import default_readiness
+    from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+
+    with contextlib.ExitStack() as stack:
+        if sandbox:
+            from mxflip.sandbox import Sandbox
+
+            if domains:
+                raise UsageError("--sandbox drills its own lab domain; name no domains")
+            box = stack.enter_context(Sandbox())
+            config, journal = box.config, Journal(box.journal_path)
+        else:
+            config = state.load_config()
+            journal = Journal(default_journal_path(config.journal.path))
+        chosen = config.select(domains)
+        report = Drill(
+            config,
+            chosen,
+            journal,
+            readiness=default_readiness(config),
+            clock=_clock(),
+            planned=planned,
+            reason=reason,
+            verify_timeout=verify_timeout,
+            progress=_DrillProgress(as_json),
+            command=[
+                "mxflip",
+                "drill",
+                *domains,
+                *(["--planned"] if planned else []),
+                *(["--sandbox"] if sandbox else []),
+            ],
+        ).run()
+    if junit_file:
+        from pathlib import Path
+
+        try:
+            Path(junit_file).write_bytes(drill_junit(report))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the JUnit report {junit_file}: {exc.strerror or exc}"
+            ) from None
+    if as_json:
+        write_json(drill_json(report))
+    else:
+        render_drill(stdout_console(), report)
+    sys.exit(int(report.exit_code))
+
+
+class _DrillProgress:
+    """Which drill step is running, on stderr (a JSON line each with ``--json``)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def __call__(self, step: str, domains: Any) -> None:
+        import json
+
+        if self.as_json:
+            doc = {"event": "drill-step", "step": step, "domains": list(domains)}
+            click.echo(json.dumps(doc), err=True)
+        else:
+            click.echo(f"… {step}: {', '.join(domains)}", err=True)
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @json_option
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the last N operations.")

@@ -25,6 +25,7 @@ from mxflip.render.common import (
     when,
     write_json,
 )
+from mxflip.render.drill import drill_json, drill_junit, render_drill
 from mxflip.render.inventory import config_json, providers_json, render_config, render_providers
 from mxflip.render.operations import (
     EventPrinter,
@@ -47,6 +48,8 @@ __all__ = [
     "canary_status_json",
     "check_json",
     "config_json",
+    "drill_json",
+    "drill_junit",
     "duration_text",
     "history_json",
     "operation_json",
@@ -59,6 +62,7 @@ __all__ = [
     "render_canary_status",
     "render_check",
     "render_config",
+    "render_drill",
     "render_history",
     "render_plan",
     "render_providers",
