@@ -127,9 +127,12 @@ class BindServer:
             if self.process is not None and self.process.poll() is not None:
                 return False
             try:
+                # Both transports: a port free for UDP may be held by another process for
+                # TCP, and named then serves UDP only while TCP queries reach a stranger.
                 q = dns.message.make_query(zone, "SOA")
                 r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
-                if r.answer:
+                t = dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=0.5)
+                if r.answer and t.answer:
                     return True
             except Exception:
                 pass
