@@ -506,7 +506,7 @@ class _Conversation:
             async with asyncio.timeout(1.0):
                 await self.writer.wait_closed()
         except (TimeoutError, ssl.SSLError, ConnectionError, OSError):
-            pass
+            pass  # the verdict is made; a peer that closes badly changes nothing
         self.writer = None
         self.reader = None
         return steps, findings

@@ -33,7 +33,7 @@ def normalize_name(text: str) -> str:
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:
-        pass
+        pass  # not an address literal: check it as a name below
     else:
         raise NameError_(f"{raw!r} is an IP address; MX targets and domains must be host names")
     try:

@@ -95,7 +95,7 @@ class MaildirMailbox:
                 os.unlink(f.ref)
 
     def close(self) -> None:
-        pass
+        pass  # a Maildir holds no connection
 
 
 def _read_headers(f: Any, limit: int = 256 * 1024) -> bytes:
