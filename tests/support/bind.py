@@ -20,7 +20,7 @@ import dns.message
 import dns.query
 
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable
+from tests.support.required import find_binary, server_unavailable, stop_process
 
 NAMED_CANDIDATES = ("named", "/usr/sbin/named")
 
@@ -140,11 +140,5 @@ class BindServer:
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None

@@ -25,7 +25,7 @@ from typing import NoReturn
 import trustme
 
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable
+from tests.support.required import find_binary, server_unavailable, stop_process
 
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
 
@@ -159,11 +159,5 @@ class DovecotServer:
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from typing import NoReturn
 
 import pytest
@@ -24,3 +25,15 @@ def server_unavailable(server: str, reason: str, install: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{server} is required under CI=true: {reason}", pytrace=False)
     pytest.skip(f"{server} not available: {reason} ({install})")
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a test server, killing it if it has not exited within 10 s (bounded)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
