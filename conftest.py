@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.bind import BindServer, zone_text
+
+# pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
+# deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 # BIND refuses an UPDATE that adds an MX pointing at an in-zone name without an address
 # (check-integrity), as a real primary would; so in-zone backup hosts get A records.
