@@ -22,9 +22,16 @@ from cloudflare.types.dns import MXRecordParam
 from cloudflare.types.dns.record_batch_params import Delete
 from tenacity import RetryCallState
 
-from mxflip import MxflipError, ProviderAuthError, ProviderError, StaleExpectationError
-from mxflip.records import MX, normalize_name
-from mxflip.retry import Sleep, retrying
+from mxflip import (
+    MX,
+    MxflipError,
+    ProviderAuthError,
+    ProviderError,
+    Sleep,
+    StaleExpectationError,
+    normalize_name,
+    retrying,
+)
 
 T = TypeVar("T")
 

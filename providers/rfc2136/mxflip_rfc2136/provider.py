@@ -24,9 +24,9 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
+    parse_hostport,
 )
-from mxflip.hostport import parse_hostport
-from mxflip.retry import Sleep
 from mxflip_rfc2136._client import DNSClient
 from mxflip_rfc2136.keyfile import KeyFileError, TsigKey, read_key_file
 
