@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mxflip.testing.memory import MemoryStore
 from tests.support.bind import BindServer, zone_text
+from tests.support.memory import fresh_store
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
 # deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
@@ -33,6 +35,14 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses the shared BIND9 is a real-server test, marked or not."""
+    for item in items:
+        if {"bind", "bind_key_file"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_server)
+
+
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
@@ -51,3 +61,9 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture
 def bind_key_file(bind: BindServer) -> Path:
     return bind.key_file
+
+
+@pytest.fixture
+def memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryStore]:
+    """A fresh in-memory DNS store for pure core tests (type ``memory``, zone memory.test)."""
+    yield from fresh_store(tmp_path, monkeypatch)

@@ -12,17 +12,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "MemoryProvider": "mxflip.testing.memory",
+    "MemorySettings": "mxflip.testing.memory",
+    "MemoryStore": "mxflip.testing.memory",
+    "register_memory_provider": "mxflip.testing.memory",
     "load_config": "mxflip.config",
     "parse_config": "mxflip.config",
     "load_provider_class": "mxflip.provider",
 }
 
-__all__ = ["load_config", "load_provider_class", "parse_config"]
+__all__ = [
+    "MemoryProvider",
+    "MemorySettings",
+    "MemoryStore",
+    "load_config",
+    "load_provider_class",
+    "parse_config",
+    "register_memory_provider",
+]
 
 if TYPE_CHECKING:
     from mxflip.config import load_config as load_config
     from mxflip.config import parse_config as parse_config
     from mxflip.provider import load_provider_class as load_provider_class
+    from mxflip.testing.memory import MemoryProvider as MemoryProvider
+    from mxflip.testing.memory import MemorySettings as MemorySettings
+    from mxflip.testing.memory import MemoryStore as MemoryStore
+    from mxflip.testing.memory import register_memory_provider as register_memory_provider
 
 
 def __getattr__(name: str) -> Any:

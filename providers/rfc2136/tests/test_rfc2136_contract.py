@@ -8,6 +8,8 @@ from mxflip.testing.contract import ProviderContract
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer
 
+pytestmark = pytest.mark.real_server
+
 
 class TestRFC2136Contract(ProviderContract):
     many_names = 60

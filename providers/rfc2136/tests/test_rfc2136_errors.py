@@ -17,6 +17,8 @@ from mxflip_rfc2136.keyfile import KeyFileError, read_key_file
 from tests.support.bind import BindServer, zone_text
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.real_server
+
 
 def provider_with_key(server: str, key_file: Path, timeout: float = 2.0) -> RFC2136Provider:
     return RFC2136Provider.from_settings(
