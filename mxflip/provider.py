@@ -21,7 +21,6 @@ import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -227,7 +226,3 @@ def load_provider_class(type_name: str) -> type[Provider]:
         raise ConfigError(
             f"provider type {type_name!r} failed to load: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def base_dir_of(config_path: Path | None) -> Path:
-    return config_path.parent if config_path is not None else Path.cwd()

@@ -7,8 +7,8 @@ that state survives from one CLI run to the next in the same process) and, when 
 for nameservers, serves the store over DNS on 127.0.0.1 with the sandbox's tiny
 authoritative server. It passes the provider contract suite like every real adapter.
 
-It is not an installed adapter: :func:`register_memory_provider` makes the ``memory`` type visible to
-``mxflip`` for one test (a throw-away distribution on ``sys.path``).
+It is not an installed adapter: :func:`register_memory_provider` makes the ``memory`` type
+visible to ``mxflip`` for one test (a throw-away distribution on ``sys.path``).
 """
 
 from __future__ import annotations
