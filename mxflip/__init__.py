@@ -9,8 +9,9 @@ not pay for pydantic.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mxflip._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -81,8 +82,4 @@ if TYPE_CHECKING:
     from mxflip.retry import retrying as retrying
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mxflip' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,9 @@ Everything loads lazily: importing ``mxflip.testing`` costs nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mxflip._lazy import lazy_exports
 
 _EXPORTS = {
     "MemoryProvider": "mxflip.testing.memory",
@@ -41,8 +42,4 @@ if TYPE_CHECKING:
     from mxflip.testing.memory import register_memory_provider as register_memory_provider
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mxflip.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,7 +15,7 @@ expectation in a later batch leaves the earlier batches applied (the error says 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxflip import (
     MX,
@@ -32,9 +32,13 @@ from mxflip import (
     normalize_name,
 )
 from mxflip_route53 import _batch
-from mxflip_route53._client import HostedZone, Route53Client, wire_name
 from mxflip_route53._wait import wait_insync
 from mxflip_route53.settings import Route53Settings
+
+if TYPE_CHECKING:
+    # The client module owns boto3, which loads only when a client is built (or records
+    # are read): `mxflip validate` checks settings without it.
+    from mxflip_route53._client import HostedZone, Route53Client
 
 
 class Route53Provider(Provider):
@@ -76,6 +80,8 @@ class Route53Provider(Provider):
 
         ``clock`` times and paces the INSYNC wait; retries pause with ``sleep``, or with
         the clock's own ``sleep`` when only a clock is given."""
+        from mxflip_route53._client import Route53Client
+
         assert isinstance(settings, Route53Settings)
         client = Route53Client(
             profile=settings.profile,
@@ -147,6 +153,8 @@ class Route53Provider(Provider):
                 raise ProviderError(f"{name} is not inside zone {zone}")
         if not wanted:
             return {}
+        from mxflip_route53._client import wire_name
+
         hosted = self.hosted_zone(zone)
         pending = set(wanted)
         found: dict[str, list[dict[str, Any]]] = {}
