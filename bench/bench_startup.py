@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,13 +53,17 @@ def examples(folder: Path) -> dict[str, Path]:
     return out
 
 
-def once(argv: list[str], env: dict[str, str]) -> float:
+def once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(argv, capture_output=True, env=env, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr!r}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:
@@ -114,27 +119,34 @@ def main() -> None:
         for argv, _ in commands.values():
             once(argv, env)
         once(baseline, env)
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        base: list[float] = []
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        base: list[tuple[float, float]] = []
         for _ in range(args.runs):
             base.append(once(baseline, env))
             for name, (argv, _) in commands.items():
                 times[name].append(once(argv, env))
-        base_median = statistics.median(base)
-        print(f"runs per command: {args.runs} (median), interleaved with the baseline")
+        base_wall = statistics.median(t[0] for t in base)
+        base_cpu = statistics.median(t[1] for t in base)
+        print(f"runs per command: {args.runs} (median), interleaved with the baseline;")
+        print("wall = elapsed time (the goal), cpu = user + system time of the process")
+        print("(steadier than wall time when other work shares the cores)")
         label = 'python -c "import click"'
-        print(f"{label:40} {base_median * 1000:7.1f} ms   1.00 x")
+        print(f"{label:38} wall {base_wall * 1000:6.1f} ms  1.00 x   cpu {base_cpu * 1000:6.1f} ms")
         failed = False
         for name, (argv, goal) in commands.items():
-            median = statistics.median(times[name])
-            ratio = median / base_median
+            wall = statistics.median(t[0] for t in times[name])
+            cpu = statistics.median(t[1] for t in times[name])
+            ratio = wall / base_wall
             verdict = ""
             if goal is not None:
                 ok = ratio <= goal
                 failed |= not ok
-                verdict = f"(goal <= {goal:.1f} x: {'ok' if ok else 'MISSED'})"
+                verdict = f"goal <= {goal:.1f} x: {'ok' if ok else 'MISSED'}"
             heavy = ", ".join(heavy_imports(argv, env)) or "-"
-            print(f"{name:40} {median * 1000:7.1f} ms {ratio:6.2f} x {verdict:24} heavy: {heavy}")
+            print(
+                f"{name:38} wall {wall * 1000:6.1f} ms {ratio:5.2f} x   cpu {cpu * 1000:6.1f} ms "
+                f"{cpu / base_cpu:5.2f} x   {verdict:20} heavy: {heavy}"
+            )
         if failed:
             print("some goals were missed")
 
