@@ -53,13 +53,16 @@ def installed_providers() -> dict[str, InstalledProvider]:
     found: dict[str, InstalledProvider] = {}
     seen: set[str] = set()
     for folder in _metadata_folders():
-        name, version = _name_and_version(folder)
-        key = _normalize(name or os.path.basename(folder))
+        key = _normalize(os.path.basename(folder))
         if key in seen:
             continue
         seen.add(key)
-        for ep_name, target in _group(os.path.join(folder, "entry_points.txt")):
-            found.setdefault(ep_name, InstalledProvider(ep_name, target, name, version))
+        group = _group(os.path.join(folder, "entry_points.txt"))
+        if group:
+            # Only the few adapters' METADATA is read, not every distribution's.
+            name, version = _name_and_version(folder)
+            for ep_name, target in group:
+                found.setdefault(ep_name, InstalledProvider(ep_name, target, name, version))
     return found
 
 
@@ -114,8 +117,7 @@ def _name_and_version(folder: str) -> tuple[str | None, str | None]:
     return fields.get("Name"), fields.get("Version")
 
 
-def _normalize(name: str) -> str:
-    """PEP 503 name normalization (the folder name holds ``name-version``)."""
-    if name.endswith((".dist-info", ".egg-info")):
-        name = name.rsplit(".", 1)[0].split("-", 1)[0]
+def _normalize(folder_name: str) -> str:
+    """The PEP 503 normalized distribution name of a ``name-version.dist-info`` folder."""
+    name = folder_name.rsplit(".", 1)[0].split("-", 1)[0]
     return re.sub(r"[-_.]+", "-", name).lower()
