@@ -52,6 +52,7 @@ class BindServer:
     workdir: Path
     zones: Mapping[str, str]
     key_name: str = "mxflip-test"
+    algorithm: str = "hmac-sha256"
     allow_update: bool = True
     port: int = 0
     secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
@@ -67,7 +68,7 @@ class BindServer:
 
     def key_text(self, secret: str | None = None, name: str | None = None) -> str:
         return (
-            f'key "{name or self.key_name}" {{\n\talgorithm hmac-sha256;\n'
+            f'key "{name or self.key_name}" {{\n\talgorithm {self.algorithm};\n'
             f'\tsecret "{secret or self.secret}";\n}};\n'
         )
 

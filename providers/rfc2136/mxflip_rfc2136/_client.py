@@ -58,7 +58,9 @@ class DNSClient:
         self._key_label = key.name if key else None
         if key is not None:
             self._keyname = dns.name.from_text(key.name)
-            self._keyring = {self._keyname: dns.tsig.Key(self._keyname, key.secret, key.algorithm)}
+            self._keyring = {
+                self._keyname: dns.tsig.Key(self._keyname, key.secret, key.wire_algorithm)
+            }
 
     # ------------------------------------------------------------------ plumbing
 
