@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.bind import BindServer, zone_text
+from tests.support.knot import KnotServer
+from tests.support.pdns import PowerDNSServer
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
 # deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
@@ -51,3 +53,31 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture
 def bind_key_file(bind: BindServer) -> Path:
     return bind.key_file
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
+    """A real Knot DNS primary for ``example.test`` and ``contract.test`` (like ``bind``)."""
+    server = KnotServer(
+        tmp_path_factory.mktemp("knot"),
+        {
+            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
+            "contract.test.": zone_text("contract.test."),
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
+    """A real PowerDNS (gsqlite3) primary for ``example.test`` and ``contract.test``."""
+    server = PowerDNSServer(
+        tmp_path_factory.mktemp("pdns"),
+        {
+            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
+            "contract.test.": zone_text("contract.test."),
+        },
+    ).start()
+    yield server
+    server.stop()

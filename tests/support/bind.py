@@ -10,15 +10,12 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-import dns.message
-import dns.query
-
+from tests.support.dnsserver import wait_ready
 from tests.support.ports import free_port
 from tests.support.required import find_binary, server_unavailable, stop_process
 
@@ -122,23 +119,7 @@ class BindServer:
         raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout: float) -> bool:
-        zone = next(iter(self.zones))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                return False
-            try:
-                # Both transports: a port free for UDP may be held by another process for
-                # TCP, and named then serves UDP only while TCP queries reach a stranger.
-                q = dns.message.make_query(zone, "SOA")
-                r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
-                t = dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=0.5)
-                if r.answer and t.answer:
-                    return True
-            except Exception:
-                pass
-            time.sleep(0.05)
-        return False
+        return wait_ready(self.process, self.port, next(iter(self.zones)), timeout)
 
     def stop(self) -> None:
         stop_process(self.process)
