@@ -244,7 +244,9 @@ class Rollout:
         total = max(0.0, until - self.clock.now())
         while True:
             remaining = until - self.clock.now()
-            self._emit("countdown", phase, what, remaining=max(0.0, remaining), total=total)
+            self._emit(
+                "countdown", phase, what, remaining=max(0.0, remaining), total=total, until=until
+            )
             if remaining <= 0:
                 return
             self.clock.sleep(min(1.0, remaining))
