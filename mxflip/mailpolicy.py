@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import datetime as dt
 import ssl
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mxflip._der import DERError, parse_certificate
-from mxflip.lookup import Lookup, TLSARecord
+from mxflip import certs
+from mxflip.lookup import Lookup, TLSAAnswer, TLSARecord
 from mxflip.probe import Finding, TLSInfo, fail, warn
 from mxflip.retry import AsyncSleep, async_retrying
 
@@ -238,31 +238,40 @@ def usable_tlsa(records: Sequence[TLSARecord]) -> list[TLSARecord]:
     ]
 
 
-def _spki(der: bytes) -> bytes | None:
-    try:
-        return parse_certificate(der).spki
-    except DERError:
-        return None
-
-
 def tlsa_matches(record: TLSARecord, der: bytes) -> bool:
     """Does one certificate (DER) match one TLSA record?"""
-    data = der if record.selector == 0 else _spki(der)
-    if data is None:
-        return False
-    if record.mtype == 1:
-        data = hashlib.sha256(data).digest()
-    elif record.mtype == 2:
-        data = hashlib.sha512(data).digest()
-    return data == record.data
+    return certs.tlsa_data(der, record.selector, record.mtype) == record.data
 
 
-def dane_findings(host: str, records: Sequence[TLSARecord], tls: TLSInfo | None) -> list[Finding]:
+def dane_findings(
+    host: str,
+    answer: TLSAAnswer | Sequence[TLSARecord],
+    tls: TLSInfo | None,
+    now: dt.datetime | None = None,
+) -> list[Finding]:
     """Findings for one address of ``host`` against its TLSA records (none when the host
-    publishes none). A missing STARTTLS is judged by the caller (TLS is required)."""
+    publishes none). A missing or failed STARTTLS is judged by the caller (TLS is
+    required). A bare sequence of records counts as authenticated.
+
+    As OpenSSL's DANE code (Postfix's) judges, RFC 7672 §3.1: DANE-EE(3) matches the leaf
+    only and ignores names and dates; DANE-TA(2) matches a certificate *above* the leaf,
+    and the chain from the leaf up to it must verify and the leaf must name the host."""
+    if isinstance(answer, TLSAAnswer):
+        records, authenticated, why_not = answer.records, answer.authenticated, answer.why_not
+    else:
+        records, authenticated, why_not = tuple(answer), True, ""
     if not records:
         return []
     name = host.rstrip(".")
+    if not authenticated:
+        return [
+            warn(
+                "dane-unauthenticated",
+                f"_25._tcp.{name} has TLSA records, but DANE could not be judged: {why_not}. "
+                "DANE senders use TLSA records only from a DNSSEC-signed zone; point "
+                "[probe] resolvers at a validating resolver to judge them",
+            )
+        ]
     usable = usable_tlsa(records)
     if not usable:
         return [
@@ -274,16 +283,43 @@ def dane_findings(host: str, records: Sequence[TLSARecord], tls: TLSInfo | None)
         ]
     if tls is None or not tls.chain:
         return []
-    leaf, chain = tls.chain[0], tls.chain
+    chain = tls.chain
+    moment = now or dt.datetime.now(dt.UTC)
+    problems: list[str] = []
     for record in usable:
-        candidates = [leaf] if record.usage == 3 else list(chain)
-        if any(tlsa_matches(record, der) for der in candidates):
-            return []
+        if record.usage == 3:
+            if tlsa_matches(record, chain[0]):
+                return []
+            continue
+        for depth in range(1, len(chain)):  # a trust anchor is never the leaf itself
+            if tlsa_matches(record, chain[depth]):
+                why = certs.chain_problem(chain, depth, name, moment)
+                if why is None:
+                    return []
+                problems.append(
+                    f"TLSA {_short(record)} matches the certificate at depth {depth}, but {why}"
+                )
+                break
+    if not problems and not tls.chain_complete and any(r.usage == 2 for r in usable):
+        return [
+            warn(
+                "dane-unjudged",
+                f"{name} has DANE-TA (usage 2) records, but only the leaf of its chain could "
+                "be read here (Python before 3.13 without the private chain API), so DANE "
+                "could not be judged",
+            )
+        ]
+    detail = f" ({'; '.join(problems)})" if problems else ""
     return [
         fail(
             "dane-mismatch",
             f"the certificate presented by {name} matches none of its {len(usable)} usable "
-            f"TLSA record{'s' * (len(usable) != 1)} at _25._tcp.{name}; DANE senders will "
-            "not deliver: publish a TLSA record for this certificate",
+            f"TLSA record{'s' * (len(usable) != 1)} at _25._tcp.{name}{detail}; DANE senders "
+            "will not deliver: publish a TLSA record for this certificate",
         )
     ]
+
+
+def _short(record: TLSARecord) -> str:
+    text = str(record)
+    return text if len(text) <= 30 else text[:27] + "…"

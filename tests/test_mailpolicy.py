@@ -8,8 +8,8 @@ import ssl
 import pytest
 import trustme
 
-from mxflip._der import parse_certificate
-from mxflip.lookup import TLSARecord
+from mxflip import certs
+from mxflip.lookup import TLSAAnswer, TLSARecord
 from mxflip.mailpolicy import (
     MTASTS,
     MTASTSPolicy,
@@ -101,7 +101,7 @@ def tls(chain: tuple[bytes, bytes]) -> TLSInfo:
 
 def test_tlsa_selectors_and_matching_types(chain: tuple[bytes, bytes]) -> None:
     leaf, _ = chain
-    spki = parse_certificate(leaf).spki
+    spki = certs.spki(certs.load(leaf))
     assert tlsa_matches(TLSARecord(3, 0, 0, leaf), leaf)
     assert tlsa_matches(TLSARecord(3, 1, 1, hashlib.sha256(spki).digest()), leaf)
     assert tlsa_matches(TLSARecord(3, 1, 2, hashlib.sha512(spki).digest()), leaf)
@@ -124,3 +124,41 @@ def test_only_pkix_usages_are_unusable(chain: tuple[bytes, bytes]) -> None:
     pkix = TLSARecord(1, 0, 1, hashlib.sha256(leaf).digest())
     [finding] = dane_findings("mx.example.com.", [pkix], tls(chain))
     assert finding.code == "dane-unusable" and finding.severity is Severity.WARN
+
+
+def test_a_leaf_alone_cannot_judge_dane_ta(chain: tuple[bytes, bytes]) -> None:
+    leaf, ca = chain
+    ta = TLSARecord(2, 0, 1, hashlib.sha256(ca).digest())
+    partial = TLSInfo("TLSv1.3", "x", None, (leaf,), None, chain_complete=False)
+    [finding] = dane_findings("mx.example.com.", [ta], partial)
+    assert finding.code == "dane-unjudged" and finding.severity is Severity.WARN
+
+
+def test_unauthenticated_tlsa_says_dane_could_not_be_judged(chain: tuple[bytes, bytes]) -> None:
+    wrong = TLSARecord(3, 1, 1, b"\0" * 32)
+    answer = TLSAAnswer((wrong,), False, "the resolver did not mark the answer validated")
+    [finding] = dane_findings("mx.example.com.", answer, tls(chain))
+    assert finding.code == "dane-unauthenticated" and finding.severity is Severity.WARN
+    assert "DANE could not be judged: the resolver did not mark" in finding.message
+
+
+class _NoChain:
+    """An SSL object of a Python without any chain API: only the leaf."""
+
+    def __init__(self, leaf: bytes) -> None:
+        self.leaf = leaf
+
+    def getpeercert(self, binary_form: bool = False) -> bytes:
+        return self.leaf
+
+
+def test_peer_chain_without_an_api_is_the_leaf_marked_incomplete(
+    chain: tuple[bytes, bytes],
+) -> None:
+    import sys
+
+    if sys.version_info >= (3, 13):
+        pytest.skip("Python 3.13 has the public API")
+    leaf, _ = chain
+    got = certs.peer_chain(_NoChain(leaf))  # type: ignore[arg-type]
+    assert got == certs.PeerChain((leaf,), False)
