@@ -8,21 +8,22 @@ so before the switch.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import ssl
-import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mxflip import certs
+from mxflip.hostport import HostPort
 from mxflip.lookup import Lookup, TLSAAnswer, TLSARecord
+from mxflip.net import https
 from mxflip.probe import Finding, TLSInfo, fail, warn
 from mxflip.retry import AsyncSleep, async_retrying
 
 _MAX_POLICY_BYTES = 64 * 1024
 _MODES = ("enforce", "testing", "none")
+#: RFC 8461 §3.2: max_age is at most 31557600 seconds (about one year).
+_MAX_AGE = 31557600
 
 
 class PolicyFetchError(Exception):
@@ -56,7 +57,9 @@ class MTASTS:
 def parse_txt(records: Iterable[str]) -> str | None:
     """The ``id`` of the one ``v=STSv1`` TXT record, or None. Raises PolicyFetchError
     when there are several or the record is malformed (RFC 8461 §3.1)."""
-    sts = [r for r in records if r.strip().startswith("v=STSv1")]
+    # RFC 8461 §3.1: a record whose first field is not exactly v=STSv1 is not an STS
+    # record at all ("v=STSv10" included); it is discarded, not an error.
+    sts = [r for r in records if r.split(";", 1)[0].strip() == "v=STSv1"]
     if not sts:
         return None
     if len(sts) > 1:
@@ -85,8 +88,13 @@ def parse_policy(text: str) -> MTASTSPolicy:
     if mode not in _MODES:
         raise PolicyFetchError(f"the policy mode {mode!r} is not enforce, testing or none")
     max_age_text = (values.get("max_age") or [""])[0]
-    if not max_age_text.isdigit():
+    if not max_age_text.isdigit() or len(max_age_text) > 10:
         raise PolicyFetchError("the policy has no numeric max_age")
+    if int(max_age_text) > _MAX_AGE:
+        raise PolicyFetchError(
+            f"the policy's max_age {max_age_text} is above {_MAX_AGE} (RFC 8461 §3.2: "
+            "at most one year); senders reject the policy"
+        )
     mx = tuple(p.lower().rstrip(".") for p in values.get("mx", []))
     if mode != "none" and not mx:
         raise PolicyFetchError(f"the policy mode is {mode} but it lists no mx: patterns")
@@ -140,8 +148,10 @@ async def fetch_mta_sts(
     context: ssl.SSLContext,
     timeout: float,
     sleep: AsyncSleep | None = None,
+    connect: Mapping[str, tuple[HostPort, ...]] | None = None,
 ) -> MTASTS:
-    """Look up ``_mta-sts.DOMAIN`` and, when present, fetch and parse the policy.
+    """Look up ``_mta-sts.DOMAIN`` and, when present, fetch and parse the policy; the
+    policy host is resolved through ``lookup`` and ``connect`` like every other lookup.
     Problems become findings (warnings: a sender with a cached policy keeps using it)."""
     name = domain.rstrip(".")
     try:
@@ -161,9 +171,16 @@ async def fetch_mta_sts(
     try:
         async for attempt in retrying:
             with attempt:
-                body = await _https_get(url, context, timeout)
+                body = await https.get(
+                    url,
+                    context=context,
+                    timeout=timeout,
+                    lookup=lookup,
+                    connect=connect or {},
+                    max_bytes=_MAX_POLICY_BYTES,
+                )
         policy = parse_policy(body)
-    except (PolicyFetchError, OSError, TimeoutError) as exc:
+    except (PolicyFetchError, https.FetchError, OSError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         return MTASTS(
             domain,
@@ -178,53 +195,6 @@ async def fetch_mta_sts(
             ),
         )
     return MTASTS(domain, txt_id=txt_id, policy=policy, url=url)
-
-
-async def _https_get(url: str, context: ssl.SSLContext, timeout: float) -> str:
-    """GET over HTTPS with the standard library's asyncio streams. No redirects
-    (RFC 8461 §3.3 forbids following them); the body must be under 64 KiB."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise PolicyFetchError(f"{url} is not an https:// URL")
-    host = parts.hostname
-    port = parts.port or 443
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=context, server_hostname=host
-        )
-        try:
-            hostheader = f"[{host}]" if ":" in host else host
-            writer.write(
-                f"GET {path} HTTP/1.0\r\nHost: {hostheader}\r\nUser-Agent: mxflip\r\n"
-                "Accept: text/plain\r\nConnection: close\r\n\r\n".encode("ascii")
-            )
-            await writer.drain()
-            chunks: list[bytes] = []
-            total = 0
-            while total <= _MAX_POLICY_BYTES + 16 * 1024:  # headers plus a bounded body
-                more = await reader.read(16 * 1024)
-                if not more:
-                    break
-                chunks.append(more)
-                total += len(more)
-            data = b"".join(chunks)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        raise PolicyFetchError("the HTTPS response has no header end")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    status = status_line.split()
-    if len(status) < 2 or status[1] != "200":
-        raise PolicyFetchError(f"HTTP status {status_line!r} (200 required, no redirects)")
-    if len(body) > _MAX_POLICY_BYTES:
-        raise PolicyFetchError("the policy is larger than 64 KiB")
-    return body.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------- DANE

@@ -644,10 +644,12 @@ class Prober:
                 rcpt = await self._rcpt_with_retry(conv, tx.recipient)
                 rcpt_code = rcpt.code
                 if rcpt.code >= 500:
+                    sender = _sender_domain_hint(rcpt, self.settings.mail_from)
                     conv.findings.append(
                         fail(
                             "rcpt-rejected",
-                            f"RCPT TO:<{tx.recipient}> answered {rcpt.code} {rcpt.text}",
+                            f"RCPT TO:<{tx.recipient}> answered {rcpt.code} {rcpt.text}"
+                            + (f" ({sender})" if sender else ""),
                         )
                     )
                 elif rcpt.code >= 400:
@@ -655,7 +657,8 @@ class Prober:
                         warn(
                             "rcpt-deferred",
                             f"RCPT TO:<{tx.recipient}> still answered {rcpt.code} after a "
-                            f"polite retry (greylisting or postscreen?): {rcpt.text}",
+                            f"polite retry ({_deferral_hint(rcpt, self.settings.mail_from)}): "
+                            f"{rcpt.text}",
                         )
                     )
                 if tx.catch_all_recipient:
@@ -721,6 +724,26 @@ class Prober:
         except _Deferred as exc:
             return exc.reply
         raise AssertionError("unreachable: tenacity re-raises or returns")
+
+
+#: RFC 3463 X.1.8 "bad sender's system address": the server cannot find the sender's domain.
+_SENDER_DOMAIN = re.compile(r"(?:^|\s)[45]\.1\.8(?:\s|$)|sender address rejected", re.I)
+
+
+def _sender_domain_hint(reply: Reply, mail_from: str) -> str | None:
+    """A hint when a refusal is about the probe's sender, not the recipient."""
+    if not _SENDER_DOMAIN.search(reply.text):
+        return None
+    domain = mail_from.rpartition("@")[2] or mail_from
+    return (
+        f"the server rejects the probe's sender domain {domain}, not the recipient: "
+        "set [probe] mail_from to an address whose domain resolves (MX or A)"
+    )
+
+
+def _deferral_hint(reply: Reply, mail_from: str) -> str:
+    """What a temporary RCPT refusal most likely means."""
+    return _sender_domain_hint(reply, mail_from) or "greylisting or postscreen?"
 
 
 class _TransactionAbort(_Abort):

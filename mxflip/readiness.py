@@ -228,6 +228,7 @@ async def check_domains_async(
                 context=verifying,
                 timeout=probe.timeout,
                 sleep=sleep,
+                connect=probe.connect,
             ),
         )
         _, tlsa, policies, _ = await asyncio.gather(

@@ -57,6 +57,8 @@ def test_parse_policy() -> None:
         ("version: STSv1\nmode: enforce\nmax_age: 1\n", "lists no mx: patterns"),
         ("version: STSv1\nmode: enforce\nmx: a.b\n", "no numeric max_age"),
         ("version STSv1\n", "is not 'key: value'"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n", "above 31557600"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "no numeric max_age"),
     ],
 )
 def test_bad_policies(text: str, message: str) -> None:
@@ -71,6 +73,15 @@ def test_parse_txt() -> None:
         parse_txt(["v=STSv1; id=1", "v=STSv1; id=2"])
     with pytest.raises(PolicyFetchError, match="no valid id="):
         parse_txt(["v=STSv1;"])
+    # RFC 8461 §3.1: records that do not begin with exactly v=STSv1 are discarded
+    assert parse_txt(["v=STSv10; id=abc"]) is None
+    assert parse_txt(["v=STSv1x; id=abc", "v=STSv1; id=real"]) == "real"
+    assert parse_txt([" v=STSv1 ; id=ok"]) == "ok"
+
+
+def test_max_age_of_one_year_is_accepted() -> None:
+    policy = parse_policy("version: STSv1\nmode: testing\nmx: a.b\nmax_age: 31557600\n")
+    assert policy.max_age == 31557600
 
 
 def test_coverage_under_testing_and_none() -> None:

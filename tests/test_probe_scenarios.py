@@ -78,6 +78,7 @@ _25._tcp.mx.danebad IN TLSA 3 1 1 {"00" * 32}
 dropdane IN MX 10 mx.dane
 _mta-sts.enf IN TXT "v=STSv1; id=20261123a"
 mx1.enf IN A 127.0.0.1
+mta-sts.enf IN A 127.0.0.1
 mx2.enf IN A 127.0.0.1
 _mta-sts.wild IN TXT "v=STSv1; id=1"
 mx.wild IN A 127.0.0.1
@@ -109,7 +110,7 @@ def env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:  #
     certs = make_certs(folder)
     dane_ctx, _, dane_spki = certs.server_with_spki("mx.dane.lab.test", "mx.danebad.lab.test")
     dns, validator = start_validated_lab_dns(folder, zone_records(sha256_hex(dane_spki)))
-    https = lab.https(certs.server("127.0.0.1"), POLICIES)
+    https = lab.https(certs.server("127.0.0.1", "mta-sts.enf.lab.test"), POLICIES)
     yield Env(lab, certs, dns, validator, certs.server(*GOOD_NAMES), dane_ctx, https, POLICIES)
     validator.stop()
     dns.stop()
@@ -378,6 +379,19 @@ def test_rcpt_450_after_one_polite_retry_warns(env: Env) -> None:
     assert names[-7:] == ["mail", "rcpt", "rset", "mail", "rcpt", "rset", "quit"]
 
 
+def test_sender_domain_rejection_is_not_called_greylisting(env: Env) -> None:
+    """Postfix's reject_unknown_sender_domain, word for word."""
+    reply = "450 4.1.8 <probe@lab.test>: Sender address rejected: Domain not found"
+    port = env.good(Handler({"postmaster@good.lab.test": reply}))
+    result = check(config_for(env, {"mx.good.lab.test": port}))
+    assert result.verdict is Verdict.DEGRADED
+    [(_, finding)] = result.located_findings()
+    assert finding.code == "rcpt-deferred"
+    assert "greylisting" not in finding.message
+    assert "rejects the probe's sender domain lab.test, not the recipient" in finding.message
+    assert "set [probe] mail_from" in finding.message
+
+
 def test_greylisting_that_lets_the_retry_in_is_ready(env: Env) -> None:
     port = env.good(Handler(deferrals=1))
     result = check(config_for(env, {"mx.good.lab.test": port}))
@@ -613,6 +627,49 @@ def test_mta_sts_enforce_with_a_host_missing_from_the_policy_fails(env: Env) -> 
         "TXT record so senders fetch it again; senders will refuse this host"
     )
     assert [h.verdict for h in result.hosts] == [Verdict.READY, Verdict.READY]
+
+
+def test_mta_sts_policy_host_is_resolved_through_the_probe_resolvers(env: Env) -> None:
+    """mta-sts.enf.lab.test exists only in the lab zone (the configured resolver); the
+    system resolver has never heard of it."""
+    url = f"https://mta-sts.{{domain}}:{env.https_port}/{{domain}}/.well-known/mta-sts.txt"
+    config = config_for(
+        env, {"mx2.enf.lab.test": env.good()}, domain="enf.lab.test", mta_sts_url=url
+    )
+    result = check(config)
+    assert result.mta_sts_mode == "enforce"
+    assert [f.code for f in result.findings] == ["mta-sts-uncovered"]
+
+
+def test_mta_sts_policy_host_follows_probe_connect(env: Env) -> None:
+    """``connect`` sends the policy host to the lab's HTTPS port (the URL has none: 443)."""
+    config = config_for(
+        env,
+        {
+            "mx2.enf.lab.test": env.good(),
+            "mta-sts.enf.lab.test": env.https_port,
+        },
+        domain="enf.lab.test",
+        mta_sts_url="https://mta-sts.{domain}/{domain}/.well-known/mta-sts.txt",
+    )
+    # the connect entry for the policy host is not an MX host of the domain
+    d = next(iter(config.domains.values()))
+    d = replace(d, backup=frozenset(mx for mx in d.backup if "mta-sts" not in mx.host))
+    config = replace(config, domains={d.name: d})
+    result = check(config)
+    assert result.mta_sts_mode == "enforce"
+    assert [f.code for f in result.findings] == ["mta-sts-uncovered"]
+
+
+def test_mta_sts_unresolvable_policy_host_is_a_warning(env: Env) -> None:
+    url = "https://mta-sts.{domain}.nowhere.invalid/.well-known/mta-sts.txt"
+    config = config_for(
+        env, {"mx1.enf.lab.test": env.good()}, domain="enf.lab.test", mta_sts_url=url
+    )
+    result = check(config)
+    assert result.mta_sts_mode is None
+    [f] = result.findings
+    assert f.code == "mta-sts-unavailable" and "cannot resolve mta-sts.enf.lab.test" in f.message
 
 
 def test_mta_sts_wildcard_matches_exactly_one_label(env: Env) -> None:
