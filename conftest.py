@@ -35,17 +35,18 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 )
 
 
+def _lab_zones() -> dict[str, str]:
+    return {
+        "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
+        "contract.test.": zone_text("contract.test."),
+    }
+
+
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
     TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
-    server = BindServer(
-        tmp_path_factory.mktemp("bind"),
-        {
-            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
-            "contract.test.": zone_text("contract.test."),
-        },
-    ).start()
+    server = BindServer(tmp_path_factory.mktemp("bind"), _lab_zones()).start()
     yield server
     server.stop()
 
@@ -57,27 +58,15 @@ def bind_key_file(bind: BindServer) -> Path:
 
 @pytest.fixture(scope="session")
 def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
-    """A real Knot DNS primary for ``example.test`` and ``contract.test`` (like ``bind``)."""
-    server = KnotServer(
-        tmp_path_factory.mktemp("knot"),
-        {
-            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
-            "contract.test.": zone_text("contract.test."),
-        },
-    ).start()
+    """A real Knot DNS primary with the same zones and key rules as ``bind``."""
+    server = KnotServer(tmp_path_factory.mktemp("knot"), _lab_zones()).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
-    """A real PowerDNS (gsqlite3) primary for ``example.test`` and ``contract.test``."""
-    server = PowerDNSServer(
-        tmp_path_factory.mktemp("pdns"),
-        {
-            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
-            "contract.test.": zone_text("contract.test."),
-        },
-    ).start()
+    """A real PowerDNS (gsqlite3) primary with the same zones and key rules as ``bind``."""
+    server = PowerDNSServer(tmp_path_factory.mktemp("pdns"), _lab_zones()).start()
     yield server
     server.stop()

@@ -7,17 +7,13 @@ and are skipped elsewhere (a developer machine without bind9).
 
 from __future__ import annotations
 
-import base64
-import os
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import NoReturn
 
-from tests.support.dnsserver import wait_ready
+from tests.support.dnsserver import LabDNSServer, wait_ready
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable, stop_process
+from tests.support.required import find_binary, server_unavailable
 
 NAMED_CANDIDATES = ("named", "/usr/sbin/named")
 
@@ -43,31 +39,10 @@ def zone_text(zone: str, records: str = "", ttl: int = 300) -> str:
 
 
 @dataclass
-class BindServer:
+class BindServer(LabDNSServer):
     """One running ``named``; ``zones`` maps zone name → zone-file text."""
 
-    workdir: Path
-    zones: Mapping[str, str]
-    key_name: str = "mxflip-test"
-    algorithm: str = "hmac-sha256"
     allow_update: bool = True
-    port: int = 0
-    secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def key_file(self) -> Path:
-        return self.workdir / "tsig.key"
-
-    def key_text(self, secret: str | None = None, name: str | None = None) -> str:
-        return (
-            f'key "{name or self.key_name}" {{\n\talgorithm {self.algorithm};\n'
-            f'\tsecret "{secret or self.secret}";\n}};\n'
-        )
 
     def start(self) -> BindServer:
         named = named_binary()
@@ -120,7 +95,3 @@ class BindServer:
 
     def _wait_ready(self, timeout: float) -> bool:
         return wait_ready(self.process, self.port, next(iter(self.zones)), timeout)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import dns.exception
 import dns.message
 import dns.query
+
+from tests.support.required import stop_process
 
 
 def wait_ready(
@@ -32,3 +39,40 @@ def wait_ready(
             pass
         time.sleep(0.05)
     return False
+
+
+def new_secret() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass
+class LabDNSServer:
+    """What every authoritative test server has: a folder, zones (name → zone-file
+    text), one TSIG key allowed to update them, a loopback port and a process."""
+
+    workdir: Path
+    zones: Mapping[str, str]
+    key_name: str = "mxflip-test"
+    algorithm: str = "hmac-sha256"
+    port: int = 0
+    secret: str = field(default_factory=new_secret)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "tsig.key"
+
+    def key_text(self, secret: str | None = None, name: str | None = None) -> str:
+        """The key in BIND's key-file syntax (another ``secret`` or ``name`` for tests)."""
+        return (
+            f'key "{name or self.key_name}" {{\n\talgorithm {self.algorithm};\n'
+            f'\tsecret "{secret or self.secret}";\n}};\n'
+        )
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None

@@ -8,41 +8,19 @@ missing or will not start, tests fail under ``CI=true`` and are skipped elsewher
 
 from __future__ import annotations
 
-import base64
-import os
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.dnsserver import wait_ready
+from tests.support.dnsserver import LabDNSServer, new_secret, wait_ready
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable, stop_process
-
-
-def _secret() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
+from tests.support.required import find_binary, server_unavailable
 
 
 @dataclass
-class KnotServer:
-    workdir: Path
-    zones: Mapping[str, str]
-    key_name: str = "mxflip-test"
-    algorithm: str = "hmac-sha256"
+class KnotServer(LabDNSServer):
     extra_key: str = "known-not-allowed"
-    port: int = 0
-    secret: str = field(default_factory=_secret)
-    extra_secret: str = field(default_factory=_secret)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def key_file(self) -> Path:
-        return self.workdir / "tsig.key"
+    extra_secret: str = field(default_factory=new_secret)
 
     @property
     def extra_key_file(self) -> Path:
@@ -53,8 +31,8 @@ class KnotServer:
         if knotd is None:
             server_unavailable("Knot DNS", "'knotd' is not installed", "apt-get install knot")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.key_file.write_text(_key_text(self.key_name, self.algorithm, self.secret))
-        self.extra_key_file.write_text(_key_text(self.extra_key, self.algorithm, self.extra_secret))
+        self.key_file.write_text(self.key_text())
+        self.extra_key_file.write_text(self.key_text(self.extra_secret, self.extra_key))
         for zone, text in self.zones.items():
             (self.workdir / f"{zone.rstrip('.')}.zone").write_text(text)
         last = ""
@@ -99,11 +77,3 @@ class KnotServer:
             "    semantic-checks: on\n"
             "zone:\n" + zones + "\n"
         )
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-
-def _key_text(name: str, algorithm: str, secret: str) -> str:
-    return f'key "{name}" {{\n\talgorithm {algorithm};\n\tsecret "{secret}";\n}};\n'

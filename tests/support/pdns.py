@@ -9,18 +9,15 @@ elsewhere.
 
 from __future__ import annotations
 
-import base64
-import os
 import sqlite3
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from tests.support.dnsserver import wait_ready
+from tests.support.dnsserver import LabDNSServer, wait_ready
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable, stop_process
+from tests.support.required import find_binary, server_unavailable
 
 SCHEMA = Path("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql")
 INSTALL = "apt-get install pdns-server pdns-backend-sqlite3"
@@ -31,29 +28,7 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @dataclass
-class PowerDNSServer:
-    workdir: Path
-    zones: Mapping[str, str]
-    key_name: str = "mxflip-test"
-    algorithm: str = "hmac-sha256"
-    port: int = 0
-    secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def key_file(self) -> Path:
-        return self.workdir / "tsig.key"
-
-    def key_text(self, secret: str | None = None, name: str | None = None) -> str:
-        return (
-            f'key "{name or self.key_name}" {{\n\talgorithm {self.algorithm};\n'
-            f'\tsecret "{secret or self.secret}";\n}};\n'
-        )
-
+class PowerDNSServer(LabDNSServer):
     def _pdnsutil(self, *args: str) -> None:
         pdnsutil = find_binary("pdnsutil", "/usr/bin/pdnsutil")
         if pdnsutil is None:
@@ -118,7 +93,3 @@ class PowerDNSServer:
             path.write_text(text)
             self._pdnsutil("load-zone", zone.rstrip("."), str(path))
             self._pdnsutil("set-meta", zone.rstrip("."), "TSIG-ALLOW-DNSUPDATE", self.key_name)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
