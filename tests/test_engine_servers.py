@@ -113,3 +113,57 @@ def test_cached_until_rounds_up_and_adds_a_second(tmp_path: Path) -> None:
     assert cached_until(1000.2, [unlowered]) == 1302.0  # 1300.2 rounds up to 1301, +1
     assert cached_until(1000.2, [prelowered]) == 1062.0  # the lowered TTL is what caches hold
     assert cached_until(1000.0, [Step(d, None, after)]) is None
+
+
+@pytest.fixture
+def cli_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    from mxflip import cli as cli_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
+    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
+    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
+    return clock
+
+
+def test_failover_and_failback_through_the_cli(
+    server: LabServer, tmp_path: Path, cli_clock: FakeClock
+) -> None:
+    """``mxflip failover --yes --json`` then ``failback``: records served by the real
+    server, and the cached-until time in the JSON document and the human output."""
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from mxflip.cli import cli
+
+    names = domain_names(2)
+    seed(server, names)
+    text = (
+        f'[providers.lab]\ntype = "rfc2136"\nserver = "{server.address}"\n'
+        f'tsig_key_file = "{server.key_file}"\n\n'
+        f'[defaults]\nprovider = "lab"\nprimary = {json.dumps(PRIMARY)}\n'
+        f'backup = {json.dumps(BACKUP)}\nnameservers = ["{server.address}"]\n\n'
+        f'[journal]\npath = "{tmp_path / "journal.jsonl"}"\n'
+    )
+    for n in names:
+        text += f'\n[domains."{n.rstrip(".")}"]\nzone = "{n.split(".", 1)[1]}"\n'
+    path = tmp_path / "mxflip.toml"
+    path.write_text(text)
+
+    ran = CliRunner().invoke(cli, ["-c", str(path), "failover", "--all", "--yes", "--json"])
+    assert ran.exit_code == 0, ran.output
+    doc = json.loads(ran.stdout)
+    assert doc["operation"]["outcome"] == "done"
+    until = doc["operation"]["old_answers_until"]
+    assert until is not None and until > doc["operation"]["started"]
+    assert live(server, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
+
+    back = CliRunner().invoke(cli, ["-c", str(path), "failback", "--all", "--yes"])
+    assert back.exit_code == 0, back.output
+    [line] = [x for x in back.stdout.splitlines() if x.startswith("Old answers may stay")]
+    assert re.fullmatch(
+        r"Old answers may stay cached until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.", line
+    )
+    assert live(server, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}
