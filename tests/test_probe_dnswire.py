@@ -33,6 +33,8 @@ def test_the_query_is_what_dnspython_would_send() -> None:
     ours = dns.message.from_wire(question.to_wire(7))
     theirs = dns.message.make_query("mx1.example.test.", "AAAA", use_edns=0, payload=1232)
     theirs.id = 7
+    # with AD set (RFC 6840 §5.7): a validating resolver says whether it validated
+    theirs.flags |= dns.flags.AD
     assert ours == theirs
     assert question.labels == (b"mx1", b"example", b"test")
 
@@ -120,3 +122,11 @@ def test_a_truncated_reply_cut_mid_record_still_parses() -> None:
     response.flags |= dns.flags.TC
     cut = parse(response.to_wire()[:60])
     assert cut.truncated and cut.answers(question) and cut.answer == ()
+
+
+def test_the_ad_bit_of_a_reply_is_read() -> None:
+    question = Question.make("_25._tcp.mx.example.test.", "TLSA")
+    message = dns.message.make_response(dns.message.from_wire(question.to_wire(9)))
+    assert not parse(message.to_wire()).authenticated
+    message.flags |= dns.flags.AD
+    assert parse(message.to_wire()).authenticated
