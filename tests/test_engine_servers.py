@@ -167,3 +167,58 @@ def test_failover_and_failback_through_the_cli(
         r"Old answers may stay cached until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.", line
     )
     assert live(server, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}
+
+
+def test_cached_until_holds_at_a_real_caching_resolver(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The promise checked where it matters: Unbound caches the old set just before the
+    switch; after it, Unbound still hands out the old set, and its remaining TTL ends no
+    later than the "old answers may stay cached until" time. Real clock, no waiting."""
+    import time
+    from datetime import datetime
+
+    import dns.message
+    import dns.query
+
+    from mxflip.render.common import when
+    from mxflip.rollout import SystemClock
+    from tests.support.engine import start_engine_bind
+    from tests.support.unbound import UnboundServer
+
+    folder = tmp_path_factory.mktemp("cached-until")
+    bind = start_engine_bind(folder / "bind")
+    unbound = None
+    try:
+        unbound = UnboundServer(
+            folder / "unbound", {z: bind.address for z in ZONES}, cache=True
+        ).start()
+        names = domain_names(2)
+        seed(bind, names, ttl=60)  # already at failover_ttl: a --now switch, no waiting
+
+        def ask(name: str) -> tuple[set[str], int]:
+            q = dns.message.make_query(name, "MX")
+            r = dns.query.udp(q, "127.0.0.1", port=unbound.port, timeout=3) if unbound else None
+            assert r is not None and r.answer
+            return {rd.to_text() for rd in r.answer[0]}, r.answer[0].ttl
+
+        for n in names:
+            assert ask(n)[0] == set(PRIMARY)  # now cached for 60 s
+        config = engine_config(bind, tmp_path, names)
+        engine = Engine(config, journal_of(config), clock=SystemClock(), readiness=ready)
+        doms = list(engine.config.domains.values())
+        result = engine.execute(engine.plan_switch("failover", doms, PlanOptions(now=True)))
+        assert result.outcome == "done" and result.old_answers_until is not None
+        # what the user is told (whole seconds, as printed and in --json)
+        shown = datetime.fromisoformat(when(result.old_answers_until).replace("Z", "+00:00"))
+        for n in names:
+            asked = time.time()
+            records, remaining = ask(n)
+            assert records == set(PRIMARY)  # the resolver still hands out the old set
+            # Unbound serves an answer through the last whole second of its TTL
+            served_until = math.floor(asked) + remaining + 1
+            assert served_until <= shown.timestamp()
+    finally:
+        if unbound is not None:
+            unbound.stop()
+        bind.stop()

@@ -85,6 +85,8 @@ class UnboundServer:
     workdir: Path
     stubs: Mapping[str, str]
     trust_anchors: Sequence[str] = ()
+    #: Keep answers for their TTL, as a real resolver does (off: every query goes through).
+    cache: bool = False
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -121,8 +123,9 @@ class UnboundServer:
                 '  module-config: "validator iterator"\n'
                 "  val-permissive-mode: no\n  harden-dnssec-stripped: yes\n"
                 f'  trust-anchor-file: "{anchors}"\n'
-                "  cache-max-ttl: 0\n  cache-max-negative-ttl: 0\n"
-                "remote-control:\n  control-enable: no\n" + stubs
+                + ("" if self.cache else "  cache-max-ttl: 0\n  cache-max-negative-ttl: 0\n")
+                + "remote-control:\n  control-enable: no\n"
+                + stubs
             )
             log = (self.workdir / "unbound.log").open("wb")
             self.process = subprocess.Popen(
