@@ -7,6 +7,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
+from pytest import MonkeyPatch
 
 from mxflip._dnswire import Question, WireError, parse, to_text
 
@@ -130,3 +131,21 @@ def test_the_ad_bit_of_a_reply_is_read() -> None:
     assert not parse(message.to_wire()).authenticated
     message.flags |= dns.flags.AD
     assert parse(message.to_wire()).authenticated
+
+
+def test_ad_is_trusted_only_from_named_or_local_resolvers(monkeypatch: MonkeyPatch) -> None:
+    import dns.resolver
+
+    from mxflip.hostport import HostPort
+    from mxflip.lookup import Lookup
+
+    class System:
+        def __init__(self) -> None:
+            self.nameservers = system
+
+    monkeypatch.setattr(dns.resolver, "Resolver", System)
+    system = ["192.0.2.53"]
+    assert Lookup().trust_ad is False  # a resolver across the network: AD proves nothing
+    system = ["127.0.0.53", "::1"]
+    assert Lookup().trust_ad is True  # systemd-resolved or a local Unbound
+    assert Lookup([HostPort("192.0.2.1", 53)]).trust_ad is True  # named in [probe] resolvers
