@@ -43,6 +43,8 @@ from tests.support.engine import (
     start_engine_bind,
 )
 
+pytestmark = pytest.mark.real_server
+
 RESTORE_AFTER = 600.0
 
 
