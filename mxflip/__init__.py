@@ -24,6 +24,9 @@ _EXPORTS = {
     "ProviderAuthError": "mxflip.errors",
     "ProviderError": "mxflip.errors",
     "StaleExpectationError": "mxflip.errors",
+    "LockBusy": "mxflip.files",
+    "atomic_write": "mxflip.files",
+    "locked": "mxflip.files",
 }
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "Change",
     "ChangeHandle",
     "ConfigError",
+    "LockBusy",
     "MxflipError",
     "Provider",
     "ProviderAuthError",
@@ -39,6 +43,8 @@ __all__ = [
     "RRset",
     "StaleExpectationError",
     "__version__",
+    "atomic_write",
+    "locked",
 ]
 
 if TYPE_CHECKING:
@@ -47,6 +53,9 @@ if TYPE_CHECKING:
     from mxflip.errors import ProviderAuthError as ProviderAuthError
     from mxflip.errors import ProviderError as ProviderError
     from mxflip.errors import StaleExpectationError as StaleExpectationError
+    from mxflip.files import LockBusy as LockBusy
+    from mxflip.files import atomic_write as atomic_write
+    from mxflip.files import locked as locked
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider
