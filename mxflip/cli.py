@@ -6,17 +6,26 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
 
+if TYPE_CHECKING:
+    from mxflip.config import Config, DomainConfig
+    from mxflip.engine import Engine
+    from mxflip.plan import Plan, PlanOptions
+    from mxflip.rollout import Clock, RolloutResult
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: Builds the plan of one changing command from the engine and the parsed options.
+Build = Callable[["Engine", "PlanOptions"], "Plan"]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -34,7 +43,7 @@ class State:
     config_path: str | None
     debug: bool
 
-    def load_config(self) -> Any:
+    def load_config(self) -> Config:
         from mxflip.config import load_config
 
         return load_config(self.config_path)
@@ -316,9 +325,9 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
     return ChangeRequest(kind=kind, argv=argv, **kw)
 
 
-def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
+def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
-    from mxflip.engine import Engine, PlanRefused
+    from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.journal import Journal, default_journal_path
     from mxflip.plan import PlanOptions
@@ -358,12 +367,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
     )
-    plan = None
+    plan: Plan | None = None
     try:
-        lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
+        lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(journal, change)
+                settle = _settle_unsettled(engine, change)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -381,15 +390,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     f"not {change.plan_hash}; nothing was changed",
                     hint="review the new plan (--dry-run) and pass its hash",
                 )
-            if plan.blockers:
-                raise PlanRefused(
-                    "refusing to apply: "
-                    + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                    hint="fix the cause, or pass --force --reason TEXT where it is allowed",
-                )
-            if not plan.changes:
+            refuse_blocked(plan)
+            if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
-            _confirm(change)
+            if plan.changes:
+                _confirm(change)
+            # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
         if change.as_json and plan is not None:
@@ -410,25 +416,17 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     sys.exit(int(code))
 
 
-def _clock() -> Any:
+def _clock() -> Clock:
     """The clock changing commands use (tests replace this function)."""
     from mxflip.rollout import SystemClock
 
     return SystemClock()
 
 
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _finish(
     change: ChangeRequest,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: RolloutResult | None,
     code: ExitCode,
     *,
     dry_run: bool = False,
@@ -458,24 +456,21 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
-    """An interrupted or failed operation must be resumed or rolled back first. On a
-    terminal the person is offered both; otherwise the command is refused, naming them.
-    Returns (kind, operation id) when the person chose to settle it now."""
-    unsettled = journal.read().unsettled()
-    if not unsettled:
+def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first (the
+    engine's check). On a terminal the person is offered both; otherwise the command is
+    refused, naming them. Returns (kind, operation id) when the person chose to settle
+    it now."""
+    from mxflip.engine import Unsettled, unsettled_text
+
+    op = engine.first_unsettled()
+    if op is None:
         return None
-    op = unsettled[-1]
-    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
-    text = (
-        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
-        "and may have left zones half-way"
-    )
     if change.dry_run:
-        click.echo(f"mxflip: warning: {text}", err=True)
+        click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
     if _interactive() and not change.yes and not change.as_json:
-        click.echo(f"mxflip: {text}.", err=True)
+        click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
             type=click.Choice(["resume", "rollback", "abort"]),
@@ -484,10 +479,7 @@ def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | 
         )
         if choice != "abort":
             return choice, op.id
-    raise MxflipError(
-        text,
-        hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
-    )
+    raise Unsettled(op)
 
 
 def _interactive() -> bool:
@@ -495,13 +487,15 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _settle_builder(kind: str, op_id: str) -> Any:
+def _settle_builder(kind: str, op_id: str) -> Build:
     if kind == "resume":
         return lambda engine, opts: engine.plan_resume(op_id, opts)
     return lambda engine, opts: engine.plan_rollback(op_id, opts)
 
 
-def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:
+def _select_switch(
+    config: Config, domains: tuple[str, ...], all_: bool, kind: str
+) -> list[DomainConfig]:
     from mxflip.errors import UsageError
 
     if domains and all_:
@@ -518,7 +512,7 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Any, opts: Any) -> Any:
+        def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
             return engine.plan_switch(kind, chosen, opts)
 

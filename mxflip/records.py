@@ -11,7 +11,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+# Matched with fullmatch: ``$`` would also match before a trailing newline.
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+#: Characters that must never reach a wire protocol or a terminal from a name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class NameError_(ValueError):
@@ -26,6 +29,8 @@ def normalize_name(text: str) -> str:
     letters, digits, hyphen and underscore, IP address literals, and the root ``.``.
     Internationalised names are accepted and converted to their A-label (``xn--``) form.
     """
+    if _CONTROL.search(text):
+        raise NameError_(f"{text!r} holds a control character (CR, LF, NUL, …)")
     raw = text.strip()
     if not raw or raw == ".":
         raise NameError_("empty name (the root '.' is not a host name)")
@@ -46,7 +51,7 @@ def normalize_name(text: str) -> str:
     for label in name.split("."):
         if not label:
             raise NameError_(f"{raw!r} has an empty label")
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise NameError_(
                 f"{raw!r} has an invalid label {label!r} "
                 "(letters, digits, '-' and '_' only, 1-63 long, no leading or trailing '-')"

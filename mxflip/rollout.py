@@ -116,6 +116,8 @@ class RolloutResult:
     #: With --now: until when resolvers may still hand out the old sets.
     old_answers_until: float | None = None
     phases: tuple[tuple[str, str], ...] = ()
+    #: Why a settling operation wrote nothing (it still settled its parent).
+    note: str | None = None
 
 
 def default_query(

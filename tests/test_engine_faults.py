@@ -202,6 +202,13 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
             expected = "ttl-restored" if op.outcome == "done" else "before"
             assert set(states_of(config, seeded, live(fbind, names)).values()) == {expected}
             return
+        if op.outcome == "failed" and set(mid.values()) == {"before"}:
+            # Nothing was changed: no zone can be half-way, so nothing blocks the next
+            # change and there is nothing to resume.
+            assert journal.read().unsettled() == []
+            with pytest.raises(UsageError, match=r"no interrupted"):
+                settler.plan_resume(None, PlanOptions())
+            return
         plan = settler.plan_resume(None, PlanOptions())
         assert plan.parent == op.id and not plan.blockers
         result = settler.execute(plan)

@@ -152,6 +152,7 @@ def operation_json(
                 for c in result.cached
             ],
             "error": result.error,
+            "note": result.note,
         }
         doc["error"] = doc["error"] or result.error
     return doc
@@ -159,6 +160,13 @@ def operation_json(
 
 def render_result(console: Console, result: RolloutResult) -> None:
     if result.outcome == "noop":
+        if result.note and result.plan.parent:
+            console.print(
+                f"Nothing to do: {result.note.removeprefix('nothing to do: ')}. "
+                f"Operation {result.plan.parent} is settled (journalled as {result.op_id}).",
+                markup=False,
+            )
+            return
         console.print("Nothing to do: every domain is already in the asked state.")
         return
     console.print(
