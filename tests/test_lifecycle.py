@@ -222,7 +222,7 @@ def test_settling_noop_in_json(
 ) -> None:
     import json
 
-    path, names = lab
+    path, _ = lab
     failover_with_fault(lbind, path, injected, failpoint=Failpoints("switch:served", Crash()))
     (op,) = journal_at(path).read().operations
     result = run(path, "resume", "--yes", "--json")
