@@ -27,6 +27,7 @@ _EXPORTS = {
     "LockBusy": "mxflip.files",
     "atomic_write": "mxflip.files",
     "locked": "mxflip.files",
+    "register_secret": "mxflip.sanitize",
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "__version__",
     "atomic_write",
     "locked",
+    "register_secret",
 ]
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from mxflip.provider import ProviderSettings as ProviderSettings
     from mxflip.records import MX as MX
     from mxflip.records import RRset as RRset
+    from mxflip.sanitize import register_secret as register_secret
 
 
 def __getattr__(name: str) -> Any:

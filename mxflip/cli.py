@@ -54,14 +54,18 @@ class MxflipGroup(click.Group):
     unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        args = [*ctx._protected_args, *ctx.args]
+        # ``--json`` promises one document on stdout even when the command fails early
+        # (a config error, the lock): the error is written as that document.
+        as_json = (args[0] if args else "") if "--json" in args else None
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
             if _debug(ctx):
                 raise
-            _fail(ctx, f"error: {exc}", exc.exit_code)
+            _fail(ctx, f"error: {exc}", exc.exit_code, as_json)
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted", ExitCode.INTERRUPTED)
+            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, as_json)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
@@ -72,6 +76,7 @@ class MxflipGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(run with --debug for the traceback, and please report it)",
                 ExitCode.FAILURE,
+                as_json,
             )
 
 
@@ -80,9 +85,24 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
+    from mxflip.sanitize import clean
+
+    message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
+    common = sys.modules.get("mxflip.render.common")
+    if as_json is not None and not (common is not None and common.written[0]):
+        import json
+
+        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": message}
+        click.echo(json.dumps(doc, indent=2))
     ctx.exit(int(code))
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
+    # records that it was interrupted and a drill puts back what it changed.
+    raise KeyboardInterrupt
 
 
 @click.group(cls=MxflipGroup, epilog=EXIT_CODES_HELP)
@@ -962,7 +982,7 @@ def _canary_report(
 
     code = report.exit_code
     if prometheus_file:
-        paths = CanaryStore(state_file(config.canary)).load().paths
+        paths = CanaryStore(state_file(config)).load().paths
         write_textfile(Path(prometheus_file), canary_prometheus(paths))
     if as_json:
         write_json(canary_check_json(report, int(code), command))
@@ -973,4 +993,7 @@ def _canary_report(
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="mxflip")

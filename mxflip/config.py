@@ -544,7 +544,25 @@ def _parse_providers(
             context={"base_dir": base_dir, "provider": name},
         )
         providers[name] = ProviderConfig(name=name, type=type_name, settings=settings)
+        _register_env_secrets(settings)
     return providers
+
+
+#: Environment variables that hold credentials whatever the config says (boto3 reads them).
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN")
+
+
+def _register_env_secrets(settings: Any) -> None:
+    """Every secret a setting points at (``*_env`` names a variable holding a token or
+    password) is redacted from whatever this process shows or stores."""
+    from mxflip.sanitize import register_secret
+
+    names = list(_SECRET_ENV)
+    for key, value in vars(settings).items():
+        if key.endswith("_env") and isinstance(value, str):
+            names.append(value)
+    for env in names:
+        register_secret(os.environ.get(env))
 
 
 def _parse_sets(table: Mapping[str, Any], where: str) -> dict[str, list[str]]:
@@ -743,6 +761,7 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
     ca_file = resolve(canary.ca_file)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"CA file {ca_file} not found", path=where, key="canary.ca_file")
+    _register_env_secrets(canary)
     return CanaryConfig(
         mailbox=canary.mailbox,
         imap_host=canary.imap_host,

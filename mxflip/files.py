@@ -45,17 +45,16 @@ def state_dir() -> Path:
 
 
 def loose_folder(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold private state (it, or a folder above it up to the
-    first one owned by root, is writable by others), or None when it can. Like ssh with
-    a key file: anyone who can write there can swap the files mxflip trusts."""
+    """Why ``folder`` cannot hold private state (it is writable by every user: anyone
+    could plant or swap the files mxflip trusts, as ssh says of a loose key file), or
+    None when it can. A sticky bit does not help: another user may create the file
+    first."""
     try:
         st = folder.stat()
     except OSError:
         return None  # a folder that does not exist is created private
     mode = stat.S_IMODE(st.st_mode)
-    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-        return f"{folder} is writable by every user (mode {mode:04o})"
-    if mode & stat.S_IWOTH and st.st_uid == os.geteuid():
+    if mode & stat.S_IWOTH:
         return f"{folder} is writable by every user (mode {mode:04o})"
     return None
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from mxflip._der import DERError, parse_certificate
 from mxflip.errors import ConfigError
 from mxflip.retry import AsyncSleep, async_retrying
+from mxflip.sanitize import clean
 
 #: Monotonic seconds, for step timings (injectable so tests control "slow").
 Clock = Callable[[], float]
@@ -269,9 +270,9 @@ async def _read_reply(reader: asyncio.StreamReader) -> Reply:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         match = _REPLY.match(text)
         if match is None or (code is not None and int(match.group(1)) != code):
-            raise _Garbage(f"not an SMTP reply: {text[:80]!r}")
+            raise _Garbage(f"not an SMTP reply: {clean(text[:80])!r}")
         code = int(match.group(1))
-        lines.append(match.group(3))
+        lines.append(clean(match.group(3)))  # remote text: no escapes reach a terminal
         if match.group(2) != "-":
             return Reply(code, tuple(lines))
     raise _Garbage(f"a reply of more than {_MAX_REPLY_LINES} lines")

@@ -287,7 +287,7 @@ def send_canaries(
                 lambda d: send_one(config, d, via, live=live.get(d.name), clock=clock), domains
             )
         )
-    store = CanaryStore(state_file(require_canary(config)))
+    store = CanaryStore(state_file(config))
     with store.update() as state:
         for r in results:
             record = CanaryRecord(

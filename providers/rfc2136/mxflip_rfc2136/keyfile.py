@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mxflip import register_secret
+
+_log = logging.getLogger("mxflip.rfc2136")
 
 _COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.DOTALL)
 _KEY = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.DOTALL)
@@ -42,7 +48,10 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise KeyFileError(f"key file {path} is not text") from None
+    _warn_if_loose(path)
     keys = parse_keys(_COMMENTS.sub("", text), path)
+    for key in keys:
+        register_secret(key.secret)  # never shown, even if a server echoes it back
     if not keys:
         raise KeyFileError(
             f'key file {path} holds no key {{ algorithm …; secret "…"; }}; block '
@@ -59,6 +68,22 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
             return key
     names = ", ".join(k.name for k in keys)
     raise KeyFileError(f"key file {path} has no key named {name!r} (it has: {names})")
+
+
+def _warn_if_loose(path: Path) -> None:
+    """A key file other users may read gives them the right to change the zone."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        _log.warning(
+            "mxflip: warning: TSIG key file %s is readable by every user (mode %04o); "
+            "run 'chmod o-rwx %s'",
+            path,
+            mode,
+            path,
+        )
 
 
 def parse_keys(text: str, path: Path) -> list[TsigKey]:
