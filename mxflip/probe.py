@@ -379,6 +379,9 @@ class _Conversation:
 
     async def _send(self, line: str) -> Reply:
         assert self.reader is not None and self.writer is not None
+        if any(c in line for c in "\r\n\0"):
+            # The last line of defence for "never DATA": one command per line, always.
+            raise ConfigError(f"refusing to send an SMTP command with a line break: {line!r}")
         try:
             self.writer.write(line.encode("utf-8") + b"\r\n")
             await self.writer.drain()
