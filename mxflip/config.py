@@ -705,6 +705,15 @@ def _parse_domain(
             path=where,
             key=f"{origin('failover_ttl')}.failover_ttl",
         )
+    adapter = load_provider_class(providers[provider].type)
+    for field_name, value in (("ttl", ttl), ("failover_ttl", failover_ttl)):
+        problem = adapter.check_ttl(providers[provider].settings, value)
+        if problem is not None:
+            raise ConfigError(
+                f"{field_name} {value}: {problem}",
+                path=where,
+                key=f"{origin(field_name)}.{field_name}",
+            )
     return DomainConfig(
         name=domain,
         provider=provider,
