@@ -7,6 +7,7 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class MxflipGroup(click.Group):
         # ``--json`` promises one document on stdout even when the command fails early
         # (a config error, the lock): the error is written as that document.
         as_json = (args[0] if args else "") if "--json" in args else None
+        ctx.meta["mxflip.json_written"] = _json_written()
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
@@ -90,13 +92,35 @@ def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = Non
 
     message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
-    common = sys.modules.get("mxflip.render.common")
-    if as_json is not None and not (common is not None and common.written[0]):
+    if as_json is not None and _json_written() == ctx.meta.get("mxflip.json_written", 0):
         import json
 
-        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": message}
+        error = message.removeprefix("error: ")
+        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": error}
         click.echo(json.dumps(doc, indent=2))
     ctx.exit(int(code))
+
+
+def _json_written() -> int:
+    """How many JSON documents this process has written (0 before the renderer loads)."""
+    common = sys.modules.get("mxflip.render.common")
+    return int(common.written[0]) if common is not None else 0
+
+
+class _StderrWarnings(logging.Handler):
+    """The core logs warnings (a loose key file); a person sees them as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from mxflip.sanitize import clean
+
+        click.echo(clean(record.getMessage()), err=True)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("mxflip")
+    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
+        handler = _StderrWarnings(logging.WARNING)
+        log.addHandler(handler)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -124,6 +148,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
     ctx.obj = State(config_path=config_path, debug=debug)
+    _show_warnings()
 
 
 json_option = click.option(

@@ -112,6 +112,18 @@ class DNSClient:
             ) from None
         except OSError as exc:
             raise ProviderError(f"cannot reach DNS server {self.server} ({what}): {exc}") from None
+        except dns.exception.FormError as exc:
+            if self._keyring is not None and "TSIG" in str(exc):
+                raise ProviderAuthError(
+                    f"DNS server {self.server} sent an unsigned reply to a TSIG-signed "
+                    f"request ({what}): it does not use key {self._key_label!r}, or something "
+                    "between us answers in its place",
+                    hint="check that the server's configuration includes this key and that "
+                    "server and port are the server's own",
+                ) from None
+            raise ProviderError(
+                f"bad answer from DNS server {self.server} ({what}): {exc}"
+            ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(
                 f"bad answer from DNS server {self.server} ({what}): {exc}"
