@@ -278,3 +278,172 @@ def test_ambiguous_operation_prefix_is_refused_listing_the_candidates(
     assert live(lbind, names) == before
     unique = run(path, "rollback", ids[1], "--yes")
     assert unique.exit_code == 0, unique.output
+
+
+# ------------------------------------------- item 3: nameservers, item 4: prepare
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A loopback UDP and TCP port that never answers (a black-holed nameserver)."""
+    import socket
+
+    from tests.support.ports import free_port
+
+    port = free_port()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", port))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", port))
+    tcp.listen(0)  # never accepted: connections hang, like a filtered port
+    yield f"127.0.0.1:{port}"
+    udp.close()
+    tcp.close()
+
+
+def test_unreachable_verification_nameserver_blocks_while_planning(
+    lbind: BindServer, tmp_path: Path, blackhole: str, injected: FakeClock
+) -> None:
+    names = domain_names(2)
+    seeded = seed(lbind, names)
+    path = write_config(tmp_path, lbind, names)
+    text = path.read_text().replace(
+        f'nameservers = ["{lbind.address}"]', f'nameservers = ["{lbind.address}", "{blackhole}"]'
+    )
+    path.write_text(text)
+    dry = run(path, "failover", "--all", "--dry-run")
+    assert dry.exit_code == 0
+    assert f"verification nameserver {blackhole} does not answer" in dry.stdout
+    real = run(path, "failover", "--all", "--yes")
+    assert real.exit_code == 3
+    assert "refusing to apply the plan: " in real.stderr
+    assert "[nameserver-unreachable]" in real.stderr
+    # Refused before anything was written or waited for.
+    assert live(lbind, names) == seeded and injected.slept == 0
+    assert journal_at(path).read().operations == []
+    # --force --reason accepts the risk (verification will still fail there later).
+    config = load_config(path)
+    engine = Engine(config, journal_at(path), clock=injected, readiness=ready, dns_timeout=0.5)
+    forced = engine.plan_switch(
+        "failover", list(config.domains.values()), PlanOptions(force=True, reason="known")
+    )
+    assert not forced.blockers and {f.code for _, f in forced.forced} == {"nameserver-unreachable"}
+    engine.close()
+
+
+def test_countdown_starts_once_every_nameserver_serves_the_lowered_ttl(
+    lbind: BindServer, tmp_path: Path, injected: FakeClock
+) -> None:
+    from mxflip.dnsview import ServerAnswer
+    from mxflip.rollout import Event, default_query
+
+    names = domain_names(1)
+    seeded = seed(lbind, names)
+    path = write_config(tmp_path, lbind, names)
+    config = load_config(path)
+    lag = {"polls": 3}
+
+    def lagging(batch, recursive, timeout):  # type: ignore[no-untyped-def]
+        answers = default_query(batch, recursive, timeout)
+        if lag["polls"] > 0:  # a secondary still serving the old TTL
+            lag["polls"] -= 1
+            return [
+                [ServerAnswer(a.server, seeded[name], None, a.address) for a in got]
+                for (_, name), got in zip(batch, answers, strict=True)
+            ]
+        return answers
+
+    events: list[Event] = []
+    engine = Engine(
+        config,
+        journal_at(path),
+        clock=injected,
+        readiness=ready,
+        query=lagging,
+        events=events.append,
+    )
+    plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
+    result = engine.execute(plan)
+    assert result.outcome == "done"
+    lagged = [e for e in events if e.kind == "pending" and e.phase == "prelower-wait"]
+    assert len(lagged) == 1
+    assert "still serving the old TTL" in lagged[0].message
+    assert lagged[0].data["pending"] == [f"{names[0].rstrip('.')} at {lbind.address}"]
+    # Three polls 2 s apart lagged, then the full old TTL was waited from there.
+    countdown = sum(injected.sleeps[3:])
+    assert injected.sleeps[:3] == [2.0, 2.0, 2.0]
+    assert 3600 <= countdown <= 3600 + 60
+    engine.close()
+
+
+def test_prepare_is_never_blocked_by_the_live_hosts_health(
+    lbind: BindServer, lab: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.engine import not_ready
+
+    path, names = lab
+    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    result = run(path, "prepare", "--yes")
+    assert result.exit_code == 0, result.output
+    assert live(lbind, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}
+    (op,) = journal_at(path).read().operations
+    assert op.kind == "prepare" and op.outcome == "done"
+
+
+# ----------------------------------------------------------------- item 5: SIGTERM
+
+
+def test_sigterm_interrupts_like_ctrl_c_and_is_journalled(
+    lbind: BindServer, lab: tuple[Path, list[str]]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path, _ = lab
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("MXFLIP_JOURNAL", None)
+    # A planned failover waits out the old TTL (an hour): SIGTERM arrives during the wait.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mxflip",
+            "-c",
+            str(path),
+            "failover",
+            "--all",
+            "--yes",
+            "--skip-readiness",
+            "--reason",
+            "sigterm test",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    journal = journal_at(path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ops = journal.read().operations if journal.path.exists() else []
+            if ops and any(p.get("phase") == "prelower-wait" for p in ops[0].phases):
+                break
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "never reached the wait"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err.decode()
+    assert "mxflip: interrupted" in err.decode()
+    (op,) = journal.read().operations
+    assert op.result is not None and op.result["outcome"] == "interrupted"
+    assert set(op.result["states"].values()) == {"prelowered"}
