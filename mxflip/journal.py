@@ -220,7 +220,7 @@ class Operation:
 
     @property
     def time(self) -> float:
-        return float(self.intent.get("ts", 0.0))
+        return float(self.intent.get("ts", 0.0))  # validated on read: a finite number
 
     @property
     def outcome(self) -> str:
@@ -263,7 +263,7 @@ class Operation:
     def phase_done_at(self, phase: str) -> float | None:
         for record in reversed(self.phases):
             if record.get("phase") == phase and record.get("status") == "done":
-                return float(record["ts"])
+                return float(record.get("ts", 0.0))
         return None
 
 

@@ -15,6 +15,7 @@ from mxflip.plan import Plan
 from mxflip.records import RRset, display_name
 from mxflip.render.common import JSON_VERSION, duration_text, records_text, stderr_console, when
 from mxflip.rollout import Event, RolloutResult
+from mxflip.sanitize import clean
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -307,14 +308,15 @@ def render_history(console: Console, view: JournalView, limit: int | None) -> No
             domains += f" (+{len(steps) - 3})"
         outcome = op.outcome
         style = {"done": "green", "rolled-back": "yellow"}.get(outcome, "red")
+        # Journal text is shown as text: no rich markup, no control characters.
         table.add_row(
-            op.id,
-            str(op.intent.get("time", "")),
-            f"{op.intent.get('user')}@{op.intent.get('host')}",
-            what,
-            domains,
-            Text(outcome, style=style),
-            str(op.intent.get("reason") or ""),
+            Text(clean(op.id)),
+            Text(clean(str(op.intent.get("time", "")))),
+            Text(clean(f"{op.intent.get('user')}@{op.intent.get('host')}")),
+            Text(clean(what)),
+            Text(clean(domains)),
+            Text(clean(outcome), style=style),
+            Text(clean(str(op.intent.get("reason") or ""))),
         )
     console.print(table)
     if view.skipped_lines:
