@@ -609,7 +609,9 @@ def _register_env_secrets(settings: Any) -> None:
 
     names = list(_SECRET_ENV)
     for key, value in vars(settings).items():
-        if key.endswith("_env") and isinstance(value, str):
+        # A user name is not a secret (and redacting it would blank out ordinary words).
+        secret = any(word in key for word in ("password", "token", "secret", "key"))
+        if key.endswith("_env") and secret and isinstance(value, str):
             names.append(value)
     for env in names:
         register_secret(os.environ.get(env))

@@ -65,7 +65,7 @@ class AmbiguousOperation(UsageError):
 
 #: Bytes reserved for the lock holder's description: the lock file is overwritten in
 #: place, never truncated (a truncation through a planted link would destroy a file).
-_HOLDER_BYTES = 512
+_HOLDER_BYTES = 1024
 
 
 def default_journal_path(configured: Path | None = None) -> Path:
@@ -95,12 +95,6 @@ def rrset_json(rrset: RRset | None) -> dict[str, Any] | None:
     if rrset is None:
         return None
     return {"name": rrset.name, "ttl": rrset.ttl, "records": rrset.strings()}
-
-
-def rrset_from_json(data: Mapping[str, Any] | None) -> RRset | None:
-    if data is None:
-        return None
-    return RRset(data["name"], int(data["ttl"]), frozenset(MX.parse(r) for r in data["records"]))
 
 
 def whoami() -> tuple[str, str]:
@@ -415,7 +409,11 @@ class Journal:
                     "command": command,
                     "since": iso(now if now is not None else time.time()),
                 }
-                _write_holder(fd, json.dumps(info))
+                text = json.dumps(info)
+                if len(text.encode()) > _HOLDER_BYTES:  # a very long command line
+                    info["command"] = command[:100] + " …"
+                    text = json.dumps(info)
+                _write_holder(fd, text)
                 try:
                     yield
                 finally:

@@ -23,7 +23,7 @@ _ESCAPES = re.compile(
 )
 
 #: Secrets shorter than this are not redacted (they would blank out ordinary words).
-MIN_SECRET = 6
+MIN_SECRET = 8
 _secrets: set[str] = set()
 
 REDACTED = "[redacted]"

@@ -17,7 +17,8 @@ from mxflip import register_secret
 
 _log = logging.getLogger("mxflip.rfc2136")
 
-_COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.DOTALL)
+# Quoted strings are matched first and kept: a base64 secret may contain "//".
+_COMMENTS = re.compile(r'"[^"]*"|/\*.*?\*/|//[^\n]*|#[^\n]*', re.DOTALL)
 _KEY = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.DOTALL)
 _ALGORITHM = re.compile(r"algorithm\s+\"?([A-Za-z0-9-]+)\"?\s*;")
 _SECRET = re.compile(r'secret\s+"([^"]*)"\s*;')
@@ -49,7 +50,7 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
     except UnicodeDecodeError:
         raise KeyFileError(f"key file {path} is not text") from None
     _warn_if_loose(path)
-    keys = parse_keys(_COMMENTS.sub("", text), path)
+    keys = parse_keys(_strip_comments(text), path)
     for key in keys:
         register_secret(key.secret)  # never shown, even if a server echoes it back
     if not keys:
@@ -68,6 +69,10 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
             return key
     names = ", ".join(k.name for k in keys)
     raise KeyFileError(f"key file {path} has no key named {name!r} (it has: {names})")
+
+
+def _strip_comments(text: str) -> str:
+    return _COMMENTS.sub(lambda m: m.group() if m.group().startswith('"') else "", text)
 
 
 def _warn_if_loose(path: Path) -> None:
