@@ -218,8 +218,13 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
         final = journal.read().find(op.id)
         assert final is not None and final.outcome == "done"
         assert final.notes[-1]["state"] == "after"
-    # Nothing is left for the next command to warn about.
+    # A settle with nothing to write ("Nothing to do.") still settled it and said why.
+    if result.outcome == "noop":
+        assert final.notes[-1]["why"].startswith("nothing to do: every zone is already in")
+        assert journal.read().operations[-1].outcome == "noop"
+    # Nothing is left for the next command to warn about, and the next change is allowed.
     assert journal.read().unsettled() == []
+    settler.require_settled()
 
 
 def test_enough_faults_are_injected() -> None:
