@@ -129,3 +129,44 @@ def test_ci_examples_run_a_drill_and_keep_its_junit_report() -> None:
     assert any(" drill " in line and "--junit drill-junit.xml" in line for line in job["script"])
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["reports"]["junit"] == "drill-junit.xml"
+
+
+def test_sigterm_during_a_drill_puts_everything_back(tmp_path: Path) -> None:
+    """What CI sends when a job is cancelled: the drill stops, restores what it changed
+    and reports (it used to die with -15 and leave the drill name on backup)."""
+    import json
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MXFLIP_JOURNAL", None)
+    # --planned waits out the old TTL (an hour): SIGTERM arrives during the failover step.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stderr:  # progress events, one JSON line per step
+            if '"step": "failover"' in line:
+                break
+            assert time.monotonic() < deadline, "the drill never reached the failover"
+        time.sleep(1.0)  # inside the pre-lowering wait
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 3, out
+    report = json.loads(out)
+    steps = {s["name"]: s for s in report["domains"][0]["steps"]}
+    assert steps["failover"]["status"] == "fail"
+    assert "interrupted" in steps["failover"]["message"]
+    assert steps["restore"]["status"] == "pass"
+    assert steps["final-status"]["status"] == "pass"
