@@ -25,7 +25,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -471,7 +471,7 @@ def _read_holder(fd: int) -> str:
 class OperationLog:
     """Writes the records of one operation (intent, phases, result) to a journal."""
 
-    def __init__(self, journal: Journal, op_id: str, clock_now: Any) -> None:
+    def __init__(self, journal: Journal, op_id: str, clock_now: Callable[[], float]) -> None:
         self.journal = journal
         self.id = op_id
         self._now = clock_now
