@@ -121,7 +121,10 @@ def _text(data: Mapping[str, Any], key: str) -> str:
 
 
 def _rrset(data: Mapping[str, Any], key: str) -> RRset | None:
-    value = data.get(key)
+    if key not in data:
+        # A missing state is not "no MX": settling from it could delete a live set.
+        raise BadRecord(f"a step has no {key!r}")
+    value = data[key]
     if value is None:
         return None
     try:

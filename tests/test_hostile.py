@@ -310,6 +310,9 @@ WRONG_SHAPES = [
     b'{"op":"b","type":"intent","steps":[{"domain":"x."}]}',
     b'{"op":"c","type":"intent","steps":[{"domain":"x.","zone":"x.","provider":"p",'
     b'"before":{"name":"x.","ttl":"60","records":[]}}]}',
+    # No "before": not "no MX" (a rollback to it would delete the live set).
+    b'{"op":"f","type":"intent","steps":[{"domain":"x.","zone":"x.","provider":"p",'
+    b'"prelower":null,"after":null}]}',
     b'{"op":"d","type":"intent","ts":NaN}',
     b"[1,2,3]",
     b'"just a string"',
