@@ -210,6 +210,7 @@ class Operation:
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: Its place in the journal (the order operations were started in).
     seq: int = 0
+    _steps: list[JournalStep] | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -251,7 +252,10 @@ class Operation:
 
     @property
     def steps(self) -> list[JournalStep]:
-        return [JournalStep.from_json(s) for s in self.intent.get("steps", [])]
+        # Parsed once (on read, which validates them): settling and status ask often.
+        if self._steps is None:
+            self._steps = [JournalStep.from_json(s) for s in self.intent.get("steps", [])]
+        return list(self._steps)
 
     @property
     def changed_anything(self) -> bool:

@@ -6,6 +6,7 @@ that comparisons never depend on how a user or a provider spelled them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 # Matched with fullmatch: ``$`` would also match before a trailing newline.
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
 #: Characters that must never reach a wire protocol or a terminal from a name.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -21,6 +23,7 @@ class NameError_(ValueError):
     """A host or domain name is not valid; the message says why."""
 
 
+@functools.lru_cache(maxsize=16384)  # pure; journals and configs repeat the same names
 def normalize_name(text: str) -> str:
     """Return ``text`` as an absolute, lower-case DNS name with a trailing dot.
 
@@ -35,12 +38,17 @@ def normalize_name(text: str) -> str:
     if not raw or raw == ".":
         raise NameError_("empty name (the root '.' is not a host name)")
     name = raw[:-1] if raw.endswith(".") else raw
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        pass  # not an address literal: check it as a name below
-    else:
-        raise NameError_(f"{raw!r} is an IP address; MX targets and domains must be host names")
+    # Only digits and dots (IPv4) or a colon (IPv6) can make an address literal; the
+    # check is skipped for other names (it is most of the cost of reading a journal).
+    if ":" in name or _DIGITS_AND_DOTS.fullmatch(name):
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            pass  # not an address literal: check it as a name below
+        else:
+            raise NameError_(
+                f"{raw!r} is an IP address; MX targets and domains must be host names"
+            )
     try:
         name = name.encode("idna").decode("ascii") if not name.isascii() else name
     except UnicodeError as exc:
@@ -77,6 +85,7 @@ class MX:
         object.__setattr__(self, "host", normalize_name(self.host))
 
     @classmethod
+    @functools.lru_cache(maxsize=16384)  # noqa: B019  (MX is immutable; the class lives forever)
     def parse(cls, text: str) -> MX:
         """Parse ``"10 mail.example.test"`` (presentation format, trailing dot optional)."""
         parts = text.split()
