@@ -85,7 +85,7 @@ class MX:
         object.__setattr__(self, "host", normalize_name(self.host))
 
     @classmethod
-    @functools.lru_cache(maxsize=16384)  # noqa: B019  (MX is immutable; the class lives forever)
+    @functools.lru_cache(maxsize=16384)  # MX is immutable: one parse per text
     def parse(cls, text: str) -> MX:
         """Parse ``"10 mail.example.test"`` (presentation format, trailing dot optional)."""
         parts = text.split()
