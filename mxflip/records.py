@@ -46,9 +46,7 @@ def normalize_name(text: str) -> str:
         except ValueError:
             pass  # not an address literal: check it as a name below
         else:
-            raise NameError_(
-                f"{raw!r} is an IP address; MX targets and domains must be host names"
-            )
+            raise NameError_(f"{raw!r} is an IP address; MX targets and domains must be host names")
     try:
         name = name.encode("idna").decode("ascii") if not name.isascii() else name
     except UnicodeError as exc:
