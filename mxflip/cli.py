@@ -738,6 +738,7 @@ def drill(
     from mxflip.journal import Journal, default_journal_path
     from mxflip.readiness_api import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render.operations import CountdownPrinter
 
     with contextlib.ExitStack() as stack:
         if sandbox:
@@ -761,6 +762,7 @@ def drill(
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
+            events=CountdownPrinter(as_json=as_json),
             command=[
                 "mxflip",
                 "drill",

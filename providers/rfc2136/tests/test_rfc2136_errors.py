@@ -49,7 +49,7 @@ def test_unknown_key_name_is_an_auth_error(bind: BindServer, tmp_path: Path) -> 
     key = tmp_path / "other.key"
     key.write_text(bind.key_text(name="not-on-server"))
     provider = provider_with_key(bind.address, key)
-    with pytest.raises(ProviderAuthError, match="does not know TSIG key 'not-on-server'"):
+    with pytest.raises(ProviderAuthError, match="answered BADKEY for TSIG key 'not-on-server'"):
         provider.read("contract.test.", ["x.contract.test."])
 
 
@@ -149,44 +149,3 @@ def test_large_rrset_is_read_over_tcp_after_truncation(bind: BindServer) -> None
 def test_nameservers_are_the_zone_ns_records(bind: BindServer) -> None:
     provider = provider_with_key(bind.address, bind.key_file)
     assert provider.nameservers("contract.test.") == ["ns1.contract.test"]
-
-
-def test_unsigned_reply_to_a_signed_query_is_named(tmp_path: Path) -> None:
-    """A server (or something in between) answering a TSIG-signed query without a
-    signature: said as such, not as a timeout or a bad answer."""
-    import socket
-    import threading
-
-    import dns.message
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(10)
-
-    def answer_unsigned() -> None:
-        data, peer = sock.recvfrom(65535)
-        query = dns.message.from_wire(data, keyring=False)  # read it without checking
-        reply = dns.message.Message(id=query.id)
-        reply.flags = dns.flags.QR
-        reply.question = query.question
-        sock.sendto(reply.to_wire(), peer)
-
-    import dns.flags
-
-    server = threading.Thread(target=answer_unsigned, daemon=True)
-    server.start()
-    key = tmp_path / "k.key"
-    secret = base64.b64encode(os.urandom(32)).decode()
-    key.write_text(f'key "k" {{\n\talgorithm hmac-sha256;\n\tsecret "{secret}";\n}};\n')
-    key.chmod(0o600)
-    address = f"127.0.0.1:{sock.getsockname()[1]}"
-    client = DNSClient(parse_hostport(address, 53), read_key_file(key), timeout=2, attempts=1)
-    try:
-        with pytest.raises(ProviderAuthError) as info:
-            client.query("x.example.test.", "MX")
-    finally:
-        server.join(10)
-        sock.close()
-    message = str(info.value)
-    assert f"DNS server {address} sent an unsigned reply to a TSIG-signed request" in message
-    assert "did not answer" not in message and secret not in message
