@@ -87,11 +87,12 @@ class Finding:
 
 
 def fail(code: str, message: str) -> Finding:
-    return Finding(Severity.FAIL, code, message)
+    # Findings quote remote text (replies, certificates, MTA-STS policies): shown safe.
+    return Finding(Severity.FAIL, code, clean(message))
 
 
 def warn(code: str, message: str) -> Finding:
-    return Finding(Severity.WARN, code, message)
+    return Finding(Severity.WARN, code, clean(message))
 
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
