@@ -47,7 +47,7 @@ _.user_service_key  # providers/cloudflare/mxflip_cloudflare/_client.py
 # Data kept for readers: an MTA-STS policy's max_age (parsed, part of the policy) and the
 # INFO severity of probe findings.
 _.max_age  # mxflip/mailpolicy.py MTASTSPolicy
-_.INFO  # mxflip/probe.py Severity
+_.INFO  # mxflip/findings.py Severity
 
 # DEAD, in modules being rewritten by other work in issue 11 (left for them to remove):
 _.OUTCOMES  # mxflip/journal.py: a tuple nothing reads

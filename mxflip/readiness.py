@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
+from mxflip.findings import Finding, fail, warn
 from mxflip.hostport import HostPort
 from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.mailpolicy import (
@@ -31,23 +32,18 @@ from mxflip.mailpolicy import (
     fetch_mta_sts,
     usable_tlsa,
 )
+from mxflip.net.smtp import SMTPSettings, Timer, helo_name
 from mxflip.probe import (
     AddressResult,
-    Clock,
     DomainReadiness,
-    Finding,
     HostResult,
     Prober,
-    ProbeSettings,
     Session,
     Transaction,
     Verdict,
-    WallClock,
     assess_address,
     consistency_findings,
-    fail,
     verdict_of,
-    warn,
 )
 from mxflip.records import RRset
 from mxflip.retry import AsyncSleep
@@ -90,27 +86,22 @@ class _Plan:
 def probe_settings(
     probe: ProbeConfig,
     *,
-    clock: Clock = time.monotonic,
+    timer: Timer = time.monotonic,
     sleep: AsyncSleep = asyncio.sleep,
-) -> ProbeSettings:
+) -> SMTPSettings:
     """Handshake settings from the ``[probe]`` table (the EHLO name defaults to this
     machine's FQDN, the sender to ``postmaster@`` that name)."""
-    helo = probe.helo or _local_fqdn()
-    return ProbeSettings(
+    helo = helo_name(probe.helo)
+    return SMTPSettings(
         helo=helo,
         mail_from=probe.mail_from or f"postmaster@{helo}",
         timeout=probe.timeout,
         slow_step=probe.slow_step,
         rcpt_retry_wait=probe.rcpt_retry_wait,
         ca_file=probe.ca_file,
-        clock=clock,
+        timer=timer,
         sleep=sleep,
     )
-
-
-def _local_fqdn() -> str:
-    name = socket.getfqdn().rstrip(".").lower()
-    return name if "." in name else "localhost.localdomain"
 
 
 def check_domains(
@@ -120,8 +111,8 @@ def check_domains(
     *,
     live_records: Mapping[str, RRset | None] | None = None,
     lookup: Lookup | None = None,
-    clock: Clock = time.monotonic,
-    wallclock: WallClock = time.time,
+    timer: Timer = time.monotonic,
+    clock: Clock | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
     """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
@@ -134,8 +125,8 @@ def check_domains(
             profile,
             live_records=live_records,
             lookup=lookup,
+            timer=timer,
             clock=clock,
-            wallclock=wallclock,
             sleep=sleep,
         )
     )
@@ -148,8 +139,8 @@ async def check_domains_async(
     *,
     live_records: Mapping[str, RRset | None] | None = None,
     lookup: Lookup | None = None,
-    clock: Clock = time.monotonic,
-    wallclock: WallClock = time.time,
+    timer: Timer = time.monotonic,
+    clock: Clock | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
     """The coroutine behind :func:`check_domains`."""
@@ -158,7 +149,7 @@ async def check_domains_async(
     probe = config.probe
     lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
     try:
-        settings = probe_settings(probe, clock=clock, sleep=sleep)
+        settings = probe_settings(probe, timer=timer, sleep=sleep)
         verifying, _ = settings.ssl_contexts()
 
         # A host's pipeline (resolve, then probe each address) starts as soon as its name is
@@ -238,7 +229,7 @@ async def check_domains_async(
             asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
         )
 
-        now = wallclock()
+        now = (clock or SystemClock()).now()
         results = []
         for plan in plans:
             sts = policies[plan.domain.name]

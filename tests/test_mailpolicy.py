@@ -9,6 +9,7 @@ import pytest
 import trustme
 
 from mxflip import certs
+from mxflip.findings import Severity
 from mxflip.lookup import TLSAAnswer, TLSARecord
 from mxflip.mailpolicy import (
     MTASTS,
@@ -21,7 +22,7 @@ from mxflip.mailpolicy import (
     parse_txt,
     tlsa_matches,
 )
-from mxflip.probe import Severity, TLSInfo
+from mxflip.net.smtp import TLSInfo
 
 
 @pytest.mark.parametrize(
