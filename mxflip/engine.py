@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
+from mxflip.findings import Finding
 from mxflip.hostport import HostPort
 from mxflip.journal import Journal, JournalView, Operation, OperationLog, new_operation_id
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
-    Finding,
     Plan,
     PlanOptions,
     Readiness,

@@ -50,7 +50,9 @@ from mxflip.retry import AsyncSleep
 
 _T = TypeVar("_T")
 
-PROFILES = ("backup", "primary", "live")
+#: What ``check`` can judge: a configured profile (:data:`mxflip.config.PROFILES`) or the
+#: MX set published now.
+CHECK_PROFILES = ("backup", "primary", "live")
 #: Domains asked in one SMTP session; more go in the next session to the same address.
 #: Postfix counts RSET as a junk command (smtpd_junk_command_limit = 100) and a rejected
 #: RCPT as an error (it slows down after smtpd_soft_error_limit = 10 and hangs up at
@@ -74,8 +76,9 @@ class _Target:
 
 
 @dataclass
-class _Plan:
-    """Per domain: the hosts to judge and their preferences."""
+class _DomainChecks:
+    """Per domain: the hosts to judge and their preferences (what the check will look at;
+    unrelated to :class:`mxflip.plan.Plan`)."""
 
     domain: DomainConfig
     hosts: dict[str, int | None] = field(default_factory=dict)
@@ -144,8 +147,10 @@ async def check_domains_async(
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
     """The coroutine behind :func:`check_domains`."""
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r} (expected one of: {', '.join(PROFILES)})")
+    if profile not in CHECK_PROFILES:
+        raise UsageError(
+            f"unknown profile {profile!r} (expected one of: {', '.join(CHECK_PROFILES)})"
+        )
     probe = config.probe
     lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
     try:
@@ -155,19 +160,19 @@ async def check_domains_async(
         # A host's pipeline (resolve, then probe each address) starts as soon as its name is
         # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
         # published MX sets be known first.
-        plans = [_Plan(d) for d in domains]
-        live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in plans))
+        checks = [_DomainChecks(d) for d in domains]
+        live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
         if profile == "live":
             await live_sets
         else:
-            for plan in plans:
-                for mx in sorted(plan.domain.profile(profile)):
-                    plan.hosts[mx.host] = mx.preference
-        target_hosts = sorted({h for p in plans for h in p.hosts})
+            for dc in checks:
+                for mx in sorted(dc.domain.profile(profile)):
+                    dc.hosts[mx.host] = mx.preference
+        target_hosts = sorted({h for p in checks for h in p.hosts})
         transactions: dict[str, list[Transaction]] = {}
-        for plan in plans:
-            tx = _transaction(plan.domain, probe)
-            for host in plan.hosts:
+        for dc in checks:
+            tx = _transaction(dc.domain, probe)
+            for host in dc.hosts:
                 transactions.setdefault(host, []).append(tx)
 
         prober = Prober(settings)
@@ -205,13 +210,13 @@ async def check_domains_async(
 
         async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
             await live_sets
-            hosts = {h for p in plans for h in p.hosts} | {
-                h for p in plans for h in p.live_hosts or ()
+            hosts = {h for p in checks for h in p.hosts} | {
+                h for p in checks for h in p.live_hosts or ()
             }
             return await _gather_map(sorted(hosts), lookup.tlsa)
 
         policies_task = _gather_map(
-            [p.domain.name for p in plans],
+            [p.domain.name for p in checks],
             lambda name: fetch_mta_sts(
                 name,
                 lookup,
@@ -231,11 +236,9 @@ async def check_domains_async(
 
         now = (clock or SystemClock()).now()
         results = []
-        for plan in plans:
-            sts = policies[plan.domain.name]
-            results.append(
-                _judge(plan, profile, sts, resolved, tlsa, targets, sessions, now, probe)
-            )
+        for dc in checks:
+            sts = policies[dc.domain.name]
+            results.append(_judge(dc, profile, sts, resolved, tlsa, targets, sessions, now, probe))
         return results
     finally:
         lookup.close()  # its sockets belong to this event loop
@@ -258,14 +261,14 @@ async def _gather_map(
 
 
 async def _live(
-    plan: _Plan,
+    dc: _DomainChecks,
     profile: str,
     live_records: Mapping[str, RRset | None] | None,
     lookup: Lookup,
 ) -> None:
     """Learn the published MX set (for ``live``: the hosts to probe; otherwise the hosts
     whose DANE records a switch would drop)."""
-    domain = plan.domain
+    domain = dc.domain
     live: RRset | None = None
     if live_records is not None and domain.name in live_records:
         live = live_records[domain.name]
@@ -274,17 +277,17 @@ async def _live(
             live = await lookup.mx(domain.name, urgent=profile == "live")
         except DNSQueryError as exc:
             if profile == "live":
-                plan.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
+                dc.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
             return
-    plan.live_hosts = live.hosts if live else frozenset()
+    dc.live_hosts = live.hosts if live else frozenset()
     if profile == "live":
         if live is None or not live.records:
-            plan.findings.append(
+            dc.findings.append(
                 fail("no-mx", f"{domain.display} publishes no MX hosts (or only a null MX)")
             )
             return
         for mx in sorted(live.records):
-            plan.hosts[mx.host] = mx.preference
+            dc.hosts[mx.host] = mx.preference
 
 
 def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:
@@ -301,7 +304,7 @@ def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:
 
 
 def _judge(
-    plan: _Plan,
+    dc: _DomainChecks,
     profile: str,
     sts: MTASTS | DNSQueryError,
     resolved: Mapping[str, HostAddresses | DNSQueryError],
@@ -311,20 +314,20 @@ def _judge(
     now: float,
     probe: ProbeConfig,
 ) -> DomainReadiness:
-    domain = plan.domain
-    findings = list(plan.findings)
+    domain = dc.domain
+    findings = list(dc.findings)
     now_dt = dt.datetime.fromtimestamp(now, dt.UTC)
     mode: str | None = None
     if isinstance(sts, MTASTS):
         mode = sts.mode
         findings.extend(sts.findings)
-        findings.extend(coverage_findings(sts, plan.hosts))
+        findings.extend(coverage_findings(sts, dc.hosts))
     else:
         findings.append(warn("mta-sts-lookup", f"the MTA-STS TXT lookup failed: {sts}"))
     tls_required = "the domain's MTA-STS policy (mode enforce)" if mode == "enforce" else None
 
     hosts = []
-    for host, preference in plan.hosts.items():
+    for host, preference in dc.hosts.items():
         host_findings: list[Finding] = []
         name = host.rstrip(".")
         addrs = resolved.get(host)
@@ -368,10 +371,10 @@ def _judge(
         verdict = Verdict.worst([verdict_of(host_findings), *(a.verdict for a in results)])
         hosts.append(HostResult(host, verdict, tuple(results), tuple(host_findings), preference))
 
-    if profile != "live" and plan.live_hosts:
-        live_dane = [h for h in plan.live_hosts if _has_usable(tlsa.get(h))]
-        target_dane = [h for h in plan.hosts if _has_usable(tlsa.get(h))]
-        if live_dane and not target_dane and set(plan.hosts) != set(plan.live_hosts):
+    if profile != "live" and dc.live_hosts:
+        live_dane = [h for h in dc.live_hosts if _has_usable(tlsa.get(h))]
+        target_dane = [h for h in dc.hosts if _has_usable(tlsa.get(h))]
+        if live_dane and not target_dane and set(dc.hosts) != set(dc.live_hosts):
             findings.append(
                 warn(
                     "dane-dropped",

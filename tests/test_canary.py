@@ -17,14 +17,14 @@ from click.testing import CliRunner, Result
 import mxflip.canary
 from mxflip.canary import (
     TOKEN_HEADER,
-    Clock,
     MaildirMailbox,
     WaitProgress,
     canary_domains,
-    classify,
     run_canaries,
+    status_by_age,
 )
 from mxflip.cli import cli
+from mxflip.clock import SystemClock
 from mxflip.config import load_config
 from mxflip.duration import format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
@@ -479,13 +479,13 @@ def test_format_duration() -> None:
     assert format_duration(3.25) == "3.2s"
 
 
-def test_classify() -> None:
-    assert classify(10, True, 900, 3600) == "on_time"
-    assert classify(901, True, 900, 3600) == "late"
-    assert classify(99999, True, 900, 3600) == "late"
-    assert classify(10, False, 900, 3600) == "pending"
-    assert classify(1000, False, 900, 3600) == "late"
-    assert classify(3600, False, 900, 3600) == "missing"
+def test_status_by_age() -> None:
+    assert status_by_age(10, True, 900, 3600) == "on_time"
+    assert status_by_age(901, True, 900, 3600) == "late"
+    assert status_by_age(99999, True, 900, 3600) == "late"
+    assert status_by_age(10, False, 900, 3600) == "pending"
+    assert status_by_age(1000, False, 900, 3600) == "late"
+    assert status_by_age(3600, False, 900, 3600) == "missing"
 
 
 def test_maildir_reader_ignores_ordinary_mail(tmp_path: Path) -> None:
@@ -523,4 +523,4 @@ def test_damaged_state_is_one_line(lab: Lab) -> None:
 
 
 def test_clock_default_is_the_system_clock() -> None:
-    assert isinstance(mxflip.canary.default_clock(), Clock)
+    assert isinstance(mxflip.canary.default_clock(), SystemClock)

@@ -17,10 +17,10 @@ from mxflip.canary._base import (
     SYSTEM_CLOCK,
     TOKEN_HEADER,
     VIA_CHOICES,
-    Clock,
     require_canary,
 )
 from mxflip.canary.state import CanaryRecord, CanaryStore, state_file
+from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
