@@ -18,6 +18,7 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
+from mxflip import loop
 from mxflip.hostport import HostPort
 
 
@@ -60,4 +61,4 @@ def find_aliases(
     unique = {host: servers for host, servers in checks}
     if not unique:
         return {}
-    return asyncio.run(_find(list(unique.items()), timeout))
+    return loop.run(_find(list(unique.items()), timeout))

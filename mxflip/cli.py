@@ -17,6 +17,7 @@ import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
+from mxflip.loop import command_loop
 
 if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
@@ -148,6 +149,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
     ctx.obj = State(config_path=config_path, debug=debug)
+    # One event loop for the whole command, closed when it ends (mxflip/loop.py).
+    ctx.with_resource(command_loop())
     _show_warnings()
 
 

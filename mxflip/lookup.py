@@ -4,8 +4,9 @@ One :class:`Lookup` asks the configured resolvers (``[probe] resolvers``) or the
 Absent data is an empty answer; only resolvers that cannot answer raise
 :class:`~mxflip.errors.DNSQueryError`.
 
-Queries share one UDP socket per resolver, matched to their answers by ID and question;
-truncated answers are asked again over TCP. dnspython's resolver opens a socket per query,
+Every query leaves from a UDP socket of its own (a fresh source port) with a
+cryptographically random ID, and is matched to its answer by ID and question; truncated
+answers are asked again over TCP. dnspython's resolver opens a socket per query,
 and its message objects cost about 0.8 ms of CPU per lookup; for a check of hundreds of
 domains (thousands of lookups) either cost more CPU than every SMTP handshake together
 (``bench/bench_check.py``). So the messages are written and read by the small
@@ -17,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import random
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
-from typing import cast
 
 import dns.rcode
 import dns.resolver
@@ -67,36 +67,37 @@ class TLSAAnswer:
     why_not: str = ""
 
 
-class _Mux(asyncio.DatagramProtocol):
-    """One UDP socket carrying many queries to one resolver."""
+class _Answer(asyncio.DatagramProtocol):
+    """The socket of one query: its first datagram that is the reply to that query.
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[int, tuple[Question, asyncio.Future[Response]]] = {}
+    The socket is connected to the resolver, so the kernel drops datagrams from anywhere
+    else; with a fresh source port and a random ID per query, a spoofed answer has to
+    guess both (32 bits), not just the ID of a socket that lives for the whole check."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def __init__(self, question: Question, qid: int, future: asyncio.Future[Response]) -> None:
+        self.question = question
+        self.qid = qid
+        self.future = future
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        entry = self.pending.get(int.from_bytes(data[:2], "big")) if len(data) >= 12 else None
-        if entry is None:
-            return  # late, duplicate or stray: its asker has given up or never existed
-        question, future = entry
+        if self.future.done() or len(data) < 12 or int.from_bytes(data[:2], "big") != self.qid:
+            return  # late, duplicate or stray
         try:
             response = parse(data)
         except WireError:
             return
         # the ID alone is 16 bits; the question must match too
-        if response.answers(question) and not future.done():
-            future.set_result(response)
+        if response.answers(self.question):
+            self.future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
-        pass  # ICMP errors cannot be tied to one query; the asker's timeout covers them
+        # A refused port (ICMP) is treated like a silent server, as before: the other
+        # resolvers are tried and the lookup times out with "unreachable" wording.
+        pass
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for _, future in self.pending.values():
-            if not future.done():
-                future.set_exception(OSError("the DNS socket was closed"))
+        if not self.future.done():
+            self.future.set_exception(OSError("the DNS socket was closed"))
 
 
 def _expire(future: asyncio.Future[Response]) -> None:
@@ -164,37 +165,10 @@ class Lookup:
         # config names, or a system resolver on this machine (glibc's trust-ad rule).
         self.trust_ad = bool(resolvers) or all(_loopback(ns.host) for ns in self.nameservers)
         self.lifetime = timeout
-        self.in_flight = in_flight
-        # Sockets and the semaphore belong to one event loop; made on first use in it.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._muxes: dict[HostPort, _Mux] = {}
-        self._limit: _Limiter | None = None
-
-    def _bind(self) -> _Limiter:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._limit is None:
-            self._loop, self._muxes = loop, {}
-            # Thousands of UDP queries at once overflow socket buffers and come back only
-            # after a retry timeout; a bounded number in flight is faster overall.
-            self._limit = _Limiter(self.in_flight)
-        return self._limit
-
-    async def _mux(self, server: HostPort) -> _Mux:
-        mux = self._muxes.get(server)
-        if mux is None or mux.transport is None or mux.transport.is_closing():
-            loop = asyncio.get_running_loop()
-            _, mux = await loop.create_datagram_endpoint(
-                _Mux, remote_addr=None, local_addr=("::" if ":" in server.host else "0.0.0.0", 0)
-            )
-            self._muxes[server] = mux
-        return mux
-
-    def close(self) -> None:
-        """Close the sockets (a later query opens new ones)."""
-        for mux in self._muxes.values():
-            if mux.transport is not None:
-                mux.transport.close()
-        self._muxes = {}
+        # Thousands of UDP queries at once overflow socket buffers and come back only
+        # after a retry timeout; a bounded number in flight is faster overall. (The limiter
+        # holds no loop: its waiters are made in whichever loop the command runs.)
+        self._limit = _Limiter(in_flight)
 
     def _error(self, name: str, rdtype: str, problems: Sequence[str]) -> DNSQueryError:
         name = name.rstrip(".")
@@ -216,7 +190,7 @@ class Lookup:
         message) is not asked again for this question, as dnspython's resolver does;
         silent ones are retried until the lifetime ends."""
         question = Question.make(name, rdtype)
-        async with self._bind().slot(urgent):
+        async with self._limit.slot(urgent):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.lifetime
             servers = list(self.nameservers)
@@ -248,27 +222,27 @@ class Lookup:
             raise self._error(name, rdtype, list(problems.values()))
 
     async def _udp(self, server: HostPort, question: Question, timeout: float) -> Response:
-        mux = await self._mux(server)
-        assert mux.transport is not None
-        qid = random.randrange(65536)
-        while qid in mux.pending:
-            qid = random.randrange(65536)
+        """One try over UDP from a socket of its own (a fresh source port) with a
+        cryptographically random ID."""
         loop = asyncio.get_running_loop()
+        qid = secrets.randbits(16)
         future: asyncio.Future[Response] = loop.create_future()
-        mux.pending[qid] = (question, future)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Answer(question, qid, future), remote_addr=(server.host, server.port)
+        )
         # The timeout fails the future itself: one timer, where asyncio.timeout() also
         # cancels and uncancels the task (a tenth of a lookup's CPU, thousands a check).
         expiry = loop.call_later(timeout, _expire, future)
         try:
-            mux.transport.sendto(question.to_wire(qid), (server.host, server.port))
+            transport.sendto(question.to_wire(qid))
             return await future
         finally:
             expiry.cancel()
-            mux.pending.pop(qid, None)
+            transport.close()
 
     async def _tcp(self, server: HostPort, question: Question, timeout: float) -> Response:
         """Ask again over TCP (the UDP answer was truncated); one connection per question."""
-        qid = random.randrange(65536)
+        qid = secrets.randbits(16)
         query = question.to_wire(qid)
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(server.host, server.port)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
@@ -194,13 +195,13 @@ class Observer:
 
     def status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         """Observe ``domains``: provider reads and DNS queries, all concurrent."""
-        return asyncio.run(self._status(domains))
+        return loop.run(self._status(domains))
 
     async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
-        loop = asyncio.get_running_loop()
-        provider_task = loop.run_in_executor(None, self.read_provider, domains)
+        # Provider SDKs block: their calls run in threads while the DNS questions go out.
+        provider_task = asyncio.ensure_future(asyncio.to_thread(self.read_provider, domains))
         servers = await asyncio.gather(
-            *(loop.run_in_executor(None, self.verification_servers, d) for d in domains)
+            *(asyncio.to_thread(self.verification_servers, d) for d in domains)
         )
         ns_answers = await asyncio.gather(
             *(

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from mxflip import loop
 from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
@@ -121,7 +122,7 @@ def check_domains(
     """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
     order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
     again when the caller has observed them; otherwise they are resolved."""
-    return asyncio.run(
+    return loop.run(
         check_domains_async(
             config,
             domains,
@@ -153,95 +154,92 @@ async def check_domains_async(
         )
     probe = config.probe
     lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
-    try:
-        settings = probe_settings(probe, timer=timer, sleep=sleep)
-        verifying, _ = settings.ssl_contexts()
+    settings = probe_settings(probe, timer=timer, sleep=sleep)
+    verifying, _ = settings.ssl_contexts()
 
-        # A host's pipeline (resolve, then probe each address) starts as soon as its name is
-        # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
-        # published MX sets be known first.
-        checks = [_DomainChecks(d) for d in domains]
-        live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
-        if profile == "live":
-            await live_sets
-        else:
-            for dc in checks:
-                for mx in sorted(dc.domain.profile(profile)):
-                    dc.hosts[mx.host] = mx.preference
-        target_hosts = sorted({h for p in checks for h in p.hosts})
-        transactions: dict[str, list[Transaction]] = {}
+    # A host's pipeline (resolve, then probe each address) starts as soon as its name is
+    # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
+    # published MX sets be known first.
+    checks = [_DomainChecks(d) for d in domains]
+    live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
+    if profile == "live":
+        await live_sets
+    else:
         for dc in checks:
-            tx = _transaction(dc.domain, probe)
-            for host in dc.hosts:
-                transactions.setdefault(host, []).append(tx)
+            for mx in sorted(dc.domain.profile(profile)):
+                dc.hosts[mx.host] = mx.preference
+    target_hosts = sorted({h for p in checks for h in p.hosts})
+    transactions: dict[str, list[Transaction]] = {}
+    for dc in checks:
+        tx = _transaction(dc.domain, probe)
+        for host in dc.hosts:
+            transactions.setdefault(host, []).append(tx)
 
-        prober = Prober(settings)
-        limit = asyncio.Semaphore(probe.concurrency)
-        locks: dict[tuple[str, int], asyncio.Lock] = {}
-        resolved: dict[str, HostAddresses | DNSQueryError] = {}
-        targets: dict[str, list[_Target]] = {}
-        sessions: dict[tuple[_Target, str], Session] = {}
+    prober = Prober(settings)
+    limit = asyncio.Semaphore(probe.concurrency)
+    locks: dict[tuple[str, int], asyncio.Lock] = {}
+    resolved: dict[str, HostAddresses | DNSQueryError] = {}
+    targets: dict[str, list[_Target]] = {}
+    sessions: dict[tuple[_Target, str], Session] = {}
 
-        async def probe_target(target: _Target, txs: list[Transaction]) -> None:
-            # One connection per address at a time, even when two host names share it;
-            # the domains asking it share sessions, in batches.
-            lock = locks.setdefault((target.address, target.port), asyncio.Lock())
-            size = session_batch(probe)
-            for i in range(0, len(txs), size):
-                batch = txs[i : i + size]
-                async with lock, limit:
-                    session = await prober.session(target.host, target.address, target.port, batch)
-                for tx in batch:
-                    sessions[(target, tx.domain)] = session
+    async def probe_target(target: _Target, txs: list[Transaction]) -> None:
+        # One connection per address at a time, even when two host names share it;
+        # the domains asking it share sessions, in batches.
+        lock = locks.setdefault((target.address, target.port), asyncio.Lock())
+        size = session_batch(probe)
+        for i in range(0, len(txs), size):
+            batch = txs[i : i + size]
+            async with lock, limit:
+                session = await prober.session(target.host, target.address, target.port, batch)
+            for tx in batch:
+                sessions[(target, tx.domain)] = session
 
-        async def host_pipeline(host: str) -> None:
-            try:
-                addrs = await lookup.addresses(host)
-            except DNSQueryError as exc:
-                resolved[host] = exc
-                return
-            resolved[host] = addrs
-            if not addrs.addresses:
-                return
-            overrides = probe.connect.get(host)
-            connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
-            targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
-            await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
+    async def host_pipeline(host: str) -> None:
+        try:
+            addrs = await lookup.addresses(host)
+        except DNSQueryError as exc:
+            resolved[host] = exc
+            return
+        resolved[host] = addrs
+        if not addrs.addresses:
+            return
+        overrides = probe.connect.get(host)
+        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
+        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+        await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
 
-        async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
-            await live_sets
-            hosts = {h for p in checks for h in p.hosts} | {
-                h for p in checks for h in p.live_hosts or ()
-            }
-            return await _gather_map(sorted(hosts), lookup.tlsa)
+    async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
+        await live_sets
+        hosts = {h for p in checks for h in p.hosts} | {
+            h for p in checks for h in p.live_hosts or ()
+        }
+        return await _gather_map(sorted(hosts), lookup.tlsa)
 
-        policies_task = _gather_map(
-            [p.domain.name for p in checks],
-            lambda name: fetch_mta_sts(
-                name,
-                lookup,
-                url_template=probe.mta_sts_url,
-                context=verifying,
-                timeout=probe.timeout,
-                sleep=sleep,
-                connect=probe.connect,
-            ),
-        )
-        _, tlsa, policies, _ = await asyncio.gather(
-            live_sets,
-            all_tlsa(),
-            policies_task,
-            asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
-        )
+    policies_task = _gather_map(
+        [p.domain.name for p in checks],
+        lambda name: fetch_mta_sts(
+            name,
+            lookup,
+            url_template=probe.mta_sts_url,
+            context=verifying,
+            timeout=probe.timeout,
+            sleep=sleep,
+            connect=probe.connect,
+        ),
+    )
+    _, tlsa, policies, _ = await asyncio.gather(
+        live_sets,
+        all_tlsa(),
+        policies_task,
+        asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
+    )
 
-        now = (clock or SystemClock()).now()
-        results = []
-        for dc in checks:
-            sts = policies[dc.domain.name]
-            results.append(_judge(dc, profile, sts, resolved, tlsa, targets, sessions, now, probe))
-        return results
-    finally:
-        lookup.close()  # its sockets belong to this event loop
+    now = (clock or SystemClock()).now()
+    results = []
+    for dc in checks:
+        sts = policies[dc.domain.name]
+        results.append(_judge(dc, profile, sts, resolved, tlsa, targets, sessions, now, probe))
+    return results
 
 
 async def _gather_map(

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mxflip import loop
+
 # Re-exported: engine and drill take the clock from here.
 from mxflip.clock import Clock as Clock
 from mxflip.clock import SystemClock as SystemClock
@@ -131,7 +133,7 @@ def default_query(
             )
         )
 
-    return asyncio.run(run())
+    return loop.run(run())
 
 
 class _NotServed(Exception):
