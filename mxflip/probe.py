@@ -333,6 +333,11 @@ class Prober:
             conv.findings = outer_findings
 
     async def _rcpt_with_retry(self, conv: SMTPClient, recipient: str) -> Reply:
+        first = await conv.command("rcpt", f"RCPT TO:<{recipient}>", lambda c: 200 <= c < 300)
+        if not 400 <= first.code < 500:
+            return first
+        # Deferred (greylisting?): one polite retry under the shared retry policy. Built
+        # only now: a tenacity loop costs ~0.2 ms of CPU, a tenth of a whole session's.
         retrying = async_retrying(
             lambda exc: isinstance(exc, _Deferred),
             attempts=2,
@@ -342,13 +347,14 @@ class Prober:
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        await conv.command("rset", "RSET", lambda c: c == 250)
-                        mail = await conv.command(
-                            "mail", f"MAIL FROM:<{self.settings.mail_from}>", lambda c: c == 250
-                        )
-                        if mail.code != 250:
-                            return mail
+                    if attempt.retry_state.attempt_number == 1:
+                        raise _Deferred(first)  # the answer above: wait, then try again
+                    await conv.command("rset", "RSET", lambda c: c == 250)
+                    mail = await conv.command(
+                        "mail", f"MAIL FROM:<{self.settings.mail_from}>", lambda c: c == 250
+                    )
+                    if mail.code != 250:
+                        return mail
                     reply = await conv.command(
                         "rcpt", f"RCPT TO:<{recipient}>", lambda c: 200 <= c < 300
                     )
