@@ -22,10 +22,9 @@ _.help  # mxflip/cli.py _switch_command
 _.failback  # mxflip/cli.py
 
 # asyncio calls the DatagramProtocol callbacks.
-_.connection_made  # mxflip/lookup.py
-_.datagram_received  # mxflip/lookup.py
-_.error_received  # mxflip/lookup.py
-_.connection_lost  # mxflip/lookup.py
+_.datagram_received  # mxflip/net/lookup.py
+_.error_received  # mxflip/net/lookup.py
+_.connection_lost  # mxflip/net/lookup.py
 
 # socketserver reads daemon_threads; aiosmtpd calls the handle_* hooks.
 _.daemon_threads  # mxflip/sandbox.py

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer, TLSARecord
+from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer, TLSARecord
 from mxflip.probe import DomainReadiness, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX, RRset
@@ -71,7 +71,7 @@ class PreResolved(Lookup):
 class DnspythonLookup(Lookup):
     """The same questions through dnspython's async resolver (a fresh socket, source port
     and random ID per query, a Message object per answer): the alternative to the
-    hand-written wire format of mxflip.lookup, for ``--dns dnspython``."""
+    hand-written wire format of mxflip.net.lookup, for ``--dns dnspython``."""
 
     def _resolver(self) -> dns.asyncresolver.Resolver:
         resolver = dns.asyncresolver.Resolver(configure=False)
@@ -339,7 +339,7 @@ def main() -> None:
         "--dns",
         choices=("mxflip", "dnspython"),
         default="mxflip",
-        help="the readiness lookups' client: mxflip.lookup's wire format (default) or "
+        help="the readiness lookups' client: mxflip.net.lookup's wire format (default) or "
         "dnspython's async resolver",
     )
     parser.add_argument(

@@ -41,6 +41,3 @@ def fail(code: str, message: str) -> Finding:
 def warn(code: str, message: str) -> Finding:
     return Finding(Severity.WARN, code, clean(message))
 
-
-def block(code: str, message: str, *, overridable: bool = True) -> Finding:
-    return Finding(Severity.BLOCK, code, clean(message), overridable)

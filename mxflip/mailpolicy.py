@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from mxflip import certs
 from mxflip.findings import Finding, fail, warn
 from mxflip.hostport import HostPort
-from mxflip.lookup import Lookup, TLSAAnswer, TLSARecord
 from mxflip.net import https
+from mxflip.net.lookup import Lookup, TLSAAnswer, TLSARecord
 from mxflip.net.smtp import TLSInfo
 from mxflip.retry import AsyncSleep, async_retrying
 

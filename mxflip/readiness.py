@@ -25,7 +25,6 @@ from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
 from mxflip.findings import Finding, fail, warn
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.mailpolicy import (
     MTASTS,
     coverage_findings,
@@ -33,6 +32,7 @@ from mxflip.mailpolicy import (
     fetch_mta_sts,
     usable_tlsa,
 )
+from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.net.smtp import SMTPSettings, Timer, helo_name
 from mxflip.probe import (
     AddressResult,

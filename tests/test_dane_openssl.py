@@ -23,8 +23,8 @@ import pytest
 import trustme
 
 from mxflip import certs
-from mxflip.lookup import TLSARecord
 from mxflip.mailpolicy import dane_findings
+from mxflip.net.lookup import TLSARecord
 from mxflip.net.smtp import SMTPSettings, TLSInfo
 from mxflip.probe import Prober
 from tests.support.required import find_binary, server_unavailable

@@ -10,7 +10,6 @@ import trustme
 
 from mxflip import certs
 from mxflip.findings import Severity
-from mxflip.lookup import TLSAAnswer, TLSARecord
 from mxflip.mailpolicy import (
     MTASTS,
     MTASTSPolicy,
@@ -22,6 +21,7 @@ from mxflip.mailpolicy import (
     parse_txt,
     tlsa_matches,
 )
+from mxflip.net.lookup import TLSAAnswer, TLSARecord
 from mxflip.net.smtp import TLSInfo
 
 

@@ -813,7 +813,7 @@ def test_refusing_resolver_is_a_finding(env: Env) -> None:
 def test_truncated_answers_are_asked_again_over_tcp(env: Env) -> None:
     import asyncio
 
-    from mxflip.lookup import Lookup
+    from mxflip.net.lookup import Lookup
 
     lookup = Lookup([HostPort("127.0.0.1", env.dns.port)], timeout=5)
     [text] = asyncio.run(lookup.txt("big.lab.test."))

@@ -10,7 +10,7 @@ answers are asked again over TCP. dnspython's resolver opens a socket per query,
 and its message objects cost about 0.8 ms of CPU per lookup; for a check of hundreds of
 domains (thousands of lookups) either cost more CPU than every SMTP handshake together
 (``bench/bench_check.py``). So the messages are written and read by the small
-:mod:`mxflip._dnswire`; dnspython still validates names and reads the system's resolvers.
+:mod:`mxflip.net.dnswire`; dnspython still validates names and reads the system's resolvers.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from socket import AF_INET, AF_INET6, inet_ntop
 import dns.rcode
 import dns.resolver
 
-from mxflip._dnswire import Labels, Question, Record, Response, WireError, parse, to_text
 from mxflip.errors import DNSQueryError
 from mxflip.hostport import HostPort
+from mxflip.net.dnswire import Labels, Question, Record, Response, WireError, parse, to_text
 from mxflip.records import MX, RRset, normalize_name
 
 #: One try at one resolver waits at most this long before the next try.
