@@ -22,9 +22,6 @@ _.help  # mxflip/cli.py _switch_command
 _.failback  # mxflip/cli.py
 
 # asyncio calls the DatagramProtocol callbacks.
-_.datagram_received  # mxflip/net/lookup.py
-_.error_received  # mxflip/net/lookup.py
-_.connection_lost  # mxflip/net/lookup.py
 
 # socketserver reads daemon_threads; aiosmtpd calls the handle_* hooks.
 _.daemon_threads  # mxflip/sandbox.py

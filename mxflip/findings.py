@@ -40,4 +40,3 @@ def fail(code: str, message: str) -> Finding:
 
 def warn(code: str, message: str) -> Finding:
     return Finding(Severity.WARN, code, clean(message))
-

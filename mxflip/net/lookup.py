@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import ipaddress
 import secrets
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from socket import AF_INET, AF_INET6, inet_ntop
+from socket import AF_INET, AF_INET6, SOCK_DGRAM, inet_ntop
 
 import dns.rcode
 import dns.resolver
@@ -32,6 +33,9 @@ from mxflip.hostport import HostPort
 from mxflip.net.dnswire import Labels, Question, Record, Response, WireError, parse, to_text
 from mxflip.records import MX, RRset, normalize_name
 
+#: Datagrams read per wake-up at most (the rest wait for the next one): a flood of stray
+#: datagrams cannot hold the event loop.
+_MAX_DATAGRAMS = 64
 #: One try at one resolver waits at most this long before the next try.
 _ATTEMPT_TIMEOUT = 2.0
 
@@ -67,37 +71,30 @@ class TLSAAnswer:
     why_not: str = ""
 
 
-class _Answer(asyncio.DatagramProtocol):
-    """The socket of one query: its first datagram that is the reply to that query.
-
-    The socket is connected to the resolver, so the kernel drops datagrams from anywhere
-    else; with a fresh source port and a random ID per query, a spoofed answer has to
-    guess both (32 bits), not just the ID of a socket that lives for the whole check."""
-
-    def __init__(self, question: Question, qid: int, future: asyncio.Future[Response]) -> None:
-        self.question = question
-        self.qid = qid
-        self.future = future
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        if self.future.done() or len(data) < 12 or int.from_bytes(data[:2], "big") != self.qid:
-            return  # late, duplicate or stray
+def _receive(
+    sock: socket.socket, question: Question, qid: int, future: asyncio.Future[Response]
+) -> None:
+    """The socket is readable: take every datagram waiting; the first that is the reply
+    to this query (its ID and its question) answers it. Late, stray or broken ones and
+    ICMP errors (a refused port) are dropped: a silent resolver times out, as before."""
+    for _ in range(_MAX_DATAGRAMS):
+        if future.done():
+            return
+        try:
+            data = sock.recv(65535)
+        except BlockingIOError:
+            return
+        except OSError:
+            continue  # an ICMP error reported on this socket: treated like silence
+        if len(data) < 12 or int.from_bytes(data[:2], "big") != qid:
+            continue
         try:
             response = parse(data)
         except WireError:
-            return
+            continue
         # the ID alone is 16 bits; the question must match too
-        if response.answers(self.question):
-            self.future.set_result(response)
-
-    def error_received(self, exc: Exception) -> None:
-        # A refused port (ICMP) is treated like a silent server, as before: the other
-        # resolvers are tried and the lookup times out with "unreachable" wording.
-        pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.future.done():
-            self.future.set_exception(OSError("the DNS socket was closed"))
+        if response.answers(question):
+            future.set_result(response)
 
 
 def _expire(future: asyncio.Future[Response]) -> None:
@@ -222,23 +219,34 @@ class Lookup:
             raise self._error(name, rdtype, list(problems.values()))
 
     async def _udp(self, server: HostPort, question: Question, timeout: float) -> Response:
-        """One try over UDP from a socket of its own (a fresh source port) with a
-        cryptographically random ID."""
+        """One try over UDP from a socket of its own with a cryptographically random ID.
+
+        The socket is connected to the resolver, so the kernel drops datagrams from
+        anywhere else; with a fresh source port and a random ID per query, a spoofed
+        answer has to guess both (32 bits), not just the ID of a socket that lives for
+        the whole check. A bare socket and a reader callback, not a datagram transport:
+        thousands of lookups a check, and a transport costs twice the CPU of the rest."""
         loop = asyncio.get_running_loop()
         qid = secrets.randbits(16)
         future: asyncio.Future[Response] = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Answer(question, qid, future), remote_addr=(server.host, server.port)
-        )
-        # The timeout fails the future itself: one timer, where asyncio.timeout() also
-        # cancels and uncancels the task (a tenth of a lookup's CPU, thousands a check).
-        expiry = loop.call_later(timeout, _expire, future)
+        sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET, SOCK_DGRAM)
         try:
-            transport.sendto(question.to_wire(qid))
-            return await future
+            sock.setblocking(False)
+            sock.connect((server.host, server.port))
+            loop.add_reader(sock.fileno(), _receive, sock, question, qid, future)
+            try:
+                # The timeout fails the future itself: one timer, where asyncio.timeout()
+                # also cancels and uncancels the task.
+                expiry = loop.call_later(timeout, _expire, future)
+                try:
+                    sock.send(question.to_wire(qid))
+                    return await future
+                finally:
+                    expiry.cancel()
+            finally:
+                loop.remove_reader(sock.fileno())
         finally:
-            expiry.cancel()
-            transport.close()
+            sock.close()
 
     async def _tcp(self, server: HostPort, question: Question, timeout: float) -> Response:
         """Ask again over TCP (the UDP answer was truncated); one connection per question."""
