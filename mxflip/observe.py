@@ -11,7 +11,6 @@ import asyncio
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mxflip import loop
@@ -123,6 +122,10 @@ def build_provider(config: Config, name: str) -> Provider:
     return cls.from_settings(name, pconf.settings)
 
 
+#: Provider reads (one per zone) in flight at once, each in a thread.
+_PROVIDER_READS = 8
+
+
 class Observer:
     """Builds providers lazily and observes domains; close() releases them."""
 
@@ -157,16 +160,27 @@ class Observer:
     ) -> dict[str, tuple[RRset | None, str | None]]:
         """One batched read per (provider, zone), concurrently. Maps domain name →
         (rrset, error message)."""
+        return loop.run(self.read_provider_async(domains))
+
+    async def read_provider_async(
+        self, domains: Sequence[DomainConfig]
+    ) -> dict[str, tuple[RRset | None, str | None]]:
+        """:meth:`read_provider` as a coroutine: each zone's read in a thread (provider
+        SDKs block), at most 8 at once."""
         groups: dict[tuple[str, str], list[DomainConfig]] = defaultdict(list)
         for d in domains:
             groups[(d.provider, d.zone)].append(d)
         out: dict[str, tuple[RRset | None, str | None]] = {}
+        limit = asyncio.Semaphore(_PROVIDER_READS)
 
-        def read(key: tuple[str, str]) -> None:
+        async def read(key: tuple[str, str]) -> None:
             provider_name, zone = key
             members = groups[key]
             try:
-                found = self.provider(provider_name).read(zone, [d.name for d in members])
+                async with limit:
+                    found = await asyncio.to_thread(
+                        lambda: self.provider(provider_name).read(zone, [d.name for d in members])
+                    )
             except MxflipError as exc:
                 for d in members:
                     out[d.name] = (None, str(exc))
@@ -174,8 +188,7 @@ class Observer:
             for d in members:
                 out[d.name] = (found.get(d.name), None)
 
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
-            list(pool.map(read, groups))
+        await asyncio.gather(*(read(key) for key in groups))
         return out
 
     def verification_servers(self, domain: DomainConfig) -> tuple[list[HostPort], str | None]:
@@ -199,7 +212,7 @@ class Observer:
 
     async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         # Provider SDKs block: their calls run in threads while the DNS questions go out.
-        provider_task = asyncio.ensure_future(asyncio.to_thread(self.read_provider, domains))
+        provider_task = asyncio.ensure_future(self.read_provider_async(domains))
         servers = await asyncio.gather(
             *(asyncio.to_thread(self.verification_servers, d) for d in domains)
         )
