@@ -18,24 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import secrets
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from socket import AF_INET, AF_INET6, SOCK_DGRAM, inet_ntop
+from socket import AF_INET, AF_INET6, inet_ntop
 
 import dns.rcode
 import dns.resolver
 
 from mxflip.errors import DNSQueryError
 from mxflip.hostport import HostPort
-from mxflip.net.dnswire import Labels, Question, Record, Response, WireError, parse, to_text
+from mxflip.net.dnswire import (
+    Labels,
+    Question,
+    Record,
+    Response,
+    WireError,
+    tcp_exchange,
+    to_text,
+    udp_exchange,
+)
 from mxflip.records import MX, RRset, normalize_name
 
-#: Datagrams read per wake-up at most (the rest wait for the next one): a flood of stray
-#: datagrams cannot hold the event loop.
-_MAX_DATAGRAMS = 64
 #: One try at one resolver waits at most this long before the next try.
 _ATTEMPT_TIMEOUT = 2.0
 
@@ -69,37 +73,6 @@ class TLSAAnswer:
     records: tuple[TLSARecord, ...]
     authenticated: bool
     why_not: str = ""
-
-
-def _receive(
-    sock: socket.socket, question: Question, qid: int, future: asyncio.Future[Response]
-) -> None:
-    """The socket is readable: take every datagram waiting; the first that is the reply
-    to this query (its ID and its question) answers it. Late, stray or broken ones and
-    ICMP errors (a refused port) are dropped: a silent resolver times out, as before."""
-    for _ in range(_MAX_DATAGRAMS):
-        if future.done():
-            return
-        try:
-            data = sock.recv(65535)
-        except BlockingIOError:
-            return
-        except OSError:
-            continue  # an ICMP error reported on this socket: treated like silence
-        if len(data) < 12 or int.from_bytes(data[:2], "big") != qid:
-            continue
-        try:
-            response = parse(data)
-        except WireError:
-            continue
-        # the ID alone is 16 bits; the question must match too
-        if response.answers(question):
-            future.set_result(response)
-
-
-def _expire(future: asyncio.Future[Response]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 class _Limiter:
@@ -198,11 +171,13 @@ class Lookup:
                     if remaining <= 0:
                         break
                     try:
-                        response = await self._udp(
-                            server, question, min(_ATTEMPT_TIMEOUT, remaining)
+                        response = await udp_exchange(
+                            question, server.host, server.port, min(_ATTEMPT_TIMEOUT, remaining)
                         )
                         if response.truncated:
-                            response = await self._tcp(server, question, deadline - loop.time())
+                            response = await tcp_exchange(
+                                question, server.host, server.port, deadline - loop.time()
+                            )
                     except TimeoutError:
                         problems[server] = f"{server}: timed out"
                         continue
@@ -217,55 +192,6 @@ class Lookup:
                     )
                     servers.remove(server)
             raise self._error(name, rdtype, list(problems.values()))
-
-    async def _udp(self, server: HostPort, question: Question, timeout: float) -> Response:
-        """One try over UDP from a socket of its own with a cryptographically random ID.
-
-        The socket is connected to the resolver, so the kernel drops datagrams from
-        anywhere else; with a fresh source port and a random ID per query, a spoofed
-        answer has to guess both (32 bits), not just the ID of a socket that lives for
-        the whole check. A bare socket and a reader callback, not a datagram transport:
-        thousands of lookups a check, and a transport costs twice the CPU of the rest."""
-        loop = asyncio.get_running_loop()
-        qid = secrets.randbits(16)
-        future: asyncio.Future[Response] = loop.create_future()
-        sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET, SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.connect((server.host, server.port))
-            loop.add_reader(sock.fileno(), _receive, sock, question, qid, future)
-            try:
-                # The timeout fails the future itself: one timer, where asyncio.timeout()
-                # also cancels and uncancels the task.
-                expiry = loop.call_later(timeout, _expire, future)
-                try:
-                    sock.send(question.to_wire(qid))
-                    return await future
-                finally:
-                    expiry.cancel()
-            finally:
-                loop.remove_reader(sock.fileno())
-        finally:
-            sock.close()
-
-    async def _tcp(self, server: HostPort, question: Question, timeout: float) -> Response:
-        """Ask again over TCP (the UDP answer was truncated); one connection per question."""
-        qid = secrets.randbits(16)
-        query = question.to_wire(qid)
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(server.host, server.port)
-            try:
-                writer.write(len(query).to_bytes(2, "big") + query)
-                await writer.drain()
-                size = int.from_bytes(await reader.readexactly(2), "big")
-                response = parse(await reader.readexactly(size))
-            except asyncio.IncompleteReadError:
-                raise OSError("the server closed the TCP connection mid-answer") from None
-            finally:
-                writer.close()
-        if response.id != qid or not response.answers(question):
-            raise WireError("the TCP answer does not match the question")
-        return response
 
     def _chain(self, question: Question, response: Response) -> tuple[Labels, list[Record]]:
         try:
