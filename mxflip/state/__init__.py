@@ -1,0 +1,55 @@
+"""Where mxflip keeps its state: the operations journal, the operation lock, canary
+state and the watcher's documents — in local files (``[state] backend = "local"``, the
+default) or shared in an S3 bucket (``"s3"``) so that a team sees one journal and one lock.
+
+:func:`open_state` builds the configured backend; the S3 one (and boto3) is imported only
+when configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mxflip.state.base import (
+    Document,
+    JournalStore,
+    PreconditionFailed,
+    StateBackend,
+    StateError,
+)
+
+if TYPE_CHECKING:
+    from mxflip.config import Config
+    from mxflip.retry import Sleep
+    from mxflip.rollout import Clock
+
+__all__ = [
+    "Document",
+    "JournalStore",
+    "PreconditionFailed",
+    "StateBackend",
+    "StateError",
+    "open_state",
+]
+
+
+def open_state(
+    config: Config,
+    *,
+    journal_path: Path | None = None,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
+) -> StateBackend:
+    """The configured backend. ``journal_path`` overrides where local files live (the
+    S3 backend keeps only its pending-records file there)."""
+    from mxflip.journal import default_journal_path
+
+    path = journal_path or default_journal_path(config.journal.path)
+    if config.state.backend == "s3":
+        from mxflip.state.s3 import S3Backend
+
+        return S3Backend(config.state, home=path.parent, clock=clock, sleep=sleep)
+    from mxflip.state.local import LocalBackend
+
+    return LocalBackend(path)
