@@ -798,9 +798,7 @@ def _parse_state(table: dict[str, Any], where: str) -> StateConfig:
             hint='add bucket = "my-team-mxflip-state" to [state]',
         )
     if state.lease < 1 or state.lease > 3600:
-        raise ConfigError(
-            "must be between 1 second and 1 hour", path=where, key="state.lease"
-        )
+        raise ConfigError("must be between 1 second and 1 hour", path=where, key="state.lease")
     return StateConfig(
         backend=state.backend,
         bucket=state.bucket,

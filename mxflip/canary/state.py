@@ -14,9 +14,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mxflip.canary._base import FAILING, CanaryError
-from mxflip.config import CanaryConfig
+from mxflip.config import CanaryConfig, Config
+from mxflip.state.base import PreconditionFailed, StateBackend
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept).
@@ -137,7 +139,15 @@ class CanaryStore:
         except OSError as exc:
             raise CanaryError(f"cannot read canary state {self.path}: {exc.strerror}") from None
         try:
-            raw = json.loads(text)
+            return self._decode(json.loads(text))
+        except ValueError as exc:
+            raise CanaryError(
+                f"canary state {self.path} is damaged: {exc}",
+                hint="move it aside; the next run starts a fresh history",
+            ) from None
+
+    def _decode(self, raw: Any) -> CanaryState:
+        try:
             return CanaryState(
                 records=[CanaryRecord(**r) for r in raw.get("canaries", [])],
                 paths=[PathSummary(**p) for p in raw.get("paths", [])],
@@ -148,15 +158,19 @@ class CanaryStore:
                 hint="move it aside; the next run starts a fresh history",
             ) from None
 
-    def save(self, state: CanaryState) -> None:
-        """Write atomically (temporary file, then rename), readable by the owner only."""
+    @staticmethod
+    def _encode(state: CanaryState) -> dict[str, Any]:
         outstanding = [r for r in state.records if r.outstanding]
         done = [r for r in state.records if not r.outstanding][-_HISTORY:]
-        doc = {
+        return {
             "version": STATE_VERSION,
             "canaries": [asdict(r) for r in sorted(outstanding + done, key=_by_sent)],
             "paths": [asdict(p) for p in state.paths],
         }
+
+    def save(self, state: CanaryState) -> None:
+        """Write atomically (temporary file, then rename), readable by the owner only."""
+        doc = self._encode(state)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             _atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
@@ -181,6 +195,48 @@ class CanaryStore:
             state = self.load()
             yield state
             self.save(state)
+
+
+class SharedCanaryStore(CanaryStore):
+    """Canary state as one document of a shared state backend ([state] backend = "s3"),
+    written only at the version it was read (two checkers never overwrite each other)."""
+
+    KEY = "canary"
+
+    def __init__(self, backend: StateBackend) -> None:
+        super().__init__(Path(f"{backend.path}state/{self.KEY}.json"))
+        self.backend = backend
+        self._version: str | None = None
+
+    def load(self) -> CanaryState:
+        doc = self.backend.get(self.KEY)
+        self._version = doc.version if doc else None
+        return self._decode(doc.data) if doc else CanaryState()
+
+    def save(self, state: CanaryState) -> None:
+        try:
+            self._version = self.backend.put(self.KEY, self._encode(state), version=self._version)
+        except PreconditionFailed:
+            raise CanaryError(
+                f"canary state {self.path} was changed by another run meanwhile",
+                hint="run the command again",
+            ) from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[CanaryState]:
+        state = self.load()
+        yield state
+        self.save(state)
+
+
+def canary_store(config: Config) -> CanaryStore:
+    """Where this configuration keeps canary state: the shared backend, or the file."""
+    if config.state.backend != "local":
+        from mxflip.state import open_state
+
+        return SharedCanaryStore(open_state(config))
+    assert config.canary is not None
+    return CanaryStore(state_file(config.canary))
 
 
 def _by_sent(r: CanaryRecord) -> float:

@@ -119,7 +119,7 @@ class S3Backend:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
     @property
-    def _journal_prefix(self) -> str:
+    def journal_prefix(self) -> str:
         return self._key("journal") + "/"
 
     def _doc_key(self, key: str) -> str:
@@ -133,7 +133,7 @@ class S3Backend:
             ns = max(time.time_ns(), self._last_ns + 1)
             self._last_ns = ns
             self._seq += 1
-            return f"{self._journal_prefix}{ns:020d}-{self._writer}-{self._seq:06d}.json"
+            return f"{self.journal_prefix}{ns:020d}-{self._writer}-{self._seq:06d}.json"
 
     # ------------------------------------------------------------------ calls
 
@@ -292,7 +292,7 @@ class S3Backend:
         key = self._record_key()
         body = dict(record)
         try:
-            self._put_record(key, body)
+            self.put_record(key, body)
         except StateError as exc:
             if record.get("type") == "intent" or isinstance(exc, PreconditionFailed):
                 raise
@@ -300,7 +300,7 @@ class S3Backend:
             return
         self._cache[key] = body
 
-    def _put_record(self, key: str, record: Mapping[str, Any]) -> None:
+    def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         self._call(
             "PutObject",
             Key=key,
@@ -316,7 +316,7 @@ class S3Backend:
         keys: list[str] = []
         token: str | None = None
         for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
-            params: dict[str, Any] = {"Prefix": self._journal_prefix, "MaxKeys": 1000}
+            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
             if token:
                 params["ContinuationToken"] = token
             reply = self._call("ListObjectsV2", **params)
@@ -336,7 +336,7 @@ class S3Backend:
         return build_view(records, len(keys) - len(records))
 
     def _note_seen(self, key: str) -> None:
-        stamp = key[len(self._journal_prefix) :].split("-", 1)[0]
+        stamp = key[len(self.journal_prefix) :].split("-", 1)[0]
         with self._key_lock, contextlib.suppress(ValueError):
             self._last_ns = max(self._last_ns, int(stamp))
 
@@ -413,14 +413,14 @@ class S3Backend:
             e
             for e in entries
             if e.get("bucket") == self.bucket
-            and str(e.get("key", "")).startswith(self._journal_prefix)
+            and str(e.get("key", "")).startswith(self.journal_prefix)
         ]
         if not mine:
             return 0
         written = 0
         for entry in mine:
             try:
-                self._put_record(str(entry["key"]), entry["record"])
+                self.put_record(str(entry["key"]), entry["record"])
             except PreconditionFailed:
                 pass  # written before (a settle interrupted after its write)
             except StateError as exc:
@@ -539,7 +539,7 @@ def _make_client(settings: StateConfig) -> Any:
         from botocore.config import Config as BotoConfig
     except ImportError:
         raise StateError(
-            "[state] backend = \"s3\" needs boto3, which is not installed",
+            '[state] backend = "s3" needs boto3, which is not installed',
             hint="pip install 'mxflip[s3]'",
         ) from None
     config = BotoConfig(
