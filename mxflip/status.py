@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mxflip.config import Config, DomainConfig
-from mxflip.errors import ExitCode
+from mxflip.errors import ExitCode, MxflipError
 from mxflip.observe import DomainStatus, Observer
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ def gather_status(
     """Observe ``domains`` and add the journal's and the canary's view of them; with
     ``probe``, the SMTP readiness of each domain's live set too."""
     from mxflip.engine import switch_readiness
-    from mxflip.journal import Journal, JournalError, JournalView, default_journal_path
+    from mxflip.journal import JournalView
+    from mxflip.state import open_state
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
@@ -76,9 +77,13 @@ def gather_status(
     finally:
         observer.close()
     try:
-        view = Journal(default_journal_path(config.journal.path)).read()
+        backend = open_state(config)
+        try:
+            view = backend.read()
+        finally:
+            backend.close()
         journal_error = None
-    except JournalError as exc:  # reported, not fatal: status must work in an outage
+    except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = time.time()
     switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
