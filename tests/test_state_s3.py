@@ -125,11 +125,19 @@ def test_reads_fetch_each_record_once(moto: MotoServer, bucket: str, tmp_path: P
     be = backend(moto.url, bucket, tmp_path)
     for n in range(5):
         be.append(record(f"op{n}", "intent", float(n)))
-    reader = backend(moto.url, bucket, tmp_path)
+    reader = backend(moto.url, bucket, tmp_path / "other-machine")
     reader.read()
     assert reader.calls["GetObject"] == 5
     reader.read()
     assert reader.calls["GetObject"] == 5 and reader.calls["ListObjectsV2"] == 2
+    # The next command on either machine fetches nothing: records are never overwritten.
+    for home in (tmp_path, tmp_path / "other-machine"):
+        again = backend(moto.url, bucket, home)
+        assert len(again.read().operations) == 5 and again.calls["GetObject"] == 0
+    # A cached record whose object is gone is not shown: the listing is the truth.
+    first = sorted(reader._cache)[0]
+    reader._client.delete_object(Bucket=bucket, Key=first)
+    assert len(backend(moto.url, bucket, tmp_path).read().operations) == 4
 
 
 # ------------------------------------------------------------------ documents

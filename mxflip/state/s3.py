@@ -23,6 +23,7 @@ naming it) and the next command writes them before it does anything else.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -103,6 +104,7 @@ class S3Backend:
         #: What could not be written or released, for the command to report (exit 3).
         self.problems: list[str] = []
         self._cache: dict[str, dict[str, Any] | None] = {}
+        self._disk_loaded = False
         self._writer = secrets.token_hex(4)
         self._seq = 0
         self._last_ns = 0
@@ -299,6 +301,7 @@ class S3Backend:
             self._keep_pending(key, body, exc)
             return
         self._cache[key] = body
+        self._remember({key: body})
 
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         self._call(
@@ -325,15 +328,65 @@ class S3Backend:
             if not reply.get("IsTruncated") or not token:
                 break
         keys.sort()
+        self._load_disk_cache()
         missing = [k for k in keys if self._cache.get(k) is None]
         if missing:
+            fetched: dict[str, dict[str, Any]] = {}
             with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
                 for key, record in zip(missing, pool.map(self._fetch, missing), strict=True):
                     self._cache[key] = record
+                    if record is not None:
+                        fetched[key] = record
+            self._remember(fetched)
         if keys:
             self._note_seen(keys[-1])
         records = [r for r in (self._cache.get(k) for k in keys) if r is not None]
         return build_view(records, len(keys) - len(records))
+
+    # ------------------------------------------------------------------ record cache
+
+    @property
+    def cache_path(self) -> Path:
+        """Records already fetched, so a command does not fetch the whole journal again.
+        Safe because a record object is never overwritten; the listing stays the truth
+        (a cached record whose object is gone is not shown)."""
+        raw = f"{self.settings.endpoint_url}|{self.bucket}|{self.prefix}"
+        return self.home / f"s3-cache-{hashlib.sha256(raw.encode()).hexdigest()[:12]}.jsonl"
+
+    def _load_disk_cache(self) -> None:
+        if self._disk_loaded:
+            return
+        self._disk_loaded = True
+        try:
+            raw = self.cache_path.read_bytes()
+        except OSError:
+            return
+        for line in raw.split(b"\n"):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                entry = json.loads(line)
+                key, record = entry.get("k"), entry.get("r")
+                if isinstance(key, str) and isinstance(record, dict):
+                    self._cache.setdefault(key, record)
+
+    def _remember(self, records: Mapping[str, Mapping[str, Any]]) -> None:
+        if not records:
+            return
+        text = "".join(
+            json.dumps({"k": k, "r": r}, sort_keys=True, separators=(",", ":")) + "\n"
+            for k, r in records.items()
+        )
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(
+                self.cache_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+            )
+            try:
+                # A torn last line (crash mid-write) is skipped when read; start afresh.
+                os.write(fd, b"\n" + text.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:  # only a cache: the next command fetches again
+            log.debug("cannot write the record cache %s: %s", self.cache_path, exc)
 
     def _note_seen(self, key: str) -> None:
         stamp = key[len(self.journal_prefix) :].split("-", 1)[0]
