@@ -2,8 +2,15 @@
 state and the watcher's documents — in local files (``[state] backend = "local"``, the
 default) or shared in an S3 bucket (``"s3"``) so that a team sees one journal and one lock.
 
-:func:`open_state` builds the configured backend; the S3 one (and boto3) is imported only
-when configured.
+:func:`open_state` builds the configured backend; the S3 one (and botocore) is imported
+only when configured.
+
+For the watcher (and anything else keeping small state): ``backend.get(key)`` returns a
+:class:`Document` (data and version) or None; ``backend.put(key, data, version=...)``
+writes only if the document is still at that version (None: only if absent) and raises
+:class:`PreconditionFailed` otherwise; :func:`update_document` wraps the two in a bounded
+read-modify-write. Keys are lower-case paths such as ``watch/example.com``.
+:class:`mxflip.state.lease.Leader` elects one leader among several watchers.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from mxflip.state.base import (
     PreconditionFailed,
     StateBackend,
     StateError,
+    update_document,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +39,7 @@ __all__ = [
     "StateBackend",
     "StateError",
     "open_state",
+    "update_document",
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +128,26 @@ def build_view(records: Iterable[Mapping[str, Any]], skipped: int = 0) -> Journa
         elif kind == "note":
             op.notes.append(dict(record))
     return JournalView(sorted(ops.values(), key=lambda o: o.id), skipped)
+
+
+def update_document(
+    store: StateBackend,
+    key: str,
+    change: Callable[[dict[str, Any] | None], dict[str, Any]],
+    *,
+    attempts: int = 5,
+) -> tuple[dict[str, Any], str]:
+    """Read-modify-write ``key``: ``change`` gets the stored data (None: absent) and
+    returns the new data; it is called again (bounded) when another writer got there
+    first. Returns what was written and its version."""
+    for _ in range(attempts):
+        doc = store.get(key)
+        data = change(dict(doc.data) if doc else None)
+        try:
+            return data, store.put(key, data, version=doc.version if doc else None)
+        except PreconditionFailed:
+            continue
+    raise PreconditionFailed(
+        f"the state document {key} kept changing under {attempts} attempts to update it",
+        hint="another process writes it in a loop; run the command again",
+    )
