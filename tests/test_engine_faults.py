@@ -45,10 +45,9 @@ from tests.support.engine import (
 from tests.support.engine import journal_of as local_journal_of
 from tests.support.moto_s3 import (
     MotoServer,
-    atomic_conditional_writes,
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
     new_bucket,
     s3_environment,
-    start_moto,
     state_config,
 )
 
@@ -62,14 +61,6 @@ def fbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     server = start_engine_bind(tmp_path_factory.mktemp("fault-bind"))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto_s3() -> Iterator[MotoServer]:
-    with atomic_conditional_writes():
-        server = start_moto()
-        yield server
-        server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])

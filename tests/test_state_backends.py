@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,13 @@ from mxflip.state.s3 import S3Backend
 from tests.support.engine import FakeClock
 from tests.support.moto_s3 import (
     MotoServer,
-    atomic_conditional_writes,
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
     new_bucket,
     s3_environment,
-    start_moto,
     state_config,
 )
 
 pytestmark = pytest.mark.xdist_group("moto-s3")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with atomic_conditional_writes():
-        server = start_moto()
-        yield server
-        server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -48,11 +38,11 @@ def make(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     if request.param == "local":
         return lambda: LocalBackend(tmp_path / "state" / "journal.jsonl")
     s3_environment(monkeypatch, tmp_path)
-    moto: MotoServer = request.getfixturevalue("moto")
-    bucket = new_bucket(moto)
+    moto_s3: MotoServer = request.getfixturevalue("moto_s3")
+    bucket = new_bucket(moto_s3)
     counter = iter(range(1000))
     return lambda: S3Backend(
-        state_config(moto.url, bucket),
+        state_config(moto_s3.url, bucket),
         home=tmp_path / f"home{next(counter)}",
         sleep=lambda s: None,
     )

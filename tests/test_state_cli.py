@@ -38,21 +38,13 @@ from tests.support.moto_route53 import FAKE_SECRET_KEY
 from tests.support.moto_s3 import (
     MotoServer,
     S3FaultProxy,
-    atomic_conditional_writes,
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
     new_bucket,
     s3_environment,
-    start_moto,
 )
+from tests.test_engine_cli import write_config as engine_cli_config
 
 pytestmark = pytest.mark.xdist_group("moto-s3")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with atomic_conditional_writes():
-        server = start_moto()
-        yield server
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -75,33 +67,9 @@ def injected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeClock:
 def write_config(
     folder: Path, bind: BindServer, names: list[str], state: str, canary: str = ""
 ) -> Path:
+    """The CLI tests' configuration (one per "machine" folder) plus these tables."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = f"""
-[providers.lab]
-type = "rfc2136"
-server = "{bind.address}"
-tsig_key_file = "{bind.key_file}"
-timeout = 2
-
-[defaults]
-provider = "lab"
-primary = {json.dumps(PRIMARY)}
-backup = {json.dumps(BACKUP)}
-ttl = 3600
-failover_ttl = 60
-nameservers = ["{bind.address}"]
-
-[journal]
-path = "state/journal.jsonl"
-
-{state}
-{canary}
-"""
-    for n in names:
-        text += f'\n[domains."{n.rstrip(".")}"]\nzone = "{n.split(".", 1)[1]}"\n'
-    path = folder / "mxflip.toml"
-    path.write_text(text)
-    return path
+    return engine_cli_config(folder, bind, names, f"{state}\n{canary}")
 
 
 def s3_table(url: str, bucket: str, lease: str = "2m") -> str:
@@ -121,12 +89,12 @@ def run(path: Path, *args: str) -> Result:
 
 @pytest.fixture
 def machines(
-    sbind: BindServer, moto: MotoServer, tmp_path: Path
+    sbind: BindServer, moto_s3: MotoServer, tmp_path: Path
 ) -> tuple[Path, Path, list[str], dict[str, RRset]]:
     names = domain_names(2)
     seeded = seed(sbind, names)
-    bucket = new_bucket(moto)
-    table = s3_table(moto.url, bucket)
+    bucket = new_bucket(moto_s3)
+    table = s3_table(moto_s3.url, bucket)
     return (
         write_config(tmp_path / "alice", sbind, names, table),
         write_config(tmp_path / "bob", sbind, names, table),
@@ -227,7 +195,7 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_migrate_copies_once_and_never_overwrites(
-    sbind: BindServer, moto: MotoServer, tmp_path: Path
+    sbind: BindServer, moto_s3: MotoServer, tmp_path: Path
 ) -> None:
     names = domain_names(2)
     seed(sbind, names)
@@ -238,9 +206,9 @@ def test_migrate_copies_once_and_never_overwrites(
     canary_file = tmp_path / "m" / "canary.json"
     canary_file.write_text(json.dumps({"version": 1, "canaries": [], "paths": []}))
 
-    bucket = new_bucket(moto)
+    bucket = new_bucket(moto_s3)
     canary = f'[canary]\nmaildir = "{tmp_path}"\nstate_file = "{canary_file}"\n'
-    shared = write_config(tmp_path / "m", sbind, names, s3_table(moto.url, bucket), canary)
+    shared = write_config(tmp_path / "m", sbind, names, s3_table(moto_s3.url, bucket), canary)
     first = run(shared, "state", "migrate", "--to", "s3", "--json")
     assert first.exit_code == 0, first.output
     doc = json.loads(first.stdout)
@@ -263,15 +231,15 @@ def test_migrate_copies_once_and_never_overwrites(
 
 
 def test_bucket_lost_mid_operation_finishes_reports_and_next_command_settles(
-    sbind: BindServer, moto: MotoServer, tmp_path: Path
+    sbind: BindServer, moto_s3: MotoServer, tmp_path: Path
 ) -> None:
     """The intent reaches the bucket; then every write fails. The failover still finishes
     through the engine, the records are kept locally and the command exits 3 saying so;
     the next command (a rollback from the same machine) writes them first."""
     names = domain_names(2)
     seeded = seed(sbind, names)
-    bucket = new_bucket(moto)
-    proxy = S3FaultProxy(moto.port).start()
+    bucket = new_bucket(moto_s3)
+    proxy = S3FaultProxy(moto_s3.port).start()
     try:
         path = write_config(tmp_path / "m", sbind, names, s3_table(proxy.url, bucket))
         config = load_config(path)
@@ -316,12 +284,12 @@ def test_bucket_lost_mid_operation_finishes_reports_and_next_command_settles(
 
 
 def test_cli_reports_lost_records_with_exit_3(
-    sbind: BindServer, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sbind: BindServer, moto_s3: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names = domain_names(1)
     seed(sbind, names)
-    bucket = new_bucket(moto)
-    proxy = S3FaultProxy(moto.port).start()
+    bucket = new_bucket(moto_s3)
+    proxy = S3FaultProxy(moto_s3.port).start()
     try:
         path = write_config(tmp_path / "m", sbind, names, s3_table(proxy.url, bucket))
         original = Engine.execute
@@ -345,11 +313,11 @@ def test_cli_reports_lost_records_with_exit_3(
         proxy.stop()
 
 
-def test_canary_state_lives_in_the_bucket(moto: MotoServer, tmp_path: Path) -> None:
+def test_canary_state_lives_in_the_bucket(moto_s3: MotoServer, tmp_path: Path) -> None:
     from mxflip.canary.state import CanaryRecord, CanaryState, SharedCanaryStore, canary_store
     from mxflip.config import parse_config
 
-    bucket = new_bucket(moto)
+    bucket = new_bucket(moto_s3)
     raw: dict[str, Any] = {
         "providers": {"lab": {"type": "zonefile", "directory": str(tmp_path)}},
         "defaults": {"provider": "lab", "primary": PRIMARY, "backup": BACKUP},
@@ -359,7 +327,7 @@ def test_canary_state_lives_in_the_bucket(moto: MotoServer, tmp_path: Path) -> N
             "backend": "s3",
             "bucket": bucket,
             "region": "us-east-1",
-            "endpoint_url": moto.url,
+            "endpoint_url": moto_s3.url,
         },
     }
     config = parse_config(raw, path=tmp_path / "mxflip.toml")

@@ -27,11 +27,10 @@ from tests.support.engine import FakeClock
 from tests.support.moto_route53 import FAKE_SECRET_KEY, MotoServer
 from tests.support.moto_s3 import (
     S3FaultProxy,
-    atomic_conditional_writes,
     child_environment,
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
     new_bucket,
     s3_environment,
-    start_moto,
     state_config,
 )
 from tests.support.ports import free_port
@@ -41,22 +40,14 @@ pytestmark = pytest.mark.xdist_group("moto-s3")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with atomic_conditional_writes():
-        server = start_moto()
-        yield server
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     return s3_environment(monkeypatch, tmp_path)
 
 
 @pytest.fixture
-def bucket(moto: MotoServer) -> str:
-    return new_bucket(moto)
+def bucket(moto_s3: MotoServer) -> str:
+    return new_bucket(moto_s3)
 
 
 def backend(url: str, bucket: str, home: Path, **kw: Any) -> S3Backend:
@@ -71,13 +62,15 @@ def record(op: str, rtype: str, ts: float, **fields: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ journal
 
 
-def test_records_are_objects_listed_in_order(moto: MotoServer, bucket: str, tmp_path: Path) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+def test_records_are_objects_listed_in_order(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    be = backend(moto_s3.url, bucket, tmp_path)
     be.append(record("op1", "intent", 1.0, kind="failover", steps=[]))
     for n in range(3):
         be.append(record("op1", "phase", 2.0 + n, phase=f"p{n}", status="done"))
     be.append(record("op1", "result", 9.0, outcome="done"))
-    other = backend(moto.url, bucket, tmp_path)  # another machine, fresh cache
+    other = backend(moto_s3.url, bucket, tmp_path)  # another machine, fresh cache
     (op,) = other.read().operations
     assert op.outcome == "done" and [p["phase"] for p in op.phases] == ["p0", "p1", "p2"]
     listed = other._client.list_objects_v2(Bucket=bucket, Prefix="team/journal/")["Contents"]
@@ -86,67 +79,67 @@ def test_records_are_objects_listed_in_order(moto: MotoServer, bucket: str, tmp_
     assert all(k.startswith("team/journal/") and k.endswith(".json") for k in keys)
 
 
-def test_a_record_is_never_overwritten(moto: MotoServer, bucket: str, tmp_path: Path) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+def test_a_record_is_never_overwritten(moto_s3: MotoServer, bucket: str, tmp_path: Path) -> None:
+    be = backend(moto_s3.url, bucket, tmp_path)
     key = be.journal_prefix + "00000000000000000001-x-000001.json"
     be.put_record(key, record("a", "intent", 1.0))
     with pytest.raises(PreconditionFailed):
         be.put_record(key, record("b", "intent", 1.0))
-    assert [o.id for o in backend(moto.url, bucket, tmp_path).read().operations] == ["a"]
+    assert [o.id for o in backend(moto_s3.url, bucket, tmp_path).read().operations] == ["a"]
 
 
 def test_reader_skips_an_unreadable_record_and_counts_it(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+    be = backend(moto_s3.url, bucket, tmp_path)
     be.append(record("op1", "intent", 1.0))
     be._client.put_object(Bucket=bucket, Key=be.journal_prefix + "5-torn.json", Body=b'{"ty')
-    view = backend(moto.url, bucket, tmp_path).read()
+    view = backend(moto_s3.url, bucket, tmp_path).read()
     assert [o.id for o in view.operations] == ["op1"] and view.skipped_lines == 1
 
 
 def test_note_from_a_machine_whose_clock_runs_behind_still_settles(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+    be = backend(moto_s3.url, bucket, tmp_path)
     be.append(record("op1", "intent", 1.0))
     be.append(record("op1", "result", 2.0, outcome="failed"))
-    behind = backend(moto.url, bucket, tmp_path)
+    behind = backend(moto_s3.url, bucket, tmp_path)
     behind.read()
     # Its own clock says 1970: the key still sorts after what it read.
     behind._last_ns = max(behind._last_ns, 0)
     key = behind._record_key()
     assert key > max(behind._cache)
     behind.append(record("op1", "note", 3.0, outcome="rolled-back", by="op2"))
-    assert backend(moto.url, bucket, tmp_path).read().operations[0].outcome == "rolled-back"
+    assert backend(moto_s3.url, bucket, tmp_path).read().operations[0].outcome == "rolled-back"
 
 
-def test_reads_fetch_each_record_once(moto: MotoServer, bucket: str, tmp_path: Path) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+def test_reads_fetch_each_record_once(moto_s3: MotoServer, bucket: str, tmp_path: Path) -> None:
+    be = backend(moto_s3.url, bucket, tmp_path)
     for n in range(5):
         be.append(record(f"op{n}", "intent", float(n)))
-    reader = backend(moto.url, bucket, tmp_path / "other-machine")
+    reader = backend(moto_s3.url, bucket, tmp_path / "other-machine")
     reader.read()
     assert reader.calls["GetObject"] == 5
     reader.read()
     assert reader.calls["GetObject"] == 5 and reader.calls["ListObjectsV2"] == 2
     # The next command on either machine fetches nothing: records are never overwritten.
     for home in (tmp_path, tmp_path / "other-machine"):
-        again = backend(moto.url, bucket, home)
+        again = backend(moto_s3.url, bucket, home)
         assert len(again.read().operations) == 5 and again.calls["GetObject"] == 0
     # A cached record whose object is gone is not shown: the listing is the truth.
     first = sorted(reader._cache)[0]
     reader._client.delete_object(Bucket=bucket, Key=first)
-    assert len(backend(moto.url, bucket, tmp_path).read().operations) == 4
+    assert len(backend(moto_s3.url, bucket, tmp_path).read().operations) == 4
 
 
 # ------------------------------------------------------------------ documents
 
 
 def test_documents_are_written_only_at_the_version_read(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+    be = backend(moto_s3.url, bucket, tmp_path)
     assert be.get("watch/example.com") is None
     v1 = be.put("watch/example.com", {"state": "ok"}, version=None)
     with pytest.raises(PreconditionFailed):
@@ -168,27 +161,27 @@ def test_documents_are_written_only_at_the_version_read(
 
 
 def test_second_lock_is_refused_with_the_holder(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    first = backend(moto.url, bucket, tmp_path)
+    first = backend(moto_s3.url, bucket, tmp_path)
     with first.lock("mxflip failover --all") as info:
         with pytest.raises(LockedError) as refused:
-            backend(moto.url, bucket, tmp_path).lock("mxflip failback").__enter__()
+            backend(moto_s3.url, bucket, tmp_path).lock("mxflip failback").__enter__()
         text = str(refused.value)
         assert f"pid {os.getpid()}" in text and "'mxflip failover --all'" in text
         assert f"mxflip unlock --force {info.id} --reason TEXT" in text
         assert refused.value.exit_code == ExitCode.FAILURE
-    with backend(moto.url, bucket, tmp_path).lock("mxflip failback"):
+    with backend(moto_s3.url, bucket, tmp_path).lock("mxflip failback"):
         pass
 
 
 def test_expired_lease_is_taken_over_and_journalled(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
     clock = FakeClock(time.time())
-    crashed = backend(moto.url, bucket, tmp_path, clock=clock, lease=60.0)
+    crashed = backend(moto_s3.url, bucket, tmp_path, clock=clock, lease=60.0)
     Lease(crashed, "lock", duration=60.0, clock=clock, command="mxflip failover").acquire()
-    taker = backend(moto.url, bucket, tmp_path, clock=clock, lease=60.0)
+    taker = backend(moto_s3.url, bucket, tmp_path, clock=clock, lease=60.0)
     with pytest.raises(LockedError):
         taker.lock("mxflip rollback").__enter__()
     clock.sleep(59)
@@ -206,9 +199,9 @@ def test_expired_lease_is_taken_over_and_journalled(
 
 
 def test_the_holder_renews_its_lease_while_it_runs(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    holder = backend(moto.url, bucket, tmp_path, lease=1.0)
+    holder = backend(moto_s3.url, bucket, tmp_path, lease=1.0)
     with holder.lock("mxflip failover"):
         first = holder.get("lock")
         assert first is not None
@@ -219,14 +212,14 @@ def test_the_holder_renews_its_lease_while_it_runs(
         assert now is not None and now.version != first.version
         assert now.data["expires_ts"] > first.data["expires_ts"]
         with pytest.raises(LockedError):
-            backend(moto.url, bucket, tmp_path, lease=1.0).lock("x").__enter__()
+            backend(moto_s3.url, bucket, tmp_path, lease=1.0).lock("x").__enter__()
     assert holder.get("lock") is None and holder.problems == []
 
 
 def test_force_unlock_needs_the_lock_id_and_is_journalled(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    be = backend(moto.url, bucket, tmp_path)
+    be = backend(moto_s3.url, bucket, tmp_path)
     with pytest.raises(UsageError, match="no operation lock is held"):
         be.force_unlock("abc", "x")
     lease = Lease(be, "lock", duration=120, clock=FakeClock(time.time()), command="mxflip drain")
@@ -236,7 +229,7 @@ def test_force_unlock_needs_the_lock_id_and_is_journalled(
         be.force_unlock("nope", "x")
     held = be.force_unlock(lease.info.id, "laptop died mid-incident")
     assert held["command"] == "mxflip drain" and be.get("lock") is None
-    reader = backend(moto.url, bucket, tmp_path)
+    reader = backend(moto_s3.url, bucket, tmp_path)
     listed = reader._client.list_objects_v2(Bucket=bucket, Prefix="team/journal/")["Contents"]
     body = json.loads(reader._client.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read())
     assert body["event"] == "force-unlock" and body["reason"] == "laptop died mid-incident"
@@ -265,9 +258,9 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
 
 
 def test_two_processes_race_for_the_lock_exactly_one_wins(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    procs = [child("race", moto.url, bucket, home=tmp_path) for _ in range(2)]
+    procs = [child("race", moto_s3.url, bucket, home=tmp_path) for _ in range(2)]
     try:
         for trial in range(200):
             for p in procs:
@@ -289,15 +282,15 @@ def test_two_processes_race_for_the_lock_exactly_one_wins(
 
 
 def test_sigkilled_holder_is_taken_over_after_its_lease(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    holder = child("hold", moto.url, bucket, "30", home=tmp_path)
+    holder = child("hold", moto_s3.url, bucket, "30", home=tmp_path)
     try:
         said = read_line(holder)
         assert said.startswith("held ")
         lock_id = said.split()[1]
         clock = FakeClock(time.time())
-        other = backend(moto.url, bucket, tmp_path, clock=clock, lease=30.0)
+        other = backend(moto_s3.url, bucket, tmp_path, clock=clock, lease=30.0)
         with pytest.raises(LockedError, match=lock_id):
             other.lock("mxflip rollback").__enter__()
         holder.send_signal(signal.SIGKILL)
@@ -321,16 +314,16 @@ def test_sigkilled_holder_is_taken_over_after_its_lease(
 
 
 def test_two_watchers_one_leader_and_takeover_when_it_dies(
-    moto: MotoServer, bucket: str, tmp_path: Path
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
     lease = 1.0
-    first = child("leader", moto.url, bucket, str(lease), "0.2", home=tmp_path)
+    first = child("leader", moto_s3.url, bucket, str(lease), "0.2", home=tmp_path)
     try:
         assert read_line(first).startswith("leader ")
-        second = child("leader", moto.url, bucket, str(lease), "0.2", home=tmp_path)
+        second = child("leader", moto_s3.url, bucket, str(lease), "0.2", home=tmp_path)
         try:
             assert read_line(second) == "follower"
-            be = backend(moto.url, bucket, tmp_path)
+            be = backend(moto_s3.url, bucket, tmp_path)
             observer = Leader(be, "watch", duration=lease, clock=FakeClock(time.time()))
             leading = observer.holder()
             assert leading is not None and leading.pid == first.pid
@@ -351,10 +344,10 @@ def test_two_watchers_one_leader_and_takeover_when_it_dies(
             first.wait(timeout=10)
 
 
-def test_leader_step_in_process(moto: MotoServer, bucket: str, tmp_path: Path) -> None:
+def test_leader_step_in_process(moto_s3: MotoServer, bucket: str, tmp_path: Path) -> None:
     clock = FakeClock(time.time())
-    a = Leader(backend(moto.url, bucket, tmp_path), "w", duration=10, clock=clock)
-    b = Leader(backend(moto.url, bucket, tmp_path), "w", duration=10, clock=clock)
+    a = Leader(backend(moto_s3.url, bucket, tmp_path), "w", duration=10, clock=clock)
+    b = Leader(backend(moto_s3.url, bucket, tmp_path), "w", duration=10, clock=clock)
     assert a.step() and not b.step()
     clock.sleep(6)
     assert a.step() and not b.step()  # renewed at t+6: good until t+16
@@ -371,17 +364,19 @@ def test_leader_step_in_process(moto: MotoServer, bucket: str, tmp_path: Path) -
 # ------------------------------------------------------------------ faults
 
 
-def test_no_credentials(monkeypatch: pytest.MonkeyPatch, moto: MotoServer, tmp_path: Path) -> None:
+def test_no_credentials(
+    monkeypatch: pytest.MonkeyPatch, moto_s3: MotoServer, tmp_path: Path
+) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(StateError, match="no AWS credentials found") as err:
-        backend(moto.url, "mxflip-nocreds", tmp_path).read()
+        backend(moto_s3.url, "mxflip-nocreds", tmp_path).read()
     assert err.value.exit_code == ExitCode.FAILURE and "credential chain" in str(err.value)
 
 
-def test_bucket_missing(moto: MotoServer, tmp_path: Path) -> None:
+def test_bucket_missing(moto_s3: MotoServer, tmp_path: Path) -> None:
     with pytest.raises(StateError, match="the state bucket mxflip-absent does not exist"):
-        backend(moto.url, "mxflip-absent", tmp_path).lock("x").__enter__()
+        backend(moto_s3.url, "mxflip-absent", tmp_path).lock("x").__enter__()
 
 
 def test_endpoint_down_is_bounded(tmp_path: Path) -> None:
@@ -395,8 +390,8 @@ def test_endpoint_down_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def proxy(moto: MotoServer) -> Iterator[S3FaultProxy]:
-    p = S3FaultProxy(moto.port).start()
+def proxy(moto_s3: MotoServer) -> Iterator[S3FaultProxy]:
+    p = S3FaultProxy(moto_s3.port).start()
     yield p
     p.stop()
 

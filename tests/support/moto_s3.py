@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mxflip.config import StateConfig
 from tests.support.moto_route53 import (
     AWS_VARIABLES_TO_CLEAR,
@@ -124,8 +126,21 @@ __all__ = [
     "S3FaultProxy",
     "atomic_conditional_writes",
     "child_environment",
+    "moto_s3_fixture",
     "new_bucket",
     "s3_environment",
     "start_moto",
     "state_config",
 ]
+
+
+def _moto_s3_fixture() -> Iterator[MotoServer]:
+    with atomic_conditional_writes():
+        server = start_moto()
+        yield server
+        server.stop()
+
+
+#: moto's server with atomic conditional writes, one per test module: import it into the
+#: module (``from tests.support.moto_s3 import moto_s3_fixture``) and ask for ``moto_s3``.
+moto_s3_fixture = pytest.fixture(scope="module", name="moto_s3")(_moto_s3_fixture)
