@@ -18,7 +18,7 @@ from typing import Any
 
 from mxflip.canary._base import FAILING, CanaryError
 from mxflip.config import CanaryConfig, Config
-from mxflip.state.base import PreconditionFailed, StateBackend
+from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept).
@@ -205,17 +205,15 @@ class SharedCanaryStore(CanaryStore):
 
     def __init__(self, backend: StateBackend) -> None:
         super().__init__(Path(f"{backend.path}state/{self.KEY}.json"))
-        self.backend = backend
-        self._version: str | None = None
+        self.document = VersionedDocument(backend, self.KEY)
 
     def load(self) -> CanaryState:
-        doc = self.backend.get(self.KEY)
-        self._version = doc.version if doc else None
-        return self._decode(doc.data) if doc else CanaryState()
+        data = self.document.load()
+        return self._decode(data) if data is not None else CanaryState()
 
     def save(self, state: CanaryState) -> None:
         try:
-            self._version = self.backend.put(self.KEY, self._encode(state), version=self._version)
+            self.document.save(self._encode(state))
         except PreconditionFailed:
             raise CanaryError(
                 f"canary state {self.path} was changed by another run meanwhile",

@@ -9,7 +9,8 @@ For the watcher (and anything else keeping small state): ``backend.get(key)`` re
 :class:`Document` (data and version) or None; ``backend.put(key, data, version=...)``
 writes only if the document is still at that version (None: only if absent) and raises
 :class:`PreconditionFailed` otherwise; :func:`update_document` wraps the two in a bounded
-read-modify-write. Keys are lower-case paths such as ``watch/example.com``.
+read-modify-write, and :class:`VersionedDocument` loads and saves one whole document (the
+shape of the canary and watch stores). Keys are lower-case paths such as ``watch/example.com``.
 :class:`mxflip.state.lease.Leader` elects one leader among several watchers.
 """
 
@@ -24,6 +25,7 @@ from mxflip.state.base import (
     PreconditionFailed,
     StateBackend,
     StateError,
+    VersionedDocument,
     update_document,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "PreconditionFailed",
     "StateBackend",
     "StateError",
+    "VersionedDocument",
     "open_state",
     "update_document",
 ]

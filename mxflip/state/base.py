@@ -151,3 +151,22 @@ def update_document(
         f"the state document {key} kept changing under {attempts} attempts to update it",
         hint="another process writes it in a loop; run the command again",
     )
+
+
+class VersionedDocument:
+    """One document loaded and saved whole, saved only at the version last loaded: the
+    shape of the canary and watch stores (``load``/``save``/``update``) over a backend."""
+
+    def __init__(self, backend: StateBackend, key: str) -> None:
+        self.backend = backend
+        self.key = check_key(key)
+        self.version: str | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        doc = self.backend.get(self.key)
+        self.version = doc.version if doc else None
+        return doc.data if doc else None
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        """Raises :class:`PreconditionFailed` when another writer saved it since."""
+        self.version = self.backend.put(self.key, data, version=self.version)
