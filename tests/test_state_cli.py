@@ -345,3 +345,12 @@ def test_canary_state_lives_in_the_bucket(moto_s3: MotoServer, tmp_path: Path) -
 
     with pytest.raises(CanaryError, match="changed by another run"):
         stale.save(CanaryState())
+
+
+def test_unlock_on_the_local_backend_explains(tmp_path: Path, sbind: BindServer) -> None:
+    path = write_config(tmp_path / "m", sbind, domain_names(1), "")
+    result = run(path, "unlock", "--force", "abc", "--reason", "x")
+    assert result.exit_code == 2
+    assert "the local lock needs no force: it is released when its holder process ends" in (
+        result.stderr
+    )

@@ -164,7 +164,9 @@ def test_second_lock_is_refused_with_the_holder(
     moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
     first = backend(moto_s3.url, bucket, tmp_path)
+    assert first.holder() is None
     with first.lock("mxflip failover --all") as info:
+        assert (first.holder() or "").startswith(f"pid {os.getpid()}, ")
         with pytest.raises(LockedError) as refused:
             backend(moto_s3.url, bucket, tmp_path).lock("mxflip failback").__enter__()
         text = str(refused.value)

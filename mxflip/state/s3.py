@@ -42,7 +42,7 @@ from mxflip.retry import Sleep, retrying
 from mxflip.rollout import Clock, SystemClock
 from mxflip.state.base import Document, PreconditionFailed, StateError, build_view, check_key
 from mxflip.state.base import encode as _encode
-from mxflip.state.lease import Lease, LeaseHeld, Renewer
+from mxflip.state.lease import Lease, LeaseHeld, LeaseInfo, Renewer
 
 if TYPE_CHECKING:
     from mxflip.config import StateConfig
@@ -553,6 +553,16 @@ class S3Backend:
                 **detail,
             }
         )
+
+    def holder(self) -> str | None:
+        """Who holds the operation lock now (None: nobody, or its lease ran out)."""
+        doc = self.get(LOCK_KEY)
+        if doc is None:
+            return None
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            info = LeaseInfo.from_json(doc.data)
+            return None if info.expired(self.clock.now()) else info.describe()
+        return "holder unknown (the lock object is not one mxflip wrote)"
 
     def force_unlock(self, lock_id: str, reason: str) -> dict[str, Any]:
         self.settle()
