@@ -203,7 +203,7 @@ def test_expired_lease_is_taken_over_and_journalled(
 def test_the_holder_renews_its_lease_while_it_runs(
     moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    holder = backend(moto_s3.url, bucket, tmp_path, lease=1.0)
+    holder = backend(moto_s3.url, bucket, tmp_path, lease=2.0)
     with holder.lock("mxflip failover"):
         first = holder.get("lock")
         assert first is not None
@@ -214,7 +214,7 @@ def test_the_holder_renews_its_lease_while_it_runs(
         assert now is not None and now.version != first.version
         assert now.data["expires_ts"] > first.data["expires_ts"]
         with pytest.raises(LockedError):
-            backend(moto_s3.url, bucket, tmp_path, lease=1.0).lock("x").__enter__()
+            backend(moto_s3.url, bucket, tmp_path, lease=2.0).lock("x").__enter__()
     assert holder.get("lock") is None and holder.problems == []
 
 
@@ -318,11 +318,11 @@ def test_sigkilled_holder_is_taken_over_after_its_lease(
 def test_two_watchers_one_leader_and_takeover_when_it_dies(
     moto_s3: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    lease = 1.0
-    first = child("leader", moto_s3.url, bucket, str(lease), "0.2", home=tmp_path)
+    lease = 2.0
+    first = child("leader", moto_s3.url, bucket, str(lease), "0.25", home=tmp_path)
     try:
         assert read_line(first).startswith("leader ")
-        second = child("leader", moto_s3.url, bucket, str(lease), "0.2", home=tmp_path)
+        second = child("leader", moto_s3.url, bucket, str(lease), "0.25", home=tmp_path)
         try:
             assert read_line(second) == "follower"
             be = backend(moto_s3.url, bucket, tmp_path)
