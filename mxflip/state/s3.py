@@ -109,7 +109,6 @@ class S3Backend:
         self._seq = 0
         self._last_ns = 0
         self._key_lock = threading.Lock()
-        self._in_operation = False
 
     # ------------------------------------------------------------------ naming
 
@@ -438,11 +437,13 @@ class S3Backend:
             )
             log.error("%s", self.problems[-1])
             return
-        self.problems.append(
+        problem = (
             f"{self.path} became unreachable ({exc.message}); the journal records it could "
             f"not take are kept in {self.pending_path} and the next command writes them"
         )
-        log.error("%s", self.problems[-1])
+        if problem not in self.problems:  # one line for the whole outage
+            self.problems.append(problem)
+            log.error("%s", problem)
 
     def settle(self) -> int:
         """Write the records kept in the pending file for this bucket; the file keeps what
