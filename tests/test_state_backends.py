@@ -152,3 +152,25 @@ def test_document_keys_never_escape(key: str) -> None:
         return
     assert ".." not in key and not key.startswith("/") and "\\" not in key
     assert key == key.lower() and all(part for part in key.split("/"))
+
+
+def test_the_s3_backend_is_imported_only_when_configured(tmp_path: Path) -> None:
+    """``mxflip --help`` and the local backend never load botocore (a quarter second)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from mxflip.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "from mxflip.config import Config\n"
+        "from mxflip.state import open_state\n"
+        "from pathlib import Path\n"
+        f"open_state(Config(None, {{}}, {{}}), journal_path=Path({str(tmp_path)!r}) / 'j')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -453,3 +453,31 @@ def test_pending_records_that_still_cannot_be_written_refuse_the_next_command(
     with pytest.raises(StateError, match=r"1 journal record\(s\) from an earlier operation"):
         backend(proxy.url, bucket, tmp_path).lock("x").__enter__()
     assert (tmp_path / PENDING_NAME).exists()
+
+
+def test_racing_takeovers_of_an_expired_lease_have_one_winner(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(time.time())
+    stores = [backend(moto_s3.url, bucket, tmp_path) for _ in range(4)]
+    Lease(stores[0], "lock", duration=10, clock=clock, command="crashed").acquire()
+
+    def take(lease: Lease, barrier: threading.Barrier, won: list[str]) -> None:
+        barrier.wait(timeout=10)
+        if lease.try_acquire():
+            won.append(lease.command)
+
+    for trial in range(20):
+        clock.sleep(11)  # the last holder "crashed": its lease ran out
+        takers = [
+            Lease(store, "lock", duration=10, clock=clock, command=f"taker {trial}.{n}")
+            for n, store in enumerate(stores)
+        ]
+        barrier = threading.Barrier(len(takers))
+        won: list[str] = []
+        threads = [threading.Thread(target=take, args=(t, barrier, won)) for t in takers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(won) == 1, won
