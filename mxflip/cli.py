@@ -830,6 +830,7 @@ def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) 
     from mxflip.errors import UsageError
     from mxflip.journal import iso
     from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
     from mxflip.state import open_state
 
     if not force:
@@ -848,7 +849,8 @@ def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) 
         f"{held.get('user')}@{held.get('host')}, pid {held.get('pid')}, '{held.get('command')}'"
     )
     if as_json:
-        write_json({"command": "unlock", "exit_code": 0, "lock_id": lock_id, "holder": held})
+        doc = {"command": "unlock", "exit_code": 0, "lock_id": lock_id, "holder": held}
+        write_json({"version": JSON_VERSION, **doc})
     else:
         since = held.get("since_ts")
         click.echo(
@@ -886,12 +888,14 @@ def state_migrate(state: State, target: str, as_json: bool) -> None:
     The local files are kept.
     """
     from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
     from mxflip.state.migrate import migrate_to_shared
 
     config = state.load_config()
     report = migrate_to_shared(config)
     if as_json:
-        write_json({"command": "state migrate", "exit_code": 0, "to": target, **report.to_json()})
+        doc = {"command": "state migrate", "exit_code": 0, "to": target, **report.to_json()}
+        write_json({"version": JSON_VERSION, **doc})
     else:
         for line in report.lines():
             click.echo(line)
