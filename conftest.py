@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.bind import BindServer, zone_text
+from tests.support.knot import KnotServer
+from tests.support.pdns import PowerDNSServer
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
 # deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
@@ -33,17 +35,18 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 )
 
 
+def _lab_zones() -> dict[str, str]:
+    return {
+        "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
+        "contract.test.": zone_text("contract.test."),
+    }
+
+
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
     TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
-    server = BindServer(
-        tmp_path_factory.mktemp("bind"),
-        {
-            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
-            "contract.test.": zone_text("contract.test."),
-        },
-    ).start()
+    server = BindServer(tmp_path_factory.mktemp("bind"), _lab_zones()).start()
     yield server
     server.stop()
 
@@ -51,3 +54,19 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture
 def bind_key_file(bind: BindServer) -> Path:
     return bind.key_file
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
+    """A real Knot DNS primary with the same zones and key rules as ``bind``."""
+    server = KnotServer(tmp_path_factory.mktemp("knot"), _lab_zones()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
+    """A real PowerDNS (gsqlite3) primary with the same zones and key rules as ``bind``."""
+    server = PowerDNSServer(tmp_path_factory.mktemp("pdns"), _lab_zones()).start()
+    yield server
+    server.stop()

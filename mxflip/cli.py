@@ -717,6 +717,7 @@ def drill(
     from mxflip.errors import UsageError
     from mxflip.readiness_api import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render.operations import CountdownPrinter
     from mxflip.state import StateBackend
 
     with contextlib.ExitStack() as stack:
@@ -747,6 +748,7 @@ def drill(
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
+            events=CountdownPrinter(as_json=as_json),
             command=[
                 "mxflip",
                 "drill",

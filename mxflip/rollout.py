@@ -15,6 +15,7 @@ progress goes to an event callback.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,17 @@ DNSQuery = Callable[
 ]
 
 
+def cached_until(switched_at: float, steps: Sequence[Step]) -> float | None:
+    """Until when resolvers may still hand out what was live before the switch: the
+    longest TTL of the replaced sets (the lowered set after a pre-lowering) from the
+    switch on, rounded up to the whole second plus one (resolvers such as Unbound serve an
+    answer through the last whole second of its TTL). None when nothing was replaced."""
+    ttls = [(s.prelower.ttl if s.prelower is not None else s.old_ttl) for s in steps if s.before]
+    if not ttls:
+        return None
+    return float(math.ceil(switched_at + max(ttls)) + 1)
+
+
 class VerificationFailed(MxflipError):
     """The nameservers did not all serve the new set in time, or the new hosts failed
     their re-probe."""
@@ -114,7 +126,7 @@ class RolloutResult:
     finished: float
     error: str | None = None
     cached: tuple[CachedAnswer, ...] = ()
-    #: With --now: until when resolvers may still hand out the old sets.
+    #: Until when resolvers may still hand out the sets live before the switch.
     old_answers_until: float | None = None
     phases: tuple[tuple[str, str], ...] = ()
 
@@ -233,7 +245,9 @@ class Rollout:
         total = max(0.0, until - self.clock.now())
         while True:
             remaining = until - self.clock.now()
-            self._emit("countdown", phase, what, remaining=max(0.0, remaining), total=total)
+            self._emit(
+                "countdown", phase, what, remaining=max(0.0, remaining), total=total, until=until
+            )
             if remaining <= 0:
                 return
             self.clock.sleep(min(1.0, remaining))
@@ -324,9 +338,8 @@ class Rollout:
         old_until: float | None = None
         if switching:
             self._phase_write("switch", [(s, s.prelower or s.before, s.after) for s in switching])
-            unlowered = [s.old_ttl for s in switching if s.prelower is None and s.before]
-            if unlowered:
-                old_until = self.clock.now() + max(unlowered)
+            old_until = cached_until(self.clock.now(), switching)
+            if old_until is not None:
                 self._emit(
                     "info",
                     "switch",

@@ -129,3 +129,48 @@ def test_ci_examples_run_a_drill_and_keep_its_junit_report() -> None:
     assert any(" drill " in line and "--junit drill-junit.xml" in line for line in job["script"])
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["reports"]["junit"] == "drill-junit.xml"
+
+
+def _run_sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "NO_COLOR": "1",
+    }
+    env.pop("MXFLIP_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(tmp_path: Path) -> None:
+    from mxflip.sandbox import SANDBOX_TTL
+
+    result = _run_sandbox(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Drill passed: 1 domain" in result.stdout
+    lines = [line for line in result.stderr.splitlines() if "left (until " in line]
+    assert lines, result.stderr
+    assert lines[0].startswith(
+        f"  waiting for caches of the old TTL to expire: {SANDBOX_TTL} s left (until 20"
+    )
+    assert re.fullmatch(r".* left \(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", lines[-1])
+    assert lines[-1].split(": ", 1)[1].startswith("0 s left")
+
+
+def test_planned_sandbox_drill_countdown_in_json(tmp_path: Path) -> None:
+    import json
+
+    result = _run_sandbox(tmp_path, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    countdowns = [e for e in events if e["event"] == "countdown"]
+    assert countdowns and countdowns[0]["phase"] == "prelower-wait"
+    assert {e["until"] for e in countdowns} == {countdowns[0]["until"]}
+    assert countdowns[-1]["remaining"] == 0
+    assert json.loads(result.stdout)["exit_code"] == 0

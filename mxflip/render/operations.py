@@ -216,6 +216,9 @@ class EventPrinter:
     def _countdown(self, event: Event) -> None:
         remaining = float(event.data.get("remaining", 0.0))
         total = float(event.data.get("total", 0.0)) or 1.0
+        until = event.data.get("until")
+        # Every long wait says when it ends, so a person can come back rather than watch.
+        ends = f" (until {when(float(until))})" if isinstance(until, int | float) else ""
         if self.console.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -228,7 +231,7 @@ class EventPrinter:
                     transient=True,
                 )
                 self._progress.start()
-                self._task = self._progress.add_task(event.message, total=total)
+                self._task = self._progress.add_task(event.message + ends, total=total)
             self._progress.update(self._task, completed=total - remaining)
             if remaining <= 0:
                 self._stop_progress()
@@ -236,7 +239,9 @@ class EventPrinter:
         step = max(total / 10, 1.0)
         if self._last_shown is None or self._last_shown - remaining >= step or remaining <= 0:
             self._last_shown = remaining
-            self.console.print(f"  {event.message}: {duration_text(remaining)} left", markup=False)
+            self.console.print(
+                f"  {event.message}: {duration_text(remaining)} left{ends}", markup=False
+            )
         if remaining <= 0:
             self._last_shown = None
 
@@ -244,6 +249,16 @@ class EventPrinter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class CountdownPrinter(EventPrinter):
+    """Only the countdowns of long waits (for commands that report their own steps, such
+    as ``drill``): a countdown with its end time on a terminal or not, JSON lines with
+    ``--json``."""
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "countdown":
+            super().__call__(event)
 
 
 def _jsonable(value: Any) -> bool:

@@ -27,6 +27,9 @@ from mxflip_rfc2136.keyfile import TsigKey
 
 T = TypeVar("T")
 
+#: How dnspython says that a reply to a signed message carries no TSIG at all.
+_UNSIGNED = "requires a TSIG but does not have one"
+
 _STALE_RCODES = {dns.rcode.YXRRSET, dns.rcode.NXRRSET, dns.rcode.YXDOMAIN, dns.rcode.NXDOMAIN}
 
 
@@ -58,7 +61,9 @@ class DNSClient:
         self._key_label = key.name if key else None
         if key is not None:
             self._keyname = dns.name.from_text(key.name)
-            self._keyring = {self._keyname: dns.tsig.Key(self._keyname, key.secret, key.algorithm)}
+            self._keyring = {
+                self._keyname: dns.tsig.Key(self._keyname, key.secret, key.wire_algorithm)
+            }
 
     # ------------------------------------------------------------------ plumbing
 
@@ -87,8 +92,11 @@ class DNSClient:
                     return fn()
         except dns.tsig.PeerBadKey:
             raise ProviderAuthError(
-                f"{self.server} does not know TSIG key {self._key_label!r} ({what})",
-                hint="check tsig_key_name and that the server's configuration includes this key",
+                f"{self.server} answered BADKEY for TSIG key {self._key_label!r} ({what}): "
+                "it does not know the key, or does not let it do this",
+                hint="check tsig_key_name and the algorithm against the server's keys; Knot DNS "
+                "also answers BADKEY when it knows the key but no acl of the zone allows it "
+                "(acl: action: update, key: NAME)",
             ) from None
         except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
             raise ProviderAuthError(
@@ -112,6 +120,19 @@ class DNSClient:
             ) from None
         except OSError as exc:
             raise ProviderError(f"cannot reach DNS server {self.server} ({what}): {exc}") from None
+        except dns.exception.FormError as exc:
+            if self._keyring is not None and _UNSIGNED in str(exc):
+                raise ProviderAuthError(
+                    f"{self.server} answered the TSIG-signed {what} with an unsigned reply, "
+                    "which cannot be trusted: it did not accept key "
+                    f"{self._key_label!r}",
+                    hint="PowerDNS answers this way (NOTAUTH, unsigned) when it does not know "
+                    "the key name or the secret differs: compare 'pdnsutil list-tsig-keys' "
+                    "with tsig_key_file, and check the zone's TSIG-ALLOW-DNSUPDATE metadata",
+                ) from None
+            raise ProviderError(
+                f"bad answer from DNS server {self.server} ({what}): {exc}"
+            ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(
                 f"bad answer from DNS server {self.server} ({what}): {exc}"

@@ -49,7 +49,7 @@ def test_unknown_key_name_is_an_auth_error(bind: BindServer, tmp_path: Path) -> 
     key = tmp_path / "other.key"
     key.write_text(bind.key_text(name="not-on-server"))
     provider = provider_with_key(bind.address, key)
-    with pytest.raises(ProviderAuthError, match="does not know TSIG key 'not-on-server'"):
+    with pytest.raises(ProviderAuthError, match="answered BADKEY for TSIG key 'not-on-server'"):
         provider.read("contract.test.", ["x.contract.test."])
 
 
