@@ -5,6 +5,7 @@ and records kept locally while the bucket is unreachable."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mxflip.errors import ExitCode, UsageError
 from mxflip.journal import LockedError
 from mxflip.state.base import PreconditionFailed, StateError
 from mxflip.state.lease import Leader, Lease, LeaseHeld
-from mxflip.state.s3 import PENDING_NAME, S3Backend
+from mxflip.state.s3 import PENDING_NAME, S3Backend, _make_client
 from tests.support.engine import FakeClock
 from tests.support.moto_route53 import FAKE_SECRET_KEY, MotoServer
 from tests.support.moto_s3 import (
@@ -481,3 +484,35 @@ def test_racing_takeovers_of_an_expired_lease_have_one_winner(
         for t in threads:
             t.join(timeout=30)
         assert len(won) == 1, won
+
+
+@functools.cache
+def client_for(url: str) -> Any:
+    """One botocore client per moto server for the property test (a client takes 0.2 s)."""
+    return _make_client(state_config(url, "unused"))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=12), st.floats(-1e9, 1e10, allow_nan=False)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_listing_order_is_append_order_whatever_the_timestamps(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path, phases: list[tuple[str, float]]
+) -> None:
+    """Records carry the writer's (possibly injected, repeated or backwards) clock; their
+    object names still list in the order they were appended."""
+    prefix = f"p{time.monotonic_ns()}"
+    client = client_for(moto_s3.url)
+    be = backend(moto_s3.url, bucket, tmp_path, prefix=prefix, client=client)
+    be.append(record("op", "intent", 5.0))
+    for name, ts in phases:
+        be.append(record("op", "phase", ts, phase=name, status="done"))
+    reader = backend(moto_s3.url, bucket, tmp_path / "reader", prefix=prefix, client=client)
+    (op,) = reader.read().operations
+    assert [p["phase"] for p in op.phases] == [name for name, _ in phases]
