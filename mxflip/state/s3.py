@@ -613,6 +613,10 @@ def _make_client(settings: StateConfig) -> Any:
         connect_timeout=5,
         read_timeout=15,
         s3={"addressing_style": "path"} if settings.endpoint_url else {},
+        # Small JSON bodies over TLS: no CRC32 computed and checked per call (what
+        # botocore >= 1.36 does by default), which S3-compatible stores may not support.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
     return botocore.session.get_session().create_client(
         "s3",
