@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mxflip.testing.memory import MemoryStore
 from tests.support.bind import BindServer, zone_text
 from tests.support.knot import KnotServer
+from tests.support.memory import fresh_store
 from tests.support.pdns import PowerDNSServer
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
@@ -35,6 +37,14 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses the shared BIND9, Knot or PowerDNS is a real-server test, marked or not."""
+    for item in items:
+        if {"bind", "bind_key_file", "knot", "pdns"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_server)
+
+
 def _lab_zones() -> dict[str, str]:
     return {
         "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
@@ -54,6 +64,12 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture
 def bind_key_file(bind: BindServer) -> Path:
     return bind.key_file
+
+
+@pytest.fixture
+def memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryStore]:
+    """A fresh in-memory DNS store for pure core tests (type ``memory``, zone memory.test)."""
+    yield from fresh_store(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -188,14 +188,14 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 @json_option
 def providers(as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
-    from mxflip.provider import installed_providers
-    from mxflip.render import providers_json, render_providers, stdout_console, write_json
+    from mxflip.entrypoints import installed_providers
+    from mxflip.render import providers_json, render_providers, write_json
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(stdout_console(), found)
+        render_providers(sys.stdout, found)
 
 
 @cli.command()
@@ -208,13 +208,13 @@ def validate(state: State, as_json: bool) -> None:
     are read, tokens are not used). Exit 0 when valid, 2 with one line naming the file,
     the key and the problem when not.
     """
-    from mxflip.render import config_json, render_config, stdout_console, write_json
+    from mxflip.render import config_json, render_config, write_json
 
     config = state.load_config()
     if as_json:
         write_json(config_json(config))
     else:
-        render_config(stdout_console(), config)
+        render_config(sys.stdout, config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -1099,4 +1099,11 @@ def _canary_report(
 
 def main() -> None:
     """Console-script entry point."""
+    # mxflip uses no pydantic plugins, and looking for them scans every installed
+    # distribution's metadata before the first model is built: a large part of the
+    # start-up of `mxflip validate` and of every command that loads the configuration.
+    # Set PYDANTIC_DISABLE_PLUGINS (even empty) to decide otherwise.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     cli(prog_name="mxflip")

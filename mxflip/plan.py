@@ -24,9 +24,6 @@ from mxflip.observe import DomainStatus
 from mxflip.records import MX, RRset
 
 Severity = Literal["block", "warn"]
-KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore", "rollback", "resume")
-#: Phases in execution order; a plan holds the ones it needs.
-PHASES = ("prelower", "prelower-wait", "switch", "verify", "restore-wait", "restore-ttl")
 
 #: Rough time of one provider write plus its "served" wait, for the expected completion.
 WRITE_SECONDS = 2.0
@@ -100,16 +97,6 @@ class Step:
             "prelower": rrset_json(self.prelower),
             "after": rrset_json(self.after),
         }
-
-    def as_journal_step(self) -> JournalStep:
-        return JournalStep(
-            self.domain.name,
-            self.domain.zone,
-            self.domain.provider,
-            self.before,
-            self.prelower,
-            self.after,
-        )
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,3 @@ class RRset:
 
     def __str__(self) -> str:
         return f"{self.name} {self.ttl} MX {', '.join(self.strings()) or '(empty)'}"
-
-
-def sorted_strings(records: Iterable[MX]) -> list[str]:
-    return [str(mx) for mx in sorted(records)]

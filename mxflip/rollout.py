@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+# Re-exported: engine and drill take the clock from here.
+from mxflip.clock import Clock as Clock
+from mxflip.clock import SystemClock as SystemClock
 from mxflip.config import DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
@@ -49,24 +51,6 @@ BOUNDARIES = (
     "restore-ttl:after-apply",
     "result",
 )
-
-
-class Clock(Protocol):
-    """Wall time in seconds since the epoch, and a way to wait."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
 
 
 @dataclass(frozen=True)

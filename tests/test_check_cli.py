@@ -16,6 +16,8 @@ from tests.support.bind import BindServer, zone_text
 from tests.support.ports import free_port
 from tests.support.smtplab import Handler, Lab, lab, make_certs  # noqa: F401
 
+pytestmark = pytest.mark.real_server
+
 ZONE = """
 * IN A 127.0.0.1
 ready IN MX 10 mx.ready

@@ -29,6 +29,8 @@ from mxflip.probe import Prober, ProbeSettings, TLSInfo
 from tests.support.required import find_binary, server_unavailable
 from tests.support.smtplab import Handler, Lab, lab  # noqa: F401  (lab is a fixture)
 
+pytestmark = pytest.mark.real_server
+
 HOST = "mx.dane.test"
 
 

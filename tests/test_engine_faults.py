@@ -53,6 +53,8 @@ from tests.support.moto_s3 import (
 
 JournalFactory = Callable[[Config], JournalStore]
 
+pytestmark = pytest.mark.real_server
+
 RESTORE_AFTER = 600.0
 
 

@@ -31,6 +31,8 @@ from tests.support.engine import (
 )
 from tests.test_engine_cli import write_config
 
+pytestmark = pytest.mark.real_server
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

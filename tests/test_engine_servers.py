@@ -31,6 +31,8 @@ from tests.support.engine import (
 from tests.support.knot import KnotServer
 from tests.support.pdns import PowerDNSServer
 
+pytestmark = pytest.mark.real_server
+
 
 @pytest.fixture(scope="module", params=["knot", "pdns"])
 def server(

@@ -16,6 +16,8 @@ from tests.support.bind import BindServer, zone_text
 from tests.support.postfix import PostfixServer, instance_dir
 from tests.support.smtplab import make_certs
 
+pytestmark = pytest.mark.real_server
+
 DOMAIN = "pf.test"
 HOST = "mx.pf.test"
 

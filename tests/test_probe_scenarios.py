@@ -37,6 +37,8 @@ from tests.support.smtplab import (  # noqa: F401  (lab is a fixture)
 )
 from tests.support.unbound import UnboundServer
 
+pytestmark = pytest.mark.real_server
+
 #: Every name the "good" certificate covers (the MTA-STS tests reuse the good server).
 GOOD_NAMES = [
     "mx.good.lab.test",

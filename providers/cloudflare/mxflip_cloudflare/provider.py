@@ -18,9 +18,9 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
     StaleExpectationError,
 )
-from mxflip.retry import Sleep
 from mxflip_cloudflare._client import (
     AUTO_TTL_SECONDS,
     MAX_TTL,

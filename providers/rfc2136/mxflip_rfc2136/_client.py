@@ -20,9 +20,14 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-from mxflip import ProviderAuthError, ProviderError, StaleExpectationError
-from mxflip.hostport import HostPort
-from mxflip.retry import Sleep, retrying
+from mxflip import (
+    HostPort,
+    ProviderAuthError,
+    ProviderError,
+    Sleep,
+    StaleExpectationError,
+    retrying,
+)
 from mxflip_rfc2136.keyfile import TsigKey
 
 T = TypeVar("T")

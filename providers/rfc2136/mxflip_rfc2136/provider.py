@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdataset
-import dns.rdatatype
-import dns.rrset
-import dns.update
 from pydantic import Field, ValidationInfo, field_validator
 
 from mxflip import (
@@ -24,11 +16,19 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    SystemClock,
+    parse_hostport,
 )
-from mxflip.hostport import parse_hostport
-from mxflip.retry import Sleep
-from mxflip_rfc2136._client import DNSClient
 from mxflip_rfc2136.keyfile import KeyFileError, TsigKey, read_key_file
+
+if TYPE_CHECKING:
+    import dns.rdataset
+    import dns.rrset
+
+    # The client (dnspython's query and update machinery, retries) loads when one is
+    # built: `mxflip validate` only checks settings.
+    from mxflip import Clock
+    from mxflip_rfc2136._client import DNSClient
 
 
 class RFC2136Settings(ProviderSettings):
@@ -70,6 +70,11 @@ class RFC2136Settings(ProviderSettings):
 
 
 def _to_rdataset(rrset: RRset, ttl: int | None = None) -> dns.rdataset.Rdataset:
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdataset
+    import dns.rdatatype
+
     rdatas = [
         dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.MX, str(mx)) for mx in rrset.records
     ]
@@ -98,16 +103,16 @@ class RFC2136Provider(Provider):
         name: str,
         client: DNSClient,
         *,
-        clock: Any = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self._client = client
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
 
     @classmethod
     def from_settings(cls, name: str, settings: ProviderSettings) -> RFC2136Provider:
+        from mxflip_rfc2136._client import DNSClient
+
         assert isinstance(settings, RFC2136Settings)
         try:
             key = settings.key()
@@ -119,6 +124,9 @@ class RFC2136Provider(Provider):
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
         # RFC 2136 has no batch read short of a zone transfer, which servers usually refuse;
         # one query per name over one server is cheap on loopback or a LAN.
+        import dns.name
+        import dns.rdatatype
+
         result: dict[str, RRset | None] = {}
         for name in names:
             response = self._client.query(name, "MX")
@@ -134,6 +142,9 @@ class RFC2136Provider(Provider):
         handle = ChangeHandle(provider=self.name, zone=zone, changes=tuple(changes))
         if not pending:
             return handle
+        import dns.rdatatype
+        import dns.update
+
         update = dns.update.UpdateMessage(zone)
         for change in pending:
             if change.expected is None:
@@ -161,22 +172,24 @@ class RFC2136Provider(Provider):
         pending = [c for c in handle.changes if not c.is_noop]
         if not pending:
             return
-        deadline = self._clock() + timeout
+        deadline = self._clock.now() + timeout
         delay = 0.05
         while True:
             if self._all_live(handle.zone, pending):
                 return
-            if self._clock() >= deadline:
+            if self._clock.now() >= deadline:
                 raise ProviderError(
                     f"{self._client.server} does not serve the change to zone {handle.zone} "
                     f"after {timeout:g} s",
                     hint="another writer may have changed the records; run 'mxflip status'",
                 )
-            self._sleep(delay)
+            self._clock.sleep(delay)
             delay = min(delay * 2, 2.0)
 
     def nameservers(self, zone: str) -> list[str]:
         """The zone's NS names as the primary serves them (port 53)."""
+        import dns.rdatatype
+
         response = self._client.query(zone, "NS")
         names = sorted(
             r.target.to_text().rstrip(".")

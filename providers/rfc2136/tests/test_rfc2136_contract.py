@@ -9,6 +9,8 @@ from mxflip.testing.contract import ProviderContract
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.dnsserver import LabDNSServer
 
+pytestmark = pytest.mark.real_server
+
 
 class TestRFC2136Contract(ProviderContract):
     many_names = 60

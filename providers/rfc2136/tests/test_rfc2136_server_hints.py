@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mxflip.errors import ProviderAuthError
-from mxflip.provider import Change
-from mxflip.records import RRset
+from mxflip import Change, ProviderAuthError, RRset
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.knot import KnotServer
 from tests.support.pdns import PowerDNSServer

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mxflip.retry import Sleep, retrying
+from mxflip import Sleep, retrying
 
 LOCK_SUFFIX = ".mxflip-lock"
 

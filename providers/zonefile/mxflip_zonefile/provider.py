@@ -18,10 +18,10 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
     StaleExpectationError,
+    normalize_name,
 )
-from mxflip.records import normalize_name
-from mxflip.retry import Sleep
 from mxflip_zonefile import _reload, _zonefile
 from mxflip_zonefile._atomic import replace_atomically
 from mxflip_zonefile._lock import LockBusy, exclusive_lock, lock_path
