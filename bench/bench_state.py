@@ -97,6 +97,7 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
         result = engine.execute(plan)
         records = backend.calls["PutObject"] - before
     engine.close()
+    backend.close()
     assert result.outcome == "done", result
     return backend.calls, records
 

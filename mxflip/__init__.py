@@ -35,6 +35,10 @@ _EXPORTS = {
     "ProviderAuthError": "mxflip.errors",
     "ProviderError": "mxflip.errors",
     "StaleExpectationError": "mxflip.errors",
+    "LockBusy": "mxflip.files",
+    "atomic_write": "mxflip.files",
+    "locked": "mxflip.files",
+    "register_secret": "mxflip.sanitize",
 }
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "Clock",
     "ConfigError",
     "HostPort",
+    "LockBusy",
     "MxflipError",
     "Provider",
     "ProviderAuthError",
@@ -55,8 +60,11 @@ __all__ = [
     "SystemClock",
     "__version__",
     "apply_changes",
+    "atomic_write",
+    "locked",
     "normalize_name",
     "parse_hostport",
+    "register_secret",
     "retrying",
 ]
 
@@ -68,6 +76,9 @@ if TYPE_CHECKING:
     from mxflip.errors import ProviderAuthError as ProviderAuthError
     from mxflip.errors import ProviderError as ProviderError
     from mxflip.errors import StaleExpectationError as StaleExpectationError
+    from mxflip.files import LockBusy as LockBusy
+    from mxflip.files import atomic_write as atomic_write
+    from mxflip.files import locked as locked
     from mxflip.hostport import HostPort as HostPort
     from mxflip.hostport import parse_hostport as parse_hostport
     from mxflip.provider import Change as Change
@@ -80,6 +91,7 @@ if TYPE_CHECKING:
     from mxflip.records import normalize_name as normalize_name
     from mxflip.retry import Sleep as Sleep
     from mxflip.retry import retrying as retrying
+    from mxflip.sanitize import register_secret as register_secret
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,17 +6,27 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
 
+if TYPE_CHECKING:
+    from mxflip.config import Config, DomainConfig
+    from mxflip.engine import Engine
+    from mxflip.plan import Plan, PlanOptions
+    from mxflip.rollout import Clock, RolloutResult
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: Builds the plan of one changing command from the engine and the parsed options.
+Build = Callable[["Engine", "PlanOptions"], "Plan"]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -34,7 +44,7 @@ class State:
     config_path: str | None
     debug: bool
 
-    def load_config(self) -> Any:
+    def load_config(self) -> Config:
         from mxflip.config import load_config
 
         return load_config(self.config_path)
@@ -45,14 +55,19 @@ class MxflipGroup(click.Group):
     unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        args = [*ctx._protected_args, *ctx.args]
+        # ``--json`` promises one document on stdout even when the command fails early
+        # (a config error, the lock): the error is written as that document.
+        as_json = (args[0] if args else "") if "--json" in args else None
+        ctx.meta["mxflip.json_written"] = _json_written()
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
             if _debug(ctx):
                 raise
-            _fail(ctx, f"error: {exc}", exc.exit_code)
+            _fail(ctx, f"error: {exc}", exc.exit_code, as_json)
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted", ExitCode.INTERRUPTED)
+            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, as_json)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
@@ -63,6 +78,7 @@ class MxflipGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(run with --debug for the traceback, and please report it)",
                 ExitCode.FAILURE,
+                as_json,
             )
 
 
@@ -71,9 +87,46 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
+    from mxflip.sanitize import clean
+
+    message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
+    if as_json is not None and _json_written() == ctx.meta.get("mxflip.json_written", 0):
+        import json
+
+        error = message.removeprefix("error: ")
+        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": error}
+        click.echo(json.dumps(doc, indent=2))
     ctx.exit(int(code))
+
+
+def _json_written() -> int:
+    """How many JSON documents this process has written (0 before the renderer loads)."""
+    common = sys.modules.get("mxflip.render.common")
+    return int(common.written[0]) if common is not None else 0
+
+
+class _StderrWarnings(logging.Handler):
+    """The core logs warnings (a loose key file); a person sees them as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from mxflip.sanitize import clean
+
+        click.echo(clean(record.getMessage()), err=True)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("mxflip")
+    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
+        handler = _StderrWarnings(logging.WARNING)
+        log.addHandler(handler)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
+    # records that it was interrupted and a drill puts back what it changed.
+    raise KeyboardInterrupt
 
 
 @click.group(cls=MxflipGroup, epilog=EXIT_CODES_HELP)
@@ -95,6 +148,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
     ctx.obj = State(config_path=config_path, debug=debug)
+    _show_warnings()
 
 
 json_option = click.option(
@@ -316,9 +370,9 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
     return ChangeRequest(kind=kind, argv=argv, **kw)
 
 
-def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
+def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
-    from mxflip.engine import Engine, PlanRefused
+    from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.plan import PlanOptions
     from mxflip.readiness_api import default_readiness
@@ -359,12 +413,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
     )
-    plan = None
+    plan: Plan | None = None
     try:
-        lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
+        lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(journal, change)
+                settle = _settle_unsettled(engine, change)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -382,15 +436,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     f"not {change.plan_hash}; nothing was changed",
                     hint="review the new plan (--dry-run) and pass its hash",
                 )
-            if plan.blockers:
-                raise PlanRefused(
-                    "refusing to apply: "
-                    + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                    hint="fix the cause, or pass --force --reason TEXT where it is allowed",
-                )
-            if not plan.changes:
+            refuse_blocked(plan)
+            if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
-            _confirm(change)
+            if plan.changes:
+                _confirm(change)
+            # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
         _report_state_problems(journal)
@@ -429,25 +480,17 @@ def _report_state_problems(journal: Any) -> list[str]:
     return problems
 
 
-def _clock() -> Any:
+def _clock() -> Clock:
     """The clock changing commands use (tests replace this function)."""
     from mxflip.rollout import SystemClock
 
     return SystemClock()
 
 
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _finish(
     change: ChangeRequest,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: RolloutResult | None,
     code: ExitCode,
     *,
     dry_run: bool = False,
@@ -477,24 +520,21 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
-    """An interrupted or failed operation must be resumed or rolled back first. On a
-    terminal the person is offered both; otherwise the command is refused, naming them.
-    Returns (kind, operation id) when the person chose to settle it now."""
-    unsettled = journal.read().unsettled()
-    if not unsettled:
+def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first (the
+    engine's check). On a terminal the person is offered both; otherwise the command is
+    refused, naming them. Returns (kind, operation id) when the person chose to settle
+    it now."""
+    from mxflip.engine import Unsettled, unsettled_text
+
+    op = engine.first_unsettled()
+    if op is None:
         return None
-    op = unsettled[-1]
-    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
-    text = (
-        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
-        "and may have left zones half-way"
-    )
     if change.dry_run:
-        click.echo(f"mxflip: warning: {text}", err=True)
+        click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
     if _interactive() and not change.yes and not change.as_json:
-        click.echo(f"mxflip: {text}.", err=True)
+        click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
             type=click.Choice(["resume", "rollback", "abort"]),
@@ -503,10 +543,7 @@ def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | 
         )
         if choice != "abort":
             return choice, op.id
-    raise MxflipError(
-        text,
-        hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
-    )
+    raise Unsettled(op)
 
 
 def _interactive() -> bool:
@@ -514,13 +551,15 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _settle_builder(kind: str, op_id: str) -> Any:
+def _settle_builder(kind: str, op_id: str) -> Build:
     if kind == "resume":
         return lambda engine, opts: engine.plan_resume(op_id, opts)
     return lambda engine, opts: engine.plan_rollback(op_id, opts)
 
 
-def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:
+def _select_switch(
+    config: Config, domains: tuple[str, ...], all_: bool, kind: str
+) -> list[DomainConfig]:
     from mxflip.errors import UsageError
 
     if domains and all_:
@@ -537,7 +576,7 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Any, opts: Any) -> Any:
+        def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
             return engine.plan_switch(kind, chosen, opts)
 
@@ -1106,4 +1145,8 @@ def main() -> None:
     import os
 
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="mxflip")

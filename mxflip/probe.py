@@ -26,6 +26,7 @@ from pathlib import Path
 from mxflip import certs
 from mxflip.errors import ConfigError
 from mxflip.retry import AsyncSleep, async_retrying
+from mxflip.sanitize import clean
 
 #: Monotonic seconds, for step timings (injectable so tests control "slow").
 Clock = Callable[[], float]
@@ -86,11 +87,12 @@ class Finding:
 
 
 def fail(code: str, message: str) -> Finding:
-    return Finding(Severity.FAIL, code, message)
+    # Findings quote remote text (replies, certificates, MTA-STS policies): shown safe.
+    return Finding(Severity.FAIL, code, clean(message))
 
 
 def warn(code: str, message: str) -> Finding:
-    return Finding(Severity.WARN, code, message)
+    return Finding(Severity.WARN, code, clean(message))
 
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
@@ -276,9 +278,9 @@ async def _read_reply(reader: asyncio.StreamReader) -> Reply:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         match = _REPLY.match(text)
         if match is None or (code is not None and int(match.group(1)) != code):
-            raise _Garbage(f"not an SMTP reply: {text[:80]!r}")
+            raise _Garbage(f"not an SMTP reply: {clean(text[:80])!r}")
         code = int(match.group(1))
-        lines.append(match.group(3))
+        lines.append(clean(match.group(3)))  # remote text: no escapes reach a terminal
         if match.group(2) != "-":
             return Reply(code, tuple(lines))
     raise _Garbage(f"a reply of more than {_MAX_REPLY_LINES} lines")
@@ -385,6 +387,9 @@ class _Conversation:
 
     async def _send(self, line: str) -> Reply:
         assert self.reader is not None and self.writer is not None
+        if any(c in line for c in "\r\n\0"):
+            # The last line of defence for "never DATA": one command per line, always.
+            raise ConfigError(f"refusing to send an SMTP command with a line break: {line!r}")
         try:
             self.writer.write(line.encode("utf-8") + b"\r\n")
             await self.writer.drain()

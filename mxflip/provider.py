@@ -110,6 +110,12 @@ class Provider(abc.ABC):
         """
         return cls(name)
 
+    @classmethod
+    def check_ttl(cls, settings: ProviderSettings, ttl: int) -> str | None:
+        """Why this provider cannot publish an MX RRset with ``ttl`` under ``settings``
+        (checked by ``mxflip validate``, before any change), or None when it can."""
+        return None
+
     @abc.abstractmethod
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
         """Return the MX RRset of every name in ``names`` (absolute names inside ``zone``).

@@ -113,6 +113,8 @@ class RolloutResult:
     #: Until when resolvers may still hand out the sets live before the switch.
     old_answers_until: float | None = None
     phases: tuple[tuple[str, str], ...] = ()
+    #: Why a settling operation wrote nothing (it still settled its parent).
+    note: str | None = None
 
 
 def default_query(
@@ -310,9 +312,11 @@ class Rollout:
         if prelowered:
             self._phase_write("prelower", [(s, s.before, s.prelower) for s in prelowered])
             self._start("prelower-wait")
+            lagged = self._await_lowered(prelowered)
             since = self._prelowered_at
-            if since is None:
-                since = self.clock.now()
+            if since is None or lagged:
+                # Caches may hold the old TTL from the last server to hand it out.
+                since = max(since or 0.0, self.clock.now())
             until = since + max(s.old_ttl for s in prelowered)
             self._countdown("prelower-wait", until, "waiting for caches of the old TTL to expire")
             self._done("prelower-wait")
@@ -386,6 +390,46 @@ class Rollout:
 
     # ------------------------------------------------------------------ verify
 
+    def _await_lowered(self, steps: Sequence[Step]) -> bool:
+        """Poll every verification nameserver until it serves the lowered TTL, so that
+        the old-TTL countdown starts only once no server hands out the old one. Returns
+        True when one lagged (the wait then starts later). A server that does not answer
+        is not waited for here (planning already flagged it; verification will too)."""
+        servers = {s.name: self._servers(s.domain) for s in steps}
+        asking = [s for s in steps if servers[s.name]]
+        if not asking:
+            return False
+        deadline = self.clock.now() + self.verify_timeout
+        lagged = False
+        for _ in range(10_000):  # bounded by the deadline too, on any clock
+            answers = self._query(
+                [(servers[s.name], s.name) for s in asking], False, self.dns_timeout
+            )
+            pending = [
+                f"{step.domain.display} at {a.server}"
+                for step, got in zip(asking, answers, strict=True)
+                for a in got
+                if a.error is None and a.rrset != step.prelower
+            ]
+            if not pending:
+                return lagged
+            if not lagged:
+                self._emit(
+                    "pending",
+                    "prelower-wait",
+                    "still serving the old TTL: the wait starts once they serve the lowered one",
+                    pending=pending,
+                )
+            lagged = True
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                raise VerificationFailed(
+                    f"nameservers still serve the old TTL after {self.verify_timeout:g} s: "
+                    + "; ".join(pending[:5])
+                )
+            self.clock.sleep(min(2.0, remaining))
+        return lagged
+
     def _verify(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
         servers = {s.name: self._servers(s.domain) for s in steps}
         missing = [s.domain.display for s in steps if not servers[s.name]]
@@ -435,8 +479,18 @@ class Rollout:
             ) from None
 
         if self._readiness is not None and not self.plan.options.skip_readiness:
-            targets = {s.name: s.after for s in steps if s.after is not None}
-            verdicts = self._readiness([s.domain for s in steps], targets)
+            # Only hosts this operation put into a set: a TTL change to the set already
+            # live (prepare, finalize) is never blocked by those hosts' health.
+            targets = {
+                s.name: s.after
+                for s in steps
+                if s.after is not None and not s.after.same_records(s.prelower or s.before)
+            }
+            verdicts = (
+                self._readiness([s.domain for s in steps if s.name in targets], targets)
+                if targets
+                else {}
+            )
             bad = [
                 f"{name.rstrip('.')}: {'; '.join(v.reasons) or v.verdict}"
                 for name, v in verdicts.items()

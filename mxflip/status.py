@@ -34,6 +34,14 @@ class StatusReport:
     #: Operations the journal shows as interrupted or failed and not yet settled.
     unsettled: Sequence[Operation] = ()
     journal_error: str | None = None
+    #: Who holds the operation lock now (an operation is running), or None.
+    running: str | None = None
+    #: The operation that process is running (the newest, still without a result).
+    running_op: str | None = None
+    #: ``line N: why`` for journal lines that could not be trusted (skipped).
+    journal_problems: Sequence[str] = ()
+    #: The canary state could not be read (status still shows DNS).
+    canary_error: str | None = None
     #: Per domain display name; None when no ``[canary]`` is configured.
     canary: Mapping[str, Sequence[CanaryStatus]] | None = None
     #: Per domain name: the live set's SMTP readiness; None unless ``--probe``.
@@ -57,6 +65,7 @@ class StatusReport:
             or any(r.lowered_ttl for r in self.switch.values())
             or self.unsettled
             or self.canary_alert
+            or self.canary_error
         ):
             return ExitCode.ATTENTION
         return ExitCode.OK
@@ -69,29 +78,31 @@ def gather_status(
     ``probe``, the SMTP readiness of each domain's live set too."""
     from mxflip.engine import switch_readiness
     from mxflip.journal import JournalView
-    from mxflip.state import open_state
+    from mxflip.state import StateBackend, open_state
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
         statuses = observer.status(domains)
     finally:
         observer.close()
+    journal: StateBackend | None = None
     try:
-        backend = open_state(config)
-        try:
-            view = backend.read()
-        finally:
-            backend.close()
+        journal = open_state(config)
+        view = journal.read()
         journal_error = None
     except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = time.time()
     switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
     canary = None
+    canary_error = None
     if config.canary is not None:
         from mxflip.canary import canary_status, default_clock
 
-        canary = canary_status(config, domains, clock=default_clock())
+        try:
+            canary = canary_status(config, domains, clock=default_clock())
+        except MxflipError as exc:  # a damaged state file must not hide the DNS view
+            canary_error = str(exc)
     probes = None
     if probe:
         from mxflip.readiness import check_domains
@@ -99,11 +110,25 @@ def gather_status(
         # The provider's records are the truth of what is live; DNS may lag behind.
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
         probes = {r.domain: r for r in check_domains(config, domains, "live", live_records=live)}
+    running = None
+    if journal is not None and journal_error is None:
+        try:
+            running = journal.holder()
+        except MxflipError:  # the shared lock is unreadable now: the journal error says why
+            running = None
+        finally:
+            journal.close()
+    newest = view.operations[-1] if view.operations else None
+    running_op = newest.id if running and newest is not None and newest.result is None else None
     return StatusReport(
         domains=statuses,
         probes=probes,
         switch=switch,
         unsettled=view.unsettled(),
         journal_error=journal_error,
+        running=running,
+        running_op=running_op,
+        journal_problems=view.problems,
+        canary_error=canary_error,
         canary=canary,
     )

@@ -174,3 +174,44 @@ def test_planned_sandbox_drill_countdown_in_json(tmp_path: Path) -> None:
     assert {e["until"] for e in countdowns} == {countdowns[0]["until"]}
     assert countdowns[-1]["remaining"] == 0
     assert json.loads(result.stdout)["exit_code"] == 0
+
+
+def test_sigterm_during_a_drill_puts_everything_back(tmp_path: Path) -> None:
+    """What CI sends when a job is cancelled: the drill stops, restores what it changed
+    and reports (it used to die with -15 and leave the drill name on backup)."""
+    import json
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MXFLIP_JOURNAL", None)
+    # --planned waits out the old TTL (a few seconds in the sandbox): SIGTERM arrives
+    # during that countdown, inside the failover step.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stderr:  # progress events, one JSON line each
+            if '"event": "countdown"' in line:
+                break
+            assert time.monotonic() < deadline, "the drill never reached the pre-lowering wait"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 3, out
+    report = json.loads(out)
+    steps = {s["name"]: s for s in report["domains"][0]["steps"]}
+    assert steps["failover"]["status"] == "fail"
+    assert "interrupted" in steps["failover"]["message"]
+    assert steps["restore"]["status"] == "pass"
+    assert steps["final-status"]["status"] == "pass"

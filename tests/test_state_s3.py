@@ -121,11 +121,13 @@ def test_reads_fetch_each_record_once(moto_s3: MotoServer, bucket: str, tmp_path
     be = backend(moto_s3.url, bucket, tmp_path)
     for n in range(5):
         be.append(record(f"op{n}", "intent", float(n)))
+    be.close()  # the cache is written once, when the command ends
     reader = backend(moto_s3.url, bucket, tmp_path / "other-machine")
     reader.read()
     assert reader.calls["GetObject"] == 5
     reader.read()
     assert reader.calls["GetObject"] == 5 and reader.calls["ListObjectsV2"] == 2
+    reader.close()
     # The next command on either machine fetches nothing: records are never overwritten.
     for home in (tmp_path, tmp_path / "other-machine"):
         again = backend(moto_s3.url, bucket, home)

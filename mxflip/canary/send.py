@@ -175,7 +175,10 @@ def _smtp_error(exc: BaseException) -> str:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    """A remote server's reply text, safe to show and store (no terminal escapes)."""
+    from mxflip.sanitize import clean
+
+    return clean(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
 
 
 def _permanent(exc: BaseException) -> bool:

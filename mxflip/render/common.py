@@ -36,9 +36,15 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
+#: How many JSON documents this process wrote (the CLI writes an error document for
+#: ``--json`` only when the command failed before writing its own).
+written = [0]
+
+
 def write_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, newline-terminated."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    written[0] += 1
 
 
 def when(ts: float | None) -> str | None:

@@ -15,6 +15,7 @@ from mxflip.plan import Plan
 from mxflip.records import RRset, display_name
 from mxflip.render.common import JSON_VERSION, duration_text, records_text, stderr_console, when
 from mxflip.rollout import Event, RolloutResult
+from mxflip.sanitize import clean
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -152,6 +153,7 @@ def operation_json(
                 for c in result.cached
             ],
             "error": result.error,
+            "note": result.note,
         }
         doc["error"] = doc["error"] or result.error
     return doc
@@ -159,6 +161,13 @@ def operation_json(
 
 def render_result(console: Console, result: RolloutResult) -> None:
     if result.outcome == "noop":
+        if result.note and result.plan.parent:
+            console.print(
+                f"Nothing to do: {result.note.removeprefix('nothing to do: ')}. "
+                f"Operation {result.plan.parent} is settled (journalled as {result.op_id}).",
+                markup=False,
+            )
+            return
         console.print("Nothing to do: every domain is already in the asked state.")
         return
     console.print(
@@ -314,14 +323,15 @@ def render_history(console: Console, view: JournalView, limit: int | None) -> No
             domains += f" (+{len(steps) - 3})"
         outcome = op.outcome
         style = {"done": "green", "rolled-back": "yellow"}.get(outcome, "red")
+        # Journal text is shown as text: no rich markup, no control characters.
         table.add_row(
-            op.id,
-            str(op.intent.get("time", "")),
-            f"{op.intent.get('user')}@{op.intent.get('host')}",
-            what,
-            domains,
-            Text(outcome, style=style),
-            str(op.intent.get("reason") or ""),
+            Text(clean(op.id)),
+            Text(clean(str(op.intent.get("time", "")))),
+            Text(clean(f"{op.intent.get('user')}@{op.intent.get('host')}")),
+            Text(clean(what)),
+            Text(clean(domains)),
+            Text(clean(outcome), style=style),
+            Text(clean(str(op.intent.get("reason") or ""))),
         )
     console.print(table)
     if view.skipped_lines:

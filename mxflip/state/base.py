@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,31 +103,11 @@ class StateBackend(JournalStore, Protocol):
         """Write records kept locally while the backend was unreachable; how many."""
         ...
 
+    def holder(self) -> str | None:
+        """Who holds the operation lock now (None: nobody, or it cannot be told)."""
+        ...
+
     def close(self) -> None: ...
-
-
-def build_view(records: Iterable[Mapping[str, Any]], skipped: int = 0) -> JournalView:
-    """Operations from records in stored order. Intents are placed first so that a note
-    written on a machine whose clock runs behind still finds the operation it settles."""
-    from mxflip.journal import JournalView, Operation
-
-    ordered = list(records)
-    ops: dict[str, Operation] = {}
-    for record in ordered:
-        if record.get("type") == "intent" and isinstance(record.get("op"), str):
-            ops[record["op"]] = Operation(record["op"], dict(record))
-    for record in ordered:
-        op = ops.get(record.get("op"))  # type: ignore[arg-type]
-        kind = record.get("type")
-        if op is None or kind == "intent":
-            continue
-        if kind == "phase":
-            op.phases.append(dict(record))
-        elif kind == "result":
-            op.result = dict(record)
-        elif kind == "note":
-            op.notes.append(dict(record))
-    return JournalView(sorted(ops.values(), key=lambda o: o.id), skipped)
 
 
 def update_document(

@@ -8,15 +8,14 @@ short lock, their version a hash of their bytes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mxflip.errors import UsageError
+from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
 from mxflip.journal import Journal, JournalError
 from mxflip.state.base import Document, PreconditionFailed, StateError, check_key, encode
 
@@ -39,24 +38,25 @@ class LocalBackend(Journal):
 
     @contextlib.contextmanager
     def _documents_locked(self) -> Iterator[None]:
+        """One writer of documents at a time (a check and a write are one step)."""
         folder = self.home / "state"
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            ensure_private_folder(folder)
+            with locked(folder / ".lock", wait=30.0):
+                yield
+        except LockBusy:
+            raise StateError(
+                f"the state folder {folder} stayed locked by another mxflip for 30 s"
+            ) from None
         except OSError as exc:
             raise StateError(
-                f"cannot open the state folder {folder}: {exc.strerror or exc}",
-                hint="set [journal] path to a writable place",
+                f"cannot lock the state folder {folder}: {exc.strerror or exc}",
+                hint="set [journal] path to a writable, private place",
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def _load(self, path: Path) -> Document | None:
         try:
-            raw = path.read_bytes()
+            raw = read_bytes(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -73,8 +73,6 @@ class LocalBackend(Journal):
         return self._load(self._doc_path(key))
 
     def put(self, key: str, data: Mapping[str, Any], *, version: str | None) -> str:
-        from mxflip.canary.state import _atomic_write
-
         path = self._doc_path(key)
         body = encode(data)
         with self._documents_locked():
@@ -85,8 +83,8 @@ class LocalBackend(Journal):
                     hint="run the command again",
                 )
             try:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                _atomic_write(path, body.decode(), mode=0o600)
+                ensure_private_folder(path.parent)
+                atomic_write(path, body, mode=0o600)
             except OSError as exc:
                 raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
         return hashlib.sha256(body).hexdigest()[:32]

@@ -16,6 +16,7 @@ from typing import Any
 
 from mxflip.config import Config
 from mxflip.errors import UsageError
+from mxflip.files import read_bytes
 from mxflip.journal import JournalError, default_journal_path
 from mxflip.state.base import PreconditionFailed, StateError, check_key, encode
 
@@ -81,11 +82,7 @@ def migrate_to_shared(config: Config) -> MigrationReport:
             for path in sorted(docs.rglob("*.json")):
                 key = path.relative_to(docs).with_suffix("").as_posix()
                 _copy_document(path, key, target, report)
-        canary = state_file(config.canary) if config.canary else None
-        if canary is None:
-            from mxflip.canary.state import default_state_dir
-
-            canary = default_state_dir() / "canary.json"
+        canary = state_file(config)
         if canary.exists():
             _copy_document(canary, CANARY_KEY, target, report)
     finally:
@@ -95,7 +92,7 @@ def migrate_to_shared(config: Config) -> MigrationReport:
 
 def _copy_journal(path: Path, target: Any, report: MigrationReport) -> None:
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)
     except FileNotFoundError:
         return
     except OSError as exc:
@@ -127,7 +124,7 @@ def _copy_journal(path: Path, target: Any, report: MigrationReport) -> None:
 def _copy_document(path: Path, key: str, target: Any, report: MigrationReport) -> None:
     try:
         check_key(key)
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_bytes(path))
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot copy {path}: {exc}") from None
     if not isinstance(data, dict):

@@ -37,16 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mxflip.errors import UsageError
-from mxflip.journal import LockedError, iso, whoami
+from mxflip.files import append_synced, atomic_write, ensure_private_folder, read_bytes
+from mxflip.journal import JournalView, LockedError, iso, parse_journal, whoami
 from mxflip.retry import Sleep, retrying
 from mxflip.rollout import Clock, SystemClock
-from mxflip.state.base import Document, PreconditionFailed, StateError, build_view, check_key
-from mxflip.state.base import encode as _encode
+from mxflip.state.base import Document, PreconditionFailed, StateError, check_key, encode
 from mxflip.state.lease import Lease, LeaseHeld, LeaseInfo, Renewer
 
 if TYPE_CHECKING:
     from mxflip.config import StateConfig
-    from mxflip.journal import JournalView
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,7 @@ class S3Backend:
         self.problems: list[str] = []
         self._cache: dict[str, dict[str, Any] | None] = {}
         self._disk_loaded = False
+        self._unsaved: dict[str, Mapping[str, Any]] = {}
         self._writer = secrets.token_hex(4)
         self._seq = 0
         self._last_ns = 0
@@ -264,7 +264,7 @@ class S3Backend:
             reply = self._call(
                 "PutObject",
                 Key=self._doc_key(key),
-                Body=_encode(data),
+                Body=encode(data),
                 ContentType="application/json",
                 **condition,
             )
@@ -306,7 +306,7 @@ class S3Backend:
         self._call(
             "PutObject",
             Key=key,
-            Body=_encode(record),
+            Body=encode(record),
             ContentType="application/json",
             IfNoneMatch="*",
         )
@@ -340,7 +340,16 @@ class S3Backend:
         if keys:
             self._note_seen(keys[-1])
         records = [r for r in (self._cache.get(k) for k in keys) if r is not None]
-        return build_view(records, len(keys) - len(records))
+        # One parser for both backends: the records in listing order, as journal lines.
+        view = parse_journal(b"\n".join(encode(r) for r in records))
+        unread = len(keys) - len(records)
+        if not unread:
+            return view
+        return JournalView(
+            view.operations,
+            view.skipped_lines + unread,
+            (*view.problems, f"{unread} listed record(s) could not be read yet"),
+        )
 
     # ------------------------------------------------------------------ record cache
 
@@ -357,7 +366,7 @@ class S3Backend:
             return
         self._disk_loaded = True
         try:
-            raw = self.cache_path.read_bytes()
+            raw = read_bytes(self.cache_path)
         except OSError:
             return
         for line in raw.split(b"\n"):
@@ -368,22 +377,20 @@ class S3Backend:
                     self._cache.setdefault(key, record)
 
     def _remember(self, records: Mapping[str, Mapping[str, Any]]) -> None:
-        if not records:
+        """Queue records for the cache file; :meth:`close` writes them in one append."""
+        self._unsaved.update(records)
+
+    def _save_cache(self) -> None:
+        if not self._unsaved:
             return
         text = "".join(
             json.dumps({"k": k, "r": r}, sort_keys=True, separators=(",", ":")) + "\n"
-            for k, r in records.items()
+            for k, r in self._unsaved.items()
         )
+        self._unsaved = {}
         try:
-            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(
-                self.cache_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
-            )
-            try:
-                # A torn last line (crash mid-write) is skipped when read; start afresh.
-                os.write(fd, b"\n" + text.encode())
-            finally:
-                os.close(fd)
+            ensure_private_folder(self.home)
+            append_synced(self.cache_path, text.encode())
         except OSError as exc:  # only a cache: the next command fetches again
             log.debug("cannot write the record cache %s: %s", self.cache_path, exc)
 
@@ -418,17 +425,8 @@ class S3Backend:
             separators=(",", ":"),
         )
         try:
-            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(
-                self.pending_path,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
-                0o600,
-            )
-            try:
-                os.write(fd, (line + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            ensure_private_folder(self.home)
+            append_synced(self.pending_path, (line + "\n").encode())
         except OSError as err:
             self.problems.append(
                 f"a journal record ({record.get('type')} of {record.get('op')}) could not be "
@@ -449,7 +447,7 @@ class S3Backend:
         """Write the records kept in the pending file for this bucket; the file keeps what
         still could not be written. Raises StateError (exit 3) while any remains."""
         try:
-            raw = self.pending_path.read_bytes()
+            raw = read_bytes(self.pending_path)
         except FileNotFoundError:
             return 0
         except OSError as exc:
@@ -487,10 +485,8 @@ class S3Backend:
             written += 1
         rest = [e for e in entries if e not in mine]
         if rest:
-            from mxflip.canary.state import _atomic_write
-
             text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in rest)
-            _atomic_write(self.pending_path, text, mode=0o600)
+            atomic_write(self.pending_path, text.encode(), mode=0o600)
         else:
             self.pending_path.unlink(missing_ok=True)
         log.warning("wrote %d pending journal record(s) to %s", written, self.path)
@@ -581,6 +577,7 @@ class S3Backend:
         return doc.data
 
     def close(self) -> None:
+        self._save_cache()
         with contextlib.suppress(Exception):
             self._client.close()
 

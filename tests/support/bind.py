@@ -50,6 +50,7 @@ class BindServer(LabDNSServer):
             unavailable("'named' is not installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.key_file.write_text(self.key_text())
+        self.key_file.chmod(0o640)  # named reads it as root here; others may not
         zone_blocks = []
         for zone, text in self.zones.items():
             fname = f"{zone.rstrip('.')}.zone"

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.name
 import dns.tsig
+
+from mxflip import register_secret
+
+_log = logging.getLogger("mxflip.rfc2136")
 
 ALGORITHMS = ("hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512")
 
@@ -213,7 +219,10 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise KeyFileError(f"key file {path} is not text") from None
+    _warn_if_loose(path)
     keys = parse_keys(text, path)
+    for key in keys:
+        register_secret(key.secret)  # never shown, even if a server echoes it back
     if not keys:
         raise KeyFileError(
             f'key file {path} holds no key {{ algorithm …; secret "…"; }}; block '
@@ -230,6 +239,22 @@ def read_key_file(path: Path, name: str | None = None) -> TsigKey:
             return key
     names = ", ".join(k.name for k in keys)
     raise KeyFileError(f"key file {path} has no key named {name!r} (it has: {names})")
+
+
+def _warn_if_loose(path: Path) -> None:
+    """A key file other users may read gives them the right to change the zone."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        _log.warning(
+            "mxflip: warning: TSIG key file %s is readable by every user (mode %04o); "
+            "run 'chmod o-rwx %s'",
+            path,
+            mode,
+            path,
+        )
 
 
 def parse_keys(text: str, path: Path) -> list[TsigKey]:
