@@ -154,23 +154,19 @@ def test_document_keys_never_escape(key: str) -> None:
     assert key == key.lower() and all(part for part in key.split("/"))
 
 
-def test_the_s3_backend_is_imported_only_when_configured(tmp_path: Path) -> None:
-    """``mxflip --help`` and the local backend never load botocore (a quarter second)."""
-    import subprocess
-    import sys
+def test_the_s3_backend_is_imported_only_when_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mxflip --help`` and commands on the local backend never load botocore."""
+    import shutil
 
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from mxflip.cli import cli\n"
-        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
-        "from mxflip.config import Config\n"
-        "from mxflip.state import open_state\n"
-        "from pathlib import Path\n"
-        f"open_state(Config(None, {{}}, {{}}), journal_path=Path({str(tmp_path)!r}) / 'j')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    from tests.test_startup_imports import LAB_KEY, ROOT, loaded_by
+
+    folder = tmp_path / "rfc2136"
+    shutil.copytree(ROOT / "examples" / "rfc2136", folder)
+    (folder / "lab.key").write_text(LAB_KEY)
+    monkeypatch.setenv("MXFLIP_JOURNAL", str(tmp_path / "state" / "journal.jsonl"))
+    assert loaded_by("--help")[0] == []
+    loaded, out = loaded_by("-c", str(folder / "mxflip.toml"), "history", "--json")
+    assert not [m for m in loaded if m.startswith(("boto3", "botocore"))]
+    assert '"operations": []' in out
