@@ -15,7 +15,7 @@ from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.findings import Finding
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, JournalView, Operation, OperationLog, new_operation_id
+from mxflip.journal import JournalView, Operation, OperationLog, new_operation_id
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Plan,
@@ -42,6 +42,7 @@ from mxflip.rollout import (
     SystemClock,
     default_query,
 )
+from mxflip.state.base import JournalStore
 
 #: Kinds that change DNS on their own (rollback and resume settle one of these).
 PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore")
@@ -105,7 +106,7 @@ class Engine:
     def __init__(
         self,
         config: Config,
-        journal: Journal,
+        journal: JournalStore,
         *,
         clock: Clock | None = None,
         readiness: Readiness | None = None,

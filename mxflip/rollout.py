@@ -30,11 +30,12 @@ from mxflip.config import DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, OperationLog, new_operation_id
+from mxflip.journal import OperationLog, new_operation_id
 from mxflip.plan import Plan, Readiness, Step
 from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
 from mxflip.records import RRset
 from mxflip.retry import retrying
+from mxflip.state.base import JournalStore
 
 #: Every point where a failpoint hook is called, in order (tests inject faults at each).
 BOUNDARIES = (
@@ -148,7 +149,7 @@ class Rollout:
     def __init__(
         self,
         plan: Plan,
-        journal: Journal,
+        journal: JournalStore,
         *,
         provider: Callable[[str], Provider],
         servers: Callable[[DomainConfig], list[HostPort]],

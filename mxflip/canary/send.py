@@ -19,7 +19,7 @@ from mxflip.canary._base import (
     VIA_CHOICES,
     require_canary,
 )
-from mxflip.canary.state import CanaryRecord, CanaryStore, state_file
+from mxflip.canary.state import CanaryRecord, canary_store
 from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
@@ -290,7 +290,8 @@ def send_canaries(
     if via == "live":
         live = (live_reader or _observer_reader(config))(domains)
     results = loop.run(_send_all(config, domains, via, live, clock))
-    store = CanaryStore(state_file(config))
+    require_canary(config)
+    store = canary_store(config)
     with store.update() as state:
         for r in results:
             record = CanaryRecord(
