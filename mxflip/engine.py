@@ -14,7 +14,7 @@ from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, JournalView, Operation, OperationLog
+from mxflip.journal import Journal, JournalStep, JournalView, Operation, OperationLog
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Plan,
@@ -281,6 +281,27 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
     most ``failover_ttl`` and caches of the TTL it replaced have expired (per the journal's
     record of the lowering; with no record, a low TTL is taken as long-standing)."""
+    return switch_readiness_all([status], view, now)[status.domain.name]
+
+
+def switch_readiness_all(
+    statuses: Sequence[DomainStatus], view: JournalView, now: float
+) -> dict[str, SwitchReadiness]:
+    """:func:`switch_readiness` of every status, reading the journal once: each
+    operation's steps are indexed by domain in one pass (per-domain scans of every step
+    made ``status`` quadratic right after a failover of many domains)."""
+    wanted = {s.domain.name for s in statuses}
+    history: dict[str, list[tuple[Operation, JournalStep]]] = {}
+    for op in reversed(view.operations):
+        for step in op.steps:
+            if step.domain in wanted:
+                history.setdefault(step.domain, []).append((op, step))
+    return {s.domain.name: _readiness(s, history.get(s.domain.name, ()), now) for s in statuses}
+
+
+def _readiness(
+    status: DomainStatus, history: Sequence[tuple[Operation, JournalStep]], now: float
+) -> SwitchReadiness:
     d, live = status.domain, status.provider_rrset
     if live is None:
         return SwitchReadiness(False, False, None)
@@ -288,22 +309,17 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     if live.ttl > d.failover_ttl:
         return SwitchReadiness(lowered, False, None)
     ready_at: float | None = None
-    for op in reversed(view.operations):
-        for step in op.steps:
-            if step.domain != d.name:
-                continue
-            written = step.prelower if step.prelower == live else step.after
-            if written != live:
-                continue
-            lowering = step.prelower == live
-            # The TTL the written set replaced: a pre-lowered switch replaced the short one.
-            replaced = step.before if lowering or step.prelower is None else step.prelower
-            old = replaced.ttl if replaced is not None else 0
-            done = op.phase_done_at("prelower" if lowering else "switch")
-            if done is not None:
-                ready_at = done + old
-            break
-        if ready_at is not None:
+    for op, step in history:  # newest operation first
+        written = step.prelower if step.prelower == live else step.after
+        if written != live:
+            continue
+        lowering = step.prelower == live
+        # The TTL the written set replaced: a pre-lowered switch replaced the short one.
+        replaced = step.before if lowering or step.prelower is None else step.prelower
+        old = replaced.ttl if replaced is not None else 0
+        done = op.phase_done_at("prelower" if lowering else "switch")
+        if done is not None:
+            ready_at = done + old
             break
     ready = ready_at is None or ready_at <= now
     return SwitchReadiness(lowered, ready, ready_at)

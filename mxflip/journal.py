@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import getpass
 import json
 import os
@@ -160,8 +161,10 @@ class Operation:
         """Interrupted, or failed part-way: the zones may be between before and after."""
         return self.outcome in ("interrupted", "failed")
 
-    @property
+    @functools.cached_property
     def steps(self) -> list[JournalStep]:
+        # Parsed once per operation: status asks for every domain's steps, and a journal
+        # after a failover of N domains holds N steps (re-parsing was quadratic).
         return [JournalStep.from_json(s) for s in self.intent.get("steps", [])]
 
     @property

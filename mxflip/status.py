@@ -67,7 +67,7 @@ def gather_status(
 ) -> StatusReport:
     """Observe ``domains`` and add the journal's and the canary's view of them; with
     ``probe``, the SMTP readiness of each domain's live set too."""
-    from mxflip.engine import switch_readiness
+    from mxflip.engine import switch_readiness_all
     from mxflip.journal import Journal, JournalError, JournalView, default_journal_path
 
     observer = Observer(config, dns_timeout=dns_timeout)
@@ -81,7 +81,7 @@ def gather_status(
     except JournalError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = time.time()
-    switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
+    switch = switch_readiness_all(statuses, view, now)
     canary = None
     if config.canary is not None:
         from mxflip.canary import canary_status, default_clock
