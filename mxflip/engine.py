@@ -7,6 +7,8 @@ never prints.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from mxflip.hostport import HostPort
 from mxflip.journal import Journal, JournalStep, JournalView, Operation, OperationLog
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
+    Finding,
     Plan,
     PlanOptions,
     Readiness,
@@ -29,7 +32,7 @@ from mxflip.plan import (
     plan_rollback,
     plan_switch,
 )
-from mxflip.provider import Provider
+from mxflip.provider import Change, Provider
 from mxflip.records import RRset, normalize_name
 from mxflip.rollout import (
     Clock,
@@ -140,13 +143,14 @@ class Engine:
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        plan = plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        return self._note_parts(plan)
 
     def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_prepare(self.observe(domains), opts)
+        return self._note_parts(plan_prepare(self.observe(domains), opts))
 
     def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_finalize(self.observe(domains), opts)
+        return self._note_parts(plan_finalize(self.observe(domains), opts))
 
     def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
         try:
@@ -158,7 +162,7 @@ class Engine:
         draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return planner(statuses, name, opts, verdicts, self._aliases(targets))
+        return self._note_parts(planner(statuses, name, opts, verdicts, self._aliases(targets)))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()
@@ -210,7 +214,7 @@ class Engine:
     def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
         base, statuses = self._settle_inputs(op)
-        return plan_rollback(base.id, base.steps, statuses, opts)
+        return self._note_parts(plan_rollback(base.id, base.steps, statuses, opts))
 
     def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
@@ -224,7 +228,38 @@ class Engine:
             else recorded_opts.get("restore_ttl_after"),
             auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
         )
-        return plan_resume(base.id, base.steps, statuses, merged)
+        return self._note_parts(plan_resume(base.id, base.steps, statuses, merged))
+
+    def _note_parts(self, plan: Plan) -> Plan:
+        """Say when a zone's switch cannot be one atomic write: the provider splits it
+        (request or message size limits), so an interruption can leave some parts applied."""
+        groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for step in plan.changes:
+            old = step.prelower or step.before
+            if old != step.after:
+                groups[(step.domain.provider, step.domain.zone)].append(
+                    Change(step.name, old, step.after)
+                )
+        notes = []
+        for (provider, zone), changes in groups.items():
+            try:
+                parts = self.observer.provider(provider).write_parts(zone, changes)
+            except MxflipError:
+                continue  # the write itself reports what is wrong with the provider
+            if parts > 1:
+                notes.append(
+                    Finding(
+                        "warn",
+                        "split-write",
+                        f"zone {zone.rstrip('.')} is switched in {parts} atomic parts "
+                        f"({len(changes)} domains do not fit in one write); an interruption "
+                        "can leave some parts switched: 'mxflip resume' or 'mxflip rollback' "
+                        "settles them",
+                    )
+                )
+        if not notes:
+            return plan
+        return dataclasses.replace(plan, findings=(*plan.findings, *notes))
 
     # ------------------------------------------------------------------ executing
 

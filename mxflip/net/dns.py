@@ -27,7 +27,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.asyncquery
 import dns.exception
@@ -64,6 +64,8 @@ class Reply:
     seconds: float = 0.0
     #: No try was answered at all (timeouts, a refused port): the server is unreachable.
     unreachable: bool = False
+    #: The exception behind ``error``, for callers that translate it (TSIG failures).
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def slow(self) -> bool:
@@ -164,6 +166,7 @@ class DNSClient:
                     tries=number,
                     seconds=time.monotonic() - started,
                     unreachable=True,
+                    exception=exc,
                 )
             except dns.exception.DNSException as exc:
                 self._unanswered[key] = 0
@@ -172,6 +175,7 @@ class DNSClient:
                     error=f"bad answer: {exc}",
                     tries=number,
                     seconds=time.monotonic() - started,
+                    exception=exc,
                 )
             self._unanswered[key] = 0
             return Reply(response, tries=number, seconds=time.monotonic() - started)

@@ -5,8 +5,9 @@ Translates dnspython's exceptions and response codes into mxflip errors with hin
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import dns.exception
@@ -22,6 +23,8 @@ import dns.update
 
 from mxflip import ProviderAuthError, ProviderError, StaleExpectationError
 from mxflip.hostport import HostPort
+from mxflip.net.dns import DNSClient as AsyncDNSClient
+from mxflip.net.dns import MessageFactory, Reply, make_question
 from mxflip.retry import Sleep, retrying
 from mxflip_rfc2136.keyfile import TsigKey
 
@@ -77,9 +80,12 @@ class DNSClient:
             self._address = str(info[0][4][0])
         return self._address
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], *, attempts: int | None = None) -> T:
         retry = retrying(
-            _transient, attempts=self.attempts, max_total=self.timeout * 4, sleep=self._sleep
+            _transient,
+            attempts=attempts or self.attempts,
+            max_total=self.timeout * 4,
+            sleep=self._sleep,
         )
         try:
             for attempt in retry:
@@ -112,6 +118,13 @@ class DNSClient:
             ) from None
         except OSError as exc:
             raise ProviderError(f"cannot reach DNS server {self.server} ({what}): {exc}") from None
+        except dns.exception.TooBig:
+            # dnspython refuses to build the message: nothing was sent, the server is fine.
+            raise ProviderError(
+                f"the message for the {what} is larger than a DNS message may be "
+                "(64 KiB); it could not be built and nothing was sent",
+                hint="lower the provider's max_update_bytes, or switch fewer domains at once",
+            ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(
                 f"bad answer from DNS server {self.server} ({what}): {exc}"
@@ -137,6 +150,10 @@ class DNSClient:
             return response
 
         response = self._call(f"query {name} {rdtype}", send)
+        self._check_answer(response, name, rdtype)
+        return response
+
+    def _check_answer(self, response: dns.message.Message, name: str, rdtype: str) -> None:
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             text = dns.rcode.to_text(rcode)
@@ -144,7 +161,52 @@ class DNSClient:
             if rcode == dns.rcode.REFUSED:
                 hint = "the server is not authoritative for this zone or refuses our queries"
             raise ProviderError(f"{self.server} answered {text} to {name} {rdtype}", hint=hint)
-        return response
+
+    def query_many(self, names: Sequence[str], rdtype: str) -> dict[str, dns.message.Message]:
+        """Ask for every name at once, within mxflip's DNS client limits (in flight per
+        server, a timed-out question asked again); one response per name."""
+
+        def make(name: str) -> MessageFactory:
+            plain = make_question(name, rdtype, recursive=False)
+
+            def signed() -> dns.message.Message:
+                q = plain()
+                self._sign(q)
+                return q
+
+            return signed
+
+        async def ask_all() -> list[Reply]:
+            client = AsyncDNSClient(self.timeout)
+            address, port = self.address, self.server.port
+            return list(await asyncio.gather(*(client.ask(make(n), address, port) for n in names)))
+
+        replies = asyncio.run(ask_all()) if names else []
+        out: dict[str, dns.message.Message] = {}
+        for name, reply in zip(names, replies, strict=True):
+            what = f"query {name} {rdtype}"
+            if reply.response is None:
+                self._raise_for(what, reply)
+            assert reply.response is not None
+            self._check_answer(reply.response, name, rdtype)
+            out[name] = reply.response
+        return out
+
+    def _raise_for(self, what: str, reply: Reply) -> None:
+        """The same error as a failed single query: translated once, not retried again
+        (the DNS client already retried timeouts)."""
+        exc = reply.exception
+        if exc is None:
+            raise ProviderError(
+                f"DNS server {self.server} did not answer within {self.timeout:g} s ({what}; "
+                f"{reply.error})",
+                hint="check that the server runs and that its address and port are right",
+            )
+
+        def again() -> None:
+            raise exc
+
+        self._call(what, again, attempts=1)
 
     def update(self, zone: str, message: dns.update.UpdateMessage) -> None:
         """Send one UPDATE over TCP; raise on any response code but NOERROR."""

@@ -24,6 +24,7 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    StaleExpectationError,
 )
 from mxflip.hostport import parse_hostport
 from mxflip.retry import Sleep
@@ -42,6 +43,9 @@ class RFC2136Settings(ProviderSettings):
     tsig_key_name: str | None = None
     #: Seconds to wait for one answer from the server.
     timeout: float = Field(default=5.0, gt=0, le=120)
+    #: The largest UPDATE message to send, in bytes (TSIG included). A zone's changes that
+    #: do not fit in one are sent as several UPDATEs, each atomic and conditional on its own.
+    max_update_bytes: int = Field(default=65535, ge=1024, le=65535)
 
     @field_validator("server")
     @classmethod
@@ -79,6 +83,29 @@ def _to_rdataset(rrset: RRset, ttl: int | None = None) -> dns.rdataset.Rdataset:
     return rds
 
 
+#: Room kept for the TSIG record (names, MAC and fields) and the 12-byte header.
+_TSIG_ROOM = 512
+_HEADER = 12
+
+
+def _name_size(name: str) -> int:
+    return len(dns.name.from_text(name).to_digestable())
+
+
+def _wire_size(change: Change) -> int:
+    """The bytes ``change`` adds to an UPDATE (prerequisite and update sections), counted
+    without name compression: an upper bound of what dnspython writes."""
+    owner = _name_size(change.name) + 10  # owner, type, class, TTL, RDLENGTH
+    if change.expected is None:
+        size = owner  # "no MX RRset" prerequisite
+    else:
+        size = sum(owner + 2 + _name_size(mx.host) for mx in change.expected.records)
+    size += owner  # delete the MX RRset (replace starts with one too)
+    if change.new is not None:
+        size += sum(owner + 2 + _name_size(mx.host) for mx in change.new.records)
+    return size
+
+
 def _from_rrset(name: str, rrset: dns.rrset.RRset) -> RRset:
     return RRset(
         name,
@@ -88,8 +115,10 @@ def _from_rrset(name: str, rrset: dns.rrset.RRset) -> RRset:
 
 
 class RFC2136Provider(Provider):
-    """Reads MX RRsets by querying the primary server; writes them with one TSIG-signed
-    UPDATE per zone whose prerequisites make it conditional and atomic."""
+    """Reads MX RRsets by querying the primary server (many names at once); writes them
+    with TSIG-signed UPDATEs whose prerequisites make each conditional and atomic: one per
+    zone, or, when the changes do not fit in one DNS message, as few as fit (each chunk
+    carries the prerequisites of its own names)."""
 
     Settings = RFC2136Settings
 
@@ -100,11 +129,13 @@ class RFC2136Provider(Provider):
         *,
         clock: Any = time.monotonic,
         sleep: Sleep = time.sleep,
+        max_update_bytes: int = 65535,
     ) -> None:
         super().__init__(name)
         self._client = client
         self._clock = clock
         self._sleep = sleep
+        self.max_update_bytes = max_update_bytes
 
     @classmethod
     def from_settings(cls, name: str, settings: ProviderSettings) -> RFC2136Provider:
@@ -114,66 +145,117 @@ class RFC2136Provider(Provider):
         except KeyFileError as exc:
             raise ProviderError(str(exc)) from None
         server = parse_hostport(settings.server, 53)
-        return cls(name, DNSClient(server, key, timeout=settings.timeout))
+        return cls(
+            name,
+            DNSClient(server, key, timeout=settings.timeout),
+            max_update_bytes=settings.max_update_bytes,
+        )
 
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
-        # RFC 2136 has no batch read short of a zone transfer, which servers usually refuse;
-        # one query per name over one server is cheap on loopback or a LAN.
+        # RFC 2136 has no batch read short of a zone transfer, which servers usually refuse:
+        # one query per name, all of them in flight at once within the DNS client's limits.
+        responses = self._client.query_many(list(dict.fromkeys(names)), "MX")
         result: dict[str, RRset | None] = {}
         for name in names:
-            response = self._client.query(name, "MX")
+            owner = dns.name.from_text(name)
             found: RRset | None = None
-            for rrset in response.answer:
-                if rrset.rdtype == dns.rdatatype.MX and rrset.name == dns.name.from_text(name):
+            for rrset in responses[name].answer:
+                if rrset.rdtype == dns.rdatatype.MX and rrset.name == owner:
                     found = _from_rrset(name, rrset)
             result[name] = found
         return result
+
+    def write_parts(self, zone: str, changes: Sequence[Change]) -> int:
+        return len(self._chunks(zone, [c for c in changes if not c.is_noop]))
+
+    def _chunks(self, zone: str, pending: Sequence[Change]) -> list[list[Change]]:
+        """``pending`` in order, cut where the next change would make the UPDATE larger
+        than ``max_update_bytes``. Sizes are counted without name compression, so the
+        real message is never larger than counted."""
+        budget = self.max_update_bytes - _TSIG_ROOM - _HEADER - _name_size(zone) - 4
+        chunks: list[list[Change]] = []
+        current: list[Change] = []
+        used = 0
+        for change in pending:
+            size = _wire_size(change)
+            if size > budget:
+                raise ProviderError(
+                    f"the change of {change.name} alone needs {size} bytes, more than one "
+                    f"UPDATE of at most {self.max_update_bytes} bytes can hold; nothing was sent",
+                    hint="raise the provider's max_update_bytes (at most 65535)",
+                )
+            if current and used + size > budget:
+                chunks.append(current)
+                current, used = [], 0
+            current.append(change)
+            used += size
+        if current:
+            chunks.append(current)
+        return chunks
 
     def apply(self, zone: str, changes: Sequence[Change]) -> ChangeHandle:
         pending = [c for c in changes if not c.is_noop]
         handle = ChangeHandle(provider=self.name, zone=zone, changes=tuple(changes))
         if not pending:
             return handle
+        chunks = self._chunks(zone, pending)
+        for number, chunk in enumerate(chunks, start=1):
+            try:
+                self._send(zone, chunk)
+            except StaleExpectationError as exc:
+                if len(chunks) == 1:
+                    # A retried UPDATE whose first attempt did land fails its prerequisites;
+                    # the core's apply_changes() recognises that case by reading.
+                    raise
+                live = self.read(zone, [c.name for c in chunk])
+                if all(live[c.name] == c.new for c in chunk):
+                    continue  # this part had landed (a retried UPDATE): it is done
+                raise StaleExpectationError(
+                    f"{exc.message}; the zone is switched in {len(chunks)} atomic parts and "
+                    + (
+                        f"parts 1 to {number - 1} had been applied"
+                        if number > 1
+                        else "none had been applied"
+                    ),
+                    hint="'mxflip status' shows the zone as it is; 'mxflip resume' or "
+                    "'mxflip rollback' settles a partly applied operation",
+                ) from None
+            except ProviderError as exc:
+                if number == 1:
+                    raise
+                raise type(exc)(
+                    f"{exc.message} (part {number} of {len(chunks)}; parts 1 to {number - 1} "
+                    "had been applied)",
+                    hint=exc.hint,
+                ) from None
+        return ChangeHandle(
+            provider=self.name,
+            zone=zone,
+            changes=tuple(changes),
+            detail={"parts": len(chunks)},
+        )
+
+    def _send(self, zone: str, chunk: Sequence[Change]) -> None:
         update = dns.update.UpdateMessage(zone)
-        for change in pending:
+        for change in chunk:
             if change.expected is None:
                 update.absent(change.name, dns.rdatatype.MX)
             else:
                 # Value-dependent prerequisite (RFC 2136 §2.4.2): every record must match;
                 # prerequisite records carry TTL 0 or servers answer FORMERR.
                 update.present(change.name, _to_rdataset(change.expected, ttl=0))
-        for change in pending:
+        for change in chunk:
             if change.new is None:
                 update.delete(change.name, dns.rdatatype.MX)
             else:
                 update.replace(change.name, _to_rdataset(change.new))
-        # A retried UPDATE whose first attempt did land fails its prerequisites and raises
-        # StaleExpectationError; the core's apply_changes() recognises that case by reading.
         self._client.update(zone, update)
-        return handle
-
-    def _all_live(self, zone: str, changes: Sequence[Change]) -> bool:
-        live = self.read(zone, [c.name for c in changes])
-        return all(live[c.name] == c.new for c in changes)
 
     def wait(self, handle: ChangeHandle, timeout: float) -> None:
-        """The primary serves an UPDATE once it acknowledges it; confirm by reading back."""
-        pending = [c for c in handle.changes if not c.is_noop]
-        if not pending:
-            return
-        deadline = self._clock() + timeout
-        delay = 0.05
-        while True:
-            if self._all_live(handle.zone, pending):
-                return
-            if self._clock() >= deadline:
-                raise ProviderError(
-                    f"{self._client.server} does not serve the change to zone {handle.zone} "
-                    f"after {timeout:g} s",
-                    hint="another writer may have changed the records; run 'mxflip status'",
-                )
-            self._sleep(delay)
-            delay = min(delay * 2, 2.0)
+        """Nothing to wait for: the primary serves an UPDATE once it acknowledges it with
+        NOERROR (and the UPDATE was conditional). Reading every name back cost one query
+        per name, and verification asks the nameservers for the same names anyway."""
+        return None
 
     def nameservers(self, zone: str) -> list[str]:
         """The zone's NS names as the primary serves them (port 53)."""
