@@ -53,7 +53,10 @@ class BindServer:
     zones: Mapping[str, str]
     key_name: str = "mxflip-test"
     allow_update: bool = True
+    #: Accept ``rndc`` on a loopback control port (see :attr:`rndc_command`).
+    rndc: bool = False
     port: int = 0
+    control_port: int = 0
     secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
     process: subprocess.Popen[bytes] | None = None
 
@@ -69,6 +72,29 @@ class BindServer:
         return (
             f'key "{name or self.key_name}" {{\n\talgorithm hmac-sha256;\n'
             f'\tsecret "{secret or self.secret}";\n}};\n'
+        )
+
+    @property
+    def rndc_conf(self) -> Path:
+        return self.workdir / "rndc.conf"
+
+    @property
+    def rndc_command(self) -> list[str]:
+        """``rndc`` talking to this server (``reload {zone}`` is to be appended)."""
+        return ["rndc", "-c", str(self.rndc_conf)]
+
+    def _controls(self) -> str:
+        if not self.rndc:
+            return "controls { };\n"
+        self.control_port = free_port()
+        key = self.key_text(name="rndc-key")
+        self.rndc_conf.write_text(
+            key + "options { default-key \"rndc-key\"; default-server 127.0.0.1; "
+            f"default-port {self.control_port}; }};\n"
+        )
+        return (
+            key + f"controls {{ inet 127.0.0.1 port {self.control_port} allow {{ 127.0.0.1; }} "
+            'keys { "rndc-key"; }; };\n'
         )
 
     def start(self) -> BindServer:
@@ -104,7 +130,9 @@ class BindServer:
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
                 "};\n"
-                "controls { };\n" + "\n".join(zone_blocks) + "\n"
+                + self._controls()
+                + "\n".join(zone_blocks)
+                + "\n"
             )
             log = (self.workdir / "named.log").open("wb")
             self.process = subprocess.Popen(
