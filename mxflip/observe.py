@@ -200,9 +200,17 @@ class Observer:
     async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         loop = asyncio.get_running_loop()
         provider_task = loop.run_in_executor(None, self.read_provider, domains)
-        servers = await asyncio.gather(
-            *(loop.run_in_executor(None, self.verification_servers, d) for d in domains)
+        # The provider is asked for NS records once per zone (in a thread: it may block),
+        # not once per domain: thousands of thread hand-offs cost more than the questions.
+        by_zone = {(d.provider, d.zone): d for d in domains if not d.nameservers}
+        looked_up = await asyncio.gather(
+            *(loop.run_in_executor(None, self.verification_servers, d) for d in by_zone.values())
         )
+        zone_servers = dict(zip(by_zone, looked_up, strict=True))
+        servers = [
+            (list(d.nameservers), None) if d.nameservers else zone_servers[(d.provider, d.zone)]
+            for d in domains
+        ]
         # One client for every question: it bounds what is in flight (per server too).
         client = DNSClient(self.dns_timeout)
         ns_answers, resolver_answers = await asyncio.gather(

@@ -17,6 +17,7 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
@@ -161,6 +162,30 @@ class DNSClient:
             if rcode == dns.rcode.REFUSED:
                 hint = "the server is not authoritative for this zone or refuses our queries"
             raise ProviderError(f"{self.server} answered {text} to {name} {rdtype}", hint=hint)
+
+    def transfer_mx(self, zone: str) -> dict[dns.name.Name, list[dns.rrset.RRset]] | None:
+        """Every MX RRset of ``zone`` by one zone transfer (AXFR, TSIG-signed when there is
+        a key), by owner name; None when the transfer fails for any reason (servers often
+        refuse transfers): the caller then asks name by name, and those queries report
+        what is wrong with the server or the key."""
+        found: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        try:
+            for message in dns.query.xfr(
+                self.address,
+                zone,
+                port=self.server.port,
+                keyring=self._keyring,
+                keyname=self._keyname,
+                timeout=self.timeout,
+                lifetime=self.timeout * 4,
+                relativize=False,
+            ):
+                for rrset in message.answer:
+                    if rrset.rdtype == dns.rdatatype.MX:
+                        found.setdefault(rrset.name, []).append(rrset)
+        except (dns.exception.DNSException, OSError, ProviderError):
+            return None
+        return found
 
     def query_many(self, names: Sequence[str], rdtype: str) -> dict[str, dns.message.Message]:
         """Ask for every name at once, within mxflip's DNS client limits (in flight per
