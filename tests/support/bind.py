@@ -89,7 +89,7 @@ class BindServer:
         self.control_port = free_port()
         key = self.key_text(name="rndc-key")
         self.rndc_conf.write_text(
-            key + "options { default-key \"rndc-key\"; default-server 127.0.0.1; "
+            key + 'options { default-key "rndc-key"; default-server 127.0.0.1; '
             f"default-port {self.control_port}; }};\n"
         )
         return (
@@ -129,10 +129,7 @@ class BindServer:
                 "  listen-on-v6 { none; };\n"
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
-                "};\n"
-                + self._controls()
-                + "\n".join(zone_blocks)
-                + "\n"
+                "};\n" + self._controls() + "\n".join(zone_blocks) + "\n"
             )
             log = (self.workdir / "named.log").open("wb")
             self.process = subprocess.Popen(

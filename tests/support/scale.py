@@ -70,8 +70,7 @@ class ScaleLab:
         assert bind is not None
         if self.adapter == "rfc2136":
             provider = (
-                f'type = "rfc2136"\nserver = "{bind.address}"\n'
-                f'tsig_key_file = "{bind.key_file}"\n'
+                f'type = "rfc2136"\nserver = "{bind.address}"\ntsig_key_file = "{bind.key_file}"\n'
             )
         else:
             command = [*bind.rndc_command, "reload", "{zone}"]
