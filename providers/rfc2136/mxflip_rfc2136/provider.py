@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,12 +78,16 @@ class RFC2136Settings(ProviderSettings):
 
 
 def _to_rdataset(rrset: RRset, ttl: int | None = None) -> dns.rdataset.Rdataset:
-    rdatas = [
-        dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.MX, str(mx)) for mx in rrset.records
-    ]
+    return _rdataset(rrset.records, rrset.ttl if ttl is None else ttl)
+
+
+@functools.lru_cache(maxsize=256)
+def _rdataset(records: frozenset[MX], ttl: int) -> dns.rdataset.Rdataset:
+    # Thousands of domains share a few MX sets: build each set's rdatas once (parsing
+    # record text is most of an UPDATE's cost). UpdateMessage copies what it is given.
     rds = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.MX)
-    for rdata in rdatas:
-        rds.add(rdata, rrset.ttl if ttl is None else ttl)
+    for mx in records:
+        rds.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.MX, str(mx)), ttl)
     return rds
 
 
