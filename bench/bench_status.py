@@ -47,6 +47,8 @@ class Run:
     seconds: float
     code: int
     max_rss_mib: float
+    #: User + system CPU seconds of the process: less disturbed by a busy machine.
+    cpu: float
     doc: dict[str, object] = field(default_factory=dict)
     stderr: str = ""
 
@@ -71,7 +73,8 @@ def mxflip(config: Path, *args: str) -> Run:
             doc = json.loads(text) if text.strip() else {}
         except ValueError:
             doc = {}
-        return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, doc, err.read().decode())
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, cpu, doc, err.read().decode())
 
 
 def dns_errors(doc: dict[str, object]) -> tuple[int, int]:
@@ -120,15 +123,22 @@ def median(runs: list[Run]) -> float:
     return statistics.median(r.seconds for r in runs)
 
 
+def both(runs: list[Run]) -> str:
+    """Median wall seconds (median CPU seconds)."""
+    wall = statistics.median(r.seconds for r in runs)
+    return f"{wall:.2f} ({statistics.median(r.cpu for r in runs):.2f})"
+
+
 def report(rows: list[Row], runs: int) -> None:
+    load = os.getloadavg()[0]
     print(
-        f"one zone, N domains, BIND9 on loopback, {os.cpu_count()} cores; "
-        f"status: median of {runs} runs"
+        f"one zone, N domains, BIND9 on loopback, {os.cpu_count()} cores (load {load:.1f}); "
+        f"status: median of {runs} runs; wall s (CPU s of the mxflip process)"
     )
     head = (
-        f"{'adapter':>8} {'N':>5} {'status s':>9} {'after s':>8} {'ratio':>6} "
-        f"{'failover s':>10} {'rollback s':>10} {'peak MiB':>9} {'DNS errors':>10} "
-        f"{'slow':>5} {'status ms/100 dom':>17}"
+        f"{'adapter':>8} {'N':>5} {'status':>12} {'after':>12} {'ratio':>6} "
+        f"{'failover':>12} {'rollback':>12} {'peak MiB':>9} {'DNS errors':>10} "
+        f"{'slow':>5} {'status CPU ms/100 dom':>21}"
     )
     print(head)
     for r in rows:
@@ -138,10 +148,12 @@ def report(rows: list[Row], runs: int) -> None:
         codes = {s.code for s in statuses}
         peak = max(x.max_rss_mib for x in [*statuses, r.failover, r.rollback])
         before, after = median(r.status_before), median(r.status_after)
+        cpu = statistics.median(s.cpu for s in r.status_before)
         print(
-            f"{r.adapter:>8} {r.domains:>5} {before:>9.2f} {after:>8.2f} {after / before:>6.2f} "
-            f"{r.failover.seconds:>10.2f} {r.rollback.seconds:>10.2f} {peak:>9.0f} "
-            f"{errors:>10} {slow:>5} {before / r.domains * 100 * 1000:>17.1f}"
+            f"{r.adapter:>8} {r.domains:>5} {both(r.status_before):>12} "
+            f"{both(r.status_after):>12} {after / before:>6.2f} "
+            f"{both([r.failover]):>12} {both([r.rollback]):>12} {peak:>9.0f} "
+            f"{errors:>10} {slow:>5} {cpu / r.domains * 100 * 1000:>21.1f}"
             + ("" if codes <= {0, 1} else f"  exit codes {sorted(codes)}")
         )
 
