@@ -126,6 +126,24 @@ def _wire_size(change: Change) -> int:
     return size
 
 
+def _update_message(zone: str, chunk: Sequence[Change]) -> dns.update.UpdateMessage:
+    """One conditional UPDATE for ``chunk``: its prerequisites, then its changes."""
+    update = dns.update.UpdateMessage(zone)
+    for change in chunk:
+        if change.expected is None:
+            update.absent(change.name, dns.rdatatype.MX)
+        else:
+            # Value-dependent prerequisite (RFC 2136 §2.4.2): every record must match;
+            # prerequisite records carry TTL 0 or servers answer FORMERR.
+            update.present(change.name, _to_rdataset(change.expected, ttl=0))
+    for change in chunk:
+        if change.new is None:
+            update.delete(change.name, dns.rdatatype.MX)
+        else:
+            update.replace(change.name, _to_rdataset(change.new))
+    return update
+
+
 def _from_rrset(name: str, rrset: dns.rrset.RRset) -> RRset:
     return RRset(
         name,
@@ -267,20 +285,7 @@ class RFC2136Provider(Provider):
         )
 
     def _send(self, zone: str, chunk: Sequence[Change]) -> None:
-        update = dns.update.UpdateMessage(zone)
-        for change in chunk:
-            if change.expected is None:
-                update.absent(change.name, dns.rdatatype.MX)
-            else:
-                # Value-dependent prerequisite (RFC 2136 §2.4.2): every record must match;
-                # prerequisite records carry TTL 0 or servers answer FORMERR.
-                update.present(change.name, _to_rdataset(change.expected, ttl=0))
-        for change in chunk:
-            if change.new is None:
-                update.delete(change.name, dns.rdatatype.MX)
-            else:
-                update.replace(change.name, _to_rdataset(change.new))
-        self._client.update(zone, update)
+        self._client.update(zone, _update_message(zone, chunk))
 
     def wait(self, handle: ChangeHandle, timeout: float) -> None:
         """Nothing to wait for: the primary serves an UPDATE once it acknowledges it with
