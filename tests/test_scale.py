@@ -44,7 +44,11 @@ def served(bind: BindServer) -> dict[str, tuple[int, frozenset[str]]]:
     return out
 
 
-def config_for(lab: ScaleLab, tmp_path: Path, names: Sequence[str]) -> Config:
+def config_for(
+    lab: ScaleLab, tmp_path: Path, names: Sequence[str], nameserver: str | None = None
+) -> Config:
+    """The lab's config through the API; ``nameserver``: where verification asks (default:
+    BIND itself)."""
     assert lab.bind is not None
     return parse_config(
         {
@@ -61,7 +65,7 @@ def config_for(lab: ScaleLab, tmp_path: Path, names: Sequence[str]) -> Config:
                 "zone": SCALE_ZONE,
                 "primary": "proxy",
                 "backup": "direct",
-                "nameservers": [lab.bind.address],
+                "nameservers": [nameserver or lab.bind.address],
             },
             "domains": {n.rstrip("."): {} for n in names},
             "journal": {"path": str(tmp_path / "journal.jsonl")},
@@ -226,28 +230,7 @@ def test_status_through_a_lossy_nameserver_reports_slow_not_unreachable(
     assert bind is not None
     proxy = LossyProxy(bind.port).start()
     try:
-        config = parse_config(
-            {
-                "providers": {
-                    "lab": {
-                        "type": "rfc2136",
-                        "server": bind.address,
-                        "tsig_key_file": str(bind.key_file),
-                    }
-                },
-                "sets": {"proxy": PRIMARY, "direct": BACKUP},
-                "defaults": {
-                    "provider": "lab",
-                    "zone": SCALE_ZONE,
-                    "primary": "proxy",
-                    "backup": "direct",
-                    "nameservers": [proxy.address],
-                },
-                "domains": {n.rstrip("."): {} for n in small_lab.names},
-                "journal": {"path": str(tmp_path / "journal.jsonl")},
-            },
-            path=tmp_path / "mxflip.toml",
-        )
+        config = config_for(small_lab, tmp_path, small_lab.names, proxy.address)
         report = gather_status(config, list(config.domains.values()), dns_timeout=3.0)
     finally:
         proxy.stop()
