@@ -231,15 +231,17 @@ def test_status_through_a_lossy_nameserver_reports_slow_not_unreachable(
     proxy = LossyProxy(bind.port).start()
     try:
         config = config_for(small_lab, tmp_path, small_lab.names, proxy.address)
-        report = gather_status(config, list(config.domains.values()), dns_timeout=3.0)
+        report = gather_status(config, list(config.domains.values()), dns_timeout=7.0)
     finally:
         proxy.stop()
     assert proxy.dropped > 0
     answers = {s.domain.name: s.nameservers[0].answer for s in report.domains}
     assert all(a.error is None and not a.unreachable for a in answers.values())
     for name, answer in answers.items():
-        assert answer.tries == proxy.drops_for(name) + 1, name
-        assert answer.slow == (proxy.drops_for(name) > 0)
+        # A dropped query is asked again; on a busy machine an undropped one may be too
+        # (its answer came after the first try's timeout): slow, never unreachable.
+        assert answer.tries >= proxy.drops_for(name) + 1, name
+        assert answer.slow or proxy.drops_for(name) == 0
     assert int(report.exit_code) == 0
     slow_lines = [f for s in report.domains for f in s.findings if "slow" in f]
     assert len(slow_lines) == sum(a.slow for a in answers.values()) > 0
