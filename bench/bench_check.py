@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSARecord
+from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.probe import DomainReadiness, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX, RRset
@@ -63,8 +63,8 @@ class PreResolved(Lookup):
     async def txt(self, name: str) -> list[str]:
         return []
 
-    async def tlsa(self, host: str, port: int = 25) -> list[TLSARecord]:
-        return []
+    async def tlsa(self, host: str, port: int = 25) -> TLSAAnswer:
+        return TLSAAnswer((), True)
 
 
 SERVERS = r"""

@@ -6,17 +6,27 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
 
+if TYPE_CHECKING:
+    from mxflip.config import Config, DomainConfig
+    from mxflip.engine import Engine
+    from mxflip.plan import Plan, PlanOptions
+    from mxflip.rollout import Clock, RolloutResult
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: Builds the plan of one changing command from the engine and the parsed options.
+Build = Callable[["Engine", "PlanOptions"], "Plan"]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -34,7 +44,7 @@ class State:
     config_path: str | None
     debug: bool
 
-    def load_config(self) -> Any:
+    def load_config(self) -> Config:
         from mxflip.config import load_config
 
         return load_config(self.config_path)
@@ -45,14 +55,19 @@ class MxflipGroup(click.Group):
     unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        args = [*ctx._protected_args, *ctx.args]
+        # ``--json`` promises one document on stdout even when the command fails early
+        # (a config error, the lock): the error is written as that document.
+        as_json = (args[0] if args else "") if "--json" in args else None
+        ctx.meta["mxflip.json_written"] = _json_written()
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
             if _debug(ctx):
                 raise
-            _fail(ctx, f"error: {exc}", exc.exit_code)
+            _fail(ctx, f"error: {exc}", exc.exit_code, as_json)
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted", ExitCode.INTERRUPTED)
+            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, as_json)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
@@ -63,6 +78,7 @@ class MxflipGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(run with --debug for the traceback, and please report it)",
                 ExitCode.FAILURE,
+                as_json,
             )
 
 
@@ -71,9 +87,46 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
+    from mxflip.sanitize import clean
+
+    message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
+    if as_json is not None and _json_written() == ctx.meta.get("mxflip.json_written", 0):
+        import json
+
+        error = message.removeprefix("error: ")
+        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": error}
+        click.echo(json.dumps(doc, indent=2))
     ctx.exit(int(code))
+
+
+def _json_written() -> int:
+    """How many JSON documents this process has written (0 before the renderer loads)."""
+    common = sys.modules.get("mxflip.render.common")
+    return int(common.written[0]) if common is not None else 0
+
+
+class _StderrWarnings(logging.Handler):
+    """The core logs warnings (a loose key file); a person sees them as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from mxflip.sanitize import clean
+
+        click.echo(clean(record.getMessage()), err=True)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("mxflip")
+    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
+        handler = _StderrWarnings(logging.WARNING)
+        log.addHandler(handler)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
+    # records that it was interrupted and a drill puts back what it changed.
+    raise KeyboardInterrupt
 
 
 @click.group(cls=MxflipGroup, epilog=EXIT_CODES_HELP)
@@ -95,6 +148,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
     ctx.obj = State(config_path=config_path, debug=debug)
+    _show_warnings()
 
 
 json_option = click.option(
@@ -188,14 +242,14 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 @json_option
 def providers(as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
-    from mxflip.provider import installed_providers
-    from mxflip.render import providers_json, render_providers, stdout_console, write_json
+    from mxflip.entrypoints import installed_providers
+    from mxflip.render import providers_json, render_providers, write_json
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(stdout_console(), found)
+        render_providers(sys.stdout, found)
 
 
 @cli.command()
@@ -208,13 +262,13 @@ def validate(state: State, as_json: bool) -> None:
     are read, tokens are not used). Exit 0 when valid, 2 with one line naming the file,
     the key and the problem when not.
     """
-    from mxflip.render import config_json, render_config, stdout_console, write_json
+    from mxflip.render import config_json, render_config, write_json
 
     config = state.load_config()
     if as_json:
         write_json(config_json(config))
     else:
-        render_config(stdout_console(), config)
+        render_config(sys.stdout, config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -316,9 +370,9 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
     return ChangeRequest(kind=kind, argv=argv, **kw)
 
 
-def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
+def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
-    from mxflip.engine import Engine, PlanRefused
+    from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.journal import Journal, default_journal_path
     from mxflip.plan import PlanOptions
@@ -358,12 +412,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
     )
-    plan = None
+    plan: Plan | None = None
     try:
-        lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
+        lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(journal, change)
+                settle = _settle_unsettled(engine, change)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -381,15 +435,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     f"not {change.plan_hash}; nothing was changed",
                     hint="review the new plan (--dry-run) and pass its hash",
                 )
-            if plan.blockers:
-                raise PlanRefused(
-                    "refusing to apply: "
-                    + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                    hint="fix the cause, or pass --force --reason TEXT where it is allowed",
-                )
-            if not plan.changes:
+            refuse_blocked(plan)
+            if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
-            _confirm(change)
+            if plan.changes:
+                _confirm(change)
+            # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
         if change.as_json and plan is not None:
@@ -410,25 +461,17 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     sys.exit(int(code))
 
 
-def _clock() -> Any:
+def _clock() -> Clock:
     """The clock changing commands use (tests replace this function)."""
     from mxflip.rollout import SystemClock
 
     return SystemClock()
 
 
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _finish(
     change: ChangeRequest,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: RolloutResult | None,
     code: ExitCode,
     *,
     dry_run: bool = False,
@@ -458,24 +501,21 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
-    """An interrupted or failed operation must be resumed or rolled back first. On a
-    terminal the person is offered both; otherwise the command is refused, naming them.
-    Returns (kind, operation id) when the person chose to settle it now."""
-    unsettled = journal.read().unsettled()
-    if not unsettled:
+def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first (the
+    engine's check). On a terminal the person is offered both; otherwise the command is
+    refused, naming them. Returns (kind, operation id) when the person chose to settle
+    it now."""
+    from mxflip.engine import Unsettled, unsettled_text
+
+    op = engine.first_unsettled()
+    if op is None:
         return None
-    op = unsettled[-1]
-    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
-    text = (
-        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
-        "and may have left zones half-way"
-    )
     if change.dry_run:
-        click.echo(f"mxflip: warning: {text}", err=True)
+        click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
     if _interactive() and not change.yes and not change.as_json:
-        click.echo(f"mxflip: {text}.", err=True)
+        click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
             type=click.Choice(["resume", "rollback", "abort"]),
@@ -484,10 +524,7 @@ def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | 
         )
         if choice != "abort":
             return choice, op.id
-    raise MxflipError(
-        text,
-        hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
-    )
+    raise Unsettled(op)
 
 
 def _interactive() -> bool:
@@ -495,13 +532,15 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _settle_builder(kind: str, op_id: str) -> Any:
+def _settle_builder(kind: str, op_id: str) -> Build:
     if kind == "resume":
         return lambda engine, opts: engine.plan_resume(op_id, opts)
     return lambda engine, opts: engine.plan_rollback(op_id, opts)
 
 
-def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:
+def _select_switch(
+    config: Config, domains: tuple[str, ...], all_: bool, kind: str
+) -> list[DomainConfig]:
     from mxflip.errors import UsageError
 
     if domains and all_:
@@ -518,7 +557,7 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Any, opts: Any) -> Any:
+        def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
             return engine.plan_switch(kind, chosen, opts)
 
@@ -699,6 +738,7 @@ def drill(
     from mxflip.journal import Journal, default_journal_path
     from mxflip.readiness_api import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render.operations import CountdownPrinter
 
     with contextlib.ExitStack() as stack:
         if sandbox:
@@ -722,6 +762,7 @@ def drill(
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
+            events=CountdownPrinter(as_json=as_json),
             command=[
                 "mxflip",
                 "drill",
@@ -968,7 +1009,7 @@ def _canary_report(
 
     code = report.exit_code
     if prometheus_file:
-        paths = CanaryStore(state_file(config.canary)).load().paths
+        paths = CanaryStore(state_file(config)).load().paths
         write_textfile(Path(prometheus_file), canary_prometheus(paths))
     if as_json:
         write_json(canary_check_json(report, int(code), command))
@@ -979,4 +1020,15 @@ def _canary_report(
 
 def main() -> None:
     """Console-script entry point."""
+    # mxflip uses no pydantic plugins, and looking for them scans every installed
+    # distribution's metadata before the first model is built: a large part of the
+    # start-up of `mxflip validate` and of every command that loads the configuration.
+    # Set PYDANTIC_DISABLE_PLUGINS (even empty) to decide otherwise.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="mxflip")

@@ -13,12 +13,14 @@ Sharing MX sets between many domains, three ways (they combine):
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -218,14 +220,24 @@ class _DomainTable(BaseModel):
     @field_validator("probe_recipient", "canary_address")
     @classmethod
     def _recipient(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("@") != 1 or value.startswith("@")):
-            raise ValueError(f"{value!r} is not an address like postmaster@example.com")
+        if value is not None:
+            # Checked as it will be sent, with {domain} standing for a real name.
+            _check_probe_address(value.replace("{domain}", "example.com"))
         return value
 
 
 def _check_probe_address(value: str) -> str:
+    """An address that goes on the wire in ``MAIL FROM:<…>`` / ``RCPT TO:<…>``: one
+    ``@``, a host name after it, and nothing that could end or bend the command."""
     local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or any(c in value for c in "<> \t\r\n"):
+    if (
+        not at
+        or not local
+        or not domain
+        or "@" in local
+        or any(c in value for c in '<>()[]\\,;:" \t')
+        or _CONTROL.search(value)
+    ):
         raise ValueError(f"{value!r} is not an address like postmaster@example.com")
     normalize_name(domain)
     return value
@@ -241,8 +253,11 @@ _Duration = Annotated[float, BeforeValidator(_duration)]
 
 
 def _check_address(value: str | None) -> str | None:
-    if value is not None and (value.count("@") != 1 or value.startswith("@")):
-        raise ValueError(f"{value!r} is not an address like canary@example.com")
+    if value is not None:
+        try:
+            _check_probe_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address like canary@example.com") from None
     return value
 
 
@@ -395,6 +410,40 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(raw, path=path)
 
 
+#: No setting needs a number this large; beyond it, arithmetic on it could overflow.
+_MAX_NUMBER = 2**53
+#: Characters no setting may hold: each one could end a line in a wire protocol (SMTP,
+#: IMAP, a zone file) or forge one on a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_values(value: Any, where: str, parts: tuple[str | int, ...]) -> None:
+    """Refuse, anywhere in the file, what no setting may hold: control characters (CR,
+    LF, NUL, …), NaN and infinities, and numbers too large for any setting."""
+
+    def fail(message: str) -> NoReturn:
+        raise ConfigError(message, path=where, key=_key(*parts) if parts else None)
+
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if _CONTROL.search(str(k)):
+                fail(f"the key {str(k)!r} holds a control character (CR, LF, NUL, …)")
+            _check_values(v, where, (*parts, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_values(v, where, (*parts, i))
+    elif isinstance(value, str):
+        if _CONTROL.search(value):
+            fail("holds a control character (CR, LF, NUL, …); no setting may")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            fail(f"{value} is not a usable number")
+        if abs(value) > _MAX_NUMBER:
+            fail("is far too large for any setting")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_NUMBER:
+        fail("is far too large for any setting")
+
+
 def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     """Validate an already-parsed TOML document. ``path`` is used in messages and to
     resolve relative file names (key files) against the config file's folder."""
@@ -408,6 +457,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
                 path=where,
                 key=key,
             )
+    _check_values(raw, where, ())
     providers = _parse_providers(_table(raw, "providers", where), where, base_dir)
     sets = _parse_sets(_table(raw, "sets", where), where)
     defaults = _validate(_DomainTable, _table(raw, "defaults", where), where, "defaults")
@@ -544,7 +594,27 @@ def _parse_providers(
             context={"base_dir": base_dir, "provider": name},
         )
         providers[name] = ProviderConfig(name=name, type=type_name, settings=settings)
+        _register_env_secrets(settings)
     return providers
+
+
+#: Environment variables that hold credentials whatever the config says (boto3 reads them).
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN")
+
+
+def _register_env_secrets(settings: Any) -> None:
+    """Every secret a setting points at (``*_env`` names a variable holding a token or
+    password) is redacted from whatever this process shows or stores."""
+    from mxflip.sanitize import register_secret
+
+    names = list(_SECRET_ENV)
+    for key, value in vars(settings).items():
+        # A user name is not a secret (and redacting it would blank out ordinary words).
+        secret = any(word in key for word in ("password", "token", "secret", "key"))
+        if key.endswith("_env") and secret and isinstance(value, str):
+            names.append(value)
+    for env in names:
+        register_secret(os.environ.get(env))
 
 
 def _parse_sets(table: Mapping[str, Any], where: str) -> dict[str, list[str]]:
@@ -637,6 +707,15 @@ def _parse_domain(
             path=where,
             key=f"{origin('failover_ttl')}.failover_ttl",
         )
+    adapter = load_provider_class(providers[provider].type)
+    for field_name, value in (("ttl", ttl), ("failover_ttl", failover_ttl)):
+        problem = adapter.check_ttl(providers[provider].settings, value)
+        if problem is not None:
+            raise ConfigError(
+                f"{field_name} {value}: {problem}",
+                path=where,
+                key=f"{origin(field_name)}.{field_name}",
+            )
     return DomainConfig(
         name=domain,
         provider=provider,
@@ -647,7 +726,11 @@ def _parse_domain(
         failover_ttl=failover_ttl,
         nameservers=_check_server_list(merged["nameservers"] or [], 53),
         resolvers=_check_server_list(merged["resolvers"] or [], 53),
-        probe_recipient=merged["probe_recipient"],
+        probe_recipient=(
+            merged["probe_recipient"].replace("{domain}", domain.rstrip("."))
+            if merged["probe_recipient"]
+            else None
+        ),
         canary_address=(
             merged["canary_address"].replace("{domain}", domain.rstrip("."))
             if merged["canary_address"]
@@ -743,6 +826,7 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
     ca_file = resolve(canary.ca_file)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"CA file {ca_file} not found", path=where, key="canary.ca_file")
+    _register_env_secrets(canary)
     return CanaryConfig(
         mailbox=canary.mailbox,
         imap_host=canary.imap_host,

@@ -16,7 +16,14 @@ from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, JournalStep, JournalView, Operation, OperationLog
+from mxflip.journal import (
+    Journal,
+    JournalStep,
+    JournalView,
+    Operation,
+    OperationLog,
+    new_operation_id,
+)
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Finding,
@@ -51,6 +58,43 @@ PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restor
 
 class PlanRefused(MxflipError):
     """The plan has blocking safety findings (or does not match ``--plan-hash``)."""
+
+
+class Unsettled(MxflipError):
+    """An earlier operation may have left zones half-way: settle it first."""
+
+    def __init__(self, op: Operation) -> None:
+        super().__init__(
+            unsettled_text(op),
+            hint=f"run 'mxflip resume {op.id}' to finish it or "
+            f"'mxflip rollback {op.id}' to undo it",
+        )
+        self.op = op
+
+
+def unsettled_text(op: Operation) -> str:
+    """The one wording for an operation that blocks every change until it is settled."""
+    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
+    return (
+        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
+        "and may have left zones half-way"
+    )
+
+
+def blocker_text(domain: str | None, finding: Finding) -> str:
+    """One blocking finding as every caller words it: ``domain: message [code]``."""
+    return f"{domain + ': ' if domain else ''}{finding.message} [{finding.code}]"
+
+
+def refuse_blocked(plan: Plan) -> None:
+    """Raise :class:`PlanRefused` when ``plan`` has blocking findings (the one check the
+    CLI, the drill and :meth:`Engine.execute` share)."""
+    if plan.blockers:
+        raise PlanRefused(
+            "refusing to apply the plan: "
+            + "; ".join(blocker_text(d, f) for d, f in plan.blockers),
+            hint="fix the cause, or pass --force --reason TEXT where that is allowed",
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +175,18 @@ class Engine:
                 if host == domain.zone or host.endswith("." + domain.zone):
                     checks.append((host, self.servers(domain)))
         return find_aliases(checks, timeout=self.dns_timeout)
+
+    def first_unsettled(self) -> Operation | None:
+        """The latest operation that may have left zones half-way (every change is
+        refused until it is resumed or rolled back), or None."""
+        unsettled = self.journal.read().unsettled()
+        return unsettled[-1] if unsettled else None
+
+    def require_settled(self) -> None:
+        """Raise :class:`Unsettled` when an earlier operation must be settled first."""
+        op = self.first_unsettled()
+        if op is not None:
+            raise Unsettled(op)
 
     # ------------------------------------------------------------------ planning
 
@@ -264,13 +320,12 @@ class Engine:
     # ------------------------------------------------------------------ executing
 
     def execute(self, plan: Plan, *, command: Sequence[str] = ()) -> RolloutResult:
-        """Run ``plan`` (the caller holds the journal lock and has confirmed it)."""
-        if plan.blockers:
-            raise PlanRefused(
-                "the plan is blocked: "
-                + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                hint="fix the cause, or pass --force --reason TEXT where that is allowed",
-            )
+        """Run ``plan`` (the caller holds the journal lock and has confirmed it). A
+        rollback or resume that finds nothing to do still settles its parent, and says
+        why in the journal: the zones are already where it would take them."""
+        refuse_blocked(plan)
+        if plan.parent is not None and not plan.changes:
+            return self._settle_noop(plan, command)
         prelowered_at = None
         if plan.kind == "resume" and plan.parent is not None:
             parent = self.journal.read().find(plan.parent)
@@ -293,17 +348,46 @@ class Engine:
             prelowered_at=prelowered_at,
         )
         result = rollout.run()
-        if plan.parent is not None and result.outcome in ("done", "noop"):
-            # The parent is settled: every zone is in its before-state (rollback) or its
-            # after-state (resume). A no-op settle found it there already.
-            rolled_back = plan.kind == "rollback"
-            OperationLog(self.journal, result.op_id or "-", self.clock.now).note(
-                plan.parent,
-                "rolled-back" if rolled_back else "done",
-                kind=plan.kind,
-                state="before" if rolled_back else "after",
-            )
+        if plan.parent is not None and result.outcome == "done":
+            self._note_settled(plan, result.op_id or "-", why=None)
         return result
+
+    def _note_settled(self, plan: Plan, by: str, *, why: str | None) -> None:
+        # The parent is settled: every zone is in its before-state (rollback) or its
+        # after-state (resume).
+        assert plan.parent is not None
+        rolled_back = plan.kind == "rollback"
+        detail: dict[str, str] = {"why": why} if why else {}
+        OperationLog(self.journal, by, self.clock.now).note(
+            plan.parent,
+            "rolled-back" if rolled_back else "done",
+            kind=plan.kind,
+            state="before" if rolled_back else "after",
+            **detail,
+        )
+
+    def _settle_noop(self, plan: Plan, command: Sequence[str]) -> RolloutResult:
+        """Journal a rollback/resume with nothing to write: its own intent and a ``noop``
+        result, then the note that settles the parent."""
+        started = self.clock.now()
+        op_id = new_operation_id(started)
+        state = "before" if plan.kind == "rollback" else "after"
+        why = f"nothing to do: every zone is already in operation {plan.parent}'s {state}-state"
+        log = OperationLog(self.journal, op_id, self.clock.now)
+        log.intent(
+            kind=plan.kind,
+            target=plan.target,
+            reason=plan.options.reason,
+            command=command,
+            plan_hash=plan.hash,
+            steps=[],
+            options={},
+            parent=plan.parent,
+        )
+        states = {s.name: state for s in plan.steps}
+        log.result("noop", why=why, states=states)
+        self._note_settled(plan, op_id, why=why)
+        return RolloutResult(op_id, plan, "noop", states, started, self.clock.now(), note=why)
 
     def servers(self, domain: DomainConfig) -> list[HostPort]:
         if domain.name not in self._servers:

@@ -43,6 +43,8 @@ from tests.support.engine import (
     start_engine_bind,
 )
 
+pytestmark = pytest.mark.real_server
+
 RESTORE_AFTER = 600.0
 
 
@@ -202,6 +204,13 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
             expected = "ttl-restored" if op.outcome == "done" else "before"
             assert set(states_of(config, seeded, live(fbind, names)).values()) == {expected}
             return
+        if op.outcome == "failed" and set(mid.values()) == {"before"}:
+            # Nothing was changed: no zone can be half-way, so nothing blocks the next
+            # change and there is nothing to resume.
+            assert journal.read().unsettled() == []
+            with pytest.raises(UsageError, match=r"no interrupted"):
+                settler.plan_resume(None, PlanOptions())
+            return
         plan = settler.plan_resume(None, PlanOptions())
         assert plan.parent == op.id and not plan.blockers
         result = settler.execute(plan)
@@ -211,8 +220,13 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
         final = journal.read().find(op.id)
         assert final is not None and final.outcome == "done"
         assert final.notes[-1]["state"] == "after"
-    # Nothing is left for the next command to warn about.
+    # A settle with nothing to write ("Nothing to do.") still settled it and said why.
+    if result.outcome == "noop":
+        assert final.notes[-1]["why"].startswith("nothing to do: every zone is already in")
+        assert journal.read().operations[-1].outcome == "noop"
+    # Nothing is left for the next command to warn about, and the next change is allowed.
     assert journal.read().unsettled() == []
+    settler.require_settled()
 
 
 def test_enough_faults_are_injected() -> None:

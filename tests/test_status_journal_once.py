@@ -57,7 +57,6 @@ def test_each_step_is_parsed_once_for_every_domain(
     )
     log.phase("switch", "done")
     log.result("done")
-    view = journal.read()
     parsed: list[str] = []
     original = JournalStep.from_json
 
@@ -66,6 +65,7 @@ def test_each_step_is_parsed_once_for_every_domain(
         return original(data)
 
     monkeypatch.setattr(JournalStep, "from_json", staticmethod(counting))
+    view = journal.read()
     live = {d.name: RRset(d.name, 60, BACKUP) for d in domains}
     statuses = [
         DomainStatus(d, live[d.name], None, ProfileMatch("backup"), (), ()) for d in domains

@@ -173,7 +173,7 @@ def check_canaries(
     wanted = {d.rstrip(".").lower() for d in domains}
     own_box = mailbox is None
     box = mailbox or open_mailbox(config)
-    store = CanaryStore(state_file(canary))
+    store = CanaryStore(state_file(config))
     try:
         with store.update() as state:
             now = clock.now()
@@ -358,7 +358,7 @@ def canary_status(
     if config.canary is None:
         return {}
     canary = config.canary
-    state = CanaryStore(state_file(canary)).load()
+    state = CanaryStore(state_file(config)).load()
     now = clock.now()
     names = {d.display for d in domains}
     out: dict[str, list[CanaryStatus]] = {}

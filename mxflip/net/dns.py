@@ -13,8 +13,8 @@ goes through a :class:`DNSClient` (dnspython's asyncio API underneath):
   budget: with 3 s and 3 tries, 0.43 s, 0.86 s and 1.71 s. Waiting for a free slot does not
   count against the budget: the timeout measures the server, not our queue.
 * **Slow is not unreachable.** An answer that needed more than one try is a
-  :class:`Reply` with ``tries > 1`` (:attr:`Reply.slow`); only a server that answered none
-  of the tries is :attr:`Reply.unreachable`. After ``give_up_after`` questions in a row
+  :class:`DNSReply` with ``tries > 1`` (:attr:`DNSReply.slow`); only a server that answered none
+  of the tries is :attr:`DNSReply.unreachable`. After ``give_up_after`` questions in a row
   went unanswered the server counts as down and the rest of the batch is not sent to it:
   a dead server must not cost N times the budget.
 
@@ -53,7 +53,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Reply:
+class DNSReply:
     """The outcome of one question to one server address."""
 
     response: dns.message.Message | None
@@ -127,7 +127,7 @@ class DNSClient:
         )
         return sorted({str(info[4][0]) for info in infos})
 
-    async def ask(self, make: MessageFactory, address: str, port: int = 53) -> Reply:
+    async def ask(self, make: MessageFactory, address: str, port: int = 53) -> DNSReply:
         """Ask ``address``: each try sends a fresh message from ``make`` (UDP, TCP when the
         answer is truncated)."""
         key = (address, port)
@@ -138,7 +138,7 @@ class DNSClient:
         async with server, self._all:
             given_up = self._unanswered.get(key, 0)
             if given_up >= self.limits.give_up_after:
-                return Reply(
+                return DNSReply(
                     None,
                     error=f"not asked: {given_up} questions in a row went unanswered",
                     tries=0,
@@ -148,7 +148,7 @@ class DNSClient:
 
     async def _tries(
         self, make: MessageFactory, address: str, port: int, key: tuple[str, int]
-    ) -> Reply:
+    ) -> DNSReply:
         started = time.monotonic()
         timeouts = self.try_timeouts()
         for number, timeout in enumerate(timeouts, start=1):
@@ -160,7 +160,7 @@ class DNSClient:
                 continue
             except OSError as exc:  # a refused port (ICMP) or no route: no use asking again
                 self._unanswered[key] = self._unanswered.get(key, 0) + 1
-                return Reply(
+                return DNSReply(
                     None,
                     error=exc.strerror or str(exc),
                     tries=number,
@@ -170,7 +170,7 @@ class DNSClient:
                 )
             except dns.exception.DNSException as exc:
                 self._unanswered[key] = 0
-                return Reply(
+                return DNSReply(
                     None,
                     error=f"bad answer: {exc}",
                     tries=number,
@@ -178,9 +178,9 @@ class DNSClient:
                     exception=exc,
                 )
             self._unanswered[key] = 0
-            return Reply(response, tries=number, seconds=time.monotonic() - started)
+            return DNSReply(response, tries=number, seconds=time.monotonic() - started)
         self._unanswered[key] = self._unanswered.get(key, 0) + 1
-        return Reply(
+        return DNSReply(
             None,
             error=f"no answer to {len(timeouts)} tries within {self.timeout:g} s",
             tries=len(timeouts),

@@ -343,18 +343,20 @@ class FaultProxy:
 
 
 class FakeClock:
-    """A monotonic clock that moves only when something sleeps on it."""
+    """An ``mxflip.Clock`` that moves only when something sleeps on it."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, *, stands_still: bool = False) -> None:
+        self.time = 1000.0
+        self.stands_still = stands_still
         self.sleeps: list[float] = []
 
-    def __call__(self) -> float:
-        return self.now
+    def now(self) -> float:
+        return self.time
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        if not self.stands_still:
+            self.time += seconds
 
 
 class CallCounter:

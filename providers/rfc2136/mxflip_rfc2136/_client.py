@@ -22,14 +22,24 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-from mxflip import ProviderAuthError, ProviderError, StaleExpectationError
-from mxflip.hostport import HostPort
-from mxflip.net.dns import DNSClient as AsyncDNSClient
-from mxflip.net.dns import MessageFactory, Reply, make_question
-from mxflip.retry import Sleep, retrying
+from mxflip import DNSClient as AsyncDNSClient
+from mxflip import (
+    DNSReply,
+    HostPort,
+    MessageFactory,
+    ProviderAuthError,
+    ProviderError,
+    Sleep,
+    StaleExpectationError,
+    make_question,
+    retrying,
+)
 from mxflip_rfc2136.keyfile import TsigKey
 
 T = TypeVar("T")
+
+#: How dnspython says that a reply to a signed message carries no TSIG at all.
+_UNSIGNED = "requires a TSIG but does not have one"
 
 _STALE_RCODES = {dns.rcode.YXRRSET, dns.rcode.NXRRSET, dns.rcode.YXDOMAIN, dns.rcode.NXDOMAIN}
 
@@ -62,7 +72,9 @@ class DNSClient:
         self._key_label = key.name if key else None
         if key is not None:
             self._keyname = dns.name.from_text(key.name)
-            self._keyring = {self._keyname: dns.tsig.Key(self._keyname, key.secret, key.algorithm)}
+            self._keyring = {
+                self._keyname: dns.tsig.Key(self._keyname, key.secret, key.wire_algorithm)
+            }
 
     # ------------------------------------------------------------------ plumbing
 
@@ -94,8 +106,11 @@ class DNSClient:
                     return fn()
         except dns.tsig.PeerBadKey:
             raise ProviderAuthError(
-                f"{self.server} does not know TSIG key {self._key_label!r} ({what})",
-                hint="check tsig_key_name and that the server's configuration includes this key",
+                f"{self.server} answered BADKEY for TSIG key {self._key_label!r} ({what}): "
+                "it does not know the key, or does not let it do this",
+                hint="check tsig_key_name and the algorithm against the server's keys; Knot DNS "
+                "also answers BADKEY when it knows the key but no acl of the zone allows it "
+                "(acl: action: update, key: NAME)",
             ) from None
         except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
             raise ProviderAuthError(
@@ -125,6 +140,19 @@ class DNSClient:
                 f"the message for the {what} is larger than a DNS message may be "
                 "(64 KiB); it could not be built and nothing was sent",
                 hint="lower the provider's max_update_bytes, or switch fewer domains at once",
+            ) from None
+        except dns.exception.FormError as exc:
+            if self._keyring is not None and _UNSIGNED in str(exc):
+                raise ProviderAuthError(
+                    f"{self.server} answered the TSIG-signed {what} with an unsigned reply, "
+                    "which cannot be trusted: it did not accept key "
+                    f"{self._key_label!r}",
+                    hint="PowerDNS answers this way (NOTAUTH, unsigned) when it does not know "
+                    "the key name or the secret differs: compare 'pdnsutil list-tsig-keys' "
+                    "with tsig_key_file, and check the zone's TSIG-ALLOW-DNSUPDATE metadata",
+                ) from None
+            raise ProviderError(
+                f"bad answer from DNS server {self.server} ({what}): {exc}"
             ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(
@@ -201,7 +229,7 @@ class DNSClient:
 
             return signed
 
-        async def ask_all() -> list[Reply]:
+        async def ask_all() -> list[DNSReply]:
             client = AsyncDNSClient(self.timeout)
             address, port = self.address, self.server.port
             return list(await asyncio.gather(*(client.ask(make(n), address, port) for n in names)))
@@ -217,7 +245,7 @@ class DNSClient:
             out[name] = reply.response
         return out
 
-    def _raise_for(self, what: str, reply: Reply) -> None:
+    def _raise_for(self, what: str, reply: DNSReply) -> None:
         """The same error as a failed single query: translated once, not retried again
         (the DNS client already retried timeouts)."""
         exc = reply.exception

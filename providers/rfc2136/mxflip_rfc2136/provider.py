@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdataset
-import dns.rdatatype
-import dns.rrset
-import dns.update
 from pydantic import Field, ValidationInfo, field_validator
 
 from mxflip import (
@@ -26,11 +18,20 @@ from mxflip import (
     ProviderSettings,
     RRset,
     StaleExpectationError,
+    SystemClock,
+    parse_hostport,
 )
-from mxflip.hostport import parse_hostport
-from mxflip.retry import Sleep
-from mxflip_rfc2136._client import DNSClient
 from mxflip_rfc2136.keyfile import KeyFileError, TsigKey, read_key_file
+
+if TYPE_CHECKING:
+    import dns.rdataset
+    import dns.rrset
+    import dns.update
+
+    # The client (dnspython's query and update machinery, retries) loads when one is
+    # built: `mxflip validate` only checks settings.
+    from mxflip import Clock
+    from mxflip_rfc2136._client import DNSClient
 
 
 class RFC2136Settings(ProviderSettings):
@@ -83,6 +84,11 @@ def _to_rdataset(rrset: RRset, ttl: int | None = None) -> dns.rdataset.Rdataset:
 
 @functools.lru_cache(maxsize=256)
 def _rdataset(records: frozenset[MX], ttl: int) -> dns.rdataset.Rdataset:
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdataset
+    import dns.rdatatype
+
     # Thousands of domains share a few MX sets: build each set's rdatas once (parsing
     # record text is most of an UPDATE's cost). UpdateMessage copies what it is given.
     rds = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.MX)
@@ -109,6 +115,8 @@ _HEADER = 12
 
 
 def _name_size(name: str) -> int:
+    import dns.name
+
     return len(dns.name.from_text(name).to_digestable())
 
 
@@ -128,6 +136,9 @@ def _wire_size(change: Change) -> int:
 
 def _update_message(zone: str, chunk: Sequence[Change]) -> dns.update.UpdateMessage:
     """One conditional UPDATE for ``chunk``: its prerequisites, then its changes."""
+    import dns.rdatatype
+    import dns.update
+
     update = dns.update.UpdateMessage(zone)
     for change in chunk:
         if change.expected is None:
@@ -165,15 +176,13 @@ class RFC2136Provider(Provider):
         name: str,
         client: DNSClient,
         *,
-        clock: Any = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock | None = None,
         max_update_bytes: int = 65535,
         zone_transfer: bool = True,
     ) -> None:
         super().__init__(name)
         self._client = client
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
         self.max_update_bytes = max_update_bytes
         self.zone_transfer = zone_transfer
         #: Zones whose transfer failed once: not tried again by this provider.
@@ -181,6 +190,8 @@ class RFC2136Provider(Provider):
 
     @classmethod
     def from_settings(cls, name: str, settings: ProviderSettings) -> RFC2136Provider:
+        from mxflip_rfc2136._client import DNSClient
+
         assert isinstance(settings, RFC2136Settings)
         try:
             key = settings.key()
@@ -195,6 +206,9 @@ class RFC2136Provider(Provider):
         )
 
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
+        import dns.name
+        import dns.rdatatype
+
         # RFC 2136 has no batch read short of a zone transfer: many names are read with one
         # AXFR where the server allows it (one stream instead of N messages); otherwise one
         # query per name, all of them in flight at once within the DNS client's limits.
@@ -295,6 +309,8 @@ class RFC2136Provider(Provider):
 
     def nameservers(self, zone: str) -> list[str]:
         """The zone's NS names as the primary serves them (port 53)."""
+        import dns.rdatatype
+
         response = self._client.query(zone, "NS")
         names = sorted(
             r.target.to_text().rstrip(".")

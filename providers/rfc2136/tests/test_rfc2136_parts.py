@@ -11,10 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mxflip.errors import ProviderError
-from mxflip.hostport import parse_hostport
-from mxflip.provider import Change
-from mxflip.records import RRset
+from mxflip import Change, ProviderError, RRset, parse_hostport
 from mxflip_rfc2136 import RFC2136Provider
 from mxflip_rfc2136._client import DNSClient
 from mxflip_rfc2136.keyfile import TsigKey
