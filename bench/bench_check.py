@@ -16,6 +16,10 @@ so event-loop lag under load counts in it) and against one domain checked alone
 before the run (the unloaded floor: banner delay plus a few round trips); the goal
 of issue #3 is a ratio of at most 2 against the slowest handshake.
 
+It runs at ``[probe] concurrency`` = 100 (mxflip's default: what a user gets) and at 2000
+(a high value set by hand), and says which in the output; ``--concurrency N [N ...]``
+picks others.
+
 Options: ``--domains``, ``--hosts``, ``--delay``, ``--concurrency``, ``--dns-in-flight``;
 ``--shared`` (every domain on the same hosts: batched sessions), ``--no-dns`` (lookups
 answered in-process, to see the SMTP side alone), ``--tls ec|rsa`` (the servers offer
@@ -299,7 +303,7 @@ def compare_plain(
     results = check_domains(config, list(domains.values()), "backup", lookup=lookup)
     probe_wall, probe_cpu = time.perf_counter() - start, time.process_time() - before
     start, before = time.perf_counter(), time.process_time()
-    done = asyncio.run(plain_dialogue(targets, ca_file, args.concurrency))
+    done = asyncio.run(plain_dialogue(targets, ca_file, config.probe.concurrency))
     plain_wall, plain_cpu = time.perf_counter() - start, time.process_time() - before
     ready = sum(r.verdict is Verdict.READY for r in results)
     return [
@@ -315,12 +319,25 @@ def compare_plain(
     ]
 
 
+#: mxflip's own default for ``[probe] concurrency`` (what a user gets without setting it).
+_default = ProbeConfig.__dataclass_fields__["concurrency"].default
+assert isinstance(_default, int)
+DEFAULT_CONCURRENCY: int = _default
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=500)
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.3, help="seconds before the banner")
-    parser.add_argument("--concurrency", type=int, default=2000)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_CONCURRENCY, 2000],
+        help=f"[probe] concurrency values to run (default: {DEFAULT_CONCURRENCY}, the "
+        "config default, and 2000, a high one)",
+    )
     parser.add_argument("--dns-in-flight", type=int, default=64)
     parser.add_argument(
         "--no-dns",
@@ -412,16 +429,6 @@ def main() -> None:
                     primary=frozenset({MX(10, f"primary.d{d}.bench.test")}),
                     backup=frozenset(MX(10 * (i + 1), h) for i, h in enumerate(hosts)),
                 )
-            probe = ProbeConfig(
-                helo="probe.bench.test",
-                mail_from="probe@bench.test",
-                timeout=30,
-                connect=connect,
-                resolvers=(HostPort("127.0.0.1", dns.port),),
-                concurrency=args.concurrency,
-                ca_file=ca_file,
-            )
-            config = Config(path=None, providers={}, domains=domains, probe=probe)
             lookup_class = (
                 PreResolved
                 if args.no_dns
@@ -429,34 +436,51 @@ def main() -> None:
                 if args.dns == "dnspython"
                 else Lookup
             )
-
-            def run(targets: list[DomainConfig]) -> tuple[float, float, list[DomainReadiness]]:
-                start, cpu = time.perf_counter(), time.process_time()
-                lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
-                results = check_domains(config, targets, "backup", lookup=lookup)
-                return time.perf_counter() - start, time.process_time() - cpu, results
-
-            alone, _, _ = run(list(domains.values())[:1])
-            lab_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            wall, cpu, results = run(list(domains.values()))
-            extra: list[str] = []
-            cli_cpu = 0.0
-            if args.plain:
-                extra += compare_plain(args, config, domains, connect, ca_file, cpu)
-            if args.cli:
-                cli_config = write_cli_config(
-                    Path(tmp), domains, connect, dns.port, ca_file, args.concurrency
+            measured = []
+            for concurrency in args.concurrency:
+                probe = ProbeConfig(
+                    helo="probe.bench.test",
+                    mail_from="probe@bench.test",
+                    timeout=30,
+                    connect=connect,
+                    resolvers=(HostPort("127.0.0.1", dns.port),),
+                    concurrency=concurrency,
+                    ca_file=ca_file,
                 )
-                one_wall, one_cpu, one_code = time_cli(cli_config, [next(iter(domains))])
-                all_wall, all_cpu, all_code = time_cli(cli_config, [])
-                cli_cpu = one_cpu + all_cpu  # children too, but not the lab's
-                extra += [
-                    f"mxflip check, 1 domain : {one_wall:.3f} s wall, {one_cpu:.3f} s CPU "
-                    f"(exit {one_code})",
-                    f"mxflip check, all      : {all_wall:.3f} s wall, {all_cpu:.3f} s CPU "
-                    f"(exit {all_code})",
-                    f"all / 1 domain (CLI)   : {all_wall / one_wall:.2f}× (goal ≤ 2.0×)",
-                ]
+                config = Config(path=None, providers={}, domains=domains, probe=probe)
+
+                def run(
+                    targets: list[DomainConfig], config: Config = config, probe: ProbeConfig = probe
+                ) -> tuple[float, float, list[DomainReadiness]]:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
+                    results = check_domains(config, targets, "backup", lookup=lookup)
+                    return time.perf_counter() - start, time.process_time() - cpu, results
+
+                alone, _, _ = run(list(domains.values())[:1])
+                lab_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall, cpu, results = run(list(domains.values()))
+                extra: list[str] = []
+                cli_cpu = 0.0
+                if args.plain:
+                    extra += compare_plain(args, config, domains, connect, ca_file, cpu)
+                if args.cli:
+                    cli_config = write_cli_config(
+                        Path(tmp), domains, connect, dns.port, ca_file, concurrency
+                    )
+                    one_wall, one_cpu, one_code = time_cli(cli_config, [next(iter(domains))])
+                    all_wall, all_cpu, all_code = time_cli(cli_config, [])
+                    cli_cpu = one_cpu + all_cpu  # children too, but not the lab's
+                    extra += [
+                        f"mxflip check, 1 domain : {one_wall:.3f} s wall, {one_cpu:.3f} s CPU "
+                        f"(exit {one_code})",
+                        f"mxflip check, all      : {all_wall:.3f} s wall, {all_cpu:.3f} s CPU "
+                        f"(exit {all_code})",
+                        f"all / 1 domain (CLI)   : {all_wall / one_wall:.2f}× (goal ≤ 2.0×)",
+                    ]
+                measured.append(
+                    (concurrency, alone, wall, cpu, results, lab_before, cli_cpu, extra)
+                )
         finally:
             dns.stop()
             servers.stdin.close()
@@ -464,24 +488,41 @@ def main() -> None:
     # named and the servers have exited: their CPU is in RUSAGE_CHILDREN (including the
     # first domain's run and their start-up, so a slight overestimate)
     lab_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lab_cpu = (
-        sum(getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime"))
-        - cli_cpu
-    )
+    for i, (concurrency, alone, wall, cpu, results, lab_before, _, extra) in enumerate(measured):
+        # the CLI runs' CPU is in RUSAGE_CHILDREN too: not the lab's
+        cli_cpu = sum(m[6] for m in measured[i:])
+        lab_cpu = (
+            sum(getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime"))
+            - cli_cpu
+        )
+        report(args, concurrency, alone, wall, cpu, results, lab_cpu, extra)
 
+
+def report(
+    args: argparse.Namespace,
+    concurrency: int,
+    alone: float,
+    wall: float,
+    cpu: float,
+    results: list[DomainReadiness],
+    lab_cpu: float,
+    extra: list[str],
+) -> None:
     handshakes = [
         sum(s.ms for s in a.steps) / 1000 for r in results for h in r.hosts for a in h.addresses
     ]
     verdicts = {v.value: sum(r.verdict is v for r in results) for v in Verdict}
     slowest = max(handshakes)
     shared = " (shared hosts)" if args.shared else ""
+    which = "the [probe] default" if concurrency == DEFAULT_CONCURRENCY else "high, set by hand"
+    print(f"--- [probe] concurrency = {concurrency} ({which})")
     print(
         f"domains × hosts        : {args.domains} × {args.hosts}{shared}: {len(handshakes)} results"
     )
-    print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {args.concurrency}")
+    print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {concurrency}")
     print(f"verdicts               : {verdicts}")
     print(f"wall time              : {wall:.3f} s (probe process CPU {cpu:.3f} s)")
-    print(f"lab CPU                : {lab_cpu:.3f} s (named and the SMTP servers)")
+    print(f"lab CPU                : {lab_cpu:.3f} s (named + SMTP servers, this run to the end)")
     print(f"slowest handshake      : {slowest:.3f} s")
     print(f"median handshake       : {sorted(handshakes)[len(handshakes) // 2]:.3f} s")
     print(f"sum of handshakes      : {sum(handshakes):.1f} s (what one at a time would take)")
