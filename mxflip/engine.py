@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mxflip.aliases import find_aliases
+from mxflip.cname_targets import find_cname_targets
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.findings import Finding, Severity
@@ -174,7 +174,7 @@ class Engine:
             for host in rrset.hosts:
                 if host == domain.zone or host.endswith("." + domain.zone):
                     checks.append((host, self.servers(domain)))
-        return find_aliases(checks, timeout=self.dns_timeout)
+        return find_cname_targets(checks, timeout=self.dns_timeout)
 
     def first_unsettled(self) -> Operation | None:
         """The latest operation that may have left zones half-way (every change is
