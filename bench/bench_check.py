@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import dns.asyncresolver
@@ -76,6 +77,12 @@ class DnspythonLookup(Lookup):
     """The same questions through dnspython's async resolver (a fresh socket, source port
     and random ID per query, a Message object per answer): the alternative to the
     hand-written wire format of mxflip.net.lookup, for ``--dns dnspython``."""
+
+    def __init__(
+        self, resolvers: Sequence[HostPort] = (), *, timeout: float = 5.0, in_flight: int = 64
+    ) -> None:
+        super().__init__(resolvers, timeout=timeout, in_flight=in_flight)
+        self.lifetime = timeout
 
     def _resolver(self) -> dns.asyncresolver.Resolver:
         resolver = dns.asyncresolver.Resolver(configure=False)
