@@ -529,7 +529,10 @@ def report(
     print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {concurrency}")
     print(f"verdicts               : {verdicts}")
     print(f"wall time              : {wall:.3f} s (probe process CPU {cpu:.3f} s)")
-    print(f"lab CPU                : {lab_cpu:.3f} s (named + SMTP servers, this run to the end)")
+    print(
+        f"lab CPU                : {lab_cpu:.3f} s "
+        "(named + SMTP servers over every run: counted when they exit)"
+    )
     print(f"slowest handshake      : {slowest:.3f} s")
     print(f"median handshake       : {sorted(handshakes)[len(handshakes) // 2]:.3f} s")
     print(f"sum of handshakes      : {sum(handshakes):.1f} s (what one at a time would take)")
