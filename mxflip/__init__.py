@@ -17,6 +17,9 @@ _EXPORTS = {
     "RRset": "mxflip.records",
     "Change": "mxflip.provider",
     "ChangeHandle": "mxflip.provider",
+    "AccessCheck": "mxflip.provider",
+    "ZoneMX": "mxflip.provider",
+    "NotSupportedError": "mxflip.errors",
     "Provider": "mxflip.provider",
     "ProviderSettings": "mxflip.provider",
     "ConfigError": "mxflip.errors",
@@ -28,6 +31,9 @@ _EXPORTS = {
 
 __all__ = [
     "MX",
+    "AccessCheck",
+    "NotSupportedError",
+    "ZoneMX",
     "Change",
     "ChangeHandle",
     "ConfigError",
@@ -44,13 +50,16 @@ __all__ = [
 if TYPE_CHECKING:
     from mxflip.errors import ConfigError as ConfigError
     from mxflip.errors import MxflipError as MxflipError
+    from mxflip.errors import NotSupportedError as NotSupportedError
     from mxflip.errors import ProviderAuthError as ProviderAuthError
     from mxflip.errors import ProviderError as ProviderError
     from mxflip.errors import StaleExpectationError as StaleExpectationError
+    from mxflip.provider import AccessCheck as AccessCheck
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider
     from mxflip.provider import ProviderSettings as ProviderSettings
+    from mxflip.provider import ZoneMX as ZoneMX
     from mxflip.records import MX as MX
     from mxflip.records import RRset as RRset
 

@@ -189,3 +189,57 @@ class ProviderContract:
             provider.apply(zone, changes)
         names = [r.name for r in [*good, stale]]
         assert provider.read(zone, names) == {r.name: r for r in [*good, stale]}
+
+
+class ZoneListingContract(ProviderContract):
+    """The optional capabilities ``list_zones``, ``list_mx`` and ``check_access``, for
+    adapters that have them (``mxflip init`` and ``mxflip doctor`` use them).
+
+    Subclass this instead of :class:`ProviderContract` to run both suites. ``list_mx``
+    must return every MX RRset of the zone (paging through as many pages as it takes),
+    sorted by name, and nothing but MX RRsets.
+    """
+
+    #: How many MX RRsets the paging test creates (above the adapter's page size).
+    listing_names = 30
+    #: Whether list_zones() must show the zone (False for adapters that only list
+    #: the zones named in their settings).
+    lists_zone = True
+
+    def test_list_zones_includes_the_zone(self, provider: Provider, zone: str) -> None:
+        zones = provider.list_zones()
+        assert zones == sorted(zones)
+        assert all(z.endswith(".") for z in zones)
+        if self.lists_zone:
+            assert zone in zones
+
+    def test_list_mx_returns_every_mx_rrset(self, provider: Provider, zone: str) -> None:
+        rrsets = [
+            self.rrset(self.fresh(zone, f"l{i}"), f"{10 + i} mx{i}.example.net.")
+            for i in range(self.listing_names)
+        ]
+        self.apply(provider, zone, [Change(r.name, None, r) for r in rrsets])
+        listing = provider.list_mx(zone)
+        assert listing.zone == zone
+        names = [r.name for r in listing.rrsets]
+        assert len(names) == len(set(names)), "one RRset per name"
+        assert names == sorted(names), "sorted by name"
+        found = {r.name: r for r in listing.rrsets}
+        for rrset in rrsets:
+            assert found.get(rrset.name) == rrset
+        # What list_mx says agrees with read() for every name it lists.
+        assert provider.read(zone, names) == found
+
+    def test_list_mx_drops_deleted_names(self, provider: Provider, zone: str) -> None:
+        rrset = self.create(provider, zone, self.rrset(self.fresh(zone), "10 mx1.example.net."))
+        self.apply(provider, zone, [Change(rrset.name, rrset, None)])
+        assert rrset.name not in {r.name for r in provider.list_mx(zone).rrsets}
+
+    def test_check_access_reads_and_changes_nothing(self, provider: Provider, zone: str) -> None:
+        rrset = self.create(provider, zone, self.rrset(self.fresh(zone), "10 mx1.example.net."))
+        before = provider.list_mx(zone).rrsets
+        checks = provider.check_access(zone)
+        assert {c.what for c in checks} >= {"read", "change"}
+        assert all(c.ok is not False for c in checks), checks
+        assert provider.list_mx(zone).rrsets == before
+        assert provider.read(zone, [rrset.name]) == {rrset.name: rrset}
