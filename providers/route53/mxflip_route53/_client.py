@@ -286,6 +286,18 @@ class Route53Client:
         truncated = bool(page.get("IsTruncated"))
         return _complete_groups(zones, truncated), not truncated
 
+    def all_zones(self) -> list[HostedZone]:
+        """Every hosted zone of the account, page after page (``ListHostedZones``)."""
+        params: dict[str, Any] = {"MaxItems": "100"}
+        zones: list[HostedZone] = []
+        for _ in range(self.MAX_PAGES):
+            page = self.call("ListHostedZones", **params)
+            zones.extend(_zone(z) for z in page.get("HostedZones", []))
+            if not page.get("IsTruncated") or not page.get("NextMarker"):
+                return zones
+            params = {"MaxItems": "100", "Marker": page["NextMarker"]}
+        raise ProviderError("Route53 kept paging the hosted zones")
+
     def zones_named(self, name: str) -> tuple[list[HostedZone], dict[str, list[HostedZone]]]:
         """Every hosted zone called ``name`` (absolute), and the other names the first
         page answered completely (Route53 lists zones in name order from ``name``)."""

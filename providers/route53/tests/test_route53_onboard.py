@@ -1,0 +1,71 @@
+"""Listing hosted zones and the harmless access check (mxflip init / doctor) on moto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mxflip.records import RRset
+from tests.support.moto_route53 import FaultProxy, create_zone, fresh_zone_name
+
+
+def test_list_zones_pages_through_the_account(admin: Any, make_provider: Any) -> None:
+    made = {fresh_zone_name("list") for _ in range(105)}
+    for name in made:
+        create_zone(admin, name)
+    provider, counter = make_provider()
+    assert made <= set(provider.list_zones())
+    assert counter.calls["ListHostedZones"] >= 2
+
+
+def test_denied_change_is_reported_with_the_iam_action(
+    admin: Any, make_provider: Any, proxy: FaultProxy
+) -> None:
+    zone = fresh_zone_name("denied")
+    create_zone(admin, zone)
+    provider, _ = make_provider(endpoint_url=proxy.url)
+    proxy.inject(
+        "ChangeResourceRecordSets",
+        403,
+        "AccessDenied",
+        "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: "
+        "route53:ChangeResourceRecordSets on resource",
+    )
+    checks = {c.what: c for c in provider.check_access(zone)}
+    assert checks["read"].ok is True
+    assert checks["change"].ok is False
+    assert "route53:ChangeResourceRecordSets" in checks["change"].detail
+    assert "IAM policy" in (checks["change"].hint or "")
+
+
+def test_list_mx_leaves_out_weighted_sets(admin: Any, make_provider: Any) -> None:
+    zone = fresh_zone_name("weighted")
+    zone_id = create_zone(admin, zone)
+    admin.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": f"w.{zone}",
+                        "Type": "MX",
+                        "SetIdentifier": "a",
+                        "Weight": 1,
+                        "TTL": 300,
+                        "ResourceRecords": [{"Value": "10 a.example.net."}],
+                    },
+                },
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": zone,
+                        "Type": "MX",
+                        "TTL": 900,
+                        "ResourceRecords": [{"Value": "10 mx.example.net."}],
+                    },
+                },
+            ]
+        },
+    )
+    provider, _ = make_provider()
+    assert provider.list_mx(zone).rrsets == (RRset.of(zone, 900, ["10 mx.example.net."]),)
