@@ -194,8 +194,7 @@ class Provider(abc.ABC):
         :class:`~mxflip.errors.NotSupportedError`; an adapter that supports it in general
         may raise it for one zone too (a server that refuses the zone transfer)."""
         raise NotSupportedError(
-            f"provider {self.name!r} ({type(self).__name__}) cannot list the MX records "
-            f"of a zone",
+            f"provider {self.name!r} ({type(self).__name__}) cannot list the MX records of a zone",
             hint="name the domains with --domain so that they are read one by one",
         )
 

@@ -56,6 +56,8 @@ class BindServer:
     port: int = 0
     secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
     process: subprocess.Popen[bytes] | None = None
+    #: More statements for the ``options`` block (``allow-transfer { none; };``).
+    extra_options: str = ""
 
     @property
     def address(self) -> str:
@@ -103,6 +105,7 @@ class BindServer:
                 "  listen-on-v6 { none; };\n"
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
+                f"{self.extra_options}\n"
                 "};\n"
                 "controls { };\n" + "\n".join(zone_blocks) + "\n"
             )

@@ -18,15 +18,18 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from mxflip import (
     MX,
+    AccessCheck,
     Change,
     ChangeHandle,
     Provider,
     ProviderError,
     ProviderSettings,
     RRset,
+    ZoneMX,
 )
 from mxflip.hostport import parse_hostport
 from mxflip.retry import Sleep
+from mxflip_rfc2136 import _onboard
 from mxflip_rfc2136._client import DNSClient
 from mxflip_rfc2136.keyfile import KeyFileError, TsigKey, read_key_file
 
@@ -174,6 +177,21 @@ class RFC2136Provider(Provider):
                 )
             self._sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ onboarding
+    # (mxflip_rfc2136._onboard; RFC 2136 has no way to list a server's zones, so
+    # list_zones keeps the default: name the zones with --zone.)
+
+    #: The wall clock the TSIG skew is measured against (tests set a skewed one).
+    wallclock: Any = staticmethod(time.time)
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every MX RRset of the zone by zone transfer, when the server allows it."""
+        return _onboard.transfer_mx(self._client, zone)
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """A signed read, the TSIG clock skew, and a no-op UPDATE (see ``_onboard``)."""
+        return _onboard.check_access(self._client, zone, self.wallclock)
 
     def nameservers(self, zone: str) -> list[str]:
         """The zone's NS names as the primary serves them (port 53)."""

@@ -1,0 +1,108 @@
+"""Onboarding reads for the RFC 2136 adapter (``mxflip init`` and ``mxflip doctor``).
+
+Kept apart from the UPDATE and read paths of :mod:`mxflip_rfc2136.provider`:
+
+* every MX RRset of a zone by zone transfer (AXFR, TSIG-signed), where the server allows
+  it; without it the adapter lists nothing and init reads the named domains one by one;
+* a harmless check of the key's rights: an UPDATE whose prerequisite holds (the probe
+  name ``_mxflip-doctor.<zone>`` is not in use) and whose only update deletes that name's
+  MX RRset. RFC 2136 makes deleting an absent RRset a no-op, so nothing changes and the
+  serial stays, but the server checks the key's update permission for MX first;
+* the TSIG clock skew: the server signs its answer with its own time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dns.exception
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.update
+import dns.xfr
+import dns.zone
+
+from mxflip import MX, AccessCheck, NotSupportedError, ProviderError, RRset, ZoneMX
+from mxflip_rfc2136._client import DNSClient
+
+#: A skew above this many seconds is a warning: dnspython signs with a fudge of 300 s,
+#: and clocks that drift this far are on their way there.
+SKEW_WARN = 30.0
+#: What the server accepts: beyond the fudge it answers BADTIME and refuses every UPDATE.
+SKEW_FAIL = 300.0
+
+
+def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
+    """Every MX RRset of ``zone`` by AXFR; NotSupportedError when the server refuses."""
+
+    def axfr() -> dns.zone.Zone:
+        return dns.zone.from_xfr(
+            dns.query.xfr(
+                client.address,
+                zone,
+                port=client.server.port,
+                timeout=client.timeout,
+                lifetime=client.timeout * 4,
+                keyring=client._keyring,
+                keyname=client._keyname,
+                relativize=False,
+            ),
+            relativize=False,
+        )
+
+    try:
+        transferred = client._call(f"AXFR of zone {zone}", axfr)
+    except ProviderError as exc:
+        if "REFUSED" in exc.message or "NOTAUTH" in exc.message:
+            raise NotSupportedError(
+                f"{client.server} refuses zone transfers of {zone}",
+                hint="allow AXFR for the key (BIND: allow-transfer { key NAME; };), "
+                "or name the domains with --domain",
+            ) from None
+        raise
+    rrsets = []
+    for name, node in transferred.nodes.items():
+        found = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.MX)
+        if found is None:
+            continue
+        owner = name.to_text().lower()
+        records = frozenset(MX(r.preference, r.exchange.to_text()) for r in found)
+        rrsets.append(RRset(owner, found.ttl, records))
+    return ZoneMX(zone, tuple(sorted(rrsets, key=lambda r: r.name)))
+
+
+def check_access(client: DNSClient, zone: str, now: Callable[[], float]) -> list[AccessCheck]:
+    """Read (signed SOA query), clock skew (the answer's TSIG time), change (no-op UPDATE)."""
+    response = client.query(zone, "SOA")
+    if not any(r.rdtype == dns.rdatatype.SOA for r in response.answer):
+        raise ProviderError(
+            f"{client.server} serves no SOA for {zone}",
+            hint="point 'server' at the zone's primary, and check the domain's zone setting",
+        )
+    checks = [AccessCheck(zone, "read", True, f"{client.server} answers for {zone}")]
+    tsig = getattr(response, "tsig", None)
+    if tsig:
+        skew = float(tsig[0].time_signed) - now()
+        shown = f"the clocks of this machine and {client.server} differ by {abs(skew):.0f} s"
+        fix = "synchronise both clocks (NTP): TSIG refuses a skew above the fudge (300 s)"
+        if abs(skew) >= SKEW_FAIL:
+            checks.append(AccessCheck(zone, "clock", False, shown, hint=fix))
+        elif abs(skew) >= SKEW_WARN:
+            checks.append(AccessCheck(zone, "clock", None, shown, hint=fix))
+        else:
+            checks.append(AccessCheck(zone, "clock", True, shown))
+    update = dns.update.UpdateMessage(zone)
+    probe = f"_mxflip-doctor.{zone}"
+    update.absent(probe)
+    update.delete(probe, dns.rdatatype.MX)
+    try:
+        client.update(zone, update)
+    except ProviderError as exc:
+        checks.append(AccessCheck(zone, "change", False, exc.message, hint=exc.hint))
+    else:
+        checks.append(
+            AccessCheck(zone, "change", True, "the key may update MX records (a no-op UPDATE)")
+        )
+    return checks
