@@ -32,18 +32,18 @@ _EXPORTS = {
 __all__ = [
     "MX",
     "AccessCheck",
-    "NotSupportedError",
-    "ZoneMX",
     "Change",
     "ChangeHandle",
     "ConfigError",
     "MxflipError",
+    "NotSupportedError",
     "Provider",
     "ProviderAuthError",
     "ProviderError",
     "ProviderSettings",
     "RRset",
     "StaleExpectationError",
+    "ZoneMX",
     "__version__",
 ]
 
