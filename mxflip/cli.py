@@ -980,3 +980,12 @@ def _canary_report(
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mxflip")
+
+
+def _register_onboarding() -> None:
+    from mxflip.cli_onboard import init
+
+    cli.add_command(init)
+
+
+_register_onboarding()

@@ -1,0 +1,90 @@
+"""The onboarding commands: ``init``, ``doctor`` and ``completion``.
+
+Registered on the ``mxflip`` group by :mod:`mxflip.cli`; like every command they parse,
+call the core (:mod:`mxflip.init`, :mod:`mxflip.doctor`) and pick a renderer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mxflip.cli import State, json_option
+
+
+@click.command(
+    epilog="Exit codes: 0 written (or printed), 2 usage or configuration error, 3 the provider failed."
+)
+@click.option(
+    "--provider",
+    "provider_name",
+    required=True,
+    metavar="NAME",
+    help="The [providers.NAME] table to read the live MX records through.",
+)
+@click.option(
+    "--zone",
+    "zones",
+    multiple=True,
+    metavar="ZONE",
+    help="Only this zone (repeatable; default: every zone the provider lists). RFC 2136 "
+    "needs it: it reads the zone by AXFR.",
+)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Only this domain (repeatable; default: every name with MX records).",
+)
+@click.option(
+    "--backup",
+    multiple=True,
+    metavar="RECORD",
+    help='The backup MX set for every domain, e.g. "10 mail.{domain}" (repeatable; '
+    "default: a placeholder that `mxflip validate` refuses until you fill it in).",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write to FILE instead of rewriting the configuration file (kept as .bak).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing -o FILE.")
+@click.option("--dry-run", is_flag=True, help="Print the configuration instead of writing it.")
+@click.pass_obj
+def init(
+    state: State,
+    provider_name: str,
+    zones: tuple[str, ...],
+    domains: tuple[str, ...],
+    backup: tuple[str, ...],
+    output: str | None,
+    force: bool,
+    dry_run: bool,
+) -> None:
+    """Write a configuration from the MX records live at one provider.
+
+    Write only the [providers.NAME] table (secrets as environment variable names), then
+    run this: every domain with MX records becomes a [domains] table, identical live sets
+    are grouped under [sets] as each domain's primary, ttl is the live TTL, and backup is
+    --backup or a placeholder to fill in. Known inbound filters (Mimecast, Proofpoint,
+    Barracuda, Microsoft 365 EOP, Google) are named in a comment. Nothing in DNS changes.
+    """
+    from pathlib import Path
+
+    from mxflip.init import discover, write_config
+    from mxflip.render import stderr_console
+    from mxflip.render.init import init_summary, init_toml
+
+    result = discover(state.config_path, provider_name, zones, domains, backup)
+    text = init_toml(result)
+    if dry_run:
+        sys.stdout.write(text)
+        return
+    target = Path(output) if output else result.source
+    bak = write_config(target, text, overwrite=force or output is None, keep_backup=output is None)
+    kept = f" (the previous version is in {bak})" if bak else ""
+    stderr_console().print(f"Wrote {target}{kept}: {init_summary(result)}.", markup=False)

@@ -1,0 +1,310 @@
+"""``mxflip init``: read the live MX RRsets from one provider and propose a configuration.
+
+The person writes only the ``[providers.NAME]`` table; :func:`discover` asks that provider
+for its zones and every MX RRset in them (the optional ``list_zones`` / ``list_mx``
+capability; adapters without it read the domains named with ``--domain`` one by one), and
+groups identical live sets. :mod:`mxflip.render.init` turns the result into the commented
+TOML; :func:`write_config` writes it (keeping a ``.bak`` of a file it rewrites).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tomllib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mxflip.config import PLACEHOLDER_BACKUP, ProviderConfig, _parse_providers, find_config
+from mxflip.errors import ConfigError, NotSupportedError, UsageError
+from mxflip.provider import Provider, load_provider_class, supports
+from mxflip.records import MX, RRset, normalize_name
+
+_log = logging.getLogger(__name__)
+
+#: Inbound mail filters recognised by their MX host names: a set that points there is
+#: the proxy in front of the domain's own server.
+INBOUND_FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Mimecast", ("mimecast.com.", "mimecast-offshore.com.", "mimecast.co.za.")),
+    ("Proofpoint", ("pphosted.com.", "ppe-hosted.com.", "proofpoint.com.")),
+    ("Barracuda", ("barracudanetworks.com.", "barracuda.com.")),
+    ("Microsoft 365 EOP", ("mail.protection.outlook.com.", "mail.eo.outlook.com.")),
+    ("Google", ("google.com.", "googlemail.com.")),
+)
+
+#: The line that starts what init writes; a later init replaces everything after it.
+MARKER = "# ==== written by mxflip init"
+
+
+@dataclass(frozen=True)
+class LiveSet:
+    """Identical live MX sets, shared by ``domains``; becomes one ``[sets]`` entry."""
+
+    name: str
+    records: frozenset[MX]
+    domains: tuple[str, ...]
+    #: The inbound filter the hosts belong to (``Mimecast`` …), if one is recognised.
+    filter: str | None
+
+
+@dataclass(frozen=True)
+class FoundDomain:
+    """A name with an MX RRset, in its zone."""
+
+    name: str
+    zone: str
+    rrset: RRset
+    set_name: str
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What init found: the kept text of the source file and the proposed domains."""
+
+    provider: ProviderConfig
+    source: Path
+    kept_text: str
+    zones: tuple[str, ...]
+    sets: tuple[LiveSet, ...]
+    domains: tuple[FoundDomain, ...]
+    #: The ``--backup`` records, or None for the placeholder.
+    backup: tuple[str, ...] | None
+    #: (name, why) of names that are not proposed (no MX, null MX, wildcard).
+    skipped: tuple[tuple[str, str], ...]
+    #: Whether ``list_mx`` could not be used and named domains were read one by one.
+    read_by_name: bool
+
+
+def filter_of(records: frozenset[MX]) -> str | None:
+    """The well-known inbound filter every host of ``records`` belongs to, if any."""
+    for label, suffixes in INBOUND_FILTERS:
+        if records and all(
+            any(mx.host == s or mx.host.endswith("." + s) for s in suffixes) for mx in records
+        ):
+            return label
+    return None
+
+
+def parse_backup(records: Sequence[str]) -> tuple[str, ...]:
+    """Check ``--backup`` records (``{domain}`` allowed); UsageError on a bad one."""
+    for text in records:
+        try:
+            MX.parse(text.replace("{domain}", "example.com"))
+        except ValueError as exc:
+            raise UsageError(f"--backup {text!r}: {exc}") from None
+    return tuple(records)
+
+
+def read_source(config_path: str | None) -> tuple[Path, str, dict[str, ProviderConfig]]:
+    """The config file, its text and its validated provider tables (domains not needed)."""
+    path = find_config(config_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "configuration file not found",
+            path=str(path),
+            hint='write the [providers.NAME] table first, for example: [providers.cf] type = "cloudflare"',
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"TOML syntax error: {exc}", path=str(path)) from None
+    table = raw.get("providers")
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(
+            "no [providers.NAME] table",
+            path=str(path),
+            key="providers",
+            hint="init reads the live records through a provider: write its table first",
+        )
+    providers = _parse_providers(table, str(path), path.resolve().parent)
+    return path, text, providers
+
+
+def kept_text(text: str) -> str:
+    """The source text without what init writes: a previous init's part (from
+    :data:`MARKER` on) and any ``[sets]`` and ``[domains…]`` tables."""
+    text = text.split(MARKER, 1)[0]
+    out: list[str] = []
+    dropping = False
+    header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+|\"[^\"]*\")")
+    for line in text.splitlines():
+        found = header.match(line)
+        if found:
+            dropping = found.group(1).strip('"') in ("sets", "domains")
+        if not dropping:
+            out.append(line)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _zone_for(domain: str, zones: Sequence[str]) -> str | None:
+    inside = [z for z in zones if domain == z or domain.endswith("." + z)]
+    return max(inside, key=len) if inside else None
+
+
+def discover(
+    config_path: str | None,
+    provider_name: str,
+    zones: Sequence[str] = (),
+    domains: Sequence[str] = (),
+    backup: Sequence[str] = (),
+    *,
+    provider: Provider | None = None,
+) -> InitResult:
+    """Read the live MX RRsets of ``provider_name`` and group them into a proposal."""
+    path, text, providers = read_source(config_path)
+    if provider_name not in providers:
+        known = ", ".join(sorted(providers))
+        raise UsageError(f"--provider {provider_name!r} is not configured in {path} ({known})")
+    pconf = providers[provider_name]
+    backup_records = parse_backup(backup) if backup else None
+    try:
+        wanted_zones = [normalize_name(z) for z in zones]
+        wanted = [normalize_name(d) for d in domains]
+    except ValueError as exc:
+        raise UsageError(f"not a domain name: {exc}") from None
+    own = provider is None
+    if provider is None:
+        provider = load_provider_class(pconf.type).from_settings(provider_name, pconf.settings)
+    try:
+        zone_list = _zones(provider, wanted_zones, wanted)
+        by_zone: dict[str, list[str]] = defaultdict(list)
+        for name in wanted:
+            zone = _zone_for(name, zone_list)
+            if zone is None:
+                if wanted_zones or supports(provider, "list_zones"):
+                    raise UsageError(
+                        f"--domain {name.rstrip('.')} is in none of the zones "
+                        f"{', '.join(z.rstrip('.') for z in zone_list) or '(none)'}"
+                    )
+                zone = name  # RFC 2136 without --zone: the domain is its zone's apex
+                zone_list.append(zone)
+            by_zone[zone].append(name)
+        found: list[RRset] = []
+        zone_of: dict[str, str] = {}
+        read_by_name = False
+        skipped: list[tuple[str, str]] = []
+        for zone in sorted(set(zone_list)):
+            names = by_zone.get(zone, [])
+            if wanted and not names:
+                continue
+            try:
+                rrsets = list(provider.list_mx(zone).rrsets)
+                if names:
+                    rrsets = [r for r in rrsets if r.name in names]
+            except NotSupportedError as exc:
+                if not names:
+                    raise
+                _log.info("%s; reading the named domains one by one", exc.message)
+                read_by_name = True
+                live = provider.read(zone, names)
+                rrsets = [r for r in live.values() if r is not None]
+            for name in names:
+                if not any(r.name == name for r in rrsets):
+                    skipped.append((name, "has no MX records"))
+            for rrset in rrsets:
+                reason = _unusable(rrset)
+                if reason:
+                    skipped.append((rrset.name, reason))
+                    continue
+                found.append(rrset)
+                zone_of[rrset.name] = zone
+    finally:
+        if own:
+            provider.close()
+    if not found:
+        where = ", ".join(z.rstrip(".") for z in sorted(set(zone_list))) or "no zones"
+        raise UsageError(
+            f"provider {provider_name!r} has no usable MX records in {where}; nothing written"
+        )
+    sets, set_of = _group(found)
+    return InitResult(
+        provider=pconf,
+        source=path,
+        kept_text=kept_text(text),
+        zones=tuple(sorted(set(zone_list))),
+        sets=sets,
+        domains=tuple(
+            FoundDomain(r.name, zone_of[r.name], r, set_of[r.name])
+            for r in sorted(found, key=lambda r: r.name)
+        ),
+        backup=backup_records,
+        skipped=tuple(sorted(skipped)),
+        read_by_name=read_by_name,
+    )
+
+
+def _zones(provider: Provider, zones: list[str], domains: Sequence[str]) -> list[str]:
+    if zones:
+        return list(zones)
+    try:
+        return provider.list_zones()
+    except NotSupportedError:
+        if domains:
+            return []
+        raise
+
+
+def _unusable(rrset: RRset) -> str | None:
+    if rrset.name.startswith("*."):
+        return "is a wildcard; mxflip manages named domains"
+    if any(mx.host == "." for mx in rrset.records):
+        return "has a null MX (RFC 7505): it accepts no mail"
+    return None
+
+
+def _group(found: Sequence[RRset]) -> tuple[tuple[LiveSet, ...], dict[str, str]]:
+    """Identical record sets (whatever their TTLs) become one named set: the most used is
+    ``primary``, the others ``primary_2``, ``primary_3`` …"""
+    groups: dict[frozenset[MX], list[str]] = defaultdict(list)
+    for rrset in found:
+        groups[rrset.records].append(rrset.name)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), sorted(str(m) for m in kv[0])))
+    sets = []
+    set_of: dict[str, str] = {}
+    for i, (records, names) in enumerate(ordered, start=1):
+        name = "primary" if i == 1 else f"primary_{i}"
+        sets.append(LiveSet(name, records, tuple(sorted(names)), filter_of(records)))
+        for n in names:
+            set_of[n] = name
+    return tuple(sets), set_of
+
+
+def write_config(path: Path, text: str, *, overwrite: bool, keep_backup: bool) -> Path | None:
+    """Write ``text`` to ``path`` atomically; returns the ``.bak`` copy when one was kept.
+
+    Refuses to replace an existing file unless ``overwrite``.
+    """
+    from mxflip.canary.state import _atomic_write
+
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    bak = None
+    try:
+        if keep_backup and path.exists():
+            bak = path.with_name(path.name + ".bak")
+            shutil.copy2(path, bak)
+        _atomic_write(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return bak
+
+
+__all__ = [
+    "INBOUND_FILTERS",
+    "MARKER",
+    "PLACEHOLDER_BACKUP",
+    "FoundDomain",
+    "InitResult",
+    "LiveSet",
+    "discover",
+    "filter_of",
+    "kept_text",
+    "write_config",
+]
