@@ -14,7 +14,8 @@ from mxflip.cli import State, json_option
 
 
 @click.command(
-    epilog="Exit codes: 0 written (or printed), 2 usage or configuration error, 3 the provider failed."
+    epilog="Exit codes: 0 written (or printed), 2 usage or configuration error, "
+    "3 the provider failed."
 )
 @click.option(
     "--provider",

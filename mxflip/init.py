@@ -107,7 +107,8 @@ def read_source(config_path: str | None) -> tuple[Path, str, dict[str, ProviderC
         raise ConfigError(
             "configuration file not found",
             path=str(path),
-            hint='write the [providers.NAME] table first, for example: [providers.cf] type = "cloudflare"',
+            hint="write the [providers.NAME] table first, for example "
+            '[providers.cf] with type = "cloudflare"',
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=str(path)) from None

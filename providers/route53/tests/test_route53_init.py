@@ -1,0 +1,87 @@
+"""``mxflip init`` through the Route53 adapter, against moto's server: every hosted zone,
+the written file validates and ``status`` shows every domain primary."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from mxflip.cli import cli
+from tests.support.moto_route53 import FAKE_SECRET_KEY, MotoServer, create_zone, fresh_zone_name
+
+
+def _mx(admin: Any, zone_id: str, name: str, ttl: int, *values: str) -> None:
+    admin.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": name,
+                        "Type": "MX",
+                        "TTL": ttl,
+                        "ResourceRecords": [{"Value": v} for v in values],
+                    },
+                }
+            ]
+        },
+    )
+
+
+def test_init_reads_the_hosted_zones(admin: Any, moto_server: MotoServer, tmp_path: Path) -> None:
+    zone = fresh_zone_name("init")
+    zone_id = create_zone(admin, zone)
+    eop = "0 init-test.mail.protection.outlook.com."
+    _mx(admin, zone_id, zone, 3600, eop)
+    _mx(admin, zone_id, f"sales.{zone}", 600, eop)
+    _mx(admin, zone_id, f"lab.{zone}", 60, "10 mail.lab.example.net.")
+    cfg = tmp_path / "mxflip.toml"
+    cfg.write_text(f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n')
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "-c",
+            str(cfg),
+            "init",
+            "--provider",
+            "aws",
+            "--zone",
+            zone,
+            "--backup",
+            "10 mail.{domain}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = cfg.read_text()
+    assert FAKE_SECRET_KEY not in text
+    assert "Microsoft 365 EOP's, an inbound mail filter" in text
+    doc = tomllib.loads(text)
+    bare = zone.rstrip(".")
+    assert sorted(doc["domains"]) == sorted([bare, f"sales.{bare}", f"lab.{bare}"])
+    assert doc["domains"][f"lab.{bare}"]["ttl"] == 60
+    assert doc["domains"][f"sales.{bare}"]["primary"] == "primary"
+    assert runner.invoke(cli, ["-c", str(cfg), "validate"]).exit_code == 0
+    status = runner.invoke(cli, ["-c", str(cfg), "status", "--json", "--timeout", "0.2"])
+    domains = json.loads(status.stdout)["domains"]
+    assert {(d["active"], d["provider_error"]) for d in domains} == {("primary", None)}
+    assert len(domains) == 3
+
+
+def test_init_without_zone_lists_every_hosted_zone(
+    admin: Any, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    zone = fresh_zone_name("all")
+    _mx(admin, create_zone(admin, zone), zone, 300, "10 mx.example.net.")
+    cfg = tmp_path / "mxflip.toml"
+    cfg.write_text(f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n')
+    result = CliRunner().invoke(
+        cli, ["-c", str(cfg), "init", "--provider", "aws", "--dry-run", "--domain", zone]
+    )
+    assert result.exit_code == 0, result.output
+    assert list(tomllib.loads(result.stdout)["domains"]) == [zone.rstrip(".")]
