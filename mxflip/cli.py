@@ -983,9 +983,10 @@ def main() -> None:
 
 
 def _register_onboarding() -> None:
-    from mxflip.cli_onboard import init
+    from mxflip.cli_onboard import doctor, init
 
     cli.add_command(init)
+    cli.add_command(doctor)
 
 
 _register_onboarding()

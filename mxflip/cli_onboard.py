@@ -89,3 +89,41 @@ def init(
     bak = write_config(target, text, overwrite=force or output is None, keep_backup=output is None)
     kept = f" (the previous version is in {bak})" if bak else ""
     stderr_console().print(f"Wrote {target}{kept}: {init_summary(result)}.", markup=False)
+
+
+@click.command(epilog="Exit codes: 0 all checks passed, 1 a warning, 3 a check failed.")
+@json_option
+@click.option(
+    "--test-notify",
+    is_flag=True,
+    help="Also send a test message to every notification channel ([watch] notify).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 60),
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for each nameserver.",
+)
+@click.pass_obj
+def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> None:
+    """Check everything a drill or an incident will need, and say what to fix.
+
+    Online, changing nothing: the configuration; each provider reachable, the credentials
+    allowed to read and (by a harmless check: a change the API must refuse, a no-op
+    UPDATE) to change the zones; every verification nameserver answering
+    authoritatively; the TSIG clock skew (RFC 2136); SMTP readiness of the primary and
+    backup sets; the canary mailbox login and folder; the state directory writable and
+    lockable; notification channels. A checklist (✓ ⚠ ✗, each problem with its fix),
+    or --json.
+    """
+    from mxflip.doctor import run_doctor
+    from mxflip.render import stdout_console, write_json
+    from mxflip.render.doctor import doctor_json, render_doctor
+
+    report = run_doctor(state.config_path, test_notify=test_notify, dns_timeout=timeout)
+    if as_json:
+        write_json(doctor_json(report))
+    else:
+        render_doctor(stdout_console(), report)
+    sys.exit(int(report.exit_code))
