@@ -127,3 +127,20 @@ def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> No
     else:
         render_doctor(stdout_console(), report)
     sys.exit(int(report.exit_code))
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (commands, options, configured domain
+    names, operation ids from the journal).
+
+    \b
+    bash:  eval "$(mxflip completion bash)"     (in ~/.bashrc)
+    zsh:   eval "$(mxflip completion zsh)"      (in ~/.zshrc)
+    fish:  mxflip completion fish > ~/.config/fish/completions/mxflip.fish
+    """
+    from mxflip.cli import cli
+    from mxflip.completion import completion_script
+
+    click.echo(completion_script(cli, shell))

@@ -16,18 +16,33 @@ from mxflip.records import RRset
 JSON_VERSION = 1
 
 
+def _style_options() -> dict[str, Any]:
+    """Console options for ``--color`` / ``NO_COLOR`` and ``--quiet`` (mxflip.output)."""
+    from mxflip.output import settings
+
+    chosen = settings()
+    options: dict[str, Any] = {"quiet": chosen.quiet}
+    if chosen.color == "always":
+        # An explicit request beats NO_COLOR and a pipe.
+        options.update(force_terminal=True, no_color=False)
+    elif chosen.color == "never":
+        options.update(no_color=True, color_system=None)
+    # auto: rich colours a terminal and honours NO_COLOR by itself.
+    return options
+
+
 def stdout_console() -> Console:
     """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
     set) so that tables are not truncated to 80 columns in logs and scripts."""
     width = None
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         width = 160
-    return Console(file=sys.stdout, highlight=False, width=width)
+    return Console(file=sys.stdout, highlight=False, width=width, **_style_options())
 
 
 def stderr_console() -> Console:
     """Rich console for progress and diagnostics."""
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True, **_style_options())
 
 
 def write_json(document: Mapping[str, Any]) -> None:
