@@ -202,11 +202,8 @@ def rfc2136_table(bind: BindServer) -> str:
     )
 
 
-def test_rfc2136_init_by_axfr(bind_lab: BindServer, tmp_path: Path) -> None:
-    cfg = provider_only(
-        tmp_path, rfc2136_table(bind_lab), f'[defaults]\nnameservers = ["{bind_lab.address}"]\n'
-    )
-    result = run(
+def init_corp(cfg: Path) -> Result:
+    return run(
         "-c",
         str(cfg),
         "init",
@@ -217,6 +214,13 @@ def test_rfc2136_init_by_axfr(bind_lab: BindServer, tmp_path: Path) -> None:
         "--backup",
         "10 mail.corp.test",
     )
+
+
+def test_rfc2136_init_by_axfr(bind_lab: BindServer, tmp_path: Path) -> None:
+    cfg = provider_only(
+        tmp_path, rfc2136_table(bind_lab), f'[defaults]\nnameservers = ["{bind_lab.address}"]\n'
+    )
+    result = init_corp(cfg)
     assert result.exit_code == 0, result.output
     text = cfg.read_text()
     assert "These hosts are Microsoft 365 EOP's, an inbound mail filter" in text
@@ -267,17 +271,7 @@ def test_rfc2136_written_config_plans_a_failover(bind_lab: BindServer, tmp_path:
     cfg = provider_only(
         tmp_path, rfc2136_table(bind_lab), f'[defaults]\nnameservers = ["{bind_lab.address}"]\n'
     )
-    run(
-        "-c",
-        str(cfg),
-        "init",
-        "--provider",
-        "lab",
-        "--zone",
-        "corp.test",
-        "--backup",
-        "10 mail.corp.test",
-    )
+    init_corp(cfg)
     plan = run(
         "-c",
         str(cfg),

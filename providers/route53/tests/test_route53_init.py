@@ -11,35 +11,22 @@ from typing import Any
 from click.testing import CliRunner
 
 from mxflip.cli import cli
-from tests.support.moto_route53 import FAKE_SECRET_KEY, MotoServer, create_zone, fresh_zone_name
-
-
-def _mx(admin: Any, zone_id: str, name: str, ttl: int, *values: str) -> None:
-    admin.change_resource_record_sets(
-        HostedZoneId=zone_id,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": name,
-                        "Type": "MX",
-                        "TTL": ttl,
-                        "ResourceRecords": [{"Value": v} for v in values],
-                    },
-                }
-            ]
-        },
-    )
+from tests.support.moto_route53 import (
+    FAKE_SECRET_KEY,
+    MotoServer,
+    create_zone,
+    fresh_zone_name,
+    put_mx,
+)
 
 
 def test_init_reads_the_hosted_zones(admin: Any, moto_server: MotoServer, tmp_path: Path) -> None:
     zone = fresh_zone_name("init")
     zone_id = create_zone(admin, zone)
     eop = "0 init-test.mail.protection.outlook.com."
-    _mx(admin, zone_id, zone, 3600, eop)
-    _mx(admin, zone_id, f"sales.{zone}", 600, eop)
-    _mx(admin, zone_id, f"lab.{zone}", 60, "10 mail.lab.example.net.")
+    put_mx(admin, zone_id, zone, 3600, eop)
+    put_mx(admin, zone_id, f"sales.{zone}", 600, eop)
+    put_mx(admin, zone_id, f"lab.{zone}", 60, "10 mail.lab.example.net.")
     cfg = tmp_path / "mxflip.toml"
     cfg.write_text(f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n')
     runner = CliRunner()
@@ -77,7 +64,7 @@ def test_init_without_zone_lists_every_hosted_zone(
     admin: Any, moto_server: MotoServer, tmp_path: Path
 ) -> None:
     zone = fresh_zone_name("all")
-    _mx(admin, create_zone(admin, zone), zone, 300, "10 mx.example.net.")
+    put_mx(admin, create_zone(admin, zone), zone, 300, "10 mx.example.net.")
     cfg = tmp_path / "mxflip.toml"
     cfg.write_text(f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n')
     result = CliRunner().invoke(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mxflip.records import RRset
-from tests.support.moto_route53 import FaultProxy, create_zone, fresh_zone_name
+from tests.support.moto_route53 import FaultProxy, create_zone, fresh_zone_name, put_mx
 
 
 def test_list_zones_pages_through_the_account(admin: Any, make_provider: Any) -> None:
@@ -40,32 +40,7 @@ def test_denied_change_is_reported_with_the_iam_action(
 def test_list_mx_leaves_out_weighted_sets(admin: Any, make_provider: Any) -> None:
     zone = fresh_zone_name("weighted")
     zone_id = create_zone(admin, zone)
-    admin.change_resource_record_sets(
-        HostedZoneId=zone_id,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": f"w.{zone}",
-                        "Type": "MX",
-                        "SetIdentifier": "a",
-                        "Weight": 1,
-                        "TTL": 300,
-                        "ResourceRecords": [{"Value": "10 a.example.net."}],
-                    },
-                },
-                {
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": zone,
-                        "Type": "MX",
-                        "TTL": 900,
-                        "ResourceRecords": [{"Value": "10 mx.example.net."}],
-                    },
-                },
-            ]
-        },
-    )
+    put_mx(admin, zone_id, f"w.{zone}", 300, "10 a.example.net.", SetIdentifier="a", Weight=1)
+    put_mx(admin, zone_id, zone, 900, "10 mx.example.net.")
     provider, _ = make_provider()
     assert provider.list_mx(zone).rrsets == (RRset.of(zone, 900, ["10 mx.example.net."]),)
