@@ -132,9 +132,14 @@ def check_config(ctx: DoctorContext) -> list[CheckResult]:
             "config",
             OK,
             "configuration",
-            f"{config.path}: {len(config.domains)} domains, {len(config.providers)} providers",
+            f"{config.path}: {_count(len(config.domains), 'domain')}, "
+            f"{_count(len(config.providers), 'provider')}",
         )
     ]
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _zones(config: Config) -> list[tuple[str, str]]:

@@ -17,9 +17,12 @@ def render_doctor(console: Console, report: DoctorReport) -> None:
     """One line per check (mark, what, detail), and the fix under each that is not ok."""
     for r in report.results:
         mark, style = _MARKS[r.status]
-        console.print(f"[{style}]{mark}[/] [bold]{escape(r.title)}[/]: {escape(r.detail)}")
+        # One line per check, never wrapped: people grep and paste these.
+        console.print(
+            f"[{style}]{mark}[/] [bold]{escape(r.title)}[/]: {escape(r.detail)}", soft_wrap=True
+        )
         if r.fix and r.status in (WARN, FAIL):
-            console.print(f"    fix: {escape(r.fix)}")
+            console.print(f"    fix: {escape(r.fix)}", soft_wrap=True)
     summary = ", ".join(
         f"{report.count(s)} {label}"
         for s, label in ((OK, "ok"), (WARN, "warnings"), (FAIL, "failed"))
