@@ -263,7 +263,7 @@ class Route53Provider(Provider):
     # ------------------------------------------------------------------ onboarding
 
     def list_zones(self) -> list[str]:
-        """The names of every hosted zone the credentials can list (ListHostedZones)."""
+        """The names of every hosted zone the credentials can list."""
         return sorted({z.name for z in self._client.all_zones()})
 
     def list_mx(self, zone: str) -> ZoneMX:

@@ -12,9 +12,32 @@ def test_list_zones_pages_through_the_account(admin: Any, make_provider: Any) ->
     made = {fresh_zone_name("list") for _ in range(105)}
     for name in made:
         create_zone(admin, name)
-    provider, counter = make_provider()
+    provider, _ = make_provider()
     assert made <= set(provider.list_zones())
-    assert counter.calls["ListHostedZones"] >= 2
+
+
+def test_list_zones_follows_next_dns_name(make_provider: Any, monkeypatch: Any) -> None:
+    """moto answers ListHostedZonesByName in one page; Route53 pages by 100."""
+    provider, _ = make_provider()
+    pages = {
+        None: {
+            "HostedZones": [{"Id": "/hostedzone/Z1", "Name": "a.test."}],
+            "IsTruncated": True,
+            "NextDNSName": "b.test.",
+            "NextHostedZoneId": "Z2",
+        },
+        "b.test.": {"HostedZones": [{"Id": "/hostedzone/Z2", "Name": "b.test."}]},
+    }
+    asked: list[dict[str, Any]] = []
+
+    def call(operation: str, **params: Any) -> dict[str, Any]:
+        assert operation == "ListHostedZonesByName"
+        asked.append(params)
+        return pages[params.get("DNSName")]
+
+    monkeypatch.setattr(provider._client, "call", call)
+    assert provider.list_zones() == ["a.test.", "b.test."]
+    assert asked[1] == {"DNSName": "b.test.", "HostedZoneId": "Z2", "MaxItems": "100"}
 
 
 def test_denied_change_is_reported_with_the_iam_action(
