@@ -41,10 +41,13 @@ MARKER = "# ==== written by mxflip init"
 
 @dataclass(frozen=True)
 class LiveSet:
-    """Identical live MX sets, shared by ``domains``; becomes one ``[sets]`` entry."""
+    """Identical live MX sets, shared by ``domains``; becomes one ``[sets]`` entry.
+
+    ``records`` are the config's strings (``"10 mail.{domain}"`` when the domains' sets
+    are the same but for their own name), sorted by preference."""
 
     name: str
-    records: frozenset[MX]
+    records: tuple[str, ...]
     domains: tuple[str, ...]
     #: The inbound filter the hosts belong to (``Mimecast`` …), if one is recognised.
     filter: str | None
@@ -260,18 +263,44 @@ def _unusable(rrset: RRset) -> str | None:
     return None
 
 
+def _config_strings(rrset: RRset, *, template: bool) -> tuple[str, ...]:
+    """The records as config strings; with ``template``, the domain's own name in a host
+    becomes ``{domain}`` (``mail.shop.test`` of shop.test → ``mail.{domain}``)."""
+    domain = rrset.name.rstrip(".")
+    out = []
+    for mx in rrset.records:
+        host = mx.host.rstrip(".")
+        if template and host.endswith("." + domain):
+            host = host[: -len(domain)] + "{domain}"
+        out.append((mx.preference, host))
+    # Sorted after templating, so that sets of different domains compare equal.
+    return tuple(f"{pref} {host}" for pref, host in sorted(out))
+
+
 def _group(found: Sequence[RRset]) -> tuple[tuple[LiveSet, ...], dict[str, str]]:
     """Identical record sets (whatever their TTLs) become one named set: the most used is
-    ``primary``, the others ``primary_2``, ``primary_3`` …"""
-    groups: dict[frozenset[MX], list[str]] = defaultdict(list)
+    ``primary``, the others ``primary_2``, ``primary_3`` … Sets that differ only by each
+    domain's own name (``mail.shop.test``, ``mail.shop.example``) share one ``{domain}``
+    set when no identical set holds them already."""
+    exact: dict[tuple[str, ...], list[RRset]] = defaultdict(list)
     for rrset in found:
-        groups[rrset.records].append(rrset.name)
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), sorted(str(m) for m in kv[0])))
+        exact[_config_strings(rrset, template=False)].append(rrset)
+    grouped: dict[tuple[str, ...], list[RRset]] = defaultdict(list)
+    for key, members in exact.items():
+        if len(members) == 1:
+            key = _config_strings(members[0], template=True)
+        grouped[key] += members
+    for key in [k for k, v in grouped.items() if len(v) == 1]:
+        # A {domain} set used by one domain reads better spelled out.
+        (only,) = grouped.pop(key)
+        grouped[_config_strings(only, template=False)].append(only)
+    ordered = sorted(grouped.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     sets = []
     set_of: dict[str, str] = {}
-    for i, (records, names) in enumerate(ordered, start=1):
+    for i, (records, members) in enumerate(ordered, start=1):
         name = "primary" if i == 1 else f"primary_{i}"
-        sets.append(LiveSet(name, records, tuple(sorted(names)), filter_of(records)))
+        names = tuple(sorted(r.name for r in members))
+        sets.append(LiveSet(name, records, names, filter_of(members[0].records)))
         for n in names:
             set_of[n] = name
     return tuple(sets), set_of

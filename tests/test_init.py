@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mxflip.cli import cli
-from mxflip.init import FoundDomain, InitResult, LiveSet, filter_of, kept_text
+from mxflip.init import FoundDomain, InitResult, filter_of, kept_text
 from mxflip.records import MX, RRset
 from mxflip.render.init import init_toml
 from mxflip.sandbox import LoopbackDNS, ZoneResponder
@@ -317,59 +317,79 @@ def test_kept_text_drops_sets_domains_and_a_previous_init() -> None:
 
 
 _label = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)
-_host = st.builds(lambda a, b: f"{a}.{b}.test", _label, _label)
-_mxset = st.frozensets(st.builds(MX, st.integers(0, 65535), _host), min_size=1, max_size=4).filter(
-    lambda s: len({m.host for m in s}) == len(s)
-)
+_shared = st.builds(lambda a, b: f"{a}.{b}.test", _label, _label)
+#: A host: shared by every domain, or the domain's own (``mail.<domain>``), templated later.
+_host = st.one_of(_shared, st.builds(lambda a: ("own", a), _label))
+_records = st.lists(st.tuples(st.integers(0, 65535), _host), min_size=1, max_size=4)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    groups=st.lists(
-        st.tuples(
-            st.lists(_label, min_size=1, max_size=3, unique=True), _mxset, st.integers(1, 86400)
-        ),
+    live=st.dictionaries(
+        st.builds(lambda a, b: f"{a}.{b}.test.", _label, _label),
+        st.tuples(_records, st.integers(1, 86400)),
         min_size=1,
-        max_size=4,
+        max_size=6,
     )
 )
 def test_rendered_config_parses_to_the_live_sets(
-    groups: list[tuple[list[str], frozenset[MX], int]],
+    live: dict[str, tuple[list[tuple[int, object]], int]],
 ) -> None:
+    """Whatever the live sets, the written config describes exactly them: same records
+    (after {domain} is put back), same TTL, and failover_ttl no longer than ttl."""
     from mxflip.config import ProviderConfig, _DomainTable, _parse_domain, _parse_sets
+    from mxflip.init import _group
     from mxflip.provider import ProviderSettings
 
-    sets, domains, seen = [], [], set()
-    for i, (labels, records, ttl) in enumerate(groups):
-        name = "primary" if i == 0 else f"primary_{i + 1}"
-        names = [f"{label}.g{i}.test." for label in labels if f"{label}.g{i}" not in seen]
-        seen.update(names)
-        sets.append(LiveSet(name, records, tuple(names), filter_of(records)))
-        domains += [FoundDomain(n, n, RRset(n, ttl, records), name) for n in names]
+    rrsets = []
+    for name, (records, ttl) in live.items():
+        mxs: dict[str, MX] = {}
+        for pref, host in records:
+            text = f"{host[1]}.{name}" if isinstance(host, tuple) else str(host)
+            mxs.setdefault(MX(pref, text).host, MX(pref, text))
+        rrsets.append(RRset(name, ttl, frozenset(mxs.values())))
+    sets, set_of = _group(rrsets)
     result = InitResult(
         provider=ProviderConfig("files", "zonefile", ProviderSettings()),
         source=Path("mxflip.toml"),
         kept_text="",
-        zones=tuple(d.zone for d in domains),
-        sets=tuple(sets),
-        domains=tuple(domains),
+        zones=tuple(r.name for r in rrsets),
+        sets=sets,
+        domains=tuple(FoundDomain(r.name, r.name, r, set_of[r.name]) for r in rrsets),
         backup=("10 backup.{domain}",),
         skipped=(),
         read_by_name=False,
     )
     raw = tomllib.loads(init_toml(result))
-
     parsed_sets = _parse_sets(raw["sets"], "x")
     providers = {"files": result.provider}
-    for d in domains:
+    for rrset in rrsets:
+        key = rrset.name.rstrip(".")
         parsed = _parse_domain(
-            d.name.rstrip("."),
-            raw["domains"][d.name.rstrip(".")],
-            _DomainTable(),
-            parsed_sets,
-            providers,
-            "x",
+            key, raw["domains"][key], _DomainTable(), parsed_sets, providers, "x"
         )
-        assert parsed.primary == d.rrset.records
-        assert parsed.ttl == d.rrset.ttl
+        assert parsed.primary == rrset.records
+        assert parsed.ttl == rrset.ttl
         assert parsed.failover_ttl <= parsed.ttl
+
+
+def test_sets_differing_only_by_the_domain_share_a_template() -> None:
+    from mxflip.init import _group
+
+    own = [
+        RRset.of(f"{d}.", 3600, [f"10 mail.{d}.", "20 backup-mx.isp.test."])
+        for d in ("a.test", "b.test")
+    ]
+    odd = RRset.of("c.test.", 3600, ["10 mail.c.test."])
+    shared = [RRset.of(f"{d}.", 3600, MIMECAST) for d in ("d.test", "e.test", "f.test")]
+    sets, set_of = _group([*own, odd, *shared])
+    assert [(s.name, s.records, s.domains) for s in sets] == [
+        (
+            "primary",
+            ("10 eu-smtp-inbound-1.mimecast.com", "20 eu-smtp-inbound-2.mimecast.com"),
+            ("d.test.", "e.test.", "f.test."),
+        ),
+        ("primary_2", ("10 mail.{domain}", "20 backup-mx.isp.test"), ("a.test.", "b.test.")),
+        ("primary_3", ("10 mail.c.test",), ("c.test.",)),
+    ]
+    assert set_of["b.test."] == "primary_2"

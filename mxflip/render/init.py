@@ -7,7 +7,6 @@ from collections.abc import Iterable
 
 from mxflip.config import PLACEHOLDER_BACKUP
 from mxflip.init import MARKER, InitResult, LiveSet
-from mxflip.records import MX
 
 
 def _q(text: str) -> str:
@@ -19,10 +18,6 @@ def _strings(texts: Iterable[str]) -> str:
     return "[" + ", ".join(_q(s) for s in texts) + "]"
 
 
-def _records(records: Iterable[MX]) -> str:
-    return _strings(f"{r.preference} {r.host.rstrip('.')}" for r in sorted(records))
-
-
 def _bare(name: str) -> str:
     return name.rstrip(".")
 
@@ -30,6 +25,8 @@ def _bare(name: str) -> str:
 def _set_comment(live: LiveSet) -> list[str]:
     count = len(live.domains)
     lines = [f"# Live now on {count} domain{'s' if count != 1 else ''}."]
+    if any("{domain}" in r for r in live.records):
+        lines.append("# {domain} is each domain's own name: their sets differ only by it.")
     if live.filter:
         lines.append(
             f"# These hosts are {live.filter}'s, an inbound mail filter: this set is the proxy,"
@@ -52,7 +49,7 @@ def init_toml(result: InitResult) -> str:
     out += ["", "[sets]"]
     for live in result.sets:
         out += _set_comment(live)
-        out.append(f"{live.name} = {_records(live.records)}")
+        out.append(f"{live.name} = {_strings(live.records)}")
     if result.backup is not None:
         out.append("# From --backup ({domain} becomes each domain's name).")
         out.append(f"backup = {_strings(result.backup)}")
