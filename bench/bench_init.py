@@ -6,7 +6,7 @@ Run by hand from the repository root::
 
 The fake Cloudflare API runs on loopback; the real SDK talks HTTP to it. Each zone gets
 ``--domains`` names with MX records (half on one inbound filter, half on their own
-server). Printed: wall time of the discovery and of rendering the TOML, the HTTP requests
+server, mail.<name>). Printed: wall time of the discovery and of rendering the TOML, the HTTP requests
 the adapter sent (the goal: one zone listing page per 50 zones, plus one MX listing per
 zone, as long as a zone's MX records fit one page), and the size of the result.
 """
@@ -41,7 +41,7 @@ def main() -> None:
         api.add_zone(zone)
         for d in range(args.domains):
             name = zone if d == 0 else f"d{d:03d}.{zone}"
-            host = "mx0a-001.pphosted.com" if d % 2 == 0 else f"mail.{zone}"
+            host = "mx0a-001.pphosted.com" if d % 2 == 0 else f"mail.{name}"
             api.put_record(zone, name, host, 10, 3600)
     os.environ["CLOUDFLARE_API_TOKEN"] = "bench-token"
     with api.serve(), tempfile.TemporaryDirectory() as folder:
