@@ -26,6 +26,7 @@ What each check proves, and its limits:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import tempfile
@@ -164,6 +165,9 @@ def _access_result(name: str, check: AccessCheck) -> CheckResult:
 def check_providers(ctx: DoctorContext) -> list[CheckResult]:
     assert ctx.config is not None
     results = []
+    used = {d.provider for d in ctx.config.domains.values()}
+    for name in sorted(set(ctx.config.providers) - used):
+        results.append(CheckResult("provider", SKIP, f"provider {name}", "not used by any domain"))
     for name, zone in _zones(ctx.config):
         try:
             checks = ctx.provider(name).check_access(zone)
@@ -188,6 +192,10 @@ def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
 
     assert ctx.config is not None
     domains = list(ctx.config.domains.values())
+    for name in {d.provider for d in domains if not d.nameservers}:
+        # Built here, so that the context closes it; a build error is reported per domain.
+        with contextlib.suppress(MxflipError):
+            ctx.provider(name)
     observer = Observer(ctx.config, dns_timeout=ctx.dns_timeout, providers=ctx.providers)
     servers = [observer.verification_servers(d) for d in domains]
 
