@@ -7,8 +7,8 @@ Run by hand from the repository root::
 The fake Cloudflare API runs on loopback; the real SDK talks HTTP to it. Each zone gets
 ``--domains`` names with MX records (half on one inbound filter, half on their own
 server, mail.<name>). Printed: wall time of the discovery and of rendering the TOML, the
-HTTP requests the adapter sent (the goal: one zone listing page per 50 zones, plus one MX listing per
-zone, as long as a zone's MX records fit one page), and the size of the result.
+HTTP requests the adapter sent (the goal: one zone listing page per 50 zones, plus one
+MX listing per zone while a zone's MX records fit one page), and the size of the result.
 """
 
 from __future__ import annotations
