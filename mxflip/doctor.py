@@ -408,6 +408,18 @@ def run_doctor(
             except MxflipError as exc:
                 name = check.__name__.removeprefix("check_")
                 results.append(CheckResult(name, FAIL, name, exc.message, exc.hint))
+            except Exception as exc:  # one broken check must not hide the others' results
+                name = check.__name__.removeprefix("check_")
+                _log.debug("check %s failed", name, exc_info=True)
+                results.append(
+                    CheckResult(
+                        name,
+                        FAIL,
+                        name,
+                        f"the check itself failed: {type(exc).__name__}: {exc}",
+                        "please report this to the mxflip project",
+                    )
+                )
     finally:
         ctx.close()
     return DoctorReport(tuple(results))

@@ -237,3 +237,16 @@ def test_rfc2136_healthy_provider_and_nameserver(bind: BindServer, tmp_path: Pat
         ("provider", "ok"),
         ("nameserver", "ok"),
     ]
+
+
+def test_a_broken_check_does_not_hide_the_others(sandbox: Path) -> None:
+    def check_broken(ctx: object) -> list[object]:
+        raise RuntimeError("boom")
+
+    report = run_doctor(str(sandbox), checks=[check_config, check_broken, check_state])  # type: ignore[list-item]
+    assert [(r.check, r.status) for r in report.results] == [
+        ("config", "ok"),
+        ("broken", "fail"),
+        ("state", "ok"),
+    ]
+    assert report.results[1].detail == "the check itself failed: RuntimeError: boom"
