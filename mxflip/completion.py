@@ -56,15 +56,36 @@ def complete_operations(
     ]
 
 
-_COMPLETERS = {"domains": complete_domains, "operation_id": complete_operations}
+def complete_providers(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The ``[providers.NAME]`` tables of the file, read as plain TOML: before ``init`` the
+    file holds no domains yet, so it would not load as a configuration."""
+    import tomllib
+
+    from mxflip.config import find_config
+
+    try:
+        raw = tomllib.loads(find_config(ctx.find_root().params.get("config_path")).read_text())
+        names = list(raw.get("providers") or {})
+    except Exception:  # completion must stay silent whatever is wrong
+        return []
+    return [CompletionItem(n) for n in names if isinstance(n, str) and n.startswith(incomplete)]
+
+
+_COMPLETERS = {
+    "domains": complete_domains,
+    "operation_id": complete_operations,
+    "provider_name": complete_providers,
+}
 
 
 def install_completers(command: click.Command) -> None:
-    """Attach the completers to every ``domains`` / ``operation_id`` argument below
-    ``command``."""
+    """Attach the completers to every ``domains`` / ``operation_id`` argument and every
+    ``--provider`` option below ``command``."""
     for param in command.params:
         completer = _COMPLETERS.get(param.name or "")
-        if isinstance(param, click.Argument) and completer is not None:
+        if completer is not None:
             param._custom_shell_complete = completer
     if isinstance(command, click.Group):
         for sub in command.commands.values():

@@ -78,6 +78,13 @@ def test_configured_domains_complete(cfg: Path) -> None:
     ]
 
 
+def test_init_provider_completes_from_a_file_without_domains(tmp_path: Path) -> None:
+    cfg = tmp_path / "new.toml"
+    cfg.write_text('[providers.cf]\ntype = "cloudflare"\n[providers.aws]\ntype = "route53"\n')
+    assert complete(f"-c {cfg} init --provider ") == ["cf", "aws"]
+    assert complete(f"-c {cfg} init --provider a") == ["aws"]
+
+
 def test_broken_config_completes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[oops")
