@@ -141,3 +141,30 @@ def test_quiet_prints_only_errors_and_json(cfg: Path, tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["-q", "-c", str(tmp_path / "none.toml"), "validate"])
     assert missing.exit_code == 2
     assert "configuration file not found" in missing.stderr
+
+
+def test_bash_script_completes_in_a_real_bash(cfg: Path) -> None:
+    """The printed script, sourced by bash, asks mxflip and fills COMPREPLY."""
+    import shutil
+    import subprocess
+    import sys
+
+    mxflip = Path(sys.executable).parent / "mxflip"
+    bash = shutil.which("bash")
+    if bash is None or not mxflip.exists():
+        pytest.skip("needs bash and the mxflip console script beside this Python")
+    script = (
+        f'eval "$({mxflip} completion bash)"\n'
+        f'COMP_WORDS=(mxflip -c {cfg} status ""); COMP_CWORD=4\n'
+        f"_mxflip_completion {mxflip}\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        [bash, "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["example.test", "lists.example.test"]
