@@ -24,7 +24,15 @@ import dns.update
 import dns.xfr
 import dns.zone
 
-from mxflip import MX, AccessCheck, NotSupportedError, ProviderError, RRset, ZoneMX
+from mxflip import (
+    MX,
+    AccessCheck,
+    NotSupportedError,
+    ProviderAuthError,
+    ProviderError,
+    RRset,
+    ZoneMX,
+)
 from mxflip_rfc2136._client import DNSClient
 
 #: A skew above this many seconds is a warning: dnspython signs with a fudge of 300 s,
@@ -75,7 +83,13 @@ def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
 
 def check_access(client: DNSClient, zone: str, now: Callable[[], float]) -> list[AccessCheck]:
     """Read (signed SOA query), clock skew (the answer's TSIG time), change (no-op UPDATE)."""
-    response = client.query(zone, "SOA")
+    try:
+        response = client.query(zone, "SOA")
+    except ProviderAuthError as exc:
+        if "TSIG time" not in exc.message:
+            raise
+        # BADTIME: the skew is beyond the fudge already; the server says so itself.
+        return [AccessCheck(zone, "clock", False, exc.message, hint=exc.hint)]
     if not any(r.rdtype == dns.rdatatype.SOA for r in response.answer):
         raise ProviderError(
             f"{client.server} serves no SOA for {zone}",

@@ -71,3 +71,26 @@ def test_clock_skew_is_measured_against_the_servers_signature(
     assert check.ok is ok
     if ok is not True:
         assert "NTP" in (check.hint or "")
+
+
+class _SkewedTime:
+    """Stands in for the ``time`` module dnspython signs messages with."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def test_server_refusing_the_signing_time_is_a_clock_failure(
+    bind: BindServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dns.message
+
+    # Messages are signed 20 minutes in the past: BIND answers BADTIME.
+    monkeypatch.setattr(dns.message, "time", _SkewedTime(-1200))
+    (check,) = _provider(bind).check_access("contract.test.")
+    assert (check.what, check.ok) == ("clock", False)
+    assert "rejected the TSIG time" in check.detail
+    assert "NTP" in (check.hint or "")
