@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mxflip.config import PLACEHOLDER_BACKUP, ProviderConfig, _parse_providers, find_config
 from mxflip.errors import ConfigError, NotSupportedError, UsageError
@@ -73,12 +74,17 @@ class InitResult:
     zones: tuple[str, ...]
     sets: tuple[LiveSet, ...]
     domains: tuple[FoundDomain, ...]
-    #: The ``--backup`` records, or None for the placeholder.
+    #: The ``--backup`` records (or the source's own backup set), None for the placeholder.
     backup: tuple[str, ...] | None
     #: (name, why) of names that are not proposed (no MX, null MX, wildcard).
     skipped: tuple[tuple[str, str], ...]
     #: Whether ``list_mx`` could not be used and named domains were read one by one.
     read_by_name: bool
+    #: Where ``backup`` came from: ``--backup``, or the source's ``[defaults] backup``.
+    backup_source: str = "--backup"
+    #: The source's own ``[sets]`` entries (other names than init's), written back as
+    #: they were so that whatever names them still finds them.
+    kept_sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def filter_of(records: frozenset[MX]) -> str | None:
@@ -101,8 +107,11 @@ def parse_backup(records: Sequence[str]) -> tuple[str, ...]:
     return tuple(records)
 
 
-def read_source(config_path: str | None) -> tuple[Path, str, dict[str, ProviderConfig]]:
-    """The config file, its text and its validated provider tables (domains not needed)."""
+def read_source(
+    config_path: str | None,
+) -> tuple[Path, str, dict[str, Any], dict[str, ProviderConfig]]:
+    """The config file, its text, its TOML and its validated provider tables (domains
+    not needed)."""
     path = find_config(config_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -128,7 +137,49 @@ def read_source(config_path: str | None) -> tuple[Path, str, dict[str, ProviderC
             hint="init reads the live records through a provider: write its table first",
         )
     providers = _parse_providers(table, str(path), path.resolve().parent)
-    return path, text, providers
+    return path, text, raw, providers
+
+
+_GENERATED_SET = re.compile(r"^(primary(_[0-9]+)?|backup)$")
+
+
+def own_sets(raw: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The source's ``[sets]`` entries that init does not write itself."""
+    sets = raw.get("sets")
+    if not isinstance(sets, dict):
+        return ()
+    return tuple(
+        (name, tuple(value))
+        for name, value in sets.items()
+        if not _GENERATED_SET.match(name)
+        and isinstance(value, list)
+        and all(isinstance(v, str) for v in value)
+    )
+
+
+def existing_backup(raw: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """The backup set the source already has: ``[defaults] backup`` (records, or the name
+    of a ``[sets]`` entry), else a ``[sets] backup`` entry; and where it comes from. None
+    when there is none, when it is init's placeholder, or when it is not usable records."""
+    defaults = raw.get("defaults")
+    found_sets = raw.get("sets")
+    sets: dict[str, Any] = found_sets if isinstance(found_sets, dict) else {}
+    value = defaults.get("backup") if isinstance(defaults, dict) else None
+    where = "[defaults] backup"
+    if isinstance(value, str):
+        where = f"[sets] {value}, which [defaults] backup names"
+        value = sets.get(value)
+    elif value is None:
+        where = "[sets] backup"
+        value = sets.get("backup")
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    if value == [PLACEHOLDER_BACKUP]:
+        return None
+    try:
+        return parse_backup(value), where
+    except UsageError:
+        return None
 
 
 def kept_text(text: str) -> str:
@@ -162,12 +213,15 @@ def discover(
     provider: Provider | None = None,
 ) -> InitResult:
     """Read the live MX RRsets of ``provider_name`` and group them into a proposal."""
-    path, text, providers = read_source(config_path)
+    path, text, raw, providers = read_source(config_path)
     if provider_name not in providers:
         known = ", ".join(sorted(providers))
         raise UsageError(f"--provider {provider_name!r} is not configured in {path} ({known})")
     pconf = providers[provider_name]
     backup_records = parse_backup(backup) if backup else None
+    backup_source = "--backup"
+    if not backup and (found_backup := existing_backup(raw)) is not None:
+        backup_records, backup_source = found_backup
     try:
         wanted_zones = [normalize_name(z) for z in zones]
         wanted = [normalize_name(d) for d in domains]
@@ -239,6 +293,8 @@ def discover(
             for r in sorted(found, key=lambda r: r.name)
         ),
         backup=backup_records,
+        backup_source=backup_source,
+        kept_sets=own_sets(raw),
         skipped=tuple(sorted(skipped)),
         read_by_name=read_by_name,
     )

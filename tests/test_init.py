@@ -111,6 +111,36 @@ def test_placeholder_backup_is_refused_until_filled_in(
     assert run("-c", str(out), "validate").exit_code == 0
 
 
+@pytest.mark.parametrize(
+    ("own", "source"),
+    [
+        ('[defaults]\nbackup = ["10 relay.{domain}"]\n', "[defaults] backup"),
+        (
+            '[sets]\ndirect = ["10 relay.{domain}"]\n[defaults]\nbackup = "direct"\n',
+            "[sets] direct, which [defaults] backup names",
+        ),
+        ('[sets]\nbackup = ["10 relay.{domain}"]\n', "[sets] backup"),
+    ],
+)
+def test_the_files_own_backup_set_is_kept(
+    zonefile_lab: tuple[Path, int], tmp_path: Path, own: str, source: str
+) -> None:
+    zone, _ = zonefile_lab
+    cfg = provider_only(tmp_path, f'[providers.files]\ntype = "zonefile"\nfile = "{zone}"\n', own)
+    assert run("-c", str(cfg), "init", "--provider", "files").exit_code == 0
+    text = cfg.read_text()
+    assert f"# From {source} ({{domain}} becomes each domain's name)." in text
+    assert tomllib.loads(text)["sets"]["backup"] == ["10 relay.{domain}"]
+    assert run("-c", str(cfg), "validate").exit_code == 0
+    # Run again: the file's own sets survive, init's own are replaced, not doubled.
+    assert run("-c", str(cfg), "init", "--provider", "files").exit_code == 0
+    again = tomllib.loads(cfg.read_text())
+    assert again["sets"]["backup"] == ["10 relay.{domain}"]
+    if "direct" in own:
+        assert again["sets"]["direct"] == ["10 relay.{domain}"]
+    assert run("-c", str(cfg), "validate").exit_code == 0
+
+
 def test_output_file_is_never_overwritten_without_force(
     zonefile_lab: tuple[Path, int], tmp_path: Path
 ) -> None:
@@ -138,6 +168,17 @@ def test_dry_run_prints_and_writes_nothing(zonefile_lab: tuple[Path, int], tmp_p
     assert cfg.read_text() == before
     doc = tomllib.loads(result.stdout)
     assert list(doc["domains"]) == ["eu.shop.test"]
+
+
+def test_rerun_keeps_the_placeholder_a_placeholder(
+    zonefile_lab: tuple[Path, int], tmp_path: Path
+) -> None:
+    zone, _ = zonefile_lab
+    cfg = provider_only(tmp_path, f'[providers.files]\ntype = "zonefile"\nfile = "{zone}"\n')
+    for _ in range(2):
+        assert run("-c", str(cfg), "init", "--provider", "files").exit_code == 0
+    assert "# FILL IN: the backup MX set" in cfg.read_text()
+    assert run("-c", str(cfg), "validate").exit_code == 2
 
 
 def test_rerun_replaces_its_own_part(zonefile_lab: tuple[Path, int], tmp_path: Path) -> None:

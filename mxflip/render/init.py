@@ -51,13 +51,17 @@ def init_toml(result: InitResult) -> str:
         out += _set_comment(live)
         out.append(f"{live.name} = {_strings(live.records)}")
     if result.backup is not None:
-        out.append("# From --backup ({domain} becomes each domain's name).")
+        out.append(f"# From {result.backup_source} ({{domain}} becomes each domain's name).")
         out.append(f"backup = {_strings(result.backup)}")
     else:
         out.append("# FILL IN: the backup MX set, usually your own server reached directly, for")
         out.append('# example ["10 mail.{domain}"] ({domain} becomes each domain\'s name).')
         out.append("# `mxflip validate` refuses this placeholder until it is replaced.")
         out.append(f"backup = {_strings([PLACEHOLDER_BACKUP])}")
+    if result.kept_sets:
+        out.append("# Kept from the file as they were.")
+        for name, records in result.kept_sets:
+            out.append(f"{name} = {_strings(records)}")
     for domain in result.domains:
         out += ["", f"[domains.{_q(_bare(domain.name))}]"]
         out.append(f"provider = {_q(result.provider.name)}")
