@@ -76,12 +76,13 @@ def init(
     """
     from pathlib import Path
 
-    from mxflip.init import discover, write_config
+    from mxflip.init import discover, ensure_toml, write_config
     from mxflip.render import stderr_console
     from mxflip.render.init import init_summary, init_toml
 
     result = discover(state.config_path, provider_name, zones, domains, backup)
     text = init_toml(result)
+    ensure_toml(text, result.source)
     if dry_run:
         sys.stdout.write(text)
         return

@@ -362,6 +362,18 @@ def _group(found: Sequence[RRset]) -> tuple[tuple[LiveSet, ...], dict[str, str]]
     return tuple(sets), set_of
 
 
+def ensure_toml(text: str, source: Path) -> None:
+    """Refuse to write a file that would not parse (the source spells ``sets`` or
+    ``domains`` in a way init cannot replace, such as an inline table)."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(
+            f"cannot merge the new tables into {source}: {exc}; nothing written",
+            hint="write [sets] and [domains.NAME] as tables there, or use -o FILE",
+        ) from None
+
+
 def write_config(path: Path, text: str, *, overwrite: bool, keep_backup: bool) -> Path | None:
     """Write ``text`` to ``path`` atomically; returns the ``.bak`` copy when one was kept.
 

@@ -349,6 +349,22 @@ def test_filters_are_recognised() -> None:
     assert of("10 aspmx.l.google.com", "20 mail.example.com") is None
 
 
+def test_inline_sets_table_is_refused_not_written_broken(
+    zonefile_lab: tuple[Path, int], tmp_path: Path
+) -> None:
+    zone, _ = zonefile_lab
+    table = (
+        'sets = { direct = ["10 a.test"] }\n'
+        f'[providers.files]\ntype = "zonefile"\nfile = "{zone}"\n'
+    )
+    cfg = provider_only(tmp_path, table)
+    before = cfg.read_text()
+    result = run("-c", str(cfg), "init", "--provider", "files")
+    assert result.exit_code == 2
+    assert "cannot merge the new tables into" in result.stderr
+    assert cfg.read_text() == before
+
+
 def test_kept_text_drops_sets_domains_and_a_previous_init() -> None:
     text = (
         "[providers.a]\ntype = 'x'\n[sets]\np = []\n[domains.\"a.test\"]\nprimary = 'p'\n"
