@@ -310,7 +310,10 @@ def test_rfc2136_without_axfr_reads_named_domains(no_axfr: BindServer, tmp_path:
 def test_rfc2136_written_config_plans_a_failover(bind_lab: BindServer, tmp_path: Path) -> None:
     """The written config is a working one: a failover target is planned against it."""
     cfg = provider_only(
-        tmp_path, rfc2136_table(bind_lab), f'[defaults]\nnameservers = ["{bind_lab.address}"]\n'
+        tmp_path,
+        rfc2136_table(bind_lab),
+        f'[defaults]\nnameservers = ["{bind_lab.address}"]\n\n'
+        f'[probe]\nresolvers = ["{bind_lab.address}"]\n',  # lookups stay on loopback
     )
     init_corp(cfg)
     plan = run(

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from mxflip.cli import cli
 from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
+from tests.support.ports import free_port
 
 
 def test_init_reads_every_zone_of_the_token(
@@ -27,7 +28,11 @@ def test_init_reads_every_zone_of_the_token(
         zone = "other.test" if name == "other.test" else "example.test"
         fake.put_record(zone, name, content, 10, ttl=1 if name == "other.test" else 3600)
     cfg = tmp_path / "mxflip.toml"
-    cfg.write_text(f'[providers.cf]\ntype = "cloudflare"\nbase_url = "{fake.base_url}"\n')
+    # status must ask loopback only, not the zone's (real) Cloudflare nameservers.
+    cfg.write_text(
+        f'[providers.cf]\ntype = "cloudflare"\nbase_url = "{fake.base_url}"\n\n'
+        f'[defaults]\nnameservers = ["127.0.0.1:{free_port()}"]\n'
+    )
     runner = CliRunner()
     result = runner.invoke(
         cli, ["-c", str(cfg), "init", "--provider", "cf", "--backup", "10 mail.{domain}"]

@@ -18,6 +18,7 @@ from tests.support.moto_route53 import (
     fresh_zone_name,
     put_mx,
 )
+from tests.support.ports import free_port
 
 
 def test_init_reads_the_hosted_zones(admin: Any, moto_server: MotoServer, tmp_path: Path) -> None:
@@ -28,7 +29,11 @@ def test_init_reads_the_hosted_zones(admin: Any, moto_server: MotoServer, tmp_pa
     put_mx(admin, zone_id, f"sales.{zone}", 600, eop)
     put_mx(admin, zone_id, f"lab.{zone}", 60, "10 mail.lab.example.net.")
     cfg = tmp_path / "mxflip.toml"
-    cfg.write_text(f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n')
+    # status must ask loopback only, not the delegation's (real) awsdns nameservers.
+    cfg.write_text(
+        f'[providers.aws]\ntype = "route53"\nendpoint_url = "{moto_server.url}"\n\n'
+        f'[defaults]\nnameservers = ["127.0.0.1:{free_port()}"]\n'
+    )
     runner = CliRunner()
     result = runner.invoke(
         cli,
