@@ -32,6 +32,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mxflip.config import Config, load_config
@@ -309,6 +310,15 @@ def check_canary(ctx: DoctorContext) -> list[CheckResult]:
     ]
 
 
+def _writable(folder: Path) -> None:
+    """Create ``folder`` if needed and a file in it (removed again); OSError if not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # The lock and state files may exist already; a new file proves the folder itself is
+    # writable (the journal's lock and the canary state are created and renamed there).
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
+        pass
+
+
 def check_state(ctx: DoctorContext) -> list[CheckResult]:
     from mxflip.journal import Journal, LockedError, default_journal_path
 
@@ -316,24 +326,46 @@ def check_state(ctx: DoctorContext) -> list[CheckResult]:
     path = default_journal_path(ctx.config.journal.path)
     folder = path.parent
     title = f"state directory {folder}"
+    user = getpass.getuser()
     fix = (
-        f"make {folder} writable by {getpass.getuser()}, or point [journal] path "
+        f"make {folder} writable by {user}, or point [journal] path "
         "(or $MXFLIP_JOURNAL) at a writable place"
     )
+    results = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # The lock file may already exist; a new file proves the folder itself is writable
-        # (the journal and the canary state are replaced by renames there).
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
-            pass
+        _writable(folder)
         with Journal(path).lock("mxflip doctor"):
             pass
     except LockedError as exc:
-        return [CheckResult("state", WARN, title, exc.message, exc.hint)]
+        results.append(CheckResult("state", WARN, title, exc.message, exc.hint))
     except (OSError, MxflipError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return [CheckResult("state", FAIL, title, f"not writable: {reason}", fix)]
-    return [CheckResult("state", OK, title, "writable, and the operation lock can be taken")]
+        results.append(CheckResult("state", FAIL, title, f"not writable: {reason}", fix))
+    else:
+        results.append(
+            CheckResult("state", OK, title, "writable, and the operation lock can be taken")
+        )
+    if ctx.config.canary is not None:
+        from mxflip.canary.state import state_file
+
+        canary_folder = state_file(ctx.config.canary).parent
+        if canary_folder.resolve() != folder.resolve():
+            ctitle = f"canary state directory {canary_folder}"
+            try:
+                _writable(canary_folder)
+            except OSError as exc:
+                results.append(
+                    CheckResult(
+                        "state",
+                        FAIL,
+                        ctitle,
+                        f"not writable: {exc.strerror or exc}",
+                        f"make {canary_folder} writable by {user}, or set [canary] state_file",
+                    )
+                )
+            else:
+                results.append(CheckResult("state", OK, ctitle, "writable"))
+    return results
 
 
 def notification_channels(config: Config) -> Sequence[Any]:

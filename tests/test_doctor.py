@@ -54,6 +54,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterato
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "state"
     monkeypatch.setenv("MXFLIP_JOURNAL", str(folder / "journal.jsonl"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     return folder
 
 
@@ -72,6 +73,7 @@ def sandbox(
                 f'\n[canary]\nmailbox = "imap"\nimap_host = "127.0.0.1"\n'
                 f'imap_port = {dovecot.port}\nimap_user_env = "{USER_ENV}"\n'
                 f'imap_password_env = "{PASSWORD_ENV}"\nca_file = "{dovecot.ca_file}"\n'
+                f'state_file = "{state_dir / "canary.json"}"\n'
             )
         yield path
 
@@ -164,11 +166,24 @@ def test_read_only_state_dir_names_the_fix(
 ) -> None:
     monkeypatch.setenv("MXFLIP_JOURNAL", str(read_only / "journal.jsonl"))
     report = run_doctor(str(sandbox), checks=[check_config, check_state])
-    (state,) = [r for r in report.results if r.check == "state"]
+    state = next(r for r in report.results if r.check == "state")
+    assert state.title == f"state directory {read_only}"
     assert state.status == "fail"
     assert state.detail.startswith("not writable: ")
     assert state.fix is not None and state.fix.startswith(f"make {read_only} writable by ")
     assert "[journal] path" in state.fix
+
+
+def test_canary_state_elsewhere_is_checked_too(
+    sandbox: Path, read_only: Path, state_dir: Path
+) -> None:
+    text = sandbox.read_text()
+    sandbox.write_text(text.replace(str(state_dir / "canary.json"), str(read_only / "c.json")))
+    report = run_doctor(str(sandbox), checks=[check_config, check_state])
+    journal, canary = [r for r in report.results if r.check == "state"]
+    assert journal.status == "ok"
+    assert (canary.title, canary.status) == (f"canary state directory {read_only}", "fail")
+    assert canary.fix is not None and "[canary] state_file" in canary.fix
 
 
 def test_held_lock_is_a_warning(sandbox: Path, state_dir: Path) -> None:
