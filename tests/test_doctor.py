@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 from click.testing import CliRunner, Result
 
 from mxflip.cli import cli
@@ -265,3 +267,16 @@ def test_a_broken_check_does_not_hide_the_others(sandbox: Path) -> None:
         ("state", "ok"),
     ]
     assert report.results[1].detail == "the check itself failed: RuntimeError: boom"
+
+
+@given(st.lists(st.sampled_from(["ok", "warn", "fail", "skip"]), max_size=12))
+def test_exit_code_is_the_worst_status(statuses: list[str]) -> None:
+    from mxflip.doctor import CheckResult, DoctorReport
+    from mxflip.render.doctor import doctor_json
+
+    report = DoctorReport(tuple(CheckResult("x", s, "t", "d") for s in statuses))
+    expected = 3 if "fail" in statuses else 1 if "warn" in statuses else 0
+    assert int(report.exit_code) == expected
+    doc = doctor_json(report)
+    assert doc["exit_code"] == expected
+    assert sum(doc["summary"].values()) == len(statuses)
