@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from hypothesis import given
-from hypothesis import strategies as st
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mxflip.cli import cli
 from mxflip.doctor import (
@@ -269,6 +269,7 @@ def test_a_broken_check_does_not_hide_the_others(sandbox: Path) -> None:
     assert report.results[1].detail == "the check itself failed: RuntimeError: boom"
 
 
+@settings(deadline=None)  # the first example imports the renderer (rich)
 @given(st.lists(st.sampled_from(["ok", "warn", "fail", "skip"]), max_size=12))
 def test_exit_code_is_the_worst_status(statuses: list[str]) -> None:
     from mxflip.doctor import CheckResult, DoctorReport
