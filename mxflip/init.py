@@ -21,7 +21,7 @@ from typing import Any
 
 from mxflip.config import PLACEHOLDER_BACKUP, ProviderConfig, _parse_providers, find_config
 from mxflip.errors import ConfigError, NotSupportedError, UsageError
-from mxflip.provider import Provider, load_provider_class, supports
+from mxflip.provider import Provider, load_provider_class
 from mxflip.records import MX, RRset, normalize_name
 
 _log = logging.getLogger(__name__)
@@ -231,41 +231,22 @@ def discover(
     if provider is None:
         provider = load_provider_class(pconf.type).from_settings(provider_name, pconf.settings)
     try:
-        zone_list = _zones(provider, wanted_zones, wanted)
-        by_zone: dict[str, list[str]] = defaultdict(list)
-        for name in wanted:
-            zone = _zone_for(name, zone_list)
-            if zone is None:
-                if wanted_zones or supports(provider, "list_zones"):
-                    raise UsageError(
-                        f"--domain {name.rstrip('.')} is in none of the zones "
-                        f"{', '.join(z.rstrip('.') for z in zone_list) or '(none)'}"
-                    )
-                zone = name  # RFC 2136 without --zone: the domain is its zone's apex
-                zone_list.append(zone)
-            by_zone[zone].append(name)
+        by_zone, zone_list = _assign_zones(provider, wanted_zones, wanted)
         found: list[RRset] = []
         zone_of: dict[str, str] = {}
         read_by_name = False
         skipped: list[tuple[str, str]] = []
-        for zone in sorted(set(zone_list)):
+        read_zones: list[str] = []
+        for zone in zone_list:
             names = by_zone.get(zone, [])
             if wanted and not names:
                 continue
-            try:
-                rrsets = list(provider.list_mx(zone).rrsets)
-                if names:
-                    rrsets = [r for r in rrsets if r.name in names]
-            except NotSupportedError as exc:
-                if not names:
-                    raise
-                _log.info("%s; reading the named domains one by one", exc.message)
-                read_by_name = True
-                live = provider.read(zone, names)
-                rrsets = [r for r in live.values() if r is not None]
-            for name in names:
-                if not any(r.name == name for r in rrsets):
-                    skipped.append((name, "has no MX records"))
+            read_zones.append(zone)
+            rrsets, by_name = _read_zone(provider, zone, names)
+            read_by_name = read_by_name or by_name
+            skipped += [
+                (n, "has no MX records") for n in names if n not in {r.name for r in rrsets}
+            ]
             for rrset in rrsets:
                 reason = _unusable(rrset)
                 if reason:
@@ -277,7 +258,7 @@ def discover(
         if own:
             provider.close()
     if not found:
-        where = ", ".join(z.rstrip(".") for z in sorted(set(zone_list))) or "no zones"
+        where = ", ".join(z.rstrip(".") for z in read_zones) or "no zones"
         raise UsageError(
             f"provider {provider_name!r} has no usable MX records in {where}; nothing written"
         )
@@ -286,7 +267,7 @@ def discover(
         provider=pconf,
         source=path,
         kept_text=kept_text(text),
-        zones=tuple(sorted(set(zone_list))),
+        zones=tuple(read_zones),
         sets=sets,
         domains=tuple(
             FoundDomain(r.name, zone_of[r.name], r, set_of[r.name])
@@ -300,15 +281,47 @@ def discover(
     )
 
 
-def _zones(provider: Provider, zones: list[str], domains: Sequence[str]) -> list[str]:
-    if zones:
-        return list(zones)
+def _assign_zones(
+    provider: Provider, zones: list[str], domains: Sequence[str]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The zones to read (sorted) and the named domains of each. Zones are ``--zone``, or
+    what the provider lists; a named domain belongs to the deepest zone holding it. When
+    the provider cannot list zones and none is named, a domain is its own zone's apex."""
+    listed = bool(zones)
+    if not zones:
+        try:
+            zones = provider.list_zones()
+            listed = True
+        except NotSupportedError:
+            if not domains:
+                raise
+    by_zone: dict[str, list[str]] = defaultdict(list)
+    for name in domains:
+        zone = _zone_for(name, zones)
+        if zone is None:
+            if listed:
+                raise UsageError(
+                    f"--domain {name.rstrip('.')} is in none of the zones "
+                    f"{', '.join(z.rstrip('.') for z in zones) or '(none)'}"
+                )
+            zone = name
+            zones = [*zones, zone]
+        by_zone[zone].append(name)
+    return by_zone, sorted(set(zones))
+
+
+def _read_zone(provider: Provider, zone: str, names: list[str]) -> tuple[list[RRset], bool]:
+    """Every MX RRset of ``zone`` (only ``names`` when given), and whether it had to be
+    read name by name because the provider cannot list the zone."""
     try:
-        return provider.list_zones()
-    except NotSupportedError:
-        if domains:
-            return []
-        raise
+        rrsets = list(provider.list_mx(zone).rrsets)
+    except NotSupportedError as exc:
+        if not names:
+            raise
+        _log.info("%s; reading the named domains one by one", exc.message)
+        live = provider.read(zone, names)
+        return [r for r in live.values() if r is not None], True
+    return ([r for r in rrsets if r.name in names] if names else rrsets), False
 
 
 def _unusable(rrset: RRset) -> str | None:

@@ -66,3 +66,27 @@ def test_init_with_a_wrong_token_is_one_line(
     assert result.stderr.count("\n") == 1
     assert "Cloudflare does not accept the API token (list zones)" in result.stderr
     assert "wrong-token" not in result.stderr
+
+
+def test_init_with_a_pinned_zone_id_reads_the_named_domain(
+    fake: FakeCloudflare, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zone_id serves one zone and lists none: --domain names what to read."""
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
+    fake.put_record("example.test", "example.test", "aspmx.l.google.com", 1, 3600)
+    cfg = tmp_path / "mxflip.toml"
+    cfg.write_text(
+        f'[providers.cf]\ntype = "cloudflare"\nbase_url = "{fake.base_url}"\n'
+        f'zone_id = "{fake.zone_id("example.test")}"\n'
+    )
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["-c", str(cfg), "init", "--provider", "cf"])
+    assert refused.exit_code == 2
+    assert "pinned to one zone by zone_id (name that zone with --zone)" in refused.stderr
+    result = runner.invoke(
+        cli, ["-c", str(cfg), "init", "--provider", "cf", "--domain", "example.test", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = tomllib.loads(result.stdout)
+    assert doc["sets"]["primary"] == ["1 aspmx.l.google.com"]
+    assert "(zones: example.test)" in result.stdout
