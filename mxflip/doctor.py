@@ -42,7 +42,6 @@ from mxflip.provider import AccessCheck, Provider
 _log = logging.getLogger(__name__)
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-STATUSES = (OK, WARN, FAIL, SKIP)
 
 
 @dataclass(frozen=True)

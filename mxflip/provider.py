@@ -297,11 +297,5 @@ def load_provider_class(type_name: str) -> type[Provider]:
         ) from exc
 
 
-def supports(provider: Provider, capability: str) -> bool:
-    """Whether ``provider`` overrides the optional method ``capability`` (``list_zones``,
-    ``list_mx``, ``check_access``)."""
-    return getattr(type(provider), capability) is not getattr(Provider, capability)
-
-
 def base_dir_of(config_path: Path | None) -> Path:
     return config_path.parent if config_path is not None else Path.cwd()
