@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mxflip.records import RRset
+from mxflip import RRset
 from tests.support.moto_route53 import FaultProxy, create_zone, fresh_zone_name, put_mx
 
 

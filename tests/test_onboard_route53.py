@@ -1,24 +1,58 @@
-"""``mxflip init`` through the Route53 adapter, against moto's server: every hosted zone,
-the written file validates and ``status`` shows every domain primary."""
+"""``mxflip init`` through the Route53 adapter, against moto's server on loopback: every
+hosted zone, the written file validates and ``status`` shows every domain primary.
+
+These drive the CLI, so they live with the core's tests: adapters' own tests import only
+the public API."""
 
 from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 from click.testing import CliRunner
 
 from mxflip.cli import cli
 from tests.support.moto_route53 import (
+    AWS_VARIABLES_TO_CLEAR,
     FAKE_SECRET_KEY,
     MotoServer,
     create_zone,
+    fake_aws_environment,
     fresh_zone_name,
     put_mx,
+    start_moto,
+    strict_route53,
 )
 from tests.support.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    server = start_moto()
+    with strict_route53():
+        yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake keys in the environment; nothing else boto3 could find or call."""
+    for name in AWS_VARIABLES_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in fake_aws_environment(str(tmp_path)).items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def admin(moto_server: MotoServer, aws_env: None) -> Any:
+    return boto3.session.Session(region_name="us-east-1").client(
+        "route53", endpoint_url=moto_server.url
+    )
 
 
 def test_init_reads_the_hosted_zones(admin: Any, moto_server: MotoServer, tmp_path: Path) -> None:
