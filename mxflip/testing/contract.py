@@ -28,17 +28,13 @@ from mxflip.provider import Change, Provider
 from mxflip.records import RRset
 
 
-class ProviderContract:
-    """Mixin of contract tests; the subclass supplies ``provider`` and ``zone`` fixtures."""
+class ContractHelpers:
+    """What both suites share: TTLs, fresh names, and writes that wait until served."""
 
     ttl = 300
     other_ttl = 600
-    #: How many names one zone batch holds in the "many names" tests.
-    many_names = 25
     #: Seconds :meth:`Provider.wait` may take in these tests.
     wait_timeout = 30.0
-
-    # -------------------------------------------------------------- helpers
 
     def fresh(self, zone: str, label: str = "c") -> str:
         return f"{label}-{uuid.uuid4().hex[:12]}.{zone.rstrip('.')}."
@@ -53,6 +49,13 @@ class ProviderContract:
     def create(self, provider: Provider, zone: str, rrset: RRset) -> RRset:
         self.apply(provider, zone, [Change(rrset.name, None, rrset)])
         return rrset
+
+
+class ProviderContract(ContractHelpers):
+    """Mixin of contract tests; the subclass supplies ``provider`` and ``zone`` fixtures."""
+
+    #: How many names one zone batch holds in the "many names" tests.
+    many_names = 25
 
     # -------------------------------------------------------------- reads
 
@@ -191,11 +194,12 @@ class ProviderContract:
         assert provider.read(zone, names) == {r.name: r for r in [*good, stale]}
 
 
-class ZoneListingContract(ProviderContract):
+class ZoneListingContract(ContractHelpers):
     """The optional capabilities ``list_zones``, ``list_mx`` and ``check_access``, for
     adapters that have them (``mxflip init`` and ``mxflip doctor`` use them).
 
-    Subclass this instead of :class:`ProviderContract` to run both suites. ``list_mx``
+    Run it beside the main suite, with the same fixtures:
+    ``class TestMine(ProviderContract, ZoneListingContract)``. ``list_mx``
     must return every MX RRset of the zone (paging through as many pages as it takes),
     sorted by name, and nothing but MX RRsets.
     """

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mxflip.testing.contract import ZoneListingContract
+from mxflip.testing.contract import ProviderContract, ZoneListingContract
 from mxflip_cloudflare import CloudflareProvider, CloudflareSettings
 from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
 
@@ -24,7 +24,7 @@ def contract_api() -> Iterator[FakeCloudflare]:
         yield api
 
 
-class TestCloudflareContract(ZoneListingContract):
+class TestCloudflareContract(ProviderContract, ZoneListingContract):
     ttl = 300
     other_ttl = 60  # Cloudflare's minimum outside Enterprise
 

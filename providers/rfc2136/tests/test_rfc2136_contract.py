@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mxflip.testing.contract import ZoneListingContract
+from mxflip.testing.contract import ProviderContract, ZoneListingContract
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer
 
 
-class TestRFC2136Contract(ZoneListingContract):
+class TestRFC2136Contract(ProviderContract, ZoneListingContract):
     many_names = 60
     lists_zones = False  # RFC 2136 cannot enumerate a server's zones: --zone names them
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from mxflip.testing.contract import ZoneListingContract
+from mxflip.testing.contract import ProviderContract, ZoneListingContract
 from mxflip_route53 import Route53Provider
 from tests.support.moto_route53 import create_zone, fresh_zone_name
 
 
-class TestRoute53Contract(ZoneListingContract):
+class TestRoute53Contract(ProviderContract, ZoneListingContract):
     many_names = 60
     listing_names = 310  # more than one ListResourceRecordSets page (300)
 
