@@ -60,15 +60,20 @@ def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
             relativize=False,
         )
 
+    refused = NotSupportedError(
+        f"{client.server} refuses zone transfers of {zone}",
+        hint="allow AXFR for the key (BIND: allow-transfer { key NAME; }; Knot: an ACL "
+        "with action: transfer), or name the domains with --domain",
+    )
     try:
         transferred = client._call(f"AXFR of zone {zone}", axfr)
+    except ProviderAuthError:
+        # The key is good (it signs every read): Knot answers BADKEY when its ACL denies
+        # the transfer, so a TSIG refusal here means "no transfer for this key".
+        raise refused from None
     except ProviderError as exc:
         if "REFUSED" in exc.message or "NOTAUTH" in exc.message:
-            raise NotSupportedError(
-                f"{client.server} refuses zone transfers of {zone}",
-                hint="allow AXFR for the key (BIND: allow-transfer { key NAME; };), "
-                "or name the domains with --domain",
-            ) from None
+            raise refused from None
         raise
     rrsets = []
     for name, node in transferred.nodes.items():
