@@ -11,6 +11,7 @@ import sys
 import click
 
 from mxflip.cli import State, json_option
+from mxflip.completion import SHELLS
 
 
 @click.command(
@@ -131,7 +132,7 @@ def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> No
 
 
 @click.command()
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL (commands, options, configured domain
     names, operation ids from the journal).

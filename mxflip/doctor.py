@@ -25,7 +25,6 @@ What each check proves, and its limits:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import logging
@@ -187,7 +186,7 @@ def check_providers(ctx: DoctorContext) -> list[CheckResult]:
 
 
 def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
-    from mxflip.dnsview import query_all
+    from mxflip.dnsview import query_batch
     from mxflip.observe import Observer
 
     assert ctx.config is not None
@@ -198,16 +197,11 @@ def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
             ctx.provider(name)
     observer = Observer(ctx.config, dns_timeout=ctx.dns_timeout, providers=ctx.providers)
     servers = [observer.verification_servers(d) for d in domains]
-
-    async def ask() -> list[Any]:
-        return await asyncio.gather(
-            *(
-                query_all(ns, d.name, recursive=False, timeout=ctx.dns_timeout)
-                for d, (ns, _) in zip(domains, servers, strict=True)
-            )
-        )
-
-    answers = asyncio.run(ask())
+    answers = query_batch(
+        [(ns, d.name) for d, (ns, _) in zip(domains, servers, strict=True)],
+        recursive=False,
+        timeout=ctx.dns_timeout,
+    )
     results = []
     for d, (_, error), found in zip(domains, servers, answers, strict=True):
         title = f"nameservers of {d.display}"
@@ -347,7 +341,7 @@ def check_state(ctx: DoctorContext) -> list[CheckResult]:
     if ctx.config.canary is not None:
         from mxflip.canary.state import state_file
 
-        canary_folder = state_file(ctx.config.canary).parent
+        canary_folder = state_file(ctx.config).parent
         if canary_folder.resolve() != folder.resolve():
             ctitle = f"canary state directory {canary_folder}"
             try:

@@ -392,7 +392,7 @@ def write_config(path: Path, text: str, *, overwrite: bool, keep_backup: bool) -
 
     Refuses to replace an existing file unless ``overwrite``.
     """
-    from mxflip.canary.state import _atomic_write
+    from mxflip.files import atomic_write
 
     if path.exists() and not overwrite:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
@@ -401,7 +401,7 @@ def write_config(path: Path, text: str, *, overwrite: bool, keep_backup: bool) -
         if keep_backup and path.exists():
             bak = path.with_name(path.name + ".bak")
             shutil.copy2(path, bak)
-        _atomic_write(path, text)
+        atomic_write(path, text.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return bak

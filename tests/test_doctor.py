@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mxflip.cli import cli
+from mxflip.clock import SystemClock
 from mxflip.doctor import (
     check_canary,
     check_config,
@@ -137,7 +138,7 @@ def test_dead_nameserver_names_the_server(sandbox: Path) -> None:
     report = run_doctor(str(sandbox), checks=[check_config, check_nameservers], dns_timeout=0.3)
     (ns,) = [r for r in report.results if r.check == "nameserver"]
     assert ns.status == "fail"
-    assert ns.detail.startswith(f"{dead}: no answer within 0.3 s")
+    assert ns.detail.startswith(f"{dead}: no answer")
     assert ns.fix == (
         f"check that {dead} runs and serves zone example.test authoritatively, "
         "or correct nameservers for drill.example.test"
@@ -224,10 +225,15 @@ def rfc2136_config(folder: Path, bind: BindServer) -> Path:
 
 
 def test_skewed_tsig_clock_says_to_fix_ntp(bind: BindServer, tmp_path: Path) -> None:
-    provider = RFC2136Provider.from_settings(
+    built = RFC2136Provider.from_settings(
         "lab", RFC2136Settings(server=bind.address, tsig_key_file=bind.key_file)
     )
-    provider.wallclock = lambda: time.time() - 600  # this machine's clock 10 min behind
+
+    class Behind(SystemClock):  # this machine's clock 10 min behind
+        def now(self) -> float:
+            return time.time() - 600
+
+    provider = RFC2136Provider("lab", built._client, clock=Behind())
     report = run_doctor(
         str(rfc2136_config(tmp_path, bind)),
         checks=[check_config, check_providers],

@@ -2,8 +2,9 @@
 
 Kept apart from the UPDATE and read paths of :mod:`mxflip_rfc2136.provider`:
 
-* every MX RRset of a zone by zone transfer (AXFR, TSIG-signed), where the server allows
-  it; without it the adapter lists nothing and init reads the named domains one by one;
+* every MX RRset of a zone by the client's zone transfer (AXFR, TSIG-signed), where the
+  server allows it; without it the adapter lists nothing and init reads the named domains
+  one by one;
 * a harmless check of the key's rights: an UPDATE whose prerequisite holds (the probe
   name ``_mxflip-doctor.<zone>`` is not in use) and whose only update deletes that name's
   MX RRset. RFC 2136 makes deleting an absent RRset a no-op, so nothing changes and the
@@ -15,14 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import dns.exception
-import dns.name
-import dns.query
-import dns.rcode
 import dns.rdatatype
 import dns.update
-import dns.xfr
-import dns.zone
 
 from mxflip import (
     MX,
@@ -43,46 +38,27 @@ SKEW_FAIL = 300.0
 
 
 def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
-    """Every MX RRset of ``zone`` by AXFR; NotSupportedError when the server refuses."""
-
-    def axfr() -> dns.zone.Zone:
-        return dns.zone.from_xfr(
-            dns.query.xfr(
-                client.address,
-                zone,
-                port=client.server.port,
-                timeout=client.timeout,
-                lifetime=client.timeout * 4,
-                keyring=client._keyring,
-                keyname=client._keyname,
-                relativize=False,
-            ),
-            relativize=False,
+    """Every MX RRset of ``zone`` by the client's AXFR; NotSupportedError when the server
+    will not transfer the zone to this key."""
+    transferred = client.transfer_mx(zone)
+    if transferred is None:
+        # The transfer failed; a signed query tells a dead server or a bad key (raised as
+        # they are) from a server that only refuses transfers.
+        client.query(zone, "SOA")
+        raise NotSupportedError(
+            f"{client.server} refuses zone transfers of {zone}",
+            hint="allow AXFR for the key (BIND: allow-transfer { key NAME; }; Knot: an ACL "
+            "with action: transfer), or name the domains with --domain",
         )
-
-    refused = NotSupportedError(
-        f"{client.server} refuses zone transfers of {zone}",
-        hint="allow AXFR for the key (BIND: allow-transfer { key NAME; }; Knot: an ACL "
-        "with action: transfer), or name the domains with --domain",
-    )
-    try:
-        transferred = client._call(f"AXFR of zone {zone}", axfr)
-    except ProviderAuthError:
-        # The key is good (it signs every read): Knot answers BADKEY when its ACL denies
-        # the transfer, so a TSIG refusal here means "no transfer for this key".
-        raise refused from None
-    except ProviderError as exc:
-        if "REFUSED" in exc.message or "NOTAUTH" in exc.message:
-            raise refused from None
-        raise
-    rrsets = []
-    for name, node in transferred.nodes.items():
-        found = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.MX)
-        if found is None:
-            continue
-        owner = name.to_text().lower()
-        records = frozenset(MX(r.preference, r.exchange.to_text()) for r in found)
-        rrsets.append(RRset(owner, found.ttl, records))
+    rrsets = [
+        RRset(
+            owner.to_text().lower(),
+            parts[0].ttl,
+            frozenset(MX(r.preference, r.exchange.to_text()) for rr in parts for r in rr),
+        )
+        for owner, parts in transferred.items()
+        if parts
+    ]
     return ZoneMX(zone, tuple(sorted(rrsets, key=lambda r: r.name)))
 
 

@@ -9,14 +9,17 @@ import dns.message
 import dns.query
 import pytest
 
-from mxflip import NotSupportedError
+from mxflip import NotSupportedError, SystemClock
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer, zone_text
+from tests.support.dnsserver import LabDNSServer
+
+pytestmark = pytest.mark.real_server
 
 ZONE = "locked.test."
 
 
-def _soa_serial(server: BindServer, zone: str) -> int:
+def _soa_serial(server: LabDNSServer, zone: str) -> int:
     answer = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=server.port)
     return int(answer.answer[0][0].serial)
 
@@ -32,6 +35,14 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     ).start()
     yield server
     server.stop()
+
+
+class _SkewedClock(SystemClock):
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
 
 
 def _provider(server: BindServer) -> RFC2136Provider:
@@ -65,8 +76,8 @@ def test_change_check_changes_nothing(bind: BindServer) -> None:
 def test_clock_skew_is_measured_against_the_servers_signature(
     bind: BindServer, offset: float, ok: bool | None
 ) -> None:
-    provider = _provider(bind)
-    provider.wallclock = lambda: time.time() + offset
+    # The provider measures the skew against its clock: this one runs `offset` s ahead.
+    provider = RFC2136Provider("lab", _provider(bind)._client, clock=_SkewedClock(offset))
     check = next(c for c in provider.check_access("contract.test.") if c.what == "clock")
     assert check.ok is ok
     if ok is not True:
@@ -94,3 +105,21 @@ def test_server_refusing_the_signing_time_is_a_clock_failure(
     assert (check.what, check.ok) == ("clock", False)
     assert "rejected the TSIG time" in check.detail
     assert "NTP" in (check.hint or "")
+
+
+@pytest.mark.parametrize("server_fixture", ["knot", "pdns"])
+def test_knot_and_powerdns_refuse_the_transfer_and_pass_the_access_check(
+    request: pytest.FixtureRequest, server_fixture: str
+) -> None:
+    server: LabDNSServer = request.getfixturevalue(server_fixture)
+    provider = RFC2136Provider.from_settings(
+        server_fixture, RFC2136Settings(server=server.address, tsig_key_file=server.key_file)
+    )
+    with pytest.raises(NotSupportedError) as caught:
+        provider.list_mx("contract.test.")
+    assert f"{server.address} refuses zone transfers of contract.test." in str(caught.value)
+    assert "\n" not in str(caught.value)
+    before = _soa_serial(server, "contract.test.")
+    checks = {c.what: c for c in provider.check_access("contract.test.")}
+    assert {w: c.ok for w, c in checks.items()} == {"read": True, "clock": True, "change": True}
+    assert _soa_serial(server, "contract.test.") == before
