@@ -19,7 +19,8 @@ What each check proves, and its limits:
   handshake ``mxflip check`` does, never DATA).
 * ``canary``: the canary mailbox logs in and its folder is selected (IMAP), or the
   Maildir is readable.
-* ``state``: the journal's folder accepts a new file and the operation lock can be taken.
+* ``state``: the journal's folder accepts a new file and the operation lock can be taken;
+  with ``[state] backend = "s3"``, the shared journal reads and the shared lock is taken.
 * ``notify``: notification channels; none exist before ``[watch] notify``.
 """
 
@@ -312,10 +313,44 @@ def _writable(folder: Path) -> None:
         pass
 
 
+def check_shared_state(ctx: DoctorContext) -> list[CheckResult]:
+    """``[state] backend = "s3"``: the journal can be read and the shared lock taken (and
+    released), which is what every changing command does first."""
+    from mxflip.journal import LockedError
+    from mxflip.state import open_state
+
+    assert ctx.config is not None
+    state = ctx.config.state
+    title = f"shared state s3://{state.bucket}/{state.prefix}"
+    try:
+        backend = open_state(ctx.config)
+        try:
+            backend.read()
+            with backend.lock("mxflip doctor"):
+                pass
+        finally:
+            backend.close()
+    except LockedError as exc:
+        return [CheckResult("state", WARN, title, exc.message, exc.hint)]
+    except MxflipError as exc:
+        return [
+            CheckResult(
+                "state",
+                FAIL,
+                title,
+                exc.message,
+                exc.hint or "check the [state] table and the credentials' S3 permissions",
+            )
+        ]
+    return [CheckResult("state", OK, title, "the journal reads, and the shared lock can be taken")]
+
+
 def check_state(ctx: DoctorContext) -> list[CheckResult]:
     from mxflip.journal import Journal, LockedError, default_journal_path
 
     assert ctx.config is not None
+    if ctx.config.state.backend != "local":
+        return check_shared_state(ctx)
     path = default_journal_path(ctx.config.journal.path)
     folder = path.parent
     title = f"state directory {folder}"
