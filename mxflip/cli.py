@@ -957,10 +957,10 @@ def _canary_report(
 ) -> None:
     from pathlib import Path
 
-    from mxflip.canary import CanaryStore, state_file, write_textfile
+    from mxflip.canary import CanaryStore, state_file
+    from mxflip.canary.metrics import write_canary_textfile
     from mxflip.render import (
         canary_check_json,
-        canary_prometheus,
         render_canary_check,
         stdout_console,
         write_json,
@@ -969,7 +969,7 @@ def _canary_report(
     code = report.exit_code
     if prometheus_file:
         paths = CanaryStore(state_file(config.canary)).load().paths
-        write_textfile(Path(prometheus_file), canary_prometheus(paths))
+        write_canary_textfile(Path(prometheus_file), paths)
     if as_json:
         write_json(canary_check_json(report, int(code), command))
     else:

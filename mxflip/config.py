@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -36,10 +36,13 @@ from mxflip.hostport import HostPort, parse_hostport
 from mxflip.provider import ProviderSettings, load_provider_class
 from mxflip.records import MX, normalize_name
 
+if TYPE_CHECKING:
+    from mxflip.watch.config import WatchConfig
+
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "watch")
 _MAX_TTL = 2**31 - 1
 
 
@@ -158,6 +161,8 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     #: None when the file has no ``[canary]`` table.
     canary: CanaryConfig | None = None
+    #: None when the file has no ``[watch]`` table (``mxflip watch`` uses the defaults).
+    watch: WatchConfig | None = None
 
     def select(self, names: Sequence[str]) -> list[DomainConfig]:
         """The named domains in the given order, or every domain when ``names`` is empty."""
@@ -432,6 +437,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         # Relative to the config file, like key files, so a config folder is self-contained.
         journal_path = base_dir / Path(journal.path).expanduser()
     canary = _parse_canary(raw, where, base_dir)
+    from mxflip.watch.config import parse_watch  # here: watch.config builds on this module
+
     return Config(
         path=path,
         providers=providers,
@@ -439,6 +446,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         probe=probe,
         journal=JournalConfig(path=journal_path),
         canary=canary,
+        watch=parse_watch(raw, where, base_dir),
     )
 
 

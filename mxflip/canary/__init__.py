@@ -56,7 +56,6 @@ from mxflip.canary.state import (
     _by_sent,
     default_state_dir,
     state_file,
-    write_textfile,
 )
 from mxflip.config import CanaryConfig, Config, DomainConfig
 from mxflip.errors import ExitCode
@@ -101,7 +100,6 @@ __all__ = [
     "send_one",
     "state_file",
     "wait_for",
-    "write_textfile",
 ]
 
 

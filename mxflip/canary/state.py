@@ -198,12 +198,3 @@ def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def write_textfile(path: Path, text: str) -> None:
-    """Write a node_exporter textfile atomically, so the collector never reads half a
-    file."""
-    try:
-        _atomic_write(path, text)
-    except OSError as exc:
-        raise CanaryError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -6,9 +6,7 @@ Rich output respects NO_COLOR and falls back to plain text when stdout is not a 
 """
 
 from mxflip.render.canary import (
-    PROMETHEUS_STATES,
     canary_check_json,
-    canary_prometheus,
     canary_send_json,
     canary_status_json,
     render_canary_check,
@@ -40,10 +38,8 @@ from mxflip.render.status import render_status, status_json
 
 __all__ = [
     "JSON_VERSION",
-    "PROMETHEUS_STATES",
     "EventPrinter",
     "canary_check_json",
-    "canary_prometheus",
     "canary_send_json",
     "canary_status_json",
     "check_json",
