@@ -977,6 +977,11 @@ def _canary_report(
     sys.exit(int(code))
 
 
+from mxflip.watch.cli import register as _register_watch  # noqa: E402 (needs `cli` above)
+
+_register_watch(cli)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mxflip")
