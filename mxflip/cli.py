@@ -210,9 +210,14 @@ def validate(state: State, as_json: bool) -> None:
     """
     from mxflip.render import config_json, render_config, stdout_console, write_json
 
+    from mxflip.watch.config import watch_warnings
+
     config = state.load_config()
+    warnings = watch_warnings(config.watch)
+    for warning in warnings:
+        click.echo(f"mxflip: warning: {warning}", err=True)
     if as_json:
-        write_json(config_json(config))
+        write_json({**config_json(config), "warnings": warnings})
     else:
         render_config(stdout_console(), config)
 

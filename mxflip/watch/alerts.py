@@ -60,7 +60,7 @@ def track(
         if old is None:
             out[key] = Condition(message, now, now, severity)
             alerts.append(Alert(f"mxflip: {domain}: {message}", message, severity, domain))
-        elif old.message != message and key == "state":
+        elif key == "state" and old.message.split(":")[0] != message.split(":")[0]:
             # A change of state is news, not a reminder.
             out[key] = Condition(message, now, now, severity)
             alerts.append(Alert(f"mxflip: {domain}: {message}", message, severity, domain))
@@ -70,6 +70,7 @@ def track(
                 Alert(f"mxflip: reminder: {domain}: {message}", message, severity, domain)
             )
         else:
+            # Same condition: keep the newest wording (round counts), no new alert.
             out[key] = Condition(message, old.since, old.last_sent, severity)
     for key, old in conditions.items():
         if key not in active:
