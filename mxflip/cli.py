@@ -209,7 +209,6 @@ def validate(state: State, as_json: bool) -> None:
     the key and the problem when not.
     """
     from mxflip.render import config_json, render_config, stdout_console, write_json
-
     from mxflip.watch.config import watch_warnings
 
     config = state.load_config()

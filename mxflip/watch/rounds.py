@@ -269,18 +269,23 @@ class Watcher:
             except MxflipError as exc:
                 view = JournalView([])
                 watcher_conditions["journal"] = ("warning", f"journal unreadable: {exc}")
-            # 2. readiness
+            # 2. new canaries first, so that a check a whole number of intervals later
+            # sees them at least that old (a check first would see them a little younger
+            # than fail_after and lose a round to detection)
+            if not self.stopping and cfg.canary is not None:
+                self._send_canaries(st, domains, statuses, observer, reread=False)
+            # 3. readiness
             readiness: dict[str, dict[str, Any]] = {}
             if not self.stopping:
                 readiness = self._readiness(domains, statuses)
-            # 3. canary results
+            # 4. canary results
             verdicts: dict[str, PathVerdicts] = {}
             if not self.stopping and cfg.canary is not None:
                 try:
                     verdicts = self._canary_verdicts(st, domains, statuses)
                 except MxflipError as exc:
                     watcher_conditions["canary"] = ("warning", f"canary check failed: {exc}")
-            # 4. machine and decisions
+            # 5. machine and decisions
             reports: list[DomainReport] = []
             for d in domains:
                 status = statuses[d.name]
@@ -329,11 +334,10 @@ class Watcher:
                         if sample not in st.series:
                             st.series.append(sample)
                 reports.append(_report(d, status, new, step.cause, rd, sig, command, tuple(done)))
-            # 5. new canaries (after any switch, through what is live now)
-            if not self.stopping and cfg.canary is not None:
-                switched = any(r.actions for r in reports)
-                self._send_canaries(st, domains, statuses, observer, reread=switched)
-            # 6. watcher-wide conditions and alerts
+            # 6. after a switch, a canary through what is live now
+            if not self.stopping and cfg.canary is not None and any(r.actions for r in reports):
+                self._send_canaries(st, domains, statuses, observer, reread=True)
+            # 7. watcher-wide conditions and alerts
             watcher_conditions.update(self._watcher_conditions(view, now))
             wc = st.domain(WATCHER)
             wc.conditions, alerts = track(

@@ -64,23 +64,15 @@ def path_verdicts(
         verdict = group_verdict(rs)
         if verdict is not None and (host == ANY_HOST or host in live):
             host_verdicts[host] = verdict
+    # The path as a whole, in send order across hosts: a canary missing with no on-time
+    # one sent after it (through any host) is the path failing, detected as soon as the
+    # first host's canary is missing, not once every host has had its turn.
+    relevant = [r for host, rs in by_host.items() if host == ANY_HOST or host in live for r in rs]
+    primary_verdict = group_verdict(relevant)
     failing_hosts: tuple[str, ...] = ()
-    if ANY_HOST in host_verdicts and len(host_verdicts) == 1:
-        primary_verdict: str | None = host_verdicts[ANY_HOST]
-    else:
-        per_host = {h: v for h, v in host_verdicts.items() if h != ANY_HOST}
-        values = set(per_host.values())
-        if not values:
-            primary_verdict = None
-        elif values == {"failing"}:
-            primary_verdict = "failing"
-        elif "ok" in values and "failing" in values:
-            primary_verdict = "late" if "late" in values else "ok"
-            failing_hosts = tuple(sorted(h for h, v in per_host.items() if v == "failing"))
-        elif "late" in values:
-            primary_verdict = "late"
-        else:
-            primary_verdict = "ok"
+    per_host = {h: v for h, v in host_verdicts.items() if h != ANY_HOST}
+    if primary_verdict != "failing" and "ok" in per_host.values():
+        failing_hosts = tuple(sorted(h for h, v in per_host.items() if v == "failing"))
     latest: dict[str, tuple[float, float | None, str]] = {}
     for path, rs in (("primary", primary), ("backup", backup)):
         last = latest_decisive(rs)
