@@ -10,18 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from mxflip.watch.metrics import WatchMetrics
 from mxflip.watch.rounds import Watcher
 from mxflip.watch.server import serve
-from tests.support.bind import BindServer
 from tests.support.canary_lab import FakeClock, ca
 from tests.support.ports import free_port
 from tests.support.required import server_unavailable
-from tests.support.watch_lab import WatchLab, make_watch_lab
+from tests.support.watch_lab import WatchLab, lab
 
-__all__ = ["ca"]
+__all__ = ["ca", "lab"]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -32,11 +30,6 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-@pytest.fixture
-def lab(tmp_path: Path, bind: BindServer, ca: trustme.CA) -> Iterator[WatchLab]:
-    yield from make_watch_lab(tmp_path, bind, ca)
 
 
 @pytest.fixture

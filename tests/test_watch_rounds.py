@@ -5,35 +5,19 @@ for ``json://`` alerts and the heartbeat. Time is a fake clock moved a round at 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 from click.testing import CliRunner
 
 import mxflip.cli
 from mxflip.journal import Journal
 from mxflip.watch.rounds import Watcher
 from mxflip.watch.store import LocalWatchStore
-from tests.support.bind import BindServer
 from tests.support.canary_lab import FakeClock, ca
-from tests.support.watch_lab import WatchLab, make_watch_lab
+from tests.support.watch_lab import WatchLab, lab, rounds
 
-__all__ = ["ca"]
-
-
-@pytest.fixture
-def lab(tmp_path: Path, bind: BindServer, ca: trustme.CA) -> Iterator[WatchLab]:
-    yield from make_watch_lab(tmp_path, bind, ca)
-
-
-def rounds(w: Watcher, clock: FakeClock, n: int, step: float = 60.0) -> list:  # type: ignore[type-arg]
-    out = []
-    for _ in range(n):
-        out.append(w.round())
-        clock.t += step
-    return out
+__all__ = ["ca", "lab"]
 
 
 def test_a_holding_proxy_leads_to_a_journalled_automatic_failover(lab: WatchLab) -> None:

@@ -7,16 +7,15 @@ written there.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mxflip.canary._base import FAILING, CanaryError
 from mxflip.config import CanaryConfig
+from mxflip.statefile import atomic_write, read_modify_write
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept).
@@ -159,7 +158,7 @@ class CanaryStore:
         }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
+            atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
         except OSError as exc:
             raise CanaryError(
                 f"cannot write canary state {self.path}: {exc.strerror or exc}",
@@ -169,32 +168,14 @@ class CanaryStore:
     @contextlib.contextmanager
     def update(self) -> Iterator[CanaryState]:
         """Load, let the caller change, save; one process at a time."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
-        except OSError as exc:
-            raise CanaryError(
-                f"cannot lock canary state {self.path}: {exc.strerror or exc}"
-            ) from None
-        with lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            state = self.load()
+        with read_modify_write(
+            self.path,
+            self.load,
+            self.save,
+            lambda exc: CanaryError(f"cannot lock canary state {self.path}: {exc.strerror or exc}"),
+        ) as state:
             yield state
-            self.save(state)
 
 
 def _by_sent(r: CanaryRecord) -> float:
     return r.sent_at
-
-
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
+from mxflip.engine import Engine
 from mxflip.errors import MxflipError, UsageError
 from mxflip.journal import Journal
 from mxflip.plan import Plan, PlanOptions
@@ -60,15 +61,14 @@ class Actions:
         self.state = state
         self.clock = clock
         self.verify_timeout = verify_timeout
-        self._engine: object | None = None
+        self._engine: Engine | None = None
 
     def close(self) -> None:
         if self._engine is not None:
-            self._engine.close()  # type: ignore[attr-defined]
+            self._engine.close()
 
-    def engine(self) -> object:
+    def engine(self) -> Engine:
         if self._engine is None:
-            from mxflip.engine import Engine
             from mxflip.readiness_api import default_readiness
 
             self._engine = Engine(
@@ -84,8 +84,8 @@ class Actions:
     def plan(self, d: DomainConfig, kind: str, target: str, opts: PlanOptions) -> Plan:
         engine = self.engine()
         if kind == "drain":
-            return engine.plan_drain(target, opts)  # type: ignore[attr-defined, no-any-return]
-        return engine.plan_switch(kind, [d], opts)  # type: ignore[attr-defined, no-any-return]
+            return engine.plan_drain(target, opts)
+        return engine.plan_switch(kind, [d], opts)
 
     def _now_flag(self, kind: str) -> bool:
         from mxflip.watch.config import WatchConfig
@@ -175,9 +175,7 @@ class Actions:
                 "(mxflip resume / mxflip rollback first)"
             )
         with self.journal.lock(f"mxflip watch: failover {d.display}"):
-            result = self.engine().execute(  # type: ignore[attr-defined]
-                plan, command=["mxflip", "watch", "failover", d.display]
-            )
+            result = self.engine().execute(plan, command=["mxflip", "watch", "failover", d.display])
         if result.outcome not in ("done", "noop"):
             raise MxflipError(
                 f"automatic failover {result.outcome}: {result.error or 'see mxflip history'}"

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mxflip.config import Config, DomainConfig
@@ -218,7 +218,7 @@ class Watcher:
         if self._reload.is_set():
             extra += self._reload_now()
         now = self.clock.now()
-        cfg, settings = self.config, self.settings
+        settings = self.settings
         with self.store.update() as st:
             overrun = (
                 st.last_round_at is not None
@@ -249,7 +249,6 @@ class Watcher:
         self.hooks.on_round(report, st)
         if not report.interrupted:
             self._heartbeat()
-        del cfg
         return report
 
     def _round(self, st: WatchState, now: float, extra: list[Alert]) -> RoundReport:
@@ -544,7 +543,7 @@ class Watcher:
     ) -> dict[str, tuple[str, str]]:
         """Records that changed since the last round with no operation explaining it."""
         current = list(status.provider_rrset.strings()) if status.provider_rrset else None
-        before = st_records = ds.last_records
+        before = ds.last_records
         if status.provider_error is not None or ds.last_round_at is None:
             return {}
         if current == before:
@@ -557,7 +556,6 @@ class Watcher:
             for step in op.steps:
                 if step.domain == d.name:
                     return {}
-        del st_records
         return {
             "changed": (
                 "warning",
@@ -671,4 +669,3 @@ def lock_holder(journal: Journal) -> tuple[float, str] | None:
 
 
 __all__ = ["WATCHER", "DomainReport", "Hooks", "RoundReport", "Watcher", "lock_holder"]
-_ = field

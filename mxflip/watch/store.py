@@ -11,15 +11,14 @@ never channel URLs).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mxflip.canary.state import _atomic_write
 from mxflip.errors import MxflipError
+from mxflip.statefile import atomic_write, read_modify_write
 
 STATE_VERSION = 1
 STATE_NAME = "watch.json"
@@ -165,7 +164,7 @@ class LocalWatchStore:
         doc = {"version": STATE_VERSION, **asdict(state)}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
+            atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
         except OSError as exc:
             raise WatchStateError(
                 f"cannot write watch state {self.path}: {exc.strerror or exc}",
@@ -174,18 +173,15 @@ class LocalWatchStore:
 
     @contextlib.contextmanager
     def update(self) -> Iterator[WatchState]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
-        except OSError as exc:
-            raise WatchStateError(
+        with read_modify_write(
+            self.path,
+            self.load,
+            self.save,
+            lambda exc: WatchStateError(
                 f"cannot lock watch state {self.path}: {exc.strerror or exc}"
-            ) from None
-        with lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            state = self.load()
+            ),
+        ) as state:
             yield state
-            self.save(state)
 
 
 def _from_json(raw: dict[str, Any]) -> WatchState:

@@ -9,7 +9,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 import trustme
 
 from mxflip.config import Config, load_config
@@ -75,7 +77,9 @@ class WatchLab:
         rrset = provider.read("example.test.", [name])[name]
         return sorted(rrset.strings()) if rrset else []
 
-    def write(self, watch: str = "", canary: str = "") -> Path:
+    def write(self, watch: str = "", canary: str = "", mailbox: str | None = None) -> Path:
+        """mxflip.toml; ``mailbox`` replaces the Maildir lines of ``[canary]`` (IMAP)."""
+        box = mailbox or f'mailbox = "maildir"\nmaildir = "{self.maildir}"'
         ca_file = self.folder / "ca.pem"
         path = self.folder / "mxflip.toml"
         path.write_text(
@@ -99,8 +103,7 @@ ca_file = "{ca_file}"
 "direct.{self.domain}" = "{self.backup.address}"
 
 [canary]
-mailbox = "maildir"
-maildir = "{self.maildir}"
+{box}
 warn_after = "2m"
 fail_after = "4m"
 state_file = "{self.folder / "state" / "canary.json"}"
@@ -128,14 +131,16 @@ canary_address = "canary@{self.domain}"
         )
         return path
 
-    def config(self, watch: str = "", canary: str = "") -> Config:
-        return load_config(self.write(watch, canary))
+    def config(self, watch: str = "", canary: str = "", mailbox: str | None = None) -> Config:
+        return load_config(self.write(watch, canary, mailbox))
 
 
-def make_watch_lab(folder: Path, bind: BindServer, ca: trustme.CA) -> Iterator[WatchLab]:
+def make_watch_lab(
+    folder: Path, bind: BindServer, ca: trustme.CA, maildir: Path | None = None
+) -> Iterator[WatchLab]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ca.pem").write_bytes(ca.cert_pem.bytes())
-    maildir = folder / "Maildir"
+    maildir = maildir or folder / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     domain = f"w{os.getpid()}-{next(_counter)}.example.test"
@@ -154,3 +159,23 @@ def make_watch_lab(folder: Path, bind: BindServer, ca: trustme.CA) -> Iterator[W
         proxy2.stop()
         backup.stop()
         receiver.stop()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, bind: BindServer, ca: trustme.CA) -> Iterator[WatchLab]:
+    """A fresh watch lab (import it, with ``ca``, into the test module)."""
+    yield from make_watch_lab(tmp_path, bind, ca)
+
+
+def rounds(watcher: Any, clock: Any, n: int, step: float = 60.0) -> list[Any]:
+    """Run ``n`` rounds, moving the fake clock ``step`` seconds after each."""
+    out = []
+    for _ in range(n):
+        out.append(watcher.round())
+        clock.t += step
+    return out
+
+
+def hold(lab: WatchLab) -> None:
+    """From now on the proxy takes mail and never delivers it."""
+    lab.proxy.handler.drop = lab.proxy2.handler.drop = True
