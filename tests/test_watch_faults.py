@@ -281,3 +281,33 @@ def test_approve_refuses_a_plan_that_changed(lab: WatchLab, fake: FakeClock) -> 
         CliRunner().invoke(mxflip.cli.cli, ["-c", str(path), "proposals", "--all", "--json"]).stdout
     )
     assert listed["proposals"][0]["status"] == "failed"
+
+
+# ------------------------------------------------------------------ journal and drift
+
+
+def test_hand_edits_and_a_long_held_lock_are_alerted(lab: WatchLab) -> None:
+    clock = FakeClock()
+    config = lab.config('interval = "60s"\nlock_warn_after = "10m"')
+    w = Watcher(config, clock=clock)
+    journal = Journal(lab.folder / "state" / "journal.jsonl")
+    try:
+        w.round()
+        lab.set_mx([lab.primary[0]])  # someone removed mx2 by hand, no operation journalled
+        clock.t += 60
+        with journal.lock("mxflip failover stuck", now=clock.t - 3600):
+            report = w.round()
+    finally:
+        w.close()
+    keys = {k: m for k, _, m in report.domains[0].conditions}
+    assert "changed" in keys and "no journalled operation" in keys["changed"]
+    watcher = {k: m for k, _, m in report.watcher}
+    assert "lock" in watcher and "'mxflip failover stuck'" in watcher["lock"]
+
+
+def test_listen_binds_loopback_by_default(lab: WatchLab, fake: FakeClock) -> None:
+    path = lab.write('interval = "60s"')
+    bad = CliRunner().invoke(
+        mxflip.cli.cli, ["-c", str(path), "watch", "--once", "--listen", "x:y"]
+    )
+    assert bad.exit_code == 2 and "--listen 'x:y'" in bad.stderr

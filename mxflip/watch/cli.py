@@ -39,14 +39,7 @@ def register(cli: click.Group) -> None:
         help="Seconds to wait for each nameserver.",
     )
     @click.pass_obj
-    def watch(
-        state: Any,
-        domains: tuple[str, ...],
-        once: bool,
-        listen: str | None,
-        as_json: bool,
-        timeout: float,
-    ) -> None:
+    def watch(state: Any, /, domains: tuple[str, ...], **options: Any) -> None:
         """Watch DOMAINs (default: all) continuously: DNS, readiness, canaries.
 
         Every [watch] interval (default 5m), per domain: the MX set at the provider and
@@ -57,7 +50,7 @@ def register(cli: click.Group) -> None:
         [watch] on_primary_failing says. Alerts go to Apprise URLs ([watch] notify).
         SIGTERM/SIGINT stop after the current step; SIGHUP reloads the configuration.
         """
-        run_watch(state, domains, once=once, listen=listen, as_json=as_json, timeout=timeout)
+        run_watch(state, domains, **options)
 
     @cli.command(epilog="Exit codes: 0 none open, 1 proposals are open, 2 usage error.")
     @json_option
@@ -196,7 +189,9 @@ def run_watch(
         from mxflip.hostport import parse_hostport
 
         try:
-            address = parse_hostport(listen if ":" in listen else f"127.0.0.1:{listen}", 9387)
+            # A bare port, or ":PORT", binds to loopback: the page is not for the world.
+            spec = f"127.0.0.1{listen}" if listen.startswith(":") else listen
+            address = parse_hostport(spec if ":" in spec else f"127.0.0.1:{spec}", 9387)
         except ValueError as exc:
             raise UsageError(f"--listen {listen!r}: {exc}") from None
     if not logging.getLogger().handlers:

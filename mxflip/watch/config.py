@@ -158,26 +158,9 @@ def parse_watch(raw: Mapping[str, Any], where: str, base_dir: Path) -> WatchConf
     for key in ("auto_window", "cooldown", "proposal_ttl", "remind_every"):
         if getattr(w, key) < 1:
             raise ConfigError("must be at least 1s", path=where, key=f"watch.{key}")
-    return WatchConfig(
-        interval=w.interval,
-        on_primary_failing=w.on_primary_failing,
-        failing_rounds=w.failing_rounds,
-        recovered_rounds=w.recovered_rounds,
-        max_auto_switches=w.max_auto_switches,
-        auto_window=w.auto_window,
-        cooldown=w.cooldown,
-        proposal_ttl=w.proposal_ttl,
-        notify=tuple(w.notify),
-        notify_env=w.notify_env,
-        remind_every=w.remind_every,
-        heartbeat_url=w.heartbeat_url,
-        heartbeat_url_env=w.heartbeat_url_env,
-        canary_every_host=w.canary_every_host,
-        failover_now=w.failover_now,
-        timeout=w.timeout,
-        lock_warn_after=w.lock_warn_after,
-        state_file=None if w.state_file is None else base_dir / Path(w.state_file).expanduser(),
-    )
+    fields = w.model_dump(exclude={"notify", "state_file"})
+    state_file = None if w.state_file is None else base_dir / Path(w.state_file).expanduser()
+    return WatchConfig(**fields, notify=tuple(w.notify), state_file=state_file)
 
 
 def watch_warnings(
