@@ -254,3 +254,18 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert again.series == [(1.0, D, "primary", 2.5, "on_time")]
     assert (tmp_path / "watch.json").stat().st_mode & 0o077 == 0
     assert isinstance(again, WatchState)
+
+
+@given(st.lists(st.sets(st.sampled_from(["drift", "state", "backup-readiness"])), max_size=25))
+def test_one_raise_and_one_resolve_per_episode(rounds_active: list[set[str]]) -> None:
+    conditions: dict = {}  # type: ignore[type-arg]
+    raised = resolved = 0
+    previous: set[str] = set()
+    for i, keys in enumerate(rounds_active):
+        active = {k: ("warning", f"{k}: x") for k in keys}
+        conditions, alerts = track(conditions, active, float(i), 10**9, domain=D)
+        raised += sum(1 for a in alerts if "resolved" not in a.title)
+        resolved += sum(1 for a in alerts if "resolved" in a.title)
+        assert len([a for a in alerts if "resolved" not in a.title]) == len(keys - previous)
+        previous = keys
+    assert raised - resolved == len(previous)

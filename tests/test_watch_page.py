@@ -103,7 +103,7 @@ def test_page_in_headless_chromium(
             assert section.locator("svg.chart rect.failed.primary").count() >= 1
             assert page.locator("#proposals tr.proposal").count() == 1
             assert "mxflip approve" in page.locator("#proposals").inner_text()
-            shot = tmp_path / "watch-page.png"
+            shot = Path(os.environ.get("MXFLIP_SCREENSHOT_DIR", tmp_path)) / "watch-page.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

@@ -216,10 +216,11 @@ def run_watch(
             from mxflip.watch.server import serve
 
             server = serve(address.host, address.port, metrics, watcher)
-        if not once:
-            signal.signal(signal.SIGTERM, lambda *_: watcher.request_stop())
-            signal.signal(signal.SIGINT, lambda *_: watcher.request_stop())
-            signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
+        # Stop requests only set a flag: the round ends after its current step, and an
+        # operation in flight completes (or rolls back) through the engine, never half-way.
+        signal.signal(signal.SIGTERM, lambda *_: watcher.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: watcher.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
         report = watcher.run(once=once)
     finally:
         if server is not None:
