@@ -3,6 +3,7 @@ group by :func:`register`)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -163,6 +164,18 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
                 q.error = None if code == 0 else f"exit {code}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Logs to whatever ``sys.stderr`` is at the time (it is swapped under test runners)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def run_watch(
     state: Any,
     domains: tuple[str, ...],
@@ -172,7 +185,6 @@ def run_watch(
     as_json: bool,
     timeout: float,
 ) -> None:
-    import logging
     import signal
 
     from mxflip.render import stdout_console, write_json
@@ -194,10 +206,13 @@ def run_watch(
             address = parse_hostport(spec if ":" in spec else f"127.0.0.1:{spec}", 9387)
         except ValueError as exc:
             raise UsageError(f"--listen {listen!r}: {exc}") from None
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
-        )
+    logger = logging.getLogger("mxflip")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    # A round's story on stderr for a service's journal; only warnings for a cron run.
+    logger.setLevel(logging.WARNING if once else logging.INFO)
     from mxflip.watch.metrics import WatchMetrics
 
     metrics = WatchMetrics(config)
