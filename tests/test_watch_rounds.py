@@ -151,7 +151,7 @@ def test_a_down_or_failing_channel_never_blocks_a_round(lab: WatchLab) -> None:
     lab.receiver.mode = "error"
     config = lab.config(
         f'interval = "60s"\ntimeout = "2s"\nnotify = ["{lab.receiver.url()}", '
-        f'"json://127.0.0.1:1/closed"]'
+        f'"json://127.0.0.1:1/closed"]\nheartbeat_url = "http://127.0.0.1:{lab.receiver.port}/hb"'
     )
     from mxflip.watch.metrics import WatchMetrics
 
@@ -167,5 +167,6 @@ def test_a_down_or_failing_channel_never_blocks_a_round(lab: WatchLab) -> None:
     assert any(k == "drift" for k, _, _ in report.domains[0].conditions)
     text = metrics.exposition().decode()
     assert 'mxflip_watch_notification_failures_total{channel="json://…"}' in text
+    assert "mxflip_watch_heartbeat_failures_total 1.0" in text  # the receiver answers 500
     saved = LocalWatchStore(lab.folder / "state" / "watch.json").load()
     assert saved.outbox, "undelivered alerts are kept for the next round"
