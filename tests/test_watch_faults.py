@@ -311,3 +311,21 @@ def test_listen_binds_loopback_by_default(lab: WatchLab, fake: FakeClock) -> Non
         mxflip.cli.cli, ["-c", str(path), "watch", "--once", "--listen", "x:y"]
     )
     assert bad.exit_code == 2 and "--listen 'x:y'" in bad.stderr
+
+
+def test_a_failed_round_does_not_end_the_watcher(lab: WatchLab, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the state folder should be")
+    config = lab.config(
+        f'interval = "60s"\nnotify = ["{lab.receiver.url()}"]\n'
+        f'state_file = "{blocked / "watch.json"}"'
+    )
+    w = Watcher(config, clock=FakeClock())
+    try:
+        assert w.run(max_rounds=2) is None
+        with pytest.raises(Exception, match="watch state"):
+            w.run(once=True)
+    finally:
+        w.close()
+    titles = [a["title"] for a in lab.receiver.alerts()]
+    assert titles.count("mxflip: watcher round failed") == 2

@@ -194,13 +194,26 @@ class Watcher:
         rounds = 0
         while not self._stop.is_set():
             started = self.clock.now()
-            self.last = self.round()
+            if once:
+                self.last = self.round()
+            else:
+                self._guarded_round()
             rounds += 1
             if once or (max_rounds is not None and rounds >= max_rounds):
                 break
             elapsed = self.clock.now() - started
             self._sleep(max(0.0, self.settings.interval - elapsed))
         return self.last
+
+    def _guarded_round(self) -> None:
+        """A long-running watcher survives a failed round (a state file it cannot write, a
+        bug): logged, alerted, and the next round tries again."""
+        try:
+            self.last = self.round()
+        except Exception as exc:
+            log.exception("round failed")
+            assert self.notifier is not None
+            self.notifier.send([Alert("mxflip: watcher round failed", str(exc), "failure")])
 
     def _sleep(self, seconds: float) -> None:
         """Wait, waking early on a stop or reload request (bounded steps)."""
