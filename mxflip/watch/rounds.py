@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mxflip.config import Config, DomainConfig
@@ -29,12 +29,12 @@ from mxflip.journal import Journal, JournalView, default_journal_path
 from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
 from mxflip.rollout import Clock, SystemClock
-from mxflip.watch.actions import Actions
+from mxflip.watch.actions import Actions, Outcome
 from mxflip.watch.alerts import Alert, Notifier, heartbeat, track
 from mxflip.watch.config import WatchConfig
-from mxflip.watch.machine import Signals, advance
+from mxflip.watch.machine import Signals, Want, advance
 from mxflip.watch.signals import ANY_HOST, PathVerdicts, path_verdicts
-from mxflip.watch.store import Proposal, WatchState, WatchStore, open_store
+from mxflip.watch.store import DomainState, Proposal, WatchState, WatchStore, open_store
 
 log = logging.getLogger("mxflip.watch")
 #: Pseudo-domain for conditions that concern the watcher itself.
@@ -297,8 +297,9 @@ class Watcher:
                     verdicts = self._canary_verdicts(st, domains, statuses)
                 except MxflipError as exc:
                     watcher_conditions["canary"] = ("warning", f"canary check failed: {exc}")
-            # 5. machine and decisions
-            reports: list[DomainReport] = []
+            # 5. the machine, conditions, and the quick decisions (notify, propose)
+            rows: dict[str, _Row] = {}
+            automatic: list[tuple[DomainConfig, Want]] = []
             for d in domains:
                 status = statuses[d.name]
                 ds = st.domain(d.display)
@@ -315,21 +316,16 @@ class Watcher:
                     ds, sig, now, settings, domain=d.display, auto_history=st.auto_switches
                 )
                 new = step.state
-                command, done = None, []
+                row = rows[d.name] = _Row(d, status, new, step.cause, rd, sig)
                 for want in step.wants:
-                    if self.stopping:
-                        break
-                    outcome = actions.handle(d, want, now)
-                    command = command or outcome.command
-                    done += outcome.messages
-                    extra += outcome.alerts
-                    if outcome.failed:
-                        failed.append(outcome.failed)
-                    if outcome.switched:
-                        new.last_switch_at = self.clock.now()
-                        st.auto_switches.append(new.last_switch_at)
+                    if want.mode == "auto":
+                        automatic.append((d, want))
+                    elif not self.stopping:
+                        self._record(row, actions.handle(d, want, now), st, extra, failed)
                 st.domains[d.display] = new
-                active = self._conditions(d, status, view, rd, sig, step.cause, new.state, command)
+                active = self._conditions(
+                    d, status, view, rd, sig, step.cause, new.state, row.command
+                )
                 active.update(self._changed(d, status, view, new, now))
                 new.conditions, alerts = track(
                     ds.conditions, active, now, settings.remind_every, domain=d.display
@@ -345,18 +341,25 @@ class Watcher:
                         sample = (sent_at, d.display, path, delay, cstatus)
                         if sample not in st.series:
                             st.series.append(sample)
-                reports.append(_report(d, status, new, step.cause, rd, sig, command, tuple(done)))
-            # 6. after a switch, a canary through what is live now
+            # 6. people hear of it before a switch starts (one may take minutes)
+            self._deliver(st, extra, now)
+            extra = []
+            # 7. automatic switches, through the engine under the journal lock
+            for d, want in automatic:
+                if not self.stopping:
+                    self._record(rows[d.name], actions.handle(d, want, now), st, extra, failed)
+            reports = [r.report() for r in rows.values()]
+            # 8. after a switch, a canary through what is live now
             if not self.stopping and cfg.canary is not None and any(r.actions for r in reports):
                 self._send_canaries(st, domains, statuses, observer, reread=True)
-            # 7. watcher-wide conditions and alerts
+            # 9. watcher-wide conditions and alerts
             watcher_conditions.update(self._watcher_conditions(view, now))
             wc = st.domain(WATCHER)
             wc.conditions, alerts = track(
                 wc.conditions, watcher_conditions, now, settings.remind_every, domain="watcher"
             )
             extra += alerts
-            self._deliver(st, extra, now)
+            self._deliver(st, extra, now, retry=False)
         finally:
             actions.close()
             observer.close()
@@ -591,11 +594,28 @@ class Watcher:
             out["lock"] = ("warning", f"the journal lock is held for long: {holder[1]}")
         return out
 
-    def _deliver(self, st: WatchState, alerts: list[Alert], now: float) -> None:
+    def _record(
+        self, row: _Row, outcome: Outcome, st: WatchState, alerts: list[Alert], failed: list[str]
+    ) -> None:
+        row.command = row.command or outcome.command
+        row.done += outcome.messages
+        alerts += outcome.alerts
+        if outcome.failed:
+            failed.append(outcome.failed)
+        if outcome.switched:
+            row.state.last_switch_at = self.clock.now()
+            st.auto_switches.append(row.state.last_switch_at)
+
+    def _deliver(
+        self, st: WatchState, alerts: list[Alert], now: float, *, retry: bool = True
+    ) -> None:
+        """Send ``alerts`` (and, with ``retry``, what earlier rounds could not deliver);
+        what no channel took stays in the outbox."""
         queued = [Alert(a["title"], a["body"], a["kind"], a.get("domain")) for a in st.outbox]
         assert self.notifier is not None
-        left = self.notifier.send(queued + alerts)
-        st.outbox = [
+        left = self.notifier.send((queued if retry else []) + alerts)
+        kept = [] if retry else st.outbox
+        st.outbox = kept + [
             {"title": a.title, "body": a.body, "kind": a.kind, "domain": a.domain, "at": now}
             for a in left
         ]
@@ -612,6 +632,32 @@ class Watcher:
         if error:
             log.warning("heartbeat failed: %s", error)
         self.hooks.on_heartbeat(error)
+
+
+@dataclass
+class _Row:
+    """One domain's round in the making."""
+
+    domain: DomainConfig
+    status: DomainStatus
+    state: DomainState
+    cause: str
+    readiness: dict[str, Any]
+    signals: Signals
+    command: str | None = None
+    done: list[str] = field(default_factory=list)
+
+    def report(self) -> DomainReport:
+        return _report(
+            self.domain,
+            self.status,
+            self.state,
+            self.cause,
+            self.readiness,
+            self.signals,
+            self.command,
+            tuple(self.done),
+        )
 
 
 def _key(domains: Sequence[DomainConfig], display: str) -> str:
