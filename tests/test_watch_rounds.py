@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 import mxflip.cli
+from mxflip.config import load_config
 from mxflip.journal import Journal
 from mxflip.watch.rounds import Watcher
 from mxflip.watch.store import LocalWatchStore
 from tests.support.canary_lab import FakeClock, ca
-from tests.support.watch_lab import WatchLab, lab, rounds
+from tests.support.watch_lab import WatchLab, hold, lab, rounds
 
 __all__ = ["ca", "lab"]
 
@@ -172,3 +173,55 @@ def test_a_down_or_failing_channel_never_blocks_a_round(lab: WatchLab) -> None:
     assert "mxflip_watch_heartbeat_failures_total 1.0" in text  # the receiver answers 500
     saved = LocalWatchStore(lab.folder / "state" / "watch.json").load()
     assert saved.outbox, "undelivered alerts are kept for the next round"
+
+
+def test_failback_is_proposed_once_the_proxy_recovers_and_approved_back_to_ok(
+    lab: WatchLab, fake: FakeClock
+) -> None:
+    path = lab.write(
+        'interval = "60s"\non_primary_failing = "failover"\nfailing_rounds = 1\n'
+        'recovered_rounds = 2\ncooldown = "1s"'
+    )
+    config = load_config(path)
+    hold(lab)
+    w = Watcher(config, clock=fake)
+    try:
+        rounds(w, fake, 6, step=60)
+        assert lab.served() == sorted(lab.backup_set)
+        lab.proxy.handler.drop = lab.proxy2.handler.drop = False  # the proxy is fixed
+        reports = rounds(w, fake, 4, step=60)
+    finally:
+        w.close()
+    states = [r.domains[0].state for r in reports]
+    assert "recovering" in states, states
+    (p,) = reports[-1].proposals
+    assert (p.kind, p.target) == ("failback", lab.domain)
+    assert lab.served() == sorted(lab.backup_set)  # never automatic
+    approved = cli_(path, "approve", p.id)
+    assert approved.exit_code == 0, approved.output
+    assert lab.served() == sorted(lab.primary)
+    w = Watcher(load_config(path), clock=fake)
+    try:
+        fake.t += 60
+        assert w.round().domains[0].state == "ok"
+    finally:
+        w.close()
+
+
+def test_every_host_each_round(lab: WatchLab) -> None:
+    clock = FakeClock()
+    config = lab.config('interval = "60s"\ncanary_every_host = true')
+    lab.proxy2.handler.drop = True
+    w = Watcher(config, clock=clock)
+    try:
+        last = rounds(w, clock, 5)[-1].domains[0]
+    finally:
+        w.close()
+    hosts = set(
+        LocalWatchStore(lab.folder / "state" / "watch.json")
+        .load()
+        .domains[lab.domain]
+        .tokens.values()
+    )
+    assert {f"mx1.{lab.domain}", f"mx2.{lab.domain}"} <= hosts
+    assert last.failing_hosts == (f"mx2.{lab.domain}",)
