@@ -136,7 +136,9 @@ def test_reload_validates_first_and_keeps_the_running_config(lab: WatchLab) -> N
         w.close()
 
 
-def test_sigterm_ends_after_the_current_round(lab: WatchLab, tmp_path: Path) -> None:
+def test_sighup_reloads_and_sigterm_ends_after_the_current_round(
+    lab: WatchLab, tmp_path: Path
+) -> None:
     path = lab.write('interval = "1h"')
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -158,6 +160,13 @@ def test_sigterm_ends_after_the_current_round(lab: WatchLab, tmp_path: Path) -> 
                 break
             time.sleep(0.1)
         assert healthy, proc.stderr.read().decode() if proc.poll() is not None else "no round"
+        # SIGHUP: reloaded at once (the sleep wakes), a second round runs.
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(300):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                if b"mxflip_watch_rounds_total 2.0" in r.read():
+                    break
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:
@@ -165,6 +174,7 @@ def test_sigterm_ends_after_the_current_round(lab: WatchLab, tmp_path: Path) -> 
             proc.kill()
             proc.wait(timeout=10)
     assert code == 0
+    assert b"mxflip.watch: configuration reloaded" in proc.stderr.read()
     saved = LocalWatchStore(lab.folder / "state" / "watch.json").load()
     assert saved.domains[lab.domain].state == "ok"
 
@@ -329,3 +339,49 @@ def test_a_failed_round_does_not_end_the_watcher(lab: WatchLab, tmp_path: Path) 
         w.close()
     titles = [a["title"] for a in lab.receiver.alerts()]
     assert titles.count("mxflip: watcher round failed") == 2
+
+
+def test_an_unsettled_operation_is_alerted_and_holds_automatic_switches(lab: WatchLab) -> None:
+    from mxflip.journal import OperationLog, rrset_json
+    from mxflip.records import RRset
+
+    clock = FakeClock()
+    config = lab.config(
+        HOLD.replace("failing_rounds = 2", "failing_rounds = 1")
+        + f'notify = ["{lab.receiver.url()}"]'
+    )
+    name = f"{lab.domain}."
+    log = OperationLog(Journal(config.journal.path), "20260101T000000Z-abcdef", clock.now)  # type: ignore[arg-type]
+    log.intent(
+        kind="failover",
+        target="backup",
+        reason="test",
+        command=["mxflip", "failover", lab.domain],
+        plan_hash="0" * 12,
+        steps=[
+            {
+                "domain": name,
+                "zone": "example.test.",
+                "provider": "lab",
+                "before": rrset_json(RRset.of(name, 300, lab.primary)),
+                "prelower": None,
+                "after": rrset_json(RRset.of(name, 60, lab.backup_set)),
+            }
+        ],
+        options={},
+    )  # and no result: interrupted
+    hold(lab)
+    w = Watcher(config, clock=clock)
+    try:
+        reports = rounds(w, clock, 6)
+    finally:
+        w.close()
+    last = reports[-1]
+    assert any(
+        k == "unsettled" and "mxflip resume 20260101T000000Z-abcdef" in m
+        for k, _, m in last.watcher
+    )
+    assert any("earlier operation is unsettled" in f for r in reports for f in r.failed_actions)
+    assert lab.served() == sorted(lab.primary)
+    held = [a for a in lab.receiver.alerts() if "could not failover" in a["title"]]
+    assert len(held) == 1, held  # alerted once, not once per round

@@ -102,17 +102,8 @@ class Actions:
             return self._auto(d, want)
         except MxflipError as exc:
             log.error("%s %s: %s", want.kind, want.target, exc)
-            return Outcome(
-                alerts=[
-                    Alert(
-                        f"mxflip: {d.display}: could not {want.kind} {want.target}",
-                        str(exc),
-                        "failure",
-                        d.display,
-                    )
-                ],
-                failed=f"{want.kind} {want.target}: {exc}",
-            )
+            # Alerted by the watcher as a condition: once, reminded, resolved.
+            return Outcome(failed=f"could not {want.kind} {want.target}: {exc}")
 
     def _notify(self, d: DomainConfig, want: Want) -> Outcome:
         now_flag = self._now_flag(want.kind)

@@ -74,7 +74,12 @@ def advance(
     auto_history: Sequence[float] = (),
 ) -> Step:
     """The next state of ``domain`` and what it wants done."""
-    s = replace(prev, conditions=dict(prev.conditions), tokens=dict(prev.tokens))
+    s = replace(
+        prev,
+        conditions=dict(prev.conditions),
+        action_conditions=dict(prev.action_conditions),
+        tokens=dict(prev.tokens),
+    )
 
     def move(state: str) -> None:
         if s.state != state:

@@ -348,6 +348,16 @@ class Watcher:
             for d, want in automatic:
                 if not self.stopping:
                     self._record(rows[d.name], actions.handle(d, want, now), st, extra, failed)
+            for row in rows.values():
+                failures = {f"action:{i}": ("failure", f) for i, f in enumerate(row.failures)}
+                row.state.action_conditions, alerts = track(
+                    row.state.action_conditions,
+                    failures,
+                    now,
+                    settings.remind_every,
+                    domain=row.domain.display,
+                )
+                extra += alerts
             reports = [r.report() for r in rows.values()]
             # 8. after a switch, a canary through what is live now
             if not self.stopping and cfg.canary is not None and any(r.actions for r in reports):
@@ -602,6 +612,7 @@ class Watcher:
         alerts += outcome.alerts
         if outcome.failed:
             failed.append(outcome.failed)
+            row.failures.append(outcome.failed)
         if outcome.switched:
             row.state.last_switch_at = self.clock.now()
             st.auto_switches.append(row.state.last_switch_at)
@@ -646,6 +657,7 @@ class _Row:
     signals: Signals
     command: str | None = None
     done: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
     def report(self) -> DomainReport:
         return _report(
@@ -695,7 +707,10 @@ def _report(
         primary_path=sig.primary_path,
         backup_path=sig.backup_path,
         failing_hosts=sig.failing_hosts,
-        conditions=tuple((k, c.severity, c.message) for k, c in sorted(ds.conditions.items())),
+        conditions=tuple(
+            (k, c.severity, c.message)
+            for k, c in sorted({**ds.conditions, **ds.action_conditions}.items())
+        ),
         command=command,
         actions=actions,
     )

@@ -62,6 +62,8 @@ class DomainState:
     last_records: list[str] | None = None
     last_round_at: float | None = None
     conditions: dict[str, Condition] = field(default_factory=dict)
+    #: Failed actions, tracked like conditions (apart: they are known later in a round).
+    action_conditions: dict[str, Condition] = field(default_factory=dict)
     #: Last verdicts, for the page: {"backup": "ready", "live": "ready"}.
     readiness: dict[str, str] = field(default_factory=dict)
 
@@ -188,7 +190,8 @@ def _from_json(raw: dict[str, Any]) -> WatchState:
     domains = {}
     for name, d in raw.get("domains", {}).items():
         d = dict(d)
-        d["conditions"] = {k: Condition(**c) for k, c in d.get("conditions", {}).items()}
+        for key in ("conditions", "action_conditions"):
+            d[key] = {k: Condition(**c) for k, c in d.get(key, {}).items()}
         domains[name] = DomainState(**d)
     return WatchState(
         domains=domains,
