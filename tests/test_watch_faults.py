@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,15 @@ from mxflip.watch.rounds import Watcher
 from mxflip.watch.store import LocalWatchStore
 from tests.support.bind import BindServer
 from tests.support.canary_lab import FakeClock, ca
-from tests.support.dovecot import DovecotServer
+from tests.support.dovecot import DovecotServer, dovecot
 from tests.support.ports import free_port
 from tests.support.watch_lab import WatchLab, hold, lab, make_watch_lab, rounds
 
-__all__ = ["ca", "lab"]
+__all__ = ["ca", "dovecot", "lab"]
 HOLD = 'interval = "60s"\non_primary_failing = "failover"\nfailing_rounds = 2\n'
 
 
 # ------------------------------------------------------------------ proxies and mailboxes
-
-
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[DovecotServer]:
-    server = DovecotServer(tmp_path_factory.mktemp("dovecot"), ca).start()
-    yield server
-    server.stop()
 
 
 def test_a_delaying_proxy_seen_through_dovecot_is_suspect_not_failing(
