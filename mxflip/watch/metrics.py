@@ -4,13 +4,14 @@ registry."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from mxflip.canary.metrics import CanaryCollector
 from mxflip.canary.state import PathSummary
 from mxflip.config import Config
+from mxflip.watch.alerts import Delivery
 from mxflip.watch.machine import STATES
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class WatchMetrics:
         window = self.watcher.settings.auto_window if self.watcher else 86400.0
         self.auto_switches.set(len([t for t in st.auto_switches if report.finished - t < window]))
 
-    def on_delivery(self, delivery: Any) -> None:
+    def on_delivery(self, delivery: Delivery) -> None:
         if delivery.ok:
             self.notifications.labels(delivery.channel).inc()
         else:

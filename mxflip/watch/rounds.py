@@ -30,7 +30,7 @@ from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
 from mxflip.rollout import Clock, SystemClock
 from mxflip.watch.actions import Actions, Outcome
-from mxflip.watch.alerts import Alert, Notifier, heartbeat, track
+from mxflip.watch.alerts import Alert, Delivery, Notifier, heartbeat, track
 from mxflip.watch.config import WatchConfig
 from mxflip.watch.machine import Signals, Want, advance
 from mxflip.watch.signals import ANY_HOST, PathVerdicts, path_verdicts
@@ -97,7 +97,7 @@ class Hooks:
     """What the watcher reports to ``/metrics`` and the page (all optional)."""
 
     on_round: Callable[[RoundReport, WatchState], None] = lambda r, s: None
-    on_delivery: Callable[[Any], None] = lambda d: None
+    on_delivery: Callable[[Delivery], None] = lambda d: None
     on_heartbeat: Callable[[str | None], None] = lambda e: None
 
 
