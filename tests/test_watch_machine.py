@@ -269,3 +269,30 @@ def test_one_raise_and_one_resolve_per_episode(rounds_active: list[set[str]]) ->
         assert len([a for a in alerts if "resolved" not in a.title]) == len(keys - previous)
         previous = keys
     assert raised - resolved == len(previous)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["mx1", "mx2"]),
+            st.sampled_from(["on_time", "late", "missing", "send_failed", "pending"]),
+        ),
+        max_size=20,
+    )
+)
+def test_path_verdict_follows_send_order(history: list[tuple[str, str]]) -> None:
+    records = [rec(f"t{i}", "primary", status, float(i)) for i, (_, status) in enumerate(history)]
+    tokens = {f"t{i}": f"{host}.example.test" for i, (host, _) in enumerate(history)}
+    v = path_verdicts(records, tokens, ["mx1.example.test.", "mx2.example.test."])
+    decided = [s for _, s in history if s != "pending"]
+    after_ok = (
+        decided[len(decided) - decided[::-1].index("on_time") :]
+        if "on_time" in decided
+        else decided
+    )
+    if not decided:
+        assert v.primary is None
+    elif {"missing", "send_failed"} & set(after_ok):
+        assert v.primary == "failing" and v.failing_hosts == ()
+    else:
+        assert v.primary == ("late" if after_ok else "ok")

@@ -179,7 +179,7 @@ def _failover_wants(
         return [Want("failover", domain, "propose", cause)]
     if s.failing_rounds < settings.failing_rounds:
         return []  # the state-change alert has gone out; the next rounds confirm it
-    evidence_ok = sig.backup_path == "ok" and sig.backup_ready in ("ready", None)
+    evidence_ok = sig.backup_path == "ok" and sig.backup_ready == "ready"
     if (
         s.failing_rounds >= settings.failing_rounds
         and evidence_ok
