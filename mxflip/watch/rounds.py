@@ -406,7 +406,12 @@ class Watcher:
                 for n, s in statuses.items()
                 if s.provider_error is None and s.provider_rrset is not None
             }
-            probe = [d for d in domains if d.name in live]
+            # A live set that is the backup set was just checked: no second handshake.
+            for d in domains:
+                rrset = live.get(d.name)
+                if rrset is not None and rrset.records == d.backup and "backup" in out[d.name]:
+                    out[d.name]["live"] = out[d.name]["backup"]
+            probe = [d for d in domains if d.name in live and "live" not in out[d.name]]
             if probe:
                 for r in check_domains(self.config, probe, "live", live_records=live):
                     out[r.domain]["live"] = r.verdict.value
