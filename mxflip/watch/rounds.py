@@ -251,6 +251,11 @@ class Watcher:
                 report.failed_actions,
                 report.interrupted,
             )
+            log.info(
+                "round finished in %.1fs: %s",
+                finished - now,
+                ", ".join(f"{d.domain} {d.state}" for d in report.domains) or "no domains",
+            )
             if overrun:
                 log.warning(
                     "round took %.1fs, longer than the interval (%.0fs)",
