@@ -61,7 +61,11 @@ def watch_json(report: RoundReport) -> dict[str, Any]:
                 "nameservers": [
                     {"server": s, "active": a, "error": e} for s, a, e in d.nameservers
                 ],
-                "readiness": {"backup": d.backup_ready, "live": d.live_ready},
+                "readiness": {
+                    "backup": d.backup_ready,
+                    "backup_reasons": list(d.backup_reasons),
+                    "live": d.live_ready,
+                },
                 "canary": {
                     "primary_path": d.primary_path,
                     "backup_path": d.backup_path,

@@ -19,7 +19,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from mxflip.config import _Duration, _validate
 from mxflip.errors import ConfigError
 
-POLICIES = ("notify", "propose", "failover")
 #: Apprise schemes that deliver by e-mail: the path being watched may be the broken one.
 EMAIL_SCHEMES = ("mailto", "mailtos", "email", "sendgrid", "ses", "mailgun", "sparkpost")
 

@@ -17,9 +17,6 @@ from mxflip.watch.config import WatchConfig
 from mxflip.watch.store import DomainState
 
 STATES = ("ok", "suspect", "failing", "switched", "recovering")
-#: Path verdicts: ``ok`` (on time), ``late``, ``failing`` (missing or not accepted);
-#: None when there is no result yet.
-PATH_VERDICTS = ("ok", "late", "failing")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,12 @@ def _domain(d: DomainReport, state: WatchState | None, now: float) -> str:
         f"<tr><th>Nameservers agree</th><td class=agree>{'yes' if d.consistent else 'no'}</td></tr>"
         "<tr><th>Backup readiness</th>"
         f"<td class=backup-ready>{escape(d.backup_ready or '-')}</td></tr>"
-        f"<tr><th>Canary primary / backup</th><td>{escape(d.primary_path or '-')} / "
+        + "".join(
+            f"<tr><th></th><td class=backup-reason>{escape(r)}</td></tr>"
+            for r in d.backup_reasons[:3]
+        )
+        + "<tr><th>Canary primary / backup</th>"
+        f"<td>{escape(d.primary_path or '-')} / "
         f"{escape(d.backup_path or '-')}</td></tr></table>"
         f"<table><tr><th>Nameserver</th><th>Serves</th><th>Error</th></tr>{ns}</table>"
         + (f"<ul class=alerts>{alerts}</ul>" if alerts else "")

@@ -29,7 +29,7 @@ from mxflip.journal import Journal, JournalView, default_journal_path
 from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
 from mxflip.rollout import Clock, SystemClock
-from mxflip.watch.actions import Actions, Outcome
+from mxflip.watch.actions import Actions, Outcome, open_proposals
 from mxflip.watch.alerts import Alert, Delivery, Notifier, heartbeat, track
 from mxflip.watch.config import WatchConfig
 from mxflip.watch.machine import Signals, Want, advance
@@ -378,7 +378,7 @@ class Watcher:
         finally:
             actions.close()
             observer.close()
-        open_props = tuple(p for p in st.proposals if p.open(now))
+        open_props = tuple(open_proposals(st, now))
         return RoundReport(
             now,
             self.clock.now(),

@@ -46,7 +46,7 @@ def serve(host: str, port: int, metrics: WatchMetrics, watcher: Watcher) -> Thre
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, *args: object) -> None:
             pass  # scrapes every few seconds would drown the watcher's own log
 
     try:
