@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from mxflip.testing.memory import MemoryStore
 from tests.support.bind import BindServer, zone_text
+from tests.support.knot import KnotServer
+from tests.support.memory import fresh_store
+from tests.support.pdns import PowerDNSServer
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
 # deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
@@ -33,17 +37,26 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses the shared BIND9, Knot or PowerDNS is a real-server test, marked or not."""
+    for item in items:
+        if {"bind", "bind_key_file", "knot", "pdns"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_server)
+
+
+def _lab_zones() -> dict[str, str]:
+    return {
+        "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
+        "contract.test.": zone_text("contract.test."),
+    }
+
+
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
     TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
-    server = BindServer(
-        tmp_path_factory.mktemp("bind"),
-        {
-            "example.test.": zone_text("example.test.", EXAMPLE_TEST_HOSTS),
-            "contract.test.": zone_text("contract.test."),
-        },
-    ).start()
+    server = BindServer(tmp_path_factory.mktemp("bind"), _lab_zones()).start()
     yield server
     server.stop()
 
@@ -51,3 +64,25 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture
 def bind_key_file(bind: BindServer) -> Path:
     return bind.key_file
+
+
+@pytest.fixture
+def memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryStore]:
+    """A fresh in-memory DNS store for pure core tests (type ``memory``, zone memory.test)."""
+    yield from fresh_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
+    """A real Knot DNS primary with the same zones and key rules as ``bind``."""
+    server = KnotServer(tmp_path_factory.mktemp("knot"), _lab_zones()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
+    """A real PowerDNS (gsqlite3) primary with the same zones and key rules as ``bind``."""
+    server = PowerDNSServer(tmp_path_factory.mktemp("pdns"), _lab_zones()).start()
+    yield server
+    server.stop()

@@ -132,7 +132,7 @@ def run(lab: object, k: float, interval: float) -> None:
 def first_backup_delivery(maildir: Path, config: object, after: float) -> float | None:
     """Arrival (file time) of the first canary sent through the live path once it was the
     backup set."""
-    records = CanaryStore(state_file(config.canary)).load().records  # type: ignore[attr-defined]
+    records = CanaryStore(state_file(config)).load().records  # type: ignore[arg-type]
     live_backup = {r.token for r in records if r.via == "live" and r.path == "backup"}
     best = None
     for f in [*(maildir / "new").iterdir(), *(maildir / "cur").iterdir()]:

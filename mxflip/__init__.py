@@ -1,20 +1,31 @@
 """mxflip: an MX failover controller.
 
 The public interface for provider adapters is re-exported here so that an adapter imports
-only ``mxflip``: ``from mxflip import Provider, ProviderSettings, Change, RRset, MX, …``.
-The re-exports load lazily so that ``mxflip --help`` does not pay for pydantic.
+only ``mxflip``: ``from mxflip import Provider, ProviderSettings, Change, RRset, MX, …``
+(and its tests ``mxflip.testing``); ruff's banned-api rule refuses ``mxflip.<internal>``
+imports under ``providers/``. The re-exports load lazily so that ``mxflip --help`` does
+not pay for pydantic.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mxflip._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "MX": "mxflip.records",
     "RRset": "mxflip.records",
+    "normalize_name": "mxflip.records",
+    "HostPort": "mxflip.hostport",
+    "parse_hostport": "mxflip.hostport",
+    "Sleep": "mxflip.retry",
+    "retrying": "mxflip.retry",
+    "Clock": "mxflip.clock",
+    "SystemClock": "mxflip.clock",
+    "apply_changes": "mxflip.provider",
     "Change": "mxflip.provider",
     "ChangeHandle": "mxflip.provider",
     "Provider": "mxflip.provider",
@@ -24,39 +35,75 @@ _EXPORTS = {
     "ProviderAuthError": "mxflip.errors",
     "ProviderError": "mxflip.errors",
     "StaleExpectationError": "mxflip.errors",
+    "LockBusy": "mxflip.files",
+    "atomic_write": "mxflip.files",
+    "locked": "mxflip.files",
+    "register_secret": "mxflip.sanitize",
+    "DNSClient": "mxflip.net.dns",
+    "DNSReply": "mxflip.net.dns",
+    "MessageFactory": "mxflip.net.dns",
+    "make_question": "mxflip.net.dns",
 }
 
 __all__ = [
     "MX",
     "Change",
     "ChangeHandle",
+    "Clock",
     "ConfigError",
+    "DNSClient",
+    "DNSReply",
+    "HostPort",
+    "LockBusy",
+    "MessageFactory",
     "MxflipError",
     "Provider",
     "ProviderAuthError",
     "ProviderError",
     "ProviderSettings",
     "RRset",
+    "Sleep",
     "StaleExpectationError",
+    "SystemClock",
     "__version__",
+    "apply_changes",
+    "atomic_write",
+    "locked",
+    "make_question",
+    "normalize_name",
+    "parse_hostport",
+    "register_secret",
+    "retrying",
 ]
 
 if TYPE_CHECKING:
+    from mxflip.clock import Clock as Clock
+    from mxflip.clock import SystemClock as SystemClock
     from mxflip.errors import ConfigError as ConfigError
     from mxflip.errors import MxflipError as MxflipError
     from mxflip.errors import ProviderAuthError as ProviderAuthError
     from mxflip.errors import ProviderError as ProviderError
     from mxflip.errors import StaleExpectationError as StaleExpectationError
+    from mxflip.files import LockBusy as LockBusy
+    from mxflip.files import atomic_write as atomic_write
+    from mxflip.files import locked as locked
+    from mxflip.hostport import HostPort as HostPort
+    from mxflip.hostport import parse_hostport as parse_hostport
+    from mxflip.net.dns import DNSClient as DNSClient
+    from mxflip.net.dns import DNSReply as DNSReply
+    from mxflip.net.dns import MessageFactory as MessageFactory
+    from mxflip.net.dns import make_question as make_question
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider
     from mxflip.provider import ProviderSettings as ProviderSettings
+    from mxflip.provider import apply_changes as apply_changes
     from mxflip.records import MX as MX
     from mxflip.records import RRset as RRset
+    from mxflip.records import normalize_name as normalize_name
+    from mxflip.retry import Sleep as Sleep
+    from mxflip.retry import retrying as retrying
+    from mxflip.sanitize import register_secret as register_secret
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mxflip' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,17 +6,27 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
 
+if TYPE_CHECKING:
+    from mxflip.config import Config, DomainConfig
+    from mxflip.engine import Engine
+    from mxflip.plan import Plan, PlanOptions
+    from mxflip.rollout import Clock, RolloutResult
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: Builds the plan of one changing command from the engine and the parsed options.
+Build = Callable[["Engine", "PlanOptions"], "Plan"]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -34,7 +44,7 @@ class State:
     config_path: str | None
     debug: bool
 
-    def load_config(self) -> Any:
+    def load_config(self) -> Config:
         from mxflip.config import load_config
 
         return load_config(self.config_path)
@@ -45,14 +55,19 @@ class MxflipGroup(click.Group):
     unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        args = [*ctx._protected_args, *ctx.args]
+        # ``--json`` promises one document on stdout even when the command fails early
+        # (a config error, the lock): the error is written as that document.
+        as_json = (args[0] if args else "") if "--json" in args else None
+        ctx.meta["mxflip.json_written"] = _json_written()
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
             if _debug(ctx):
                 raise
-            _fail(ctx, f"error: {exc}", exc.exit_code)
+            _fail(ctx, f"error: {exc}", exc.exit_code, as_json)
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted", ExitCode.INTERRUPTED)
+            _fail(ctx, "interrupted", ExitCode.INTERRUPTED, as_json)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
@@ -63,6 +78,7 @@ class MxflipGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(run with --debug for the traceback, and please report it)",
                 ExitCode.FAILURE,
+                as_json,
             )
 
 
@@ -71,9 +87,46 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
+    from mxflip.sanitize import clean
+
+    message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
+    if as_json is not None and _json_written() == ctx.meta.get("mxflip.json_written", 0):
+        import json
+
+        error = message.removeprefix("error: ")
+        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": error}
+        click.echo(json.dumps(doc, indent=2))
     ctx.exit(int(code))
+
+
+def _json_written() -> int:
+    """How many JSON documents this process has written (0 before the renderer loads)."""
+    common = sys.modules.get("mxflip.render.common")
+    return int(common.written[0]) if common is not None else 0
+
+
+class _StderrWarnings(logging.Handler):
+    """The core logs warnings (a loose key file); a person sees them as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from mxflip.sanitize import clean
+
+        click.echo(clean(record.getMessage()), err=True)
+
+
+def _show_warnings() -> None:
+    log = logging.getLogger("mxflip")
+    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
+        handler = _StderrWarnings(logging.WARNING)
+        log.addHandler(handler)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
+    # records that it was interrupted and a drill puts back what it changed.
+    raise KeyboardInterrupt
 
 
 @click.group(cls=MxflipGroup, epilog=EXIT_CODES_HELP)
@@ -95,6 +148,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
     ctx.obj = State(config_path=config_path, debug=debug)
+    _show_warnings()
 
 
 json_option = click.option(
@@ -110,7 +164,7 @@ json_option = click.option(
     type=click.FloatRange(0.1, 60),
     default=3.0,
     show_default=True,
-    help="Seconds to wait for each nameserver or resolver.",
+    help="Seconds to wait for each nameserver or resolver (over up to 3 tries).",
 )
 @click.option(
     "--probe",
@@ -188,14 +242,14 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 @json_option
 def providers(as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
-    from mxflip.provider import installed_providers
-    from mxflip.render import providers_json, render_providers, stdout_console, write_json
+    from mxflip.entrypoints import installed_providers
+    from mxflip.render import providers_json, render_providers, write_json
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(stdout_console(), found)
+        render_providers(sys.stdout, found)
 
 
 @cli.command()
@@ -208,7 +262,7 @@ def validate(state: State, as_json: bool) -> None:
     are read, tokens are not used). Exit 0 when valid, 2 with one line naming the file,
     the key and the problem when not.
     """
-    from mxflip.render import config_json, render_config, stdout_console, write_json
+    from mxflip.render import config_json, render_config, write_json
     from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
@@ -218,7 +272,7 @@ def validate(state: State, as_json: bool) -> None:
     if as_json:
         write_json({**config_json(config), "warnings": warnings})
     else:
-        render_config(stdout_console(), config)
+        render_config(sys.stdout, config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -320,11 +374,10 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
     return ChangeRequest(kind=kind, argv=argv, **kw)
 
 
-def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
+def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
-    from mxflip.engine import Engine, PlanRefused
+    from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal, default_journal_path
     from mxflip.plan import PlanOptions
     from mxflip.readiness_api import default_readiness
     from mxflip.render import (
@@ -342,7 +395,9 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     if change.skip_readiness and not change.reason:
         raise UsageError("--skip-readiness needs --reason TEXT (it is recorded in the journal)")
     config = state.load_config()
-    journal = Journal(default_journal_path(config.journal.path))
+    from mxflip.state import open_state
+
+    journal = open_state(config)
     opts = PlanOptions(
         now=change.now,
         force=change.force,
@@ -362,12 +417,12 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
         events=EventPrinter(as_json=change.as_json),
         verify_timeout=change.verify_timeout,
     )
-    plan = None
+    plan: Plan | None = None
     try:
-        lock = journal.lock(" ".join(command)) if not change.dry_run else _no_lock()
+        lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(journal, change)
+                settle = _settle_unsettled(engine, change)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -385,25 +440,32 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
                     f"not {change.plan_hash}; nothing was changed",
                     hint="review the new plan (--dry-run) and pass its hash",
                 )
-            if plan.blockers:
-                raise PlanRefused(
-                    "refusing to apply: "
-                    + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                    hint="fix the cause, or pass --force --reason TEXT where it is allowed",
-                )
-            if not plan.changes:
+            refuse_blocked(plan)
+            if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
-            _confirm(change)
+            if plan.changes:
+                _confirm(change)
+            # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
+        _report_state_problems(journal)
         if change.as_json and plan is not None:
             write_json(operation_json(change.kind, int(exc.exit_code), plan, None, error=str(exc)))
         raise
     finally:
         engine.close()
+        journal.close()
     code = ExitCode.OK if result.outcome in ("done", "noop") else ExitCode.FAILURE
+    # The shared state lost records or the lock mid-way: the operation finished, but the
+    # command fails so nobody takes the shared journal for complete.
+    problems = _report_state_problems(journal)
+    if problems:
+        code = ExitCode.FAILURE
     if change.as_json:
-        write_json(operation_json(change.kind, int(code), plan, result))
+        doc = operation_json(change.kind, int(code), plan, result)
+        if problems:
+            doc["state_problems"] = problems
+        write_json(doc)
     else:
         render_result(console, result)
     if result.outcome == "rolled-back":
@@ -414,25 +476,25 @@ def _run_change(state: State, change: ChangeRequest, build: Any) -> NoReturn:
     sys.exit(int(code))
 
 
-def _clock() -> Any:
+def _report_state_problems(journal: Any) -> list[str]:
+    """What the state backend could not write during the command, one line each."""
+    problems = list(getattr(journal, "problems", []))
+    for problem in problems:
+        click.echo(f"mxflip: error: {problem}", err=True)
+    return problems
+
+
+def _clock() -> Clock:
     """The clock changing commands use (tests replace this function)."""
     from mxflip.rollout import SystemClock
 
     return SystemClock()
 
 
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _finish(
     change: ChangeRequest,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: RolloutResult | None,
     code: ExitCode,
     *,
     dry_run: bool = False,
@@ -462,24 +524,21 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | None:
-    """An interrupted or failed operation must be resumed or rolled back first. On a
-    terminal the person is offered both; otherwise the command is refused, naming them.
-    Returns (kind, operation id) when the person chose to settle it now."""
-    unsettled = journal.read().unsettled()
-    if not unsettled:
+def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+    """An interrupted or failed operation must be resumed or rolled back first (the
+    engine's check). On a terminal the person is offered both; otherwise the command is
+    refused, naming them. Returns (kind, operation id) when the person chose to settle
+    it now."""
+    from mxflip.engine import Unsettled, unsettled_text
+
+    op = engine.first_unsettled()
+    if op is None:
         return None
-    op = unsettled[-1]
-    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
-    text = (
-        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
-        "and may have left zones half-way"
-    )
     if change.dry_run:
-        click.echo(f"mxflip: warning: {text}", err=True)
+        click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
     if _interactive() and not change.yes and not change.as_json:
-        click.echo(f"mxflip: {text}.", err=True)
+        click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
             type=click.Choice(["resume", "rollback", "abort"]),
@@ -488,10 +547,7 @@ def _settle_unsettled(journal: Any, change: ChangeRequest) -> tuple[str, str] | 
         )
         if choice != "abort":
             return choice, op.id
-    raise MxflipError(
-        text,
-        hint=f"run 'mxflip resume {op.id}' to finish it or 'mxflip rollback {op.id}' to undo it",
-    )
+    raise Unsettled(op)
 
 
 def _interactive() -> bool:
@@ -499,13 +555,15 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _settle_builder(kind: str, op_id: str) -> Any:
+def _settle_builder(kind: str, op_id: str) -> Build:
     if kind == "resume":
         return lambda engine, opts: engine.plan_resume(op_id, opts)
     return lambda engine, opts: engine.plan_rollback(op_id, opts)
 
 
-def _select_switch(config: Any, domains: tuple[str, ...], all_: bool, kind: str) -> Any:
+def _select_switch(
+    config: Config, domains: tuple[str, ...], all_: bool, kind: str
+) -> list[DomainConfig]:
     from mxflip.errors import UsageError
 
     if domains and all_:
@@ -522,7 +580,7 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Any, opts: Any) -> Any:
+        def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
             return engine.plan_switch(kind, chosen, opts)
 
@@ -700,9 +758,10 @@ def drill(
 
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal, default_journal_path
     from mxflip.readiness_api import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render.operations import CountdownPrinter
+    from mxflip.state import StateBackend
 
     with contextlib.ExitStack() as stack:
         if sandbox:
@@ -711,10 +770,16 @@ def drill(
             if domains:
                 raise UsageError("--sandbox drills its own lab domain; name no domains")
             box = stack.enter_context(Sandbox())
-            config, journal = box.config, Journal(box.journal_path)
+            from mxflip.state.local import LocalBackend
+
+            config = box.config
+            journal: StateBackend = LocalBackend(box.journal_path)
         else:
+            from mxflip.state import open_state
+
             config = state.load_config()
-            journal = Journal(default_journal_path(config.journal.path))
+            journal = open_state(config)
+            stack.callback(journal.close)
         chosen = config.select(domains)
         report = Drill(
             config,
@@ -726,6 +791,7 @@ def drill(
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
+            events=CountdownPrinter(as_json=as_json),
             command=[
                 "mxflip",
                 "drill",
@@ -776,15 +842,108 @@ def history(state: State, as_json: bool, limit: int | None) -> None:
     Newest first. An operation without a result was interrupted; `mxflip resume` or
     `mxflip rollback` settles it.
     """
-    from mxflip.journal import Journal, default_journal_path
     from mxflip.render import history_json, render_history, stdout_console, write_json
+    from mxflip.state import open_state
 
     config = state.load_config()
-    view = Journal(default_journal_path(config.journal.path)).read()
+    backend = open_state(config)
+    try:
+        view = backend.read()
+    finally:
+        backend.close()
     if as_json:
         write_json(history_json(view, limit))
     else:
         render_history(stdout_console(), view, limit)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("lock_id")
+@click.option("--force", is_flag=True, help="Required: you are sure its holder is gone.")
+@click.option("--reason", metavar="TEXT", required=True, help="Why; recorded in the journal.")
+@json_option
+@click.pass_obj
+def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) -> None:
+    """Remove the shared operation lock LOCK_ID whose holder is gone.
+
+    For [state] backend = "s3" (like `terraform force-unlock`): the lock ID is in the
+    "another mxflip operation is running" message. A lock whose holder crashed is also
+    taken over by the next operation once its lease expired; this is for when you cannot
+    wait. The removal is journalled with your reason. Never remove a lock whose operation
+    is still running: two operations would then change DNS at once.
+    """
+    from mxflip.errors import UsageError
+    from mxflip.journal import iso
+    from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
+    from mxflip.state import open_state
+
+    if not force:
+        raise UsageError(
+            "unlock removes another operation's lock: pass --force to confirm its holder is gone"
+        )
+    if not reason.strip():
+        raise UsageError("--reason needs some text (it is recorded in the journal)")
+    config = state.load_config()
+    backend = open_state(config)
+    try:
+        held = backend.force_unlock(lock_id, reason)
+    finally:
+        backend.close()
+    holder = (
+        f"{held.get('user')}@{held.get('host')}, pid {held.get('pid')}, '{held.get('command')}'"
+    )
+    if as_json:
+        doc = {"command": "unlock", "exit_code": 0, "lock_id": lock_id, "holder": held}
+        write_json({"version": JSON_VERSION, **doc})
+    else:
+        since = held.get("since_ts")
+        click.echo(
+            f"Removed lock {lock_id} ({holder}"
+            + (f", since {iso(float(since))}" if isinstance(since, int | float) else "")
+            + ")."
+        )
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Where the journal, the operation lock, canary and watch state live.
+
+    [state] backend = "local" (the default) keeps them in files in your state folder;
+    "s3" keeps them in a bucket shared by your team (bucket, prefix, region,
+    endpoint_url, lease), with conditional writes so nothing is lost or overwritten.
+    """
+
+
+@state_group.command("migrate")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["s3"]),
+    required=True,
+    help="The backend to copy into (configured in [state]).",
+)
+@json_option
+@click.pass_obj
+def state_migrate(state: State, target: str, as_json: bool) -> None:
+    """Copy the local journal, canary state and watch documents into the shared backend.
+
+    Idempotent: records already copied are left alone, and nothing already in the shared
+    backend is ever overwritten (a document that exists there is reported, not replaced).
+    The local files are kept.
+    """
+    from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
+    from mxflip.state.migrate import migrate_to_shared
+
+    config = state.load_config()
+    report = migrate_to_shared(config)
+    if as_json:
+        doc = {"command": "state migrate", "exit_code": 0, "to": target, **report.to_json()}
+        write_json({"version": JSON_VERSION, **doc})
+    else:
+        for line in report.lines():
+            click.echo(line)
 
 
 @cli.group()
@@ -961,7 +1120,7 @@ def _canary_report(
 ) -> None:
     from pathlib import Path
 
-    from mxflip.canary import CanaryStore, state_file
+    from mxflip.canary import canary_store
     from mxflip.canary.metrics import write_canary_textfile
     from mxflip.render import (
         canary_check_json,
@@ -972,7 +1131,7 @@ def _canary_report(
 
     code = report.exit_code
     if prometheus_file:
-        paths = CanaryStore(state_file(config.canary)).load().paths
+        paths = canary_store(config).load().paths
         write_canary_textfile(Path(prometheus_file), paths)
     if as_json:
         write_json(canary_check_json(report, int(code), command))
@@ -988,4 +1147,15 @@ _register_watch(cli)
 
 def main() -> None:
     """Console-script entry point."""
+    # mxflip uses no pydantic plugins, and looking for them scans every installed
+    # distribution's metadata before the first model is built: a large part of the
+    # start-up of `mxflip validate` and of every command that loads the configuration.
+    # Set PYDANTIC_DISABLE_PLUGINS (even empty) to decide otherwise.
+    import os
+
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="mxflip")

@@ -13,12 +13,15 @@ Sharing MX sets between many domains, three ways (they combine):
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -33,7 +36,7 @@ from pydantic import (
 from mxflip.duration import parse_duration
 from mxflip.errors import ConfigError
 from mxflip.hostport import HostPort, parse_hostport
-from mxflip.provider import ProviderSettings, load_provider_class
+from mxflip.provider import Provider, ProviderSettings, load_provider_class
 from mxflip.records import MX, normalize_name
 
 if TYPE_CHECKING:
@@ -42,7 +45,10 @@ if TYPE_CHECKING:
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "watch")
+_TOP_LEVEL = (
+    *("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "state"),
+    "watch",
+)
 _MAX_TTL = 2**31 - 1
 
 
@@ -127,6 +133,19 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """The ``[state]`` table: where the journal, the lock, canary and watch state live."""
+
+    backend: str = "local"  # "local" (files in the state folder) or "s3" (shared)
+    bucket: str | None = None
+    prefix: str = "mxflip"
+    region: str | None = None
+    endpoint_url: str | None = None
+    #: How long a shared lock or leader lease lasts unless its holder renews it.
+    lease: float = 120.0
+
+
+@dataclass(frozen=True)
 class CanaryConfig:
     """The ``[canary]`` table: where canaries are found and when they count as late."""
 
@@ -161,6 +180,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     #: None when the file has no ``[canary]`` table.
     canary: CanaryConfig | None = None
+    state: StateConfig = field(default_factory=StateConfig)
     #: None when the file has no ``[watch]`` table (``mxflip watch`` uses the defaults).
     watch: WatchConfig | None = None
 
@@ -223,14 +243,24 @@ class _DomainTable(BaseModel):
     @field_validator("probe_recipient", "canary_address")
     @classmethod
     def _recipient(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("@") != 1 or value.startswith("@")):
-            raise ValueError(f"{value!r} is not an address like postmaster@example.com")
+        if value is not None:
+            # Checked as it will be sent, with {domain} standing for a real name.
+            _check_probe_address(value.replace("{domain}", "example.com"))
         return value
 
 
 def _check_probe_address(value: str) -> str:
+    """An address that goes on the wire in ``MAIL FROM:<…>`` / ``RCPT TO:<…>``: one
+    ``@``, a host name after it, and nothing that could end or bend the command."""
     local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or any(c in value for c in "<> \t\r\n"):
+    if (
+        not at
+        or not local
+        or not domain
+        or "@" in local
+        or any(c in value for c in '<>()[]\\,;:" \t')
+        or _CONTROL.search(value)
+    ):
         raise ValueError(f"{value!r} is not an address like postmaster@example.com")
     normalize_name(domain)
     return value
@@ -246,8 +276,11 @@ _Duration = Annotated[float, BeforeValidator(_duration)]
 
 
 def _check_address(value: str | None) -> str | None:
-    if value is not None and (value.count("@") != 1 or value.startswith("@")):
-        raise ValueError(f"{value!r} is not an address like canary@example.com")
+    if value is not None:
+        try:
+            _check_probe_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address like canary@example.com") from None
     return value
 
 
@@ -400,11 +433,53 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(raw, path=path)
 
 
+#: No setting needs a number this large; beyond it, arithmetic on it could overflow.
+_MAX_NUMBER = 2**53
+#: Characters no setting may hold: each one could end a line in a wire protocol (SMTP,
+#: IMAP, a zone file) or forge one on a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_values(value: Any, where: str, parts: tuple[str | int, ...]) -> None:
+    """Refuse, anywhere in the file, what no setting may hold: control characters (CR,
+    LF, NUL, …), NaN and infinities, and numbers too large for any setting."""
+
+    def fail(message: str) -> NoReturn:
+        raise ConfigError(message, path=where, key=_key(*parts) if parts else None)
+
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if _CONTROL.search(str(k)):
+                fail(f"the key {str(k)!r} holds a control character (CR, LF, NUL, …)")
+            _check_values(v, where, (*parts, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_values(v, where, (*parts, i))
+    elif isinstance(value, str):
+        if _CONTROL.search(value):
+            fail("holds a control character (CR, LF, NUL, …); no setting may")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            fail(f"{value} is not a usable number")
+        if abs(value) > _MAX_NUMBER:
+            fail("is far too large for any setting")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_NUMBER:
+        fail("is far too large for any setting")
+
+
+@functools.lru_cache(maxsize=64)
+def _adapter(type_name: str) -> type[Provider]:
+    # Once per parse, not once per domain: finding the installed adapters scans sys.path,
+    # and 5,000 domains made that most of `status`'s time.
+    return load_provider_class(type_name)
+
+
 def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     """Validate an already-parsed TOML document. ``path`` is used in messages and to
     resolve relative file names (key files) against the config file's folder."""
     where = str(path) if path is not None else "<config>"
     base_dir = path.resolve().parent if path is not None else Path.cwd()
+    _adapter.cache_clear()  # adapters installed since the last parse are seen
 
     for key in raw:
         if key not in _TOP_LEVEL:
@@ -413,6 +488,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
                 path=where,
                 key=key,
             )
+    _check_values(raw, where, ())
     providers = _parse_providers(_table(raw, "providers", where), where, base_dir)
     sets = _parse_sets(_table(raw, "sets", where), where)
     defaults = _validate(_DomainTable, _table(raw, "defaults", where), where, "defaults")
@@ -446,6 +522,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         probe=probe,
         journal=JournalConfig(path=journal_path),
         canary=canary,
+        state=_parse_state(_table(raw, "state", where), where),
         watch=parse_watch(raw, where, base_dir),
     )
 
@@ -552,7 +629,27 @@ def _parse_providers(
             context={"base_dir": base_dir, "provider": name},
         )
         providers[name] = ProviderConfig(name=name, type=type_name, settings=settings)
+        _register_env_secrets(settings)
     return providers
+
+
+#: Environment variables that hold credentials whatever the config says (boto3 reads them).
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN")
+
+
+def _register_env_secrets(settings: Any) -> None:
+    """Every secret a setting points at (``*_env`` names a variable holding a token or
+    password) is redacted from whatever this process shows or stores."""
+    from mxflip.sanitize import register_secret
+
+    names = list(_SECRET_ENV)
+    for key, value in vars(settings).items():
+        # A user name is not a secret (and redacting it would blank out ordinary words).
+        secret = any(word in key for word in ("password", "token", "secret", "key"))
+        if key.endswith("_env") and secret and isinstance(value, str):
+            names.append(value)
+    for env in names:
+        register_secret(os.environ.get(env))
 
 
 def _parse_sets(table: Mapping[str, Any], where: str) -> dict[str, list[str]]:
@@ -645,6 +742,15 @@ def _parse_domain(
             path=where,
             key=f"{origin('failover_ttl')}.failover_ttl",
         )
+    adapter = _adapter(providers[provider].type)
+    for field_name, value in (("ttl", ttl), ("failover_ttl", failover_ttl)):
+        problem = adapter.check_ttl(providers[provider].settings, value)
+        if problem is not None:
+            raise ConfigError(
+                f"{field_name} {value}: {problem}",
+                path=where,
+                key=f"{origin(field_name)}.{field_name}",
+            )
     return DomainConfig(
         name=domain,
         provider=provider,
@@ -655,7 +761,11 @@ def _parse_domain(
         failover_ttl=failover_ttl,
         nameservers=_check_server_list(merged["nameservers"] or [], 53),
         resolvers=_check_server_list(merged["resolvers"] or [], 53),
-        probe_recipient=merged["probe_recipient"],
+        probe_recipient=(
+            merged["probe_recipient"].replace("{domain}", domain.rstrip("."))
+            if merged["probe_recipient"]
+            else None
+        ),
         canary_address=(
             merged["canary_address"].replace("{domain}", domain.rstrip("."))
             if merged["canary_address"]
@@ -751,6 +861,7 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
     ca_file = resolve(canary.ca_file)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"CA file {ca_file} not found", path=where, key="canary.ca_file")
+    _register_env_secrets(canary)
     return CanaryConfig(
         mailbox=canary.mailbox,
         imap_host=canary.imap_host,
@@ -767,4 +878,36 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
         state_file=resolve(canary.state_file),
         ca_file=ca_file,
         poll_interval=canary.poll_interval,
+    )
+
+
+class _StateTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    backend: Literal["local", "s3"] = "local"
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    prefix: str = Field(default="mxflip", pattern=r"^[A-Za-z0-9._/\-]*$", max_length=200)
+    region: str | None = Field(default=None, pattern=r"^[a-z0-9\-]{2,40}$")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    lease: _Duration = 120.0
+
+
+def _parse_state(table: dict[str, Any], where: str) -> StateConfig:
+    state = _validate(_StateTable, table, where, "state")
+    if state.backend == "s3" and state.bucket is None:
+        raise ConfigError(
+            'backend = "s3" needs a bucket',
+            path=where,
+            key="state.bucket",
+            hint='add bucket = "my-team-mxflip-state" to [state]',
+        )
+    if state.lease < 1 or state.lease > 3600:
+        raise ConfigError("must be between 1 second and 1 hour", path=where, key="state.lease")
+    return StateConfig(
+        backend=state.backend,
+        bucket=state.bucket,
+        prefix=state.prefix.strip("/"),
+        region=state.region,
+        endpoint_url=state.endpoint_url,
+        lease=state.lease,
     )

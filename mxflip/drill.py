@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mxflip.config import Config, DomainConfig
-from mxflip.engine import Engine
+from mxflip.engine import Engine, Unsettled, blocker_text
 from mxflip.errors import ExitCode, MxflipError
-from mxflip.journal import Journal
 from mxflip.observe import DomainStatus
 from mxflip.plan import Plan, PlanOptions, Readiness, ReadinessVerdict
 from mxflip.provider import Provider
 from mxflip.records import RRset
 from mxflip.rollout import Clock, DNSQuery, Event, RolloutResult, SystemClock, default_query
+from mxflip.state.base import JournalStore
 
 StepStatus = Literal["pass", "fail", "skipped"]
 
@@ -194,7 +194,7 @@ class Drill:
         self,
         config: Config,
         domains: Sequence[DomainConfig],
-        journal: Journal,
+        journal: JournalStore,
         *,
         readiness: Readiness | None,
         clock: Clock | None = None,
@@ -331,14 +331,10 @@ class Drill:
 
     def _status(self) -> bool:
         t0 = self._start("status")
-        unsettled = self.journal.read().unsettled()
-        if unsettled:
-            op = unsettled[-1]
-            message = (
-                f"operation {op.id} ({op.kind}) was {op.outcome} and may have left zones "
-                f"half-way; run 'mxflip resume {op.id}' or 'mxflip rollback {op.id}' first"
-            )
-            self._rec.record("status", self._all("fail", message), self.clock.now() - t0)
+        try:
+            self.engine.require_settled()
+        except Unsettled as exc:
+            self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
         try:
             statuses = self.engine.observe(self.domains)
@@ -522,7 +518,7 @@ class Drill:
         except MxflipError as exc:
             return _Outcome(None, None, exc, self.clock.now() - t0, 0.0)
         if plan.blockers:
-            blocked = [(d, f"{f.message} [{f.code}]") for d, f in plan.blockers]
+            blocked = [(d, blocker_text(None, f)) for d, f in plan.blockers]
             return _Outcome(None, None, None, self.clock.now() - t0, 0.0, blocked=blocked)
         result: RolloutResult | None = None
         error: MxflipError | None = None

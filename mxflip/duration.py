@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+#: Ten years: longer than any wait, TTL or window mxflip has; also keeps arithmetic on
+#: durations far from overflowing.
+MAX_SECONDS = 10 * 365 * 86400.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
@@ -16,7 +20,10 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError("expected a duration such as '15m', not a boolean")
     if isinstance(text, int | float):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:
+            raise ValueError(f"{text!r} is far too long for a duration") from None
     else:
         raw = text.strip().lower().replace(" ", "")
         if re.fullmatch(r"\d+(?:\.\d+)?", raw):
@@ -32,8 +39,12 @@ def parse_duration(text: str | int | float) -> float:
                 raise ValueError(
                     f"{text!r} is not a duration such as '90s', '15m', '1h30m' or '4d'"
                 )
+    if math.isnan(seconds):
+        raise ValueError(f"{text!r} is not a duration (not a number)")
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{str(text)[:40]!r} is longer than ten years")
     return seconds
 
 

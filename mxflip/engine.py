@@ -7,6 +7,8 @@ never prints.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,9 +16,16 @@ from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, JournalView, Operation, OperationLog
+from mxflip.journal import (
+    JournalStep,
+    JournalView,
+    Operation,
+    OperationLog,
+    new_operation_id,
+)
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
+    Finding,
     Plan,
     PlanOptions,
     Readiness,
@@ -29,7 +38,7 @@ from mxflip.plan import (
     plan_rollback,
     plan_switch,
 )
-from mxflip.provider import Provider
+from mxflip.provider import Change, Provider
 from mxflip.records import RRset, normalize_name
 from mxflip.rollout import (
     Clock,
@@ -41,6 +50,7 @@ from mxflip.rollout import (
     SystemClock,
     default_query,
 )
+from mxflip.state.base import JournalStore
 
 #: Kinds that change DNS on their own (rollback and resume settle one of these).
 PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore")
@@ -48,6 +58,43 @@ PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restor
 
 class PlanRefused(MxflipError):
     """The plan has blocking safety findings (or does not match ``--plan-hash``)."""
+
+
+class Unsettled(MxflipError):
+    """An earlier operation may have left zones half-way: settle it first."""
+
+    def __init__(self, op: Operation) -> None:
+        super().__init__(
+            unsettled_text(op),
+            hint=f"run 'mxflip resume {op.id}' to finish it or "
+            f"'mxflip rollback {op.id}' to undo it",
+        )
+        self.op = op
+
+
+def unsettled_text(op: Operation) -> str:
+    """The one wording for an operation that blocks every change until it is settled."""
+    who = f"{op.intent.get('user')}@{op.intent.get('host')}"
+    return (
+        f"operation {op.id} ({op.kind}, {op.intent.get('time')}, {who}) was {op.outcome} "
+        "and may have left zones half-way"
+    )
+
+
+def blocker_text(domain: str | None, finding: Finding) -> str:
+    """One blocking finding as every caller words it: ``domain: message [code]``."""
+    return f"{domain + ': ' if domain else ''}{finding.message} [{finding.code}]"
+
+
+def refuse_blocked(plan: Plan) -> None:
+    """Raise :class:`PlanRefused` when ``plan`` has blocking findings (the one check the
+    CLI, the drill and :meth:`Engine.execute` share)."""
+    if plan.blockers:
+        raise PlanRefused(
+            "refusing to apply the plan: "
+            + "; ".join(blocker_text(d, f) for d, f in plan.blockers),
+            hint="fix the cause, or pass --force --reason TEXT where that is allowed",
+        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +114,7 @@ class Engine:
     def __init__(
         self,
         config: Config,
-        journal: Journal,
+        journal: JournalStore,
         *,
         clock: Clock | None = None,
         readiness: Readiness | None = None,
@@ -131,6 +178,18 @@ class Engine:
                     checks.append((host, self.servers(domain)))
         return find_aliases(checks, timeout=self.dns_timeout)
 
+    def first_unsettled(self) -> Operation | None:
+        """The latest operation that may have left zones half-way (every change is
+        refused until it is resumed or rolled back), or None."""
+        unsettled = self.journal.read().unsettled()
+        return unsettled[-1] if unsettled else None
+
+    def require_settled(self) -> None:
+        """Raise :class:`Unsettled` when an earlier operation must be settled first."""
+        op = self.first_unsettled()
+        if op is not None:
+            raise Unsettled(op)
+
     # ------------------------------------------------------------------ planning
 
     def plan_switch(self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
@@ -142,13 +201,14 @@ class Engine:
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        plan = plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        return self._note_parts(plan)
 
     def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_prepare(self.observe(domains), opts)
+        return self._note_parts(plan_prepare(self.observe(domains), opts))
 
     def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_finalize(self.observe(domains), opts)
+        return self._note_parts(plan_finalize(self.observe(domains), opts))
 
     def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
         try:
@@ -160,7 +220,7 @@ class Engine:
         draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return planner(statuses, name, opts, verdicts, self._aliases(targets))
+        return self._note_parts(planner(statuses, name, opts, verdicts, self._aliases(targets)))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()
@@ -212,7 +272,7 @@ class Engine:
     def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
         base, statuses = self._settle_inputs(op)
-        return plan_rollback(base.id, base.steps, statuses, opts)
+        return self._note_parts(plan_rollback(base.id, base.steps, statuses, opts))
 
     def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
@@ -226,18 +286,48 @@ class Engine:
             else recorded_opts.get("restore_ttl_after"),
             auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
         )
-        return plan_resume(base.id, base.steps, statuses, merged)
+        return self._note_parts(plan_resume(base.id, base.steps, statuses, merged))
+
+    def _note_parts(self, plan: Plan) -> Plan:
+        """Say when a zone's switch cannot be one atomic write: the provider splits it
+        (request or message size limits), so an interruption can leave some parts applied."""
+        groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for step in plan.changes:
+            old = step.prelower or step.before
+            if old != step.after:
+                groups[(step.domain.provider, step.domain.zone)].append(
+                    Change(step.name, old, step.after)
+                )
+        notes = []
+        for (provider, zone), changes in groups.items():
+            try:
+                parts = self.observer.provider(provider).write_parts(zone, changes)
+            except MxflipError:
+                continue  # the write itself reports what is wrong with the provider
+            if parts > 1:
+                notes.append(
+                    Finding(
+                        "warn",
+                        "split-write",
+                        f"zone {zone.rstrip('.')} is switched in {parts} atomic parts "
+                        f"({len(changes)} domains do not fit in one write); an interruption "
+                        "can leave some parts switched: 'mxflip resume' or 'mxflip rollback' "
+                        "settles them",
+                    )
+                )
+        if not notes:
+            return plan
+        return dataclasses.replace(plan, findings=(*plan.findings, *notes))
 
     # ------------------------------------------------------------------ executing
 
     def execute(self, plan: Plan, *, command: Sequence[str] = ()) -> RolloutResult:
-        """Run ``plan`` (the caller holds the journal lock and has confirmed it)."""
-        if plan.blockers:
-            raise PlanRefused(
-                "the plan is blocked: "
-                + "; ".join(f"{d + ': ' if d else ''}{f.message}" for d, f in plan.blockers),
-                hint="fix the cause, or pass --force --reason TEXT where that is allowed",
-            )
+        """Run ``plan`` (the caller holds the journal lock and has confirmed it). A
+        rollback or resume that finds nothing to do still settles its parent, and says
+        why in the journal: the zones are already where it would take them."""
+        refuse_blocked(plan)
+        if plan.parent is not None and not plan.changes:
+            return self._settle_noop(plan, command)
         prelowered_at = None
         if plan.kind == "resume" and plan.parent is not None:
             parent = self.journal.read().find(plan.parent)
@@ -261,17 +351,46 @@ class Engine:
             user=self.user,
         )
         result = rollout.run()
-        if plan.parent is not None and result.outcome in ("done", "noop"):
-            # The parent is settled: every zone is in its before-state (rollback) or its
-            # after-state (resume). A no-op settle found it there already.
-            rolled_back = plan.kind == "rollback"
-            OperationLog(self.journal, result.op_id or "-", self.clock.now).note(
-                plan.parent,
-                "rolled-back" if rolled_back else "done",
-                kind=plan.kind,
-                state="before" if rolled_back else "after",
-            )
+        if plan.parent is not None and result.outcome == "done":
+            self._note_settled(plan, result.op_id or "-", why=None)
         return result
+
+    def _note_settled(self, plan: Plan, by: str, *, why: str | None) -> None:
+        # The parent is settled: every zone is in its before-state (rollback) or its
+        # after-state (resume).
+        assert plan.parent is not None
+        rolled_back = plan.kind == "rollback"
+        detail: dict[str, str] = {"why": why} if why else {}
+        OperationLog(self.journal, by, self.clock.now).note(
+            plan.parent,
+            "rolled-back" if rolled_back else "done",
+            kind=plan.kind,
+            state="before" if rolled_back else "after",
+            **detail,
+        )
+
+    def _settle_noop(self, plan: Plan, command: Sequence[str]) -> RolloutResult:
+        """Journal a rollback/resume with nothing to write: its own intent and a ``noop``
+        result, then the note that settles the parent."""
+        started = self.clock.now()
+        op_id = new_operation_id(started)
+        state = "before" if plan.kind == "rollback" else "after"
+        why = f"nothing to do: every zone is already in operation {plan.parent}'s {state}-state"
+        log = OperationLog(self.journal, op_id, self.clock.now)
+        log.intent(
+            kind=plan.kind,
+            target=plan.target,
+            reason=plan.options.reason,
+            command=command,
+            plan_hash=plan.hash,
+            steps=[],
+            options={},
+            parent=plan.parent,
+        )
+        states = {s.name: state for s in plan.steps}
+        log.result("noop", why=why, states=states)
+        self._note_settled(plan, op_id, why=why)
+        return RolloutResult(op_id, plan, "noop", states, started, self.clock.now(), note=why)
 
     def servers(self, domain: DomainConfig) -> list[HostPort]:
         if domain.name not in self._servers:
@@ -284,6 +403,27 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
     most ``failover_ttl`` and caches of the TTL it replaced have expired (per the journal's
     record of the lowering; with no record, a low TTL is taken as long-standing)."""
+    return switch_readiness_all([status], view, now)[status.domain.name]
+
+
+def switch_readiness_all(
+    statuses: Sequence[DomainStatus], view: JournalView, now: float
+) -> dict[str, SwitchReadiness]:
+    """:func:`switch_readiness` of every status, reading the journal once: each
+    operation's steps are indexed by domain in one pass (per-domain scans of every step
+    made ``status`` quadratic right after a failover of many domains)."""
+    wanted = {s.domain.name for s in statuses}
+    history: dict[str, list[tuple[Operation, JournalStep]]] = {}
+    for op in reversed(view.operations):
+        for step in op.steps:
+            if step.domain in wanted:
+                history.setdefault(step.domain, []).append((op, step))
+    return {s.domain.name: _readiness(s, history.get(s.domain.name, ()), now) for s in statuses}
+
+
+def _readiness(
+    status: DomainStatus, history: Sequence[tuple[Operation, JournalStep]], now: float
+) -> SwitchReadiness:
     d, live = status.domain, status.provider_rrset
     if live is None:
         return SwitchReadiness(False, False, None)
@@ -291,22 +431,17 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     if live.ttl > d.failover_ttl:
         return SwitchReadiness(lowered, False, None)
     ready_at: float | None = None
-    for op in reversed(view.operations):
-        for step in op.steps:
-            if step.domain != d.name:
-                continue
-            written = step.prelower if step.prelower == live else step.after
-            if written != live:
-                continue
-            lowering = step.prelower == live
-            # The TTL the written set replaced: a pre-lowered switch replaced the short one.
-            replaced = step.before if lowering or step.prelower is None else step.prelower
-            old = replaced.ttl if replaced is not None else 0
-            done = op.phase_done_at("prelower" if lowering else "switch")
-            if done is not None:
-                ready_at = done + old
-            break
-        if ready_at is not None:
+    for op, step in history:  # newest operation first
+        written = step.prelower if step.prelower == live else step.after
+        if written != live:
+            continue
+        lowering = step.prelower == live
+        # The TTL the written set replaced: a pre-lowered switch replaced the short one.
+        replaced = step.before if lowering or step.prelower is None else step.prelower
+        old = replaced.ttl if replaced is not None else 0
+        done = op.phase_done_at("prelower" if lowering else "switch")
+        if done is not None:
+            ready_at = done + old
             break
     ready = ready_at is None or ready_at <= now
     return SwitchReadiness(lowered, ready, ready_at)

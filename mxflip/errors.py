@@ -31,9 +31,14 @@ class MxflipError(Exception):
     exit_code: ExitCode = ExitCode.FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        from mxflip.sanitize import clean
+
+        # Messages often carry remote text (a provider's error body, an SMTP reply):
+        # no configured secret and no terminal control sequence survives into one.
+        message = clean(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = clean(hint) if hint is not None else None
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

@@ -15,28 +15,41 @@ Only names and records are written: never settings, keys or tokens.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import getpass
 import json
+import math
 import os
 import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mxflip.errors import ExitCode, MxflipError
+from mxflip.errors import ExitCode, MxflipError, UsageError
+from mxflip.files import (
+    LockBusy,
+    append_synced,
+    ensure_private_folder,
+    locked,
+    read_bytes,
+    state_dir,
+)
 from mxflip.records import MX, RRset
+
+if TYPE_CHECKING:
+    from mxflip.state.base import JournalStore
 
 JOURNAL_ENV = "MXFLIP_JOURNAL"
 JOURNAL_NAME = "journal.jsonl"
 
 #: Operation outcomes. ``interrupted`` is also inferred for an intent without a result.
-OUTCOMES = ("done", "failed", "rolled-back", "interrupted", "aborted")
+OUTCOMES = ("done", "failed", "rolled-back", "interrupted", "aborted", "noop")
 
 
 class JournalError(MxflipError):
@@ -49,6 +62,15 @@ class LockedError(MxflipError):
     exit_code = ExitCode.FAILURE
 
 
+class AmbiguousOperation(UsageError):
+    """An operation-ID prefix matches more than one operation."""
+
+
+#: Bytes reserved for the lock holder's description: the lock file is overwritten in
+#: place, never truncated (a truncation through a planted link would destroy a file).
+_HOLDER_BYTES = 1024
+
+
 def default_journal_path(configured: Path | None = None) -> Path:
     """``$MXFLIP_JOURNAL``, else the config's ``[journal] path``, else the user state
     directory (``$XDG_STATE_HOME/mxflip/journal.jsonl`` or
@@ -58,9 +80,7 @@ def default_journal_path(configured: Path | None = None) -> Path:
         return Path(env).expanduser()
     if configured is not None:
         return configured
-    state = os.environ.get("XDG_STATE_HOME")
-    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
-    return base / "mxflip" / JOURNAL_NAME
+    return state_dir() / JOURNAL_NAME
 
 
 def new_operation_id(now: float) -> str:
@@ -80,12 +100,6 @@ def rrset_json(rrset: RRset | None) -> dict[str, Any] | None:
     return {"name": rrset.name, "ttl": rrset.ttl, "records": rrset.strings()}
 
 
-def rrset_from_json(data: Mapping[str, Any] | None) -> RRset | None:
-    if data is None:
-        return None
-    return RRset(data["name"], int(data["ttl"]), frozenset(MX.parse(r) for r in data["records"]))
-
-
 def whoami() -> tuple[str, str]:
     """(user, host) for the journal and the lock holder."""
     try:
@@ -96,6 +110,39 @@ def whoami() -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------- reading
+
+
+class BadRecord(ValueError):
+    """A journal line that is JSON but not a record this journal can trust."""
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRecord(f"{key!r} is not a non-empty string")
+    return value
+
+
+def _rrset(data: Mapping[str, Any], key: str) -> RRset | None:
+    if key not in data:
+        # A missing state is not "no MX": settling from it could delete a live set.
+        raise BadRecord(f"a step has no {key!r}")
+    value = data[key]
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, Mapping) or not isinstance(value.get("records"), list):
+            raise TypeError("not an RRset")
+        ttl = value["ttl"]
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 2**31 - 1:
+            raise TypeError("bad TTL")
+        if not all(isinstance(r, str) for r in value["records"]):
+            raise TypeError("a record is not a string")
+        if not isinstance(value["name"], str):
+            raise TypeError("the name is not a string")
+        return RRset(value["name"], ttl, frozenset(MX.parse(r) for r in value["records"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadRecord(f"{key!r} is not an MX RRset ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -111,14 +158,47 @@ class JournalStep:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalStep:
+        """Raises :class:`BadRecord` for anything but a well-formed step."""
+        if not isinstance(data, Mapping):
+            raise BadRecord("a step is not an object")
         return cls(
-            domain=data["domain"],
-            zone=data["zone"],
-            provider=data["provider"],
-            before=rrset_from_json(data.get("before")),
-            prelower=rrset_from_json(data.get("prelower")),
-            after=rrset_from_json(data.get("after")),
+            domain=_text(data, "domain"),
+            zone=_text(data, "zone"),
+            provider=_text(data, "provider"),
+            before=_rrset(data, "before"),
+            prelower=_rrset(data, "prelower"),
+            after=_rrset(data, "after"),
         )
+
+
+def _check_record(record: Any) -> tuple[str, str]:
+    """(operation id, record type) of a record whose shape can be trusted; raises
+    :class:`BadRecord` naming what is wrong."""
+    if not isinstance(record, dict):
+        raise BadRecord("not a JSON object")
+    op_id, kind = _text(record, "op"), _text(record, "type")
+    ts = record.get("ts", 0.0)
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise BadRecord("'ts' is not a finite number")
+    if kind == "intent":
+        steps = record.get("steps", [])
+        if not isinstance(steps, list):
+            raise BadRecord("'steps' is not a list")
+        for key in ("options",):
+            if not isinstance(record.get(key, {}), dict):
+                raise BadRecord(f"{key!r} is not an object")
+        for key in ("kind", "parent", "user", "host", "time", "reason", "target"):
+            if record.get(key) is not None and not isinstance(record[key], str):
+                raise BadRecord(f"{key!r} is not a string")
+    elif kind in ("result", "note"):
+        if record.get("outcome") is not None and not isinstance(record["outcome"], str):
+            raise BadRecord("'outcome' is not a string")
+        states = record.get("states", {})
+        if not isinstance(states, dict) or not all(isinstance(v, str) for v in states.values()):
+            raise BadRecord("'states' is not an object of names")
+    elif kind == "phase" and not isinstance(record.get("phase"), str):
+        raise BadRecord("'phase' is not a string")
+    return op_id, kind
 
 
 @dataclass
@@ -131,6 +211,9 @@ class Operation:
     result: dict[str, Any] | None = None
     #: Later records about this operation written by another (``rolled-back by …``).
     notes: list[dict[str, Any]] = field(default_factory=list)
+    #: Its place in the journal (the order operations were started in).
+    seq: int = 0
+    _steps: list[JournalStep] | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -138,7 +221,7 @@ class Operation:
 
     @property
     def time(self) -> float:
-        return float(self.intent.get("ts", 0.0))
+        return float(self.intent.get("ts", 0.0))  # validated on read: a finite number
 
     @property
     def outcome(self) -> str:
@@ -157,12 +240,25 @@ class Operation:
 
     @property
     def unsettled(self) -> bool:
-        """Interrupted, or failed part-way: the zones may be between before and after."""
-        return self.outcome in ("interrupted", "failed")
+        """A zone may be half-way: the operation was interrupted (no result), or it failed
+        and its result does not show every zone back in (or never out of) its
+        before-state."""
+        outcome = self.outcome
+        if outcome == "interrupted":
+            return True
+        if outcome != "failed" or self.notes:
+            return False
+        # Every zone still in its before-state: nothing was changed (the provider refused
+        # the first write), so no zone can be half-way.
+        states = (self.result or {}).get("states")
+        return not (isinstance(states, dict) and states and set(states.values()) == {"before"})
 
     @property
     def steps(self) -> list[JournalStep]:
-        return [JournalStep.from_json(s) for s in self.intent.get("steps", [])]
+        # Parsed once (on read, which validates them): settling and status ask often.
+        if self._steps is None:
+            self._steps = [JournalStep.from_json(s) for s in self.intent.get("steps", [])]
+        return list(self._steps)
 
     @property
     def changed_anything(self) -> bool:
@@ -171,22 +267,35 @@ class Operation:
     def phase_done_at(self, phase: str) -> float | None:
         for record in reversed(self.phases):
             if record.get("phase") == phase and record.get("status") == "done":
-                return float(record["ts"])
+                return float(record.get("ts", 0.0))
         return None
 
 
 @dataclass(frozen=True)
 class JournalView:
-    """Every operation in the journal, oldest first, and how many lines were unreadable."""
+    """Every operation in the journal in the order they were started (the journal's own
+    sequence, never the IDs' order), and the lines that could not be trusted."""
 
     operations: list[Operation]
     skipped_lines: int = 0
+    #: ``line N: why`` for each skipped line (torn, not JSON, or the wrong shape).
+    problems: tuple[str, ...] = ()
 
     def find(self, op_id: str) -> Operation | None:
+        """The operation with this ID or unique ID prefix; None when none matches.
+        Raises :class:`AmbiguousOperation` listing the candidates when several do."""
         for op in self.operations:
-            if op.id == op_id or op.id.startswith(op_id):
+            if op.id == op_id:
                 return op
-        return None
+        matches = [op for op in self.operations if op.id.startswith(op_id)] if op_id else []
+        if len(matches) > 1:
+            shown = ", ".join(op.id for op in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise AmbiguousOperation(
+                f"operation ID prefix {op_id!r} is ambiguous: it matches {shown}{more}",
+                hint="give more of the ID",
+            )
+        return matches[0] if matches else None
 
     def unsettled(self) -> list[Operation]:
         """Operations that may have left zones half-way. A rollback or resume that was
@@ -196,6 +305,38 @@ class JournalView:
             for op in self.operations
             if op.unsettled and op.changed_anything and op.kind not in ("rollback", "resume")
         ]
+
+
+def parse_journal(data: bytes) -> JournalView:
+    """The operations held by journal bytes, in file order. A torn, non-JSON or
+    wrong-shaped line is skipped and named; an intent whose steps cannot be trusted drops
+    its whole operation (nothing may be settled from a record that is not understood)."""
+    ops: dict[str, Operation] = {}
+    problems: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            op_id, kind = _check_record(record)
+            if kind == "intent":
+                op = Operation(op_id, record, seq=number)
+                op.steps  # noqa: B018  (validates every step now, not when settling)
+                # A reused ID starts the operation afresh, at its new place (as before).
+                ops.pop(op_id, None)
+                ops[op_id] = op
+            elif op_id in ops:
+                op = ops[op_id]
+                if kind == "phase":
+                    op.phases.append(record)
+                elif kind == "result":
+                    op.result = record
+                elif kind == "note":
+                    op.notes.append(record)
+        except (ValueError, RecursionError) as exc:
+            why = str(exc) if isinstance(exc, BadRecord) else "not a JSON record"
+            problems.append(f"line {number}: {why}")
+    return JournalView(list(ops.values()), len(problems), tuple(problems))
 
 
 class Journal:
@@ -211,7 +352,12 @@ class Journal:
 
     def _ensure_dir(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            ensure_private_folder(self.path.parent)
+        except PermissionError as exc:
+            raise JournalError(
+                f"refusing the journal folder: {exc}",
+                hint="the journal decides what rollback and resume do; keep it private",
+            ) from None
         except OSError as exc:
             raise JournalError(
                 f"cannot create the journal folder {self.path.parent}: {exc.strerror or exc}",
@@ -223,112 +369,119 @@ class Journal:
         self._ensure_dir()
         line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            append_synced(self.path, line.encode())
         except OSError as exc:
             raise JournalError(
-                f"cannot open the journal {self.path}: {exc.strerror or exc}",
+                f"cannot write the journal {self.path}: {_why(exc)}",
                 hint="set [journal] path in the config or $MXFLIP_JOURNAL to a writable file",
             ) from None
-        try:
-            size = os.fstat(fd).st_size
-            if size:
-                # A torn last line (crash mid-write) must not swallow this record.
-                with open(self.path, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        line = "\n" + line
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        except OSError as exc:
-            raise JournalError(
-                f"cannot write the journal {self.path}: {exc.strerror or exc}"
-            ) from None
-        finally:
-            os.close(fd)
 
     def read(self) -> JournalView:
-        """Every operation, oldest first. Unparseable lines are skipped and counted."""
+        """Every operation, in the order started. Untrusted lines are skipped and named."""
         try:
-            data = self.path.read_bytes()
+            data = read_bytes(self.path)
         except FileNotFoundError:
             return JournalView([])
         except OSError as exc:
-            raise JournalError(f"cannot read the journal {self.path}: {exc.strerror}") from None
-        ops: dict[str, Operation] = {}
-        skipped = 0
-        for raw in data.split(b"\n"):
-            if not raw.strip():
-                continue
+            raise JournalError(f"cannot read the journal {self.path}: {_why(exc)}") from None
+        return parse_journal(data)
+
+    def holder(self) -> str | None:
+        """Who holds the operation lock now (None: nobody, or it cannot be told)."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
             try:
-                record = json.loads(raw)
-                op_id = record["op"]
-                kind = record["type"]
-            except (ValueError, KeyError, TypeError):
-                skipped += 1
-                continue
-            if kind == "intent":
-                ops[op_id] = Operation(op_id, record)
-            elif op_id in ops:
-                op = ops[op_id]
-                if kind == "phase":
-                    op.phases.append(record)
-                elif kind == "result":
-                    op.result = record
-                elif kind == "note":
-                    op.notes.append(record)
-        return JournalView(sorted(ops.values(), key=lambda o: o.id), skipped)
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_holder(fd)
+            except OSError:
+                return None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def lock(self, command: str, *, now: float | None = None) -> Iterator[None]:
         """Hold the operation lock for the duration; refuse at once when another process
         holds it, naming the holder (pid, user@host, command, since when)."""
         self._ensure_dir()
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                raise LockedError(
-                    f"another mxflip operation is running: {holder}",
-                    hint="wait for it to finish; the lock is released when that process ends",
-                ) from None
-            user, host = whoami()
-            info = {
-                "pid": os.getpid(),
-                "user": user,
-                "host": host,
-                "command": command,
-                "since": iso(now if now is not None else time.time()),
-            }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
-            try:
-                yield
-            finally:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            with locked(self.lock_path) as fd:
+                user, host = whoami()
+                info = {
+                    "pid": os.getpid(),
+                    "user": user,
+                    "host": host,
+                    "command": command,
+                    "since": iso(now if now is not None else time.time()),
+                }
+                text = json.dumps(info)
+                if len(text.encode()) > _HOLDER_BYTES:  # a very long command line
+                    info["command"] = command[:100] + " …"
+                    text = json.dumps(info)
+                _write_holder(fd, text)
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(OSError):
+                        _write_holder(fd, "")
+        except LockBusy:
+            raise LockedError(
+                f"another mxflip operation is running: {self._busy_holder()}",
+                hint="wait for it to finish; the lock is released when that process ends",
+            ) from None
+        except OSError as exc:
+            raise JournalError(
+                f"cannot lock the journal {self.lock_path}: {_why(exc)}",
+                hint="set [journal] path in the config or $MXFLIP_JOURNAL to a writable file",
+            ) from None
+
+    def _busy_holder(self) -> str:
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return _UNKNOWN_HOLDER
+        try:
+            return _read_holder(fd)
         finally:
             os.close(fd)
 
 
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "it is a symbolic link (refused: point the config at the real file)"
+    return exc.strerror or str(exc)
+
+
+_UNKNOWN_HOLDER = "holder unknown (the lock file has no readable holder information)"
+
+
+def _write_holder(fd: int, text: str) -> None:
+    """Overwrite the holder description in place, padded with spaces (never truncated)."""
+    data = text.encode()[:_HOLDER_BYTES]
+    os.pwrite(fd, data + b" " * (_HOLDER_BYTES - len(data)), 0)
+
+
 def _read_holder(fd: int) -> str:
     try:
-        raw = os.pread(fd, 4096, 0)
-        info = json.loads(raw)
+        raw = os.pread(fd, _HOLDER_BYTES + 4096, 0).decode("utf-8", "replace").strip()
+        info, _ = json.JSONDecoder().raw_decode(raw)
         return (
-            f"pid {info['pid']}, {info['user']}@{info['host']}, "
+            f"pid {int(info['pid'])}, {info['user']}@{info['host']}, "
             f"'{info['command']}', since {info['since']}"
         )
     except (OSError, ValueError, KeyError, TypeError):
-        return "holder unknown (the lock file has no readable holder information)"
+        return _UNKNOWN_HOLDER
 
 
 class OperationLog:
     """Writes the records of one operation (intent, phases, result) to a journal."""
 
-    def __init__(self, journal: Journal, op_id: str, clock_now: Any) -> None:
+    def __init__(self, journal: JournalStore, op_id: str, clock_now: Callable[[], float]) -> None:
         self.journal = journal
         self.id = op_id
         self._now = clock_now

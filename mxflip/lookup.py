@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -53,6 +54,17 @@ class TLSARecord:
 
     def __str__(self) -> str:
         return f"{self.usage} {self.selector} {self.mtype} {self.data.hex()}"
+
+
+@dataclass(frozen=True)
+class TLSAAnswer:
+    """The TLSA records of one host and whether DANE may rely on them: only an answer a
+    validating resolver marked authenticated (AD) counts (RFC 7672 §2.2); ``why_not``
+    says why an answer with records does not."""
+
+    records: tuple[TLSARecord, ...]
+    authenticated: bool
+    why_not: str = ""
 
 
 class _Mux(asyncio.DatagramProtocol):
@@ -148,6 +160,9 @@ class Lookup:
                 ) from None
             self.nameservers = tuple(HostPort(str(ns), 53) for ns in system.nameservers)
             self.where = "the system resolver"
+        # The AD bit means something only on a path an attacker cannot touch: resolvers the
+        # config names, or a system resolver on this machine (glibc's trust-ad rule).
+        self.trust_ad = bool(resolvers) or all(_loopback(ns.host) for ns in self.nameservers)
         self.lifetime = timeout
         self.in_flight = in_flight
         # Sockets and the semaphore belong to one event loop; made on first use in it.
@@ -334,10 +349,26 @@ class Lookup:
             out.append(b"".join(strings).decode("utf-8", "replace"))
         return out
 
-    async def tlsa(self, host: str, port: int = 25) -> list[TLSARecord]:
-        """TLSA records at ``_PORT._tcp.HOST``."""
-        return [
+    async def tlsa(self, host: str, port: int = 25) -> TLSAAnswer:
+        """TLSA records at ``_PORT._tcp.HOST``, and whether they are authenticated."""
+        question, response = await self._exchange(f"_{port}._tcp.{host}", "TLSA")
+        found = [] if response.rcode == dns.rcode.NXDOMAIN else self._chain(question, response)[1]
+        records = tuple(
             TLSARecord(r.rdata[0], r.rdata[1], r.rdata[2], r.rdata[3:])
-            for r in await self._answer(f"_{port}._tcp.{host}", "TLSA")
+            for r in found
             if len(r.rdata) >= 3  # shorter is malformed: no usage, selector and type
-        ]
+        )
+        if not self.trust_ad:
+            why = f"{self.where} is not on this machine and not named in [probe] resolvers"
+            return TLSAAnswer(records, False, why)
+        if not response.authenticated:
+            why = f"{self.where} did not mark the answer DNSSEC-validated (no AD bit)"
+            return TLSAAnswer(records, False, why)
+        return TLSAAnswer(records, True)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -8,21 +8,22 @@ so before the switch.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
+import datetime as dt
 import ssl
-import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mxflip._der import DERError, parse_certificate
-from mxflip.lookup import Lookup, TLSARecord
+from mxflip import certs
+from mxflip.hostport import HostPort
+from mxflip.lookup import Lookup, TLSAAnswer, TLSARecord
+from mxflip.net import https
 from mxflip.probe import Finding, TLSInfo, fail, warn
 from mxflip.retry import AsyncSleep, async_retrying
 
 _MAX_POLICY_BYTES = 64 * 1024
 _MODES = ("enforce", "testing", "none")
+#: RFC 8461 §3.2: max_age is at most 31557600 seconds (about one year).
+_MAX_AGE = 31557600
 
 
 class PolicyFetchError(Exception):
@@ -56,7 +57,9 @@ class MTASTS:
 def parse_txt(records: Iterable[str]) -> str | None:
     """The ``id`` of the one ``v=STSv1`` TXT record, or None. Raises PolicyFetchError
     when there are several or the record is malformed (RFC 8461 §3.1)."""
-    sts = [r for r in records if r.strip().startswith("v=STSv1")]
+    # RFC 8461 §3.1: a record whose first field is not exactly v=STSv1 is not an STS
+    # record at all ("v=STSv10" included); it is discarded, not an error.
+    sts = [r for r in records if r.split(";", 1)[0].strip() == "v=STSv1"]
     if not sts:
         return None
     if len(sts) > 1:
@@ -85,8 +88,13 @@ def parse_policy(text: str) -> MTASTSPolicy:
     if mode not in _MODES:
         raise PolicyFetchError(f"the policy mode {mode!r} is not enforce, testing or none")
     max_age_text = (values.get("max_age") or [""])[0]
-    if not max_age_text.isdigit():
+    if not max_age_text.isdigit() or len(max_age_text) > 10:
         raise PolicyFetchError("the policy has no numeric max_age")
+    if int(max_age_text) > _MAX_AGE:
+        raise PolicyFetchError(
+            f"the policy's max_age {max_age_text} is above {_MAX_AGE} (RFC 8461 §3.2: "
+            "at most one year); senders reject the policy"
+        )
     mx = tuple(p.lower().rstrip(".") for p in values.get("mx", []))
     if mode != "none" and not mx:
         raise PolicyFetchError(f"the policy mode is {mode} but it lists no mx: patterns")
@@ -140,8 +148,10 @@ async def fetch_mta_sts(
     context: ssl.SSLContext,
     timeout: float,
     sleep: AsyncSleep | None = None,
+    connect: Mapping[str, tuple[HostPort, ...]] | None = None,
 ) -> MTASTS:
-    """Look up ``_mta-sts.DOMAIN`` and, when present, fetch and parse the policy.
+    """Look up ``_mta-sts.DOMAIN`` and, when present, fetch and parse the policy; the
+    policy host is resolved through ``lookup`` and ``connect`` like every other lookup.
     Problems become findings (warnings: a sender with a cached policy keeps using it)."""
     name = domain.rstrip(".")
     try:
@@ -161,9 +171,16 @@ async def fetch_mta_sts(
     try:
         async for attempt in retrying:
             with attempt:
-                body = await _https_get(url, context, timeout)
+                body = await https.get(
+                    url,
+                    context=context,
+                    timeout=timeout,
+                    lookup=lookup,
+                    connect=connect or {},
+                    max_bytes=_MAX_POLICY_BYTES,
+                )
         policy = parse_policy(body)
-    except (PolicyFetchError, OSError, TimeoutError) as exc:
+    except (PolicyFetchError, https.FetchError, OSError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         return MTASTS(
             domain,
@@ -180,53 +197,6 @@ async def fetch_mta_sts(
     return MTASTS(domain, txt_id=txt_id, policy=policy, url=url)
 
 
-async def _https_get(url: str, context: ssl.SSLContext, timeout: float) -> str:
-    """GET over HTTPS with the standard library's asyncio streams. No redirects
-    (RFC 8461 §3.3 forbids following them); the body must be under 64 KiB."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise PolicyFetchError(f"{url} is not an https:// URL")
-    host = parts.hostname
-    port = parts.port or 443
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=context, server_hostname=host
-        )
-        try:
-            hostheader = f"[{host}]" if ":" in host else host
-            writer.write(
-                f"GET {path} HTTP/1.0\r\nHost: {hostheader}\r\nUser-Agent: mxflip\r\n"
-                "Accept: text/plain\r\nConnection: close\r\n\r\n".encode("ascii")
-            )
-            await writer.drain()
-            chunks: list[bytes] = []
-            total = 0
-            while total <= _MAX_POLICY_BYTES + 16 * 1024:  # headers plus a bounded body
-                more = await reader.read(16 * 1024)
-                if not more:
-                    break
-                chunks.append(more)
-                total += len(more)
-            data = b"".join(chunks)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        raise PolicyFetchError("the HTTPS response has no header end")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    status = status_line.split()
-    if len(status) < 2 or status[1] != "200":
-        raise PolicyFetchError(f"HTTP status {status_line!r} (200 required, no redirects)")
-    if len(body) > _MAX_POLICY_BYTES:
-        raise PolicyFetchError("the policy is larger than 64 KiB")
-    return body.decode("utf-8", "replace")
-
-
 # ---------------------------------------------------------------------------- DANE
 
 
@@ -238,31 +208,40 @@ def usable_tlsa(records: Sequence[TLSARecord]) -> list[TLSARecord]:
     ]
 
 
-def _spki(der: bytes) -> bytes | None:
-    try:
-        return parse_certificate(der).spki
-    except DERError:
-        return None
-
-
 def tlsa_matches(record: TLSARecord, der: bytes) -> bool:
     """Does one certificate (DER) match one TLSA record?"""
-    data = der if record.selector == 0 else _spki(der)
-    if data is None:
-        return False
-    if record.mtype == 1:
-        data = hashlib.sha256(data).digest()
-    elif record.mtype == 2:
-        data = hashlib.sha512(data).digest()
-    return data == record.data
+    return certs.tlsa_data(der, record.selector, record.mtype) == record.data
 
 
-def dane_findings(host: str, records: Sequence[TLSARecord], tls: TLSInfo | None) -> list[Finding]:
+def dane_findings(
+    host: str,
+    answer: TLSAAnswer | Sequence[TLSARecord],
+    tls: TLSInfo | None,
+    now: dt.datetime | None = None,
+) -> list[Finding]:
     """Findings for one address of ``host`` against its TLSA records (none when the host
-    publishes none). A missing STARTTLS is judged by the caller (TLS is required)."""
+    publishes none). A missing or failed STARTTLS is judged by the caller (TLS is
+    required). A bare sequence of records counts as authenticated.
+
+    As OpenSSL's DANE code (Postfix's) judges, RFC 7672 §3.1: DANE-EE(3) matches the leaf
+    only and ignores names and dates; DANE-TA(2) matches a certificate *above* the leaf,
+    and the chain from the leaf up to it must verify and the leaf must name the host."""
+    if isinstance(answer, TLSAAnswer):
+        records, authenticated, why_not = answer.records, answer.authenticated, answer.why_not
+    else:
+        records, authenticated, why_not = tuple(answer), True, ""
     if not records:
         return []
     name = host.rstrip(".")
+    if not authenticated:
+        return [
+            warn(
+                "dane-unauthenticated",
+                f"_25._tcp.{name} has TLSA records, but DANE could not be judged: {why_not}. "
+                "DANE senders use TLSA records only from a DNSSEC-signed zone; point "
+                "[probe] resolvers at a validating resolver to judge them",
+            )
+        ]
     usable = usable_tlsa(records)
     if not usable:
         return [
@@ -274,16 +253,43 @@ def dane_findings(host: str, records: Sequence[TLSARecord], tls: TLSInfo | None)
         ]
     if tls is None or not tls.chain:
         return []
-    leaf, chain = tls.chain[0], tls.chain
+    chain = tls.chain
+    moment = now or dt.datetime.now(dt.UTC)
+    problems: list[str] = []
     for record in usable:
-        candidates = [leaf] if record.usage == 3 else list(chain)
-        if any(tlsa_matches(record, der) for der in candidates):
-            return []
+        if record.usage == 3:
+            if tlsa_matches(record, chain[0]):
+                return []
+            continue
+        for depth in range(1, len(chain)):  # a trust anchor is never the leaf itself
+            if tlsa_matches(record, chain[depth]):
+                why = certs.chain_problem(chain, depth, name, moment)
+                if why is None:
+                    return []
+                problems.append(
+                    f"TLSA {_short(record)} matches the certificate at depth {depth}, but {why}"
+                )
+                break
+    if not problems and not tls.chain_complete and any(r.usage == 2 for r in usable):
+        return [
+            warn(
+                "dane-unjudged",
+                f"{name} has DANE-TA (usage 2) records, but only the leaf of its chain could "
+                "be read here (Python before 3.13 without the private chain API), so DANE "
+                "could not be judged",
+            )
+        ]
+    detail = f" ({'; '.join(problems)})" if problems else ""
     return [
         fail(
             "dane-mismatch",
             f"the certificate presented by {name} matches none of its {len(usable)} usable "
-            f"TLSA record{'s' * (len(usable) != 1)} at _25._tcp.{name}; DANE senders will "
-            "not deliver: publish a TLSA record for this certificate",
+            f"TLSA record{'s' * (len(usable) != 1)} at _25._tcp.{name}{detail}; DANE senders "
+            "will not deliver: publish a TLSA record for this certificate",
         )
     ]
+
+
+def _short(record: TLSARecord) -> str:
+    text = str(record)
+    return text if len(text) <= 30 else text[:27] + "…"

@@ -24,9 +24,6 @@ from mxflip.observe import DomainStatus
 from mxflip.records import MX, RRset
 
 Severity = Literal["block", "warn"]
-KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore", "rollback", "resume")
-#: Phases in execution order; a plan holds the ones it needs.
-PHASES = ("prelower", "prelower-wait", "switch", "verify", "restore-wait", "restore-ttl")
 
 #: Rough time of one provider write plus its "served" wait, for the expected completion.
 WRITE_SECONDS = 2.0
@@ -100,16 +97,6 @@ class Step:
             "prelower": rrset_json(self.prelower),
             "after": rrset_json(self.after),
         }
-
-    def as_journal_step(self) -> JournalStep:
-        return JournalStep(
-            self.domain.name,
-            self.domain.zone,
-            self.domain.provider,
-            self.before,
-            self.prelower,
-            self.after,
-        )
 
 
 @dataclass(frozen=True)
@@ -333,6 +320,31 @@ def _live_findings(status: DomainStatus, expected: Sequence[str]) -> list[Findin
     return found
 
 
+def _nameserver_findings(status: DomainStatus) -> list[Finding]:
+    """A verification nameserver that does not answer now would fail the verification
+    only after the pre-lowering wait (an hour lost mid-incident): say so while planning."""
+    found = []
+    if status.nameserver_error is not None:
+        found.append(
+            Finding(
+                "block",
+                "nameservers-unknown",
+                f"the verification nameservers cannot be found: {status.nameserver_error}",
+            )
+        )
+    for view in status.nameservers:
+        if view.answer.error is not None:
+            found.append(
+                Finding(
+                    "block",
+                    "nameserver-unreachable",
+                    f"verification nameserver {view.server} does not answer "
+                    f"({view.answer.error}); the change could not be verified there",
+                )
+            )
+    return found
+
+
 # --------------------------------------------------------------------- planners
 
 
@@ -357,6 +369,7 @@ def plan_switch(
         findings = _live_findings(s, (other,))
         findings += _target_findings(s, after, aliases or {})
         findings += _readiness_findings(d.name, verdicts, opts)
+        findings += _nameserver_findings(s)
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     return _finish(kind, profile, steps, opts)
 
@@ -376,7 +389,11 @@ def plan_prepare(statuses: Sequence[DomainStatus], opts: PlanOptions) -> Plan:
             findings = _live_findings(s, ("primary", "backup")) if s.provider_error else []
             steps.append(Step(d, before, before, findings=tuple(findings)))
             continue
-        steps.append(Step(d, before, before.with_ttl(d.failover_ttl)))
+        steps.append(
+            Step(
+                d, before, before.with_ttl(d.failover_ttl), findings=tuple(_nameserver_findings(s))
+            )
+        )
     return _finish("prepare", "failover_ttl", steps, opts)
 
 
@@ -389,7 +406,9 @@ def plan_finalize(statuses: Sequence[DomainStatus], opts: PlanOptions) -> Plan:
             findings = _live_findings(s, ("primary", "backup")) if s.provider_error else []
             steps.append(Step(d, before, before, findings=tuple(findings)))
             continue
-        steps.append(Step(d, before, before.with_ttl(d.ttl)))
+        steps.append(
+            Step(d, before, before.with_ttl(d.ttl), findings=tuple(_nameserver_findings(s)))
+        )
     return _finish("finalize", "ttl", steps, opts)
 
 
@@ -414,6 +433,7 @@ def plan_drain(
         findings += _target_findings(s, after, aliases or {})
         if after is not None:
             findings += _readiness_findings(d.name, verdicts, opts)
+        findings += _nameserver_findings(s)
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     findings = []
     if not steps:
@@ -445,6 +465,7 @@ def plan_restore(
         findings = [f for f in findings if f.code != "unexpected-live"]
         findings += _target_findings(s, after, aliases or {})
         findings += _readiness_findings(d.name, verdicts, opts)
+        findings += _nameserver_findings(s)
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     findings = []
     if not steps:

@@ -12,7 +12,7 @@ is :func:`assess_address`; the orchestration across hosts and domains is
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import datetime as dt
 import enum
 import hashlib
@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mxflip._der import DERError, parse_certificate
+from mxflip import certs
 from mxflip.errors import ConfigError
 from mxflip.retry import AsyncSleep, async_retrying
+from mxflip.sanitize import clean
 
 #: Monotonic seconds, for step timings (injectable so tests control "slow").
 Clock = Callable[[], float]
@@ -86,11 +87,12 @@ class Finding:
 
 
 def fail(code: str, message: str) -> Finding:
-    return Finding(Severity.FAIL, code, message)
+    # Findings quote remote text (replies, certificates, MTA-STS policies): shown safe.
+    return Finding(Severity.FAIL, code, clean(message))
 
 
 def warn(code: str, message: str) -> Finding:
-    return Finding(Severity.WARN, code, message)
+    return Finding(Severity.WARN, code, clean(message))
 
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
@@ -113,6 +115,8 @@ class TLSInfo:
     verify_error: str | None
     chain: tuple[bytes, ...]
     not_after: dt.datetime | None
+    #: False when only the leaf of the presented chain could be read (see certs.peer_chain).
+    chain_complete: bool = True
 
     @property
     def verified(self) -> bool:
@@ -248,6 +252,11 @@ class _Abort(Exception):
         self.alive = alive
 
 
+class _StartTLSFailed(_Abort):
+    """STARTTLS was refused (the connection is still usable in plaintext) or its handshake
+    failed (the connection is not)."""
+
+
 class _Deferred(Exception):
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.text)
@@ -269,9 +278,9 @@ async def _read_reply(reader: asyncio.StreamReader) -> Reply:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         match = _REPLY.match(text)
         if match is None or (code is not None and int(match.group(1)) != code):
-            raise _Garbage(f"not an SMTP reply: {text[:80]!r}")
+            raise _Garbage(f"not an SMTP reply: {clean(text[:80])!r}")
         code = int(match.group(1))
-        lines.append(match.group(3))
+        lines.append(clean(match.group(3)))  # remote text: no escapes reach a terminal
         if match.group(2) != "-":
             return Reply(code, tuple(lines))
     raise _Garbage(f"a reply of more than {_MAX_REPLY_LINES} lines")
@@ -378,6 +387,9 @@ class _Conversation:
 
     async def _send(self, line: str) -> Reply:
         assert self.reader is not None and self.writer is not None
+        if any(c in line for c in "\r\n\0"):
+            # The last line of defence for "never DATA": one command per line, always.
+            raise ConfigError(f"refusing to send an SMTP command with a line break: {line!r}")
         try:
             self.writer.write(line.encode("utf-8") + b"\r\n")
             await self.writer.drain()
@@ -439,7 +451,7 @@ class _Conversation:
     async def starttls(self, name: str, context: ssl.SSLContext) -> None:
         reply = await self.command(name, "STARTTLS", lambda c: c == 220)
         if reply.code != 220:
-            raise _Abort(
+            raise _StartTLSFailed(
                 fail("tls-handshake", f"STARTTLS answered {reply.code} {reply.text}"),
                 alive=True,
             )
@@ -453,10 +465,12 @@ class _Conversation:
             raise
         except TimeoutError:
             self._record("tls", None, start, False, "handshake timed out")
-            raise _Abort(fail("tls-handshake", "TLS handshake timed out"), alive=False) from None
+            raise _StartTLSFailed(
+                fail("tls-handshake", "TLS handshake timed out"), alive=False
+            ) from None
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             self._record("tls", None, start, False, str(exc))
-            raise _Abort(
+            raise _StartTLSFailed(
                 fail("tls-handshake", f"TLS handshake failed: {exc}"), alive=False
             ) from None
         self.tls = self._tls_facts(verify_error=None)
@@ -467,21 +481,9 @@ class _Conversation:
         obj = self.writer.get_extra_info("ssl_object")
         version = obj.version() or "?"
         cipher = (obj.cipher() or ("?",))[0]
-        leaf = obj.getpeercert(binary_form=True)
-        chain: list[bytes] = [leaf] if leaf else []
-        # CPython 3.11 has the peer chain only on the private object (public from 3.13);
-        # DANE-TA matching needs the issuers, so use it when present.
-        get_chain = getattr(getattr(obj, "_sslobj", None), "get_unverified_chain", None)
-        if get_chain is not None:
-            with contextlib.suppress(Exception):  # best effort: the leaf alone still serves
-                chain = [c.public_bytes(2) for c in get_chain() or []] or chain  # 2 = DER
-        not_after = None
-        if chain:
-            try:
-                not_after = parse_certificate(chain[0]).not_after
-            except DERError:
-                not_after = None
-        return TLSInfo(version, cipher, verify_error, tuple(chain), not_after)
+        chain = certs.peer_chain(obj)
+        not_after = certs.not_after(chain.certs[0]) if chain.certs else None
+        return TLSInfo(version, cipher, verify_error, chain.certs, not_after, chain.complete)
 
     async def close(self, polite: bool) -> tuple[list[Step], list[Finding]]:
         steps: list[Step] = []
@@ -548,30 +550,19 @@ class Prober:
                 alive = True
                 if "STARTTLS" in conv.extensions:
                     try:
-                        await conv.starttls("starttls", verifying)
-                    except ssl.SSLCertVerificationError as exc:
-                        conv.tls_problems.append(_verify_problem(exc, conv.host))
-                        conv.abandon()
-                        alive = False
-                        # A sending MTA without a policy carries on unverified; so do we,
-                        # on a fresh connection, to see the rest of the handshake.
-                        await self._greet(conv, "retry-")
-                        alive = True
-                        await conv.starttls("retry-starttls", opportunistic)
-                        assert conv.tls is not None
-                        conv.tls = TLSInfo(
-                            conv.tls.version,
-                            conv.tls.cipher,
-                            conv.tls_problems[-1][1],
-                            conv.tls.chain,
-                            conv.tls.not_after,
-                        )
-                    if conv.tls and conv.tls.version in ("TLSv1", "TLSv1.1", "SSLv3"):
-                        conv.tls_problems.append(
-                            ("tls-old-version", f"{conv.tls.version} is older than TLS 1.2")
-                        )
-                    conv.extensions = frozenset()
-                    await conv.ehlo("ehlo-tls", "ehlo-tls-rejected")
+                        await self._tls(conv, verifying, opportunistic)
+                    except _StartTLSFailed as exc:
+                        # A sending MTA without MTA-STS enforce or DANE falls back to
+                        # plaintext, as it does when STARTTLS is not offered at all: on the
+                        # same connection after a refusal, on a new one after a failed
+                        # handshake. So do we; the verdict depends on the policy.
+                        conv.tls_problems.append(("starttls-failed", exc.finding.message))
+                        conv.tls = None
+                        if not exc.alive:
+                            conv.abandon()
+                            alive = False
+                            await self._greet(conv, "plain-")
+                            alive = True
                 else:
                     conv.tls_problems.append(("starttls-missing", "STARTTLS is not offered"))
                 for tx in transactions:
@@ -600,6 +591,33 @@ class Prober:
             closing_findings=tuple(closing_findings),
             reached_ehlo=conv.reached_ehlo,
         )
+
+    async def _tls(
+        self,
+        conv: _Conversation,
+        verifying: ssl.SSLContext,
+        opportunistic: ssl.SSLContext,
+    ) -> None:
+        """STARTTLS with a verified certificate; when verification fails, again on a new
+        connection without verification (as a sending MTA without a policy does), then
+        EHLO inside TLS. Raises _StartTLSFailed when TLS cannot be had at all."""
+        try:
+            await conv.starttls("starttls", verifying)
+        except ssl.SSLCertVerificationError as exc:
+            conv.tls_problems.append(_verify_problem(exc, conv.host))
+            conv.abandon()
+            # A sending MTA without a policy carries on unverified; so do we, on a fresh
+            # connection, to see the rest of the handshake.
+            await self._greet(conv, "retry-")
+            await conv.starttls("retry-starttls", opportunistic)
+            assert conv.tls is not None
+            conv.tls = dataclasses.replace(conv.tls, verify_error=conv.tls_problems[-1][1])
+        if conv.tls and conv.tls.version in ("TLSv1", "TLSv1.1", "SSLv3"):
+            conv.tls_problems.append(
+                ("tls-old-version", f"{conv.tls.version} is older than TLS 1.2")
+            )
+        conv.extensions = frozenset()
+        await conv.ehlo("ehlo-tls", "ehlo-tls-rejected")
 
     async def _greet(self, conv: _Conversation, prefix: str) -> None:
         await conv.connect(f"{prefix}connect")
@@ -631,10 +649,12 @@ class Prober:
                 rcpt = await self._rcpt_with_retry(conv, tx.recipient)
                 rcpt_code = rcpt.code
                 if rcpt.code >= 500:
+                    sender = _sender_domain_hint(rcpt, self.settings.mail_from)
                     conv.findings.append(
                         fail(
                             "rcpt-rejected",
-                            f"RCPT TO:<{tx.recipient}> answered {rcpt.code} {rcpt.text}",
+                            f"RCPT TO:<{tx.recipient}> answered {rcpt.code} {rcpt.text}"
+                            + (f" ({sender})" if sender else ""),
                         )
                     )
                 elif rcpt.code >= 400:
@@ -642,7 +662,8 @@ class Prober:
                         warn(
                             "rcpt-deferred",
                             f"RCPT TO:<{tx.recipient}> still answered {rcpt.code} after a "
-                            f"polite retry (greylisting or postscreen?): {rcpt.text}",
+                            f"polite retry ({_deferral_hint(rcpt, self.settings.mail_from)}): "
+                            f"{rcpt.text}",
                         )
                     )
                 if tx.catch_all_recipient:
@@ -710,6 +731,26 @@ class Prober:
         raise AssertionError("unreachable: tenacity re-raises or returns")
 
 
+#: RFC 3463 X.1.8 "bad sender's system address": the server cannot find the sender's domain.
+_SENDER_DOMAIN = re.compile(r"(?:^|\s)[45]\.1\.8(?:\s|$)|sender address rejected", re.I)
+
+
+def _sender_domain_hint(reply: Reply, mail_from: str) -> str | None:
+    """A hint when a refusal is about the probe's sender, not the recipient."""
+    if not _SENDER_DOMAIN.search(reply.text):
+        return None
+    domain = mail_from.rpartition("@")[2] or mail_from
+    return (
+        f"the server rejects the probe's sender domain {domain}, not the recipient: "
+        "set [probe] mail_from to an address whose domain resolves (MX or A)"
+    )
+
+
+def _deferral_hint(reply: Reply, mail_from: str) -> str:
+    """What a temporary RCPT refusal most likely means."""
+    return _sender_domain_hint(reply, mail_from) or "greylisting or postscreen?"
+
+
 class _TransactionAbort(_Abort):
     def __init__(self, domain: str, result: TransactionResult, cause: _Abort) -> None:
         super().__init__(cause.finding, alive=cause.alive)
@@ -771,7 +812,7 @@ def assess_address(
     )
 
 
-_DANE_TLS_CODES = frozenset({"starttls-missing", "tls-old-version"})
+_DANE_TLS_CODES = frozenset({"starttls-missing", "starttls-failed", "tls-old-version"})
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
@@ -784,6 +825,12 @@ def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
     return out
 
 
+def _certificate_state(a: AddressResult) -> str:
+    if a.tls is None:
+        return "no TLS"
+    return "verified" if a.tls.verified else "not verified"
+
+
 def consistency_findings(host: str, addresses: Sequence[AddressResult]) -> list[Finding]:
     """Addresses of one host that disagree: the "one bad server in rotation" case."""
     reached = [a for a in addresses if any(s.ok and s.name.endswith("ehlo") for s in a.steps)]
@@ -793,7 +840,9 @@ def consistency_findings(host: str, addresses: Sequence[AddressResult]) -> list[
     name = host.rstrip(".")
     aspects: list[tuple[str, Callable[[AddressResult], object]]] = [
         ("EHLO extensions", lambda a: ", ".join(sorted(a.extensions)) or "none"),
-        ("certificate", lambda a: (a.tls.fingerprint or "none")[:16] if a.tls else "no TLS"),
+        # Which certificate is not compared: nodes with their own ACME keys present
+        # different certificates, all valid for the name. What a sender sees is.
+        ("certificate", _certificate_state),
         ("RCPT result", lambda a: a.rcpt_code),
     ]
     for label, key in aspects:

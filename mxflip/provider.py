@@ -17,19 +17,19 @@ operation) lives in the core; an adapter only reads and conditionally writes MX 
 from __future__ import annotations
 
 import abc
-import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+# Discovery lives in its own light module (``mxflip providers`` must start fast);
+# re-exported here, where adapters and the core have always found it.
+from mxflip.entrypoints import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from mxflip.entrypoints import InstalledProvider as InstalledProvider
+from mxflip.entrypoints import installed_providers as installed_providers
 from mxflip.errors import ConfigError, StaleExpectationError
 from mxflip.records import RRset
-
-ENTRY_POINT_GROUP = "mxflip.providers"
 
 
 class ProviderSettings(BaseModel):
@@ -110,6 +110,12 @@ class Provider(abc.ABC):
         """
         return cls(name)
 
+    @classmethod
+    def check_ttl(cls, settings: ProviderSettings, ttl: int) -> str | None:
+        """Why this provider cannot publish an MX RRset with ``ttl`` under ``settings``
+        (checked by ``mxflip validate``, before any change), or None when it can."""
+        return None
+
     @abc.abstractmethod
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
         """Return the MX RRset of every name in ``names`` (absolute names inside ``zone``).
@@ -134,6 +140,15 @@ class Provider(abc.ABC):
         The default suits providers whose write is live when acknowledged.
         """
         return None
+
+    def write_parts(self, zone: str, changes: Sequence[Change]) -> int:
+        """How many separately atomic writes :meth:`apply` would make of ``changes``.
+
+        The default, 1, means all or nothing. An adapter that must split a zone's changes
+        (a provider's request limits, the DNS message size) says into how many parts, so
+        the plan can tell that an interruption may leave some parts applied.
+        """
+        return 1
 
     def nameservers(self, zone: str) -> list[str]:
         """Where verification should ask about ``zone``, as ``host[:port]`` strings.
@@ -175,41 +190,6 @@ def apply_changes(provider: Provider, zone: str, changes: Sequence[Change]) -> C
         raise
 
 
-@dataclass(frozen=True)
-class InstalledProvider:
-    """An adapter found through the ``mxflip.providers`` entry points."""
-
-    type: str
-    target: str
-    distribution: str | None
-    version: str | None
-
-    def load(self) -> builtins.type[Provider]:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name == self.type:
-                cls = ep.load()
-                if not (isinstance(cls, type) and issubclass(cls, Provider)):
-                    raise ConfigError(
-                        f"provider type {self.type!r} ({self.target}) is not an mxflip Provider"
-                    )
-                return cls
-        raise ConfigError(f"provider type {self.type!r} is not installed")
-
-
-def installed_providers() -> dict[str, InstalledProvider]:
-    """Every adapter registered in the ``mxflip.providers`` entry-point group, by type."""
-    found: dict[str, InstalledProvider] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
-        found[ep.name] = InstalledProvider(
-            type=ep.name,
-            target=ep.value,
-            distribution=dist.name if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
-    return found
-
-
 def load_provider_class(type_name: str) -> type[Provider]:
     """The adapter class registered as ``type_name``; ConfigError when none is installed."""
     installed = installed_providers()
@@ -227,7 +207,3 @@ def load_provider_class(type_name: str) -> type[Provider]:
         raise ConfigError(
             f"provider type {type_name!r} failed to load: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def base_dir_of(config_path: Path | None) -> Path:
-    return config_path.parent if config_path is not None else Path.cwd()

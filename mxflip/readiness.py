@@ -12,6 +12,7 @@ judged per address, per host (addresses must agree) and per domain.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 import socket
 import time
@@ -22,7 +23,7 @@ from typing import TypeVar
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSARecord
+from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.mailpolicy import (
     MTASTS,
     coverage_findings,
@@ -211,7 +212,7 @@ async def check_domains_async(
             targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
             await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
 
-        async def all_tlsa() -> dict[str, list[TLSARecord] | DNSQueryError]:
+        async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
             await live_sets
             hosts = {h for p in plans for h in p.hosts} | {
                 h for p in plans for h in p.live_hosts or ()
@@ -227,6 +228,7 @@ async def check_domains_async(
                 context=verifying,
                 timeout=probe.timeout,
                 sleep=sleep,
+                connect=probe.connect,
             ),
         )
         _, tlsa, policies, _ = await asyncio.gather(
@@ -312,7 +314,7 @@ def _judge(
     profile: str,
     sts: MTASTS | DNSQueryError,
     resolved: Mapping[str, HostAddresses | DNSQueryError],
-    tlsa: Mapping[str, list[TLSARecord] | DNSQueryError],
+    tlsa: Mapping[str, TLSAAnswer | DNSQueryError],
     targets: Mapping[str, list[_Target]],
     sessions: Mapping[tuple[_Target, str], Session],
     now: float,
@@ -320,6 +322,7 @@ def _judge(
 ) -> DomainReadiness:
     domain = plan.domain
     findings = list(plan.findings)
+    now_dt = dt.datetime.fromtimestamp(now, dt.UTC)
     mode: str | None = None
     if isinstance(sts, MTASTS):
         mode = sts.mode
@@ -334,10 +337,10 @@ def _judge(
         host_findings: list[Finding] = []
         name = host.rstrip(".")
         addrs = resolved.get(host)
-        records: list[TLSARecord] = []
+        answer = TLSAAnswer((), True)
         tl = tlsa.get(host)
-        if isinstance(tl, list):
-            records = tl
+        if isinstance(tl, TLSAAnswer):
+            answer = tl
         elif isinstance(tl, Exception):
             host_findings.append(warn("tlsa-lookup", f"the TLSA lookup failed: {tl}"))
         if isinstance(addrs, Exception):
@@ -353,7 +356,8 @@ def _judge(
         elif isinstance(addrs, HostAddresses) and not addrs.addresses:
             host_findings.append(fail("no-address", f"{name} has no A or AAAA records"))
         results: list[AddressResult] = []
-        dane = bool(usable_tlsa(records))
+        # Only authenticated TLSA records bind senders (RFC 7672 §2.2).
+        dane = answer.authenticated and bool(usable_tlsa(answer.records))
         for target in targets.get(host, []):
             session = sessions.get((target, domain.name))
             if session is None:
@@ -364,7 +368,7 @@ def _judge(
                     domain.name,
                     tls_required=tls_required,
                     dane_required=dane,
-                    extra_findings=dane_findings(host, records, session.tls),
+                    extra_findings=dane_findings(host, answer, session.tls, now_dt),
                     now=now,
                     expiry_warning_days=probe.expiry_warning_days,
                 )
@@ -389,8 +393,12 @@ def _judge(
     return DomainReadiness(domain.name, profile, verdict, tuple(hosts), tuple(findings), mode)
 
 
-def _has_usable(records: object) -> bool:
-    return isinstance(records, list) and bool(usable_tlsa(records))
+def _has_usable(answer: object) -> bool:
+    return (
+        isinstance(answer, TLSAAnswer)
+        and answer.authenticated
+        and bool(usable_tlsa(answer.records))
+    )
 
 
 def exit_verdict(results: Iterable[DomainReadiness]) -> Verdict:

@@ -14,22 +14,25 @@ progress goes to an event callback.
 
 from __future__ import annotations
 
-import asyncio
-import time
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+# Re-exported: engine and drill take the clock from here.
+from mxflip.clock import Clock as Clock
+from mxflip.clock import SystemClock as SystemClock
 from mxflip.config import DomainConfig
-from mxflip.dnsview import ServerAnswer, query_all
+from mxflip.dnsview import ServerAnswer, query_batch
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, OperationLog, new_operation_id
+from mxflip.journal import OperationLog, new_operation_id
 from mxflip.plan import Plan, Readiness, Step
 from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
 from mxflip.records import RRset
 from mxflip.retry import retrying
+from mxflip.state.base import JournalStore
 
 #: Every point where a failpoint hook is called, in order (tests inject faults at each).
 BOUNDARIES = (
@@ -49,24 +52,6 @@ BOUNDARIES = (
 )
 
 
-class Clock(Protocol):
-    """Wall time in seconds since the epoch, and a way to wait."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-
 @dataclass(frozen=True)
 class Event:
     """Progress for renderers: ``kind`` is phase-start, phase-done, countdown, pending,
@@ -83,6 +68,17 @@ Failpoint = Callable[[str], None]
 DNSQuery = Callable[
     [Sequence[tuple[Sequence[HostPort], str]], bool, float], list[list[ServerAnswer]]
 ]
+
+
+def cached_until(switched_at: float, steps: Sequence[Step]) -> float | None:
+    """Until when resolvers may still hand out what was live before the switch: the
+    longest TTL of the replaced sets (the lowered set after a pre-lowering) from the
+    switch on, rounded up to the whole second plus one (resolvers such as Unbound serve an
+    answer through the last whole second of its TTL). None when nothing was replaced."""
+    ttls = [(s.prelower.ttl if s.prelower is not None else s.old_ttl) for s in steps if s.before]
+    if not ttls:
+        return None
+    return float(math.ceil(switched_at + max(ttls)) + 1)
 
 
 class VerificationFailed(MxflipError):
@@ -113,27 +109,19 @@ class RolloutResult:
     finished: float
     error: str | None = None
     cached: tuple[CachedAnswer, ...] = ()
-    #: With --now: until when resolvers may still hand out the old sets.
+    #: Until when resolvers may still hand out the sets live before the switch.
     old_answers_until: float | None = None
     phases: tuple[tuple[str, str], ...] = ()
+    #: Why a settling operation wrote nothing (it still settled its parent).
+    note: str | None = None
 
 
 def default_query(
     batch: Sequence[tuple[Sequence[HostPort], str]], recursive: bool, timeout: float
 ) -> list[list[ServerAnswer]]:
-    """Ask every (servers, name) pair concurrently; one list of answers per pair."""
-
-    async def run() -> list[list[ServerAnswer]]:
-        return list(
-            await asyncio.gather(
-                *(
-                    query_all(servers, name, recursive=recursive, timeout=timeout)
-                    for servers, name in batch
-                )
-            )
-        )
-
-    return asyncio.run(run())
+    """Ask every (servers, name) pair through one bounded client; one list of answers per
+    pair."""
+    return query_batch(batch, recursive=recursive, timeout=timeout)
 
 
 class _NotServed(Exception):
@@ -148,7 +136,7 @@ class Rollout:
     def __init__(
         self,
         plan: Plan,
-        journal: Journal,
+        journal: JournalStore,
         *,
         provider: Callable[[str], Provider],
         servers: Callable[[DomainConfig], list[HostPort]],
@@ -235,7 +223,9 @@ class Rollout:
         total = max(0.0, until - self.clock.now())
         while True:
             remaining = until - self.clock.now()
-            self._emit("countdown", phase, what, remaining=max(0.0, remaining), total=total)
+            self._emit(
+                "countdown", phase, what, remaining=max(0.0, remaining), total=total, until=until
+            )
             if remaining <= 0:
                 return
             self.clock.sleep(min(1.0, remaining))
@@ -315,9 +305,11 @@ class Rollout:
         if prelowered:
             self._phase_write("prelower", [(s, s.before, s.prelower) for s in prelowered])
             self._start("prelower-wait")
+            lagged = self._await_lowered(prelowered)
             since = self._prelowered_at
-            if since is None:
-                since = self.clock.now()
+            if since is None or lagged:
+                # Caches may hold the old TTL from the last server to hand it out.
+                since = max(since or 0.0, self.clock.now())
             until = since + max(s.old_ttl for s in prelowered)
             self._countdown("prelower-wait", until, "waiting for caches of the old TTL to expire")
             self._done("prelower-wait")
@@ -327,9 +319,8 @@ class Rollout:
         old_until: float | None = None
         if switching:
             self._phase_write("switch", [(s, s.prelower or s.before, s.after) for s in switching])
-            unlowered = [s.old_ttl for s in switching if s.prelower is None and s.before]
-            if unlowered:
-                old_until = self.clock.now() + max(unlowered)
+            old_until = cached_until(self.clock.now(), switching)
+            if old_until is not None:
                 self._emit(
                     "info",
                     "switch",
@@ -392,6 +383,46 @@ class Rollout:
 
     # ------------------------------------------------------------------ verify
 
+    def _await_lowered(self, steps: Sequence[Step]) -> bool:
+        """Poll every verification nameserver until it serves the lowered TTL, so that
+        the old-TTL countdown starts only once no server hands out the old one. Returns
+        True when one lagged (the wait then starts later). A server that does not answer
+        is not waited for here (planning already flagged it; verification will too)."""
+        servers = {s.name: self._servers(s.domain) for s in steps}
+        asking = [s for s in steps if servers[s.name]]
+        if not asking:
+            return False
+        deadline = self.clock.now() + self.verify_timeout
+        lagged = False
+        for _ in range(10_000):  # bounded by the deadline too, on any clock
+            answers = self._query(
+                [(servers[s.name], s.name) for s in asking], False, self.dns_timeout
+            )
+            pending = [
+                f"{step.domain.display} at {a.server}"
+                for step, got in zip(asking, answers, strict=True)
+                for a in got
+                if a.error is None and a.rrset != step.prelower
+            ]
+            if not pending:
+                return lagged
+            if not lagged:
+                self._emit(
+                    "pending",
+                    "prelower-wait",
+                    "still serving the old TTL: the wait starts once they serve the lowered one",
+                    pending=pending,
+                )
+            lagged = True
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                raise VerificationFailed(
+                    f"nameservers still serve the old TTL after {self.verify_timeout:g} s: "
+                    + "; ".join(pending[:5])
+                )
+            self.clock.sleep(min(2.0, remaining))
+        return lagged
+
     def _verify(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
         servers = {s.name: self._servers(s.domain) for s in steps}
         missing = [s.domain.display for s in steps if not servers[s.name]]
@@ -441,8 +472,18 @@ class Rollout:
             ) from None
 
         if self._readiness is not None and not self.plan.options.skip_readiness:
-            targets = {s.name: s.after for s in steps if s.after is not None}
-            verdicts = self._readiness([s.domain for s in steps], targets)
+            # Only hosts this operation put into a set: a TTL change to the set already
+            # live (prepare, finalize) is never blocked by those hosts' health.
+            targets = {
+                s.name: s.after
+                for s in steps
+                if s.after is not None and not s.after.same_records(s.prelower or s.before)
+            }
+            verdicts = (
+                self._readiness([s.domain for s in steps if s.name in targets], targets)
+                if targets
+                else {}
+            )
             bad = [
                 f"{name.rstrip('.')}: {'; '.join(v.reasons) or v.verdict}"
                 for name, v in verdicts.items()

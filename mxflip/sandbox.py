@@ -52,11 +52,16 @@ HOSTS = {
     f"mail.{ZONE}": "direct",
 }
 
+#: TTLs of the lab: short, so a planned drill (which waits out the old TTL after lowering
+#: it) finishes in seconds; every cache in the lab is mxflip's own.
+SANDBOX_TTL = 4
+SANDBOX_FAILOVER_TTL = 2
+
 ZONE_TEXT = f"""\
 ; The sandbox zone: {DOMAIN} is the drill name; production names would sit beside it.
 $ORIGIN {ZONE}.
-$TTL 3600
-@          IN SOA ns1 hostmaster 2026112300 3600 600 86400 60
+$TTL {SANDBOX_TTL}
+@          IN SOA ns1 hostmaster 2026112300 3600 600 86400 {SANDBOX_FAILOVER_TTL}
 @          IN NS  ns1
 ns1        IN A   127.0.0.1
 ; The drill name starts on the inbound proxy (primary).
@@ -80,8 +85,8 @@ file = "{ZONE}.zone"
 [defaults]
 provider = "sandbox"
 zone = "{ZONE}"
-ttl = 3600
-failover_ttl = 60
+ttl = {SANDBOX_TTL}
+failover_ttl = {SANDBOX_FAILOVER_TTL}
 nameservers = ["127.0.0.1:{dns_port}"]
 
 [domains."{DOMAIN}"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mxflip.config import Config, DomainConfig
-from mxflip.errors import ExitCode
+from mxflip.errors import ExitCode, MxflipError
 from mxflip.observe import DomainStatus, Observer
 
 if TYPE_CHECKING:
@@ -34,6 +34,14 @@ class StatusReport:
     #: Operations the journal shows as interrupted or failed and not yet settled.
     unsettled: Sequence[Operation] = ()
     journal_error: str | None = None
+    #: Who holds the operation lock now (an operation is running), or None.
+    running: str | None = None
+    #: The operation that process is running (the newest, still without a result).
+    running_op: str | None = None
+    #: ``line N: why`` for journal lines that could not be trusted (skipped).
+    journal_problems: Sequence[str] = ()
+    #: The canary state could not be read (status still shows DNS).
+    canary_error: str | None = None
     #: Per domain display name; None when no ``[canary]`` is configured.
     canary: Mapping[str, Sequence[CanaryStatus]] | None = None
     #: Per domain name: the live set's SMTP readiness; None unless ``--probe``.
@@ -57,6 +65,7 @@ class StatusReport:
             or any(r.lowered_ttl for r in self.switch.values())
             or self.unsettled
             or self.canary_alert
+            or self.canary_error
         ):
             return ExitCode.ATTENTION
         return ExitCode.OK
@@ -67,26 +76,33 @@ def gather_status(
 ) -> StatusReport:
     """Observe ``domains`` and add the journal's and the canary's view of them; with
     ``probe``, the SMTP readiness of each domain's live set too."""
-    from mxflip.engine import switch_readiness
-    from mxflip.journal import Journal, JournalError, JournalView, default_journal_path
+    from mxflip.engine import switch_readiness_all
+    from mxflip.journal import JournalView
+    from mxflip.state import StateBackend, open_state
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
         statuses = observer.status(domains)
     finally:
         observer.close()
+    journal: StateBackend | None = None
     try:
-        view = Journal(default_journal_path(config.journal.path)).read()
+        journal = open_state(config)
+        view = journal.read()
         journal_error = None
-    except JournalError as exc:  # reported, not fatal: status must work in an outage
+    except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = time.time()
-    switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
+    switch = switch_readiness_all(statuses, view, now)
     canary = None
+    canary_error = None
     if config.canary is not None:
         from mxflip.canary import canary_status, default_clock
 
-        canary = canary_status(config, domains, clock=default_clock())
+        try:
+            canary = canary_status(config, domains, clock=default_clock())
+        except MxflipError as exc:  # a damaged state file must not hide the DNS view
+            canary_error = str(exc)
     probes = None
     if probe:
         from mxflip.readiness import check_domains
@@ -94,11 +110,25 @@ def gather_status(
         # The provider's records are the truth of what is live; DNS may lag behind.
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
         probes = {r.domain: r for r in check_domains(config, domains, "live", live_records=live)}
+    running = None
+    if journal is not None and journal_error is None:
+        try:
+            running = journal.holder()
+        except MxflipError:  # the shared lock is unreadable now: the journal error says why
+            running = None
+        finally:
+            journal.close()
+    newest = view.operations[-1] if view.operations else None
+    running_op = newest.id if running and newest is not None and newest.result is None else None
     return StatusReport(
         domains=statuses,
         probes=probes,
         switch=switch,
         unsettled=view.unsettled(),
         journal_error=journal_error,
+        running=running,
+        running_op=running_op,
+        journal_problems=view.problems,
+        canary_error=canary_error,
         canary=canary,
     )

@@ -18,6 +18,8 @@ from mxflip.cli import cli
 from tests.support.canary_lab import DOMAIN, FakeClock, Lab, ca, make_lab
 from tests.support.dovecot import DovecotServer, dovecot
 
+pytestmark = pytest.mark.real_server
+
 __all__ = ["ca", "dovecot"]
 
 USER_ENV = "MXFLIP_TEST_IMAP_USER"

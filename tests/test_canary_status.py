@@ -20,6 +20,8 @@ from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer
 from tests.support.canary_lab import DOMAIN, FakeClock, Lab, ca, make_lab
 
+pytestmark = pytest.mark.real_server
+
 __all__ = ["ca"]
 
 PRIMARY = ["10 mx1.proxy.test.", "20 mx2.proxy.test."]

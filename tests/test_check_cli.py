@@ -16,6 +16,8 @@ from tests.support.bind import BindServer, zone_text
 from tests.support.ports import free_port
 from tests.support.smtplab import Handler, Lab, lab, make_certs  # noqa: F401
 
+pytestmark = pytest.mark.real_server
+
 ZONE = """
 * IN A 127.0.0.1
 ready IN MX 10 mx.ready
@@ -256,3 +258,18 @@ def test_the_engine_seam_gets_verdicts_with_located_reasons(cli_lab: CliLab) -> 
     assert verdict.reasons == (
         f"mx.refused.cli.test 127.0.0.1:{cli_lab.refused}: connection refused",
     )
+
+
+def test_escape_sequences_in_a_remote_reply_never_reach_the_terminal(
+    cli_lab: CliLab,
+    lab: Lab,  # noqa: F811
+) -> None:
+    reply = "550 \x1b[2J\x1b[Hno such user\rmxflip: all good\x07"
+    hostile = lab.smtp(Handler({"*": reply}, local_suffix="cli.test"))
+    path = cli_lab.config()
+    path.write_text(path.read_text().replace(f"127.0.0.1:{cli_lab.plain}", f"127.0.0.1:{hostile}"))
+    for args in (("check", "degraded.cli.test"), ("check", "degraded.cli.test", "--json")):
+        result = CliRunner().invoke(cli, ["-c", str(path), *args])
+        assert result.exit_code == 3, result.output
+        assert not any(c in result.output for c in "\x1b\r\x07"), repr(result.output)
+    assert "no such user mxflip: all good" in result.stdout

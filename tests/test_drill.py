@@ -34,6 +34,8 @@ from tests.support.engine import FailingQuery, FakeClock, fresh_label, live, see
 from tests.support.ports import free_port
 from tests.support.smtplab import Handler, Lab, lab, make_certs  # noqa: F401  (lab: fixture)
 
+pytestmark = pytest.mark.real_server
+
 ZONE = "drill.test."
 PRIMARY = ["10 mx1.proxy.drill.test.", "20 mx2.proxy.drill.test."]
 BACKUP = ["10 mail.drill.test."]

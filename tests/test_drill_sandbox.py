@@ -129,3 +129,89 @@ def test_ci_examples_run_a_drill_and_keep_its_junit_report() -> None:
     assert any(" drill " in line and "--junit drill-junit.xml" in line for line in job["script"])
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["reports"]["junit"] == "drill-junit.xml"
+
+
+def _run_sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "NO_COLOR": "1",
+    }
+    env.pop("MXFLIP_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(tmp_path: Path) -> None:
+    from mxflip.sandbox import SANDBOX_TTL
+
+    result = _run_sandbox(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Drill passed: 1 domain" in result.stdout
+    lines = [line for line in result.stderr.splitlines() if "left (until " in line]
+    assert lines, result.stderr
+    assert lines[0].startswith(
+        f"  waiting for caches of the old TTL to expire: {SANDBOX_TTL} s left (until 20"
+    )
+    assert re.fullmatch(r".* left \(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", lines[-1])
+    assert lines[-1].split(": ", 1)[1].startswith("0 s left")
+
+
+def test_planned_sandbox_drill_countdown_in_json(tmp_path: Path) -> None:
+    import json
+
+    result = _run_sandbox(tmp_path, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    countdowns = [e for e in events if e["event"] == "countdown"]
+    assert countdowns and countdowns[0]["phase"] == "prelower-wait"
+    assert {e["until"] for e in countdowns} == {countdowns[0]["until"]}
+    assert countdowns[-1]["remaining"] == 0
+    assert json.loads(result.stdout)["exit_code"] == 0
+
+
+def test_sigterm_during_a_drill_puts_everything_back(tmp_path: Path) -> None:
+    """What CI sends when a job is cancelled: the drill stops, restores what it changed
+    and reports (it used to die with -15 and leave the drill name on backup)."""
+    import json
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MXFLIP_JOURNAL", None)
+    # --planned waits out the old TTL (a few seconds in the sandbox): SIGTERM arrives
+    # during that countdown, inside the failover step.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stderr:  # progress events, one JSON line each
+            if '"event": "countdown"' in line:
+                break
+            assert time.monotonic() < deadline, "the drill never reached the pre-lowering wait"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 3, out
+    report = json.loads(out)
+    steps = {s["name"]: s for s in report["domains"][0]["steps"]}
+    assert steps["failover"]["status"] == "fail"
+    assert "interrupted" in steps["failover"]["message"]
+    assert steps["restore"]["status"] == "pass"
+    assert steps["final-status"]["status"] == "pass"

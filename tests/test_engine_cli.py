@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from mxflip import cli as cli_module
-from mxflip.cli import cli
 from mxflip.journal import Journal
 from mxflip.records import RRset
 from tests.support.bind import BindServer
+from tests.support.cli import doc_of, inject, run
 from tests.support.engine import (
     BACKUP,
     PRIMARY,
@@ -23,10 +21,11 @@ from tests.support.engine import (
     domain_names,
     live,
     not_ready,
-    ready,
     seed,
     start_engine_bind,
 )
+
+pytestmark = pytest.mark.real_server
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +37,7 @@ def cbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 
 @pytest.fixture(autouse=True)
 def injected(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """A fake clock and a readiness check that says "ready" for every CLI run."""
-    clock = FakeClock()
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
-    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
-    return clock
+    return inject(monkeypatch)
 
 
 def write_config(tmp_path: Path, bind: BindServer, names: list[str], extra: str = "") -> Path:
@@ -71,16 +65,6 @@ path = "state/journal.jsonl"
     path = tmp_path / "mxflip.toml"
     path.write_text(text)
     return path
-
-
-def run(path: Path, *args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(path), *args], input=input)
-
-
-def doc_of(result: Result) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(result.stdout)
-    assert doc["version"] == 1 and doc["exit_code"] == result.exit_code
-    return doc
 
 
 @pytest.fixture

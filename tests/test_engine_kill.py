@@ -31,6 +31,8 @@ from tests.support.engine import (
 )
 from tests.test_engine_cli import write_config
 
+pytestmark = pytest.mark.real_server
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,6 +106,36 @@ def test_sigkill_at_a_phase_boundary_then_settle(
         assert live(kbind, names) == {n: RRset.of(n, 3600, BACKUP) for n in names}
         assert final.outcome == "done" and final.notes[-1]["state"] == "after"
     assert journal(config).read().unsettled() == []
+
+
+@pytest.mark.parametrize("boundary", ["switch:served", "verify:before", "verify:done", "result"])
+def test_sigkill_after_the_switch_then_resume_has_nothing_to_do_and_settles(
+    kbind: BindServer, tmp_path: Path, boundary: str
+) -> None:
+    """Killed once every zone is switched (at "result" the result line is then torn): the
+    resume writes nothing, settles the operation, journals why, and the next change is
+    allowed (it used to say "Nothing to do." and leave every change refused)."""
+    names = domain_names(2)
+    seed(kbind, names)
+    config = write_config(tmp_path, kbind, names)
+    proc = child(config, "kill-now", boundary)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err.decode()
+    if boundary == "result":
+        data = journal(config).path.read_bytes()
+        journal(config).path.write_bytes(data[:-10])
+    (op,) = journal(config).read().operations
+    assert op.outcome == "interrupted"
+    assert live(kbind, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
+    result = CliRunner().invoke(cli, ["-c", str(config), "resume", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Nothing to do: every zone is already in operation" in result.stdout
+    final = journal(config).read().find(op.id)
+    assert final is not None and final.outcome == "done"
+    assert final.notes[-1]["why"].startswith("nothing to do")
+    assert journal(config).read().unsettled() == []
+    nxt = CliRunner().invoke(cli, ["-c", str(config), "failback", "--all", "--yes", "--now"])
+    assert nxt.exit_code == 0, nxt.output
 
 
 def test_second_concurrent_failover_is_refused_by_the_lock(

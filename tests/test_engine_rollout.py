@@ -28,6 +28,8 @@ from tests.support.engine import (
     start_engine_bind,
 )
 
+pytestmark = pytest.mark.real_server
+
 
 @pytest.fixture(scope="module")
 def ebind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:

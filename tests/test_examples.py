@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import pytest
 
 from mxflip.config import load_config
 from tests.support.bind import named_binary, unavailable
@@ -20,16 +21,25 @@ from tests.support.ports import free_port
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+#: Every example that ships a configuration, by folder, and the provider type it uses.
+EXAMPLE_CONFIGS = {"cloudflare": "cloudflare", "rfc2136": "rfc2136", "route53": "route53"}
+
+
 def test_every_example_config_is_valid(tmp_path: Path) -> None:
-    for config in EXAMPLES.glob("*/mxflip.toml"):
-        folder = tmp_path / config.parent.name
-        shutil.copytree(config.parent, folder)
+    found = sorted(c.parent.name for c in EXAMPLES.glob("*/mxflip.toml"))
+    assert found == sorted(EXAMPLE_CONFIGS)
+    for name, provider_type in EXAMPLE_CONFIGS.items():
+        folder = tmp_path / name
+        shutil.copytree(EXAMPLES / name, folder)
         key = folder / "lab.key"
         if not key.exists():
             key.write_text('key "mxflip-lab" { algorithm hmac-sha256; secret "c2VjcmV0"; };\n')
-        load_config(folder / "mxflip.toml")
+        config = load_config(folder / "mxflip.toml")
+        assert config.domains, f"examples/{name} configures no domain"
+        assert {p.type for p in config.providers.values()} == {provider_type}
 
 
+@pytest.mark.real_server
 def test_rfc2136_walkthrough(tmp_path: Path) -> None:
     if named_binary() is None:
         unavailable("'named' is not installed")

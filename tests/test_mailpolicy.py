@@ -8,8 +8,8 @@ import ssl
 import pytest
 import trustme
 
-from mxflip._der import parse_certificate
-from mxflip.lookup import TLSARecord
+from mxflip import certs
+from mxflip.lookup import TLSAAnswer, TLSARecord
 from mxflip.mailpolicy import (
     MTASTS,
     MTASTSPolicy,
@@ -57,6 +57,8 @@ def test_parse_policy() -> None:
         ("version: STSv1\nmode: enforce\nmax_age: 1\n", "lists no mx: patterns"),
         ("version: STSv1\nmode: enforce\nmx: a.b\n", "no numeric max_age"),
         ("version STSv1\n", "is not 'key: value'"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n", "above 31557600"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "no numeric max_age"),
     ],
 )
 def test_bad_policies(text: str, message: str) -> None:
@@ -71,6 +73,15 @@ def test_parse_txt() -> None:
         parse_txt(["v=STSv1; id=1", "v=STSv1; id=2"])
     with pytest.raises(PolicyFetchError, match="no valid id="):
         parse_txt(["v=STSv1;"])
+    # RFC 8461 §3.1: records that do not begin with exactly v=STSv1 are discarded
+    assert parse_txt(["v=STSv10; id=abc"]) is None
+    assert parse_txt(["v=STSv1x; id=abc", "v=STSv1; id=real"]) == "real"
+    assert parse_txt([" v=STSv1 ; id=ok"]) == "ok"
+
+
+def test_max_age_of_one_year_is_accepted() -> None:
+    policy = parse_policy("version: STSv1\nmode: testing\nmx: a.b\nmax_age: 31557600\n")
+    assert policy.max_age == 31557600
 
 
 def test_coverage_under_testing_and_none() -> None:
@@ -101,7 +112,7 @@ def tls(chain: tuple[bytes, bytes]) -> TLSInfo:
 
 def test_tlsa_selectors_and_matching_types(chain: tuple[bytes, bytes]) -> None:
     leaf, _ = chain
-    spki = parse_certificate(leaf).spki
+    spki = certs.spki(certs.load(leaf))
     assert tlsa_matches(TLSARecord(3, 0, 0, leaf), leaf)
     assert tlsa_matches(TLSARecord(3, 1, 1, hashlib.sha256(spki).digest()), leaf)
     assert tlsa_matches(TLSARecord(3, 1, 2, hashlib.sha512(spki).digest()), leaf)
@@ -124,3 +135,41 @@ def test_only_pkix_usages_are_unusable(chain: tuple[bytes, bytes]) -> None:
     pkix = TLSARecord(1, 0, 1, hashlib.sha256(leaf).digest())
     [finding] = dane_findings("mx.example.com.", [pkix], tls(chain))
     assert finding.code == "dane-unusable" and finding.severity is Severity.WARN
+
+
+def test_a_leaf_alone_cannot_judge_dane_ta(chain: tuple[bytes, bytes]) -> None:
+    leaf, ca = chain
+    ta = TLSARecord(2, 0, 1, hashlib.sha256(ca).digest())
+    partial = TLSInfo("TLSv1.3", "x", None, (leaf,), None, chain_complete=False)
+    [finding] = dane_findings("mx.example.com.", [ta], partial)
+    assert finding.code == "dane-unjudged" and finding.severity is Severity.WARN
+
+
+def test_unauthenticated_tlsa_says_dane_could_not_be_judged(chain: tuple[bytes, bytes]) -> None:
+    wrong = TLSARecord(3, 1, 1, b"\0" * 32)
+    answer = TLSAAnswer((wrong,), False, "the resolver did not mark the answer validated")
+    [finding] = dane_findings("mx.example.com.", answer, tls(chain))
+    assert finding.code == "dane-unauthenticated" and finding.severity is Severity.WARN
+    assert "DANE could not be judged: the resolver did not mark" in finding.message
+
+
+class _NoChain:
+    """An SSL object of a Python without any chain API: only the leaf."""
+
+    def __init__(self, leaf: bytes) -> None:
+        self.leaf = leaf
+
+    def getpeercert(self, binary_form: bool = False) -> bytes:
+        return self.leaf
+
+
+def test_peer_chain_without_an_api_is_the_leaf_marked_incomplete(
+    chain: tuple[bytes, bytes],
+) -> None:
+    import sys
+
+    if sys.version_info >= (3, 13):
+        pytest.skip("Python 3.13 has the public API")
+    leaf, _ = chain
+    got = certs.peer_chain(_NoChain(leaf))  # type: ignore[arg-type]
+    assert got == certs.PeerChain((leaf,), False)

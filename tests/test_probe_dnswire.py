@@ -7,6 +7,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
+from pytest import MonkeyPatch
 
 from mxflip._dnswire import Question, WireError, parse, to_text
 
@@ -33,6 +34,8 @@ def test_the_query_is_what_dnspython_would_send() -> None:
     ours = dns.message.from_wire(question.to_wire(7))
     theirs = dns.message.make_query("mx1.example.test.", "AAAA", use_edns=0, payload=1232)
     theirs.id = 7
+    # with AD set (RFC 6840 §5.7): a validating resolver says whether it validated
+    theirs.flags |= dns.flags.AD
     assert ours == theirs
     assert question.labels == (b"mx1", b"example", b"test")
 
@@ -120,3 +123,29 @@ def test_a_truncated_reply_cut_mid_record_still_parses() -> None:
     response.flags |= dns.flags.TC
     cut = parse(response.to_wire()[:60])
     assert cut.truncated and cut.answers(question) and cut.answer == ()
+
+
+def test_the_ad_bit_of_a_reply_is_read() -> None:
+    question = Question.make("_25._tcp.mx.example.test.", "TLSA")
+    message = dns.message.make_response(dns.message.from_wire(question.to_wire(9)))
+    assert not parse(message.to_wire()).authenticated
+    message.flags |= dns.flags.AD
+    assert parse(message.to_wire()).authenticated
+
+
+def test_ad_is_trusted_only_from_named_or_local_resolvers(monkeypatch: MonkeyPatch) -> None:
+    import dns.resolver
+
+    from mxflip.hostport import HostPort
+    from mxflip.lookup import Lookup
+
+    class System:
+        def __init__(self) -> None:
+            self.nameservers = system
+
+    monkeypatch.setattr(dns.resolver, "Resolver", System)
+    system = ["192.0.2.53"]
+    assert Lookup().trust_ad is False  # a resolver across the network: AD proves nothing
+    system = ["127.0.0.53", "::1"]
+    assert Lookup().trust_ad is True  # systemd-resolved or a local Unbound
+    assert Lookup([HostPort("192.0.2.1", 53)]).trust_ad is True  # named in [probe] resolvers

@@ -16,24 +16,30 @@ from tests.support.bind import BindServer, zone_text
 from tests.support.postfix import PostfixServer, instance_dir
 from tests.support.smtplab import make_certs
 
+pytestmark = pytest.mark.real_server
+
 DOMAIN = "pf.test"
 HOST = "mx.pf.test"
 
 
-@pytest.fixture(scope="module")
-def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixServer, Path]]:
-    folder = tmp_path_factory.mktemp("postfix")
+def running_postfix(folder: Path, **kw: object) -> Iterator[tuple[PostfixServer, Path]]:
+    """A private Postfix for HOST with a certificate from a fresh lab CA (and that CA)."""
     certs = make_certs(folder)
     leaf = certs.ca.issue_cert(HOST)
     cert_file, key_file = folder / "mx.crt", folder / "mx.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
-    extra = tuple(f"d{i}.{DOMAIN}" for i in range(11))
-    server = PostfixServer(instance_dir(), DOMAIN, HOST, cert_file, key_file, extra)
+    server = PostfixServer(instance_dir(), DOMAIN, HOST, cert_file, key_file, **kw)  # type: ignore[arg-type]
     try:
         yield server.start(), certs.ca_file
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixServer, Path]]:
+    extra = tuple(f"d{i}.{DOMAIN}" for i in range(11))
+    yield from running_postfix(tmp_path_factory.mktemp("postfix"), extra_domains=extra)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +144,28 @@ def test_many_domains_with_extra_checks_stay_under_postfix_error_limits(
     assert [r.verdict for r in results] == [Verdict.READY] * len(names)
     log = postfix[0].log_file.read_text()
     assert "too many errors" not in log
+
+
+@pytest.fixture(scope="module")
+def strict_postfix(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PostfixServer, Path]]:
+    """Postfix checking the sender's domain in DNS (reject_unknown_sender_domain). Its
+    resolver is the system's, which knows nothing of the probe's lab.test; one quick try."""
+    extra = (
+        "smtpd_sender_restrictions = reject_unknown_sender_domain\n"
+        "import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C "
+        "RES_OPTIONS=timeout:1 attempts:1\n"
+    )
+    yield from running_postfix(tmp_path_factory.mktemp("postfix-strict"), main_cf_extra=extra)
+
+
+def test_postfix_sender_domain_refusal_is_not_called_greylisting(
+    strict_postfix: tuple[PostfixServer, Path], dns: BindServer
+) -> None:
+    result = run(strict_postfix, dns)
+    findings = [f for a in result.hosts[0].addresses for f in a.findings]
+    [finding] = [f for f in findings if f.code.startswith("rcpt-")]
+    assert "4.1.8" in finding.message and "Sender address rejected" in finding.message
+    assert "greylisting" not in finding.message
+    assert "rejects the probe's sender domain lab.test, not the recipient" in finding.message

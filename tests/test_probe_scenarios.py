@@ -32,9 +32,12 @@ from tests.support.smtplab import (  # noqa: F401  (lab is a fixture)
     reset_mid_ehlo,
     scripted,
     silent_after_banner,
-    start_lab_dns,
+    start_validated_lab_dns,
     tarpit,
 )
+from tests.support.unbound import UnboundServer
+
+pytestmark = pytest.mark.real_server
 
 #: Every name the "good" certificate covers (the MTA-STS tests reuse the good server).
 GOOD_NAMES = [
@@ -55,6 +58,7 @@ class Env:
     lab: Lab
     certs: Certs
     dns: BindServer
+    validator: UnboundServer
     good_tls: object
     dane_tls: object
     https_port: int
@@ -76,6 +80,7 @@ _25._tcp.mx.danebad IN TLSA 3 1 1 {"00" * 32}
 dropdane IN MX 10 mx.dane
 _mta-sts.enf IN TXT "v=STSv1; id=20261123a"
 mx1.enf IN A 127.0.0.1
+mta-sts.enf IN A 127.0.0.1
 mx2.enf IN A 127.0.0.1
 _mta-sts.wild IN TXT "v=STSv1; id=1"
 mx.wild IN A 127.0.0.1
@@ -106,9 +111,10 @@ def env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:  #
     folder = tmp_path_factory.mktemp("probe-lab")
     certs = make_certs(folder)
     dane_ctx, _, dane_spki = certs.server_with_spki("mx.dane.lab.test", "mx.danebad.lab.test")
-    dns = start_lab_dns(folder / "bind", zone_records(sha256_hex(dane_spki)))
-    https = lab.https(certs.server("127.0.0.1"), POLICIES)
-    yield Env(lab, certs, dns, certs.server(*GOOD_NAMES), dane_ctx, https, POLICIES)
+    dns, validator = start_validated_lab_dns(folder, zone_records(sha256_hex(dane_spki)))
+    https = lab.https(certs.server("127.0.0.1", "mta-sts.enf.lab.test"), POLICIES)
+    yield Env(lab, certs, dns, validator, certs.server(*GOOD_NAMES), dane_ctx, https, POLICIES)
+    validator.stop()
     dns.stop()
 
 
@@ -375,6 +381,19 @@ def test_rcpt_450_after_one_polite_retry_warns(env: Env) -> None:
     assert names[-7:] == ["mail", "rcpt", "rset", "mail", "rcpt", "rset", "quit"]
 
 
+def test_sender_domain_rejection_is_not_called_greylisting(env: Env) -> None:
+    """Postfix's reject_unknown_sender_domain, word for word."""
+    reply = "450 4.1.8 <probe@lab.test>: Sender address rejected: Domain not found"
+    port = env.good(Handler({"postmaster@good.lab.test": reply}))
+    result = check(config_for(env, {"mx.good.lab.test": port}))
+    assert result.verdict is Verdict.DEGRADED
+    [(_, finding)] = result.located_findings()
+    assert finding.code == "rcpt-deferred"
+    assert "greylisting" not in finding.message
+    assert "rejects the probe's sender domain lab.test, not the recipient" in finding.message
+    assert "set [probe] mail_from" in finding.message
+
+
 def test_greylisting_that_lets_the_retry_in_is_ready(env: Env) -> None:
     port = env.good(Handler(deferrals=1))
     result = check(config_for(env, {"mx.good.lab.test": port}))
@@ -466,6 +485,27 @@ def test_two_agreeing_addresses_are_ready(env: Env) -> None:
     assert len(one_host(result).addresses) == 2
 
 
+def test_nodes_with_their_own_valid_certificates_agree(env: Env) -> None:
+    """Per-node ACME keys: both certificates valid for the name, different fingerprints."""
+    first = env.lab.smtp(Handler(), tls=env.certs.server("mx.pair.lab.test"))
+    second = env.lab.smtp(Handler(), tls=env.certs.server("mx.pair.lab.test"))
+    result = check(config_for(env, {"mx.pair.lab.test": [first, second]}))
+    host = one_host(result)
+    fingerprints = {a.tls.fingerprint for a in host.addresses if a.tls}
+    assert len(fingerprints) == 2
+    assert result.verdict is Verdict.READY and not host.findings
+
+
+def test_nodes_that_disagree_on_certificate_validity_fail(env: Env) -> None:
+    good = env.lab.smtp(Handler(), tls=env.certs.server("mx.pair.lab.test"))
+    rogue = env.lab.smtp(Handler(), tls=env.certs.server("mx.pair.lab.test", ca=env.certs.rogue))
+    host = one_host(check(config_for(env, {"mx.pair.lab.test": [good, rogue]})))
+    assert host.verdict is Verdict.NOT_READY
+    [finding] = host.findings
+    assert finding.code == "node-inconsistent"
+    assert "disagree on certificate" in finding.message and "not verified" in finding.message
+
+
 def test_addresses_that_disagree_on_rcpt_fail(env: Env) -> None:
     good = env.good()
     bad = env.good(Handler({"postmaster@good.lab.test": "550 5.1.1 unknown"}))
@@ -477,35 +517,58 @@ def test_addresses_that_disagree_on_rcpt_fail(env: Env) -> None:
 # --------------------------------------------------------------------------- DANE
 
 
+def validated(env: Env) -> dict[str, object]:
+    """Probe settings that resolve through the validating Unbound (answers carry AD)."""
+    return {"resolvers": (HostPort("127.0.0.1", env.validator.port),)}
+
+
 def test_dane_matching_certificate_is_ready(env: Env) -> None:
     port = env.lab.smtp(Handler(), tls=env.dane_tls)  # type: ignore[arg-type]
-    assert check(config_for(env, {"mx.dane.lab.test": port})).verdict is Verdict.READY
+    config = config_for(env, {"mx.dane.lab.test": port}, **validated(env))
+    assert check(config).verdict is Verdict.READY
 
 
 def test_dane_mismatch_fails(env: Env) -> None:
     port = env.lab.smtp(Handler(), tls=env.dane_tls)  # type: ignore[arg-type]
-    result = check(config_for(env, {"mx.danebad.lab.test": port}))
+    result = check(config_for(env, {"mx.danebad.lab.test": port}, **validated(env)))
     assert result.verdict is Verdict.NOT_READY
     assert codes(result) == {"dane-mismatch"}
 
 
+def test_unauthenticated_tlsa_is_not_judged(env: Env) -> None:
+    """The same mismatching TLSA record, asked of the authoritative server directly (no
+    validating resolver, no AD bit): DANE senders would ignore it, so it cannot block."""
+    port = env.lab.smtp(Handler(), tls=env.dane_tls)  # type: ignore[arg-type]
+    result = check(config_for(env, {"mx.danebad.lab.test": port}))
+    assert result.verdict is Verdict.DEGRADED
+    assert codes(result) == {"dane-unauthenticated"}
+    [(_, finding)] = result.located_findings()
+    assert "DANE could not be judged" in finding.message
+    assert "did not mark the answer DNSSEC-validated (no AD bit)" in finding.message
+
+
 def test_dane_without_starttls_fails(env: Env) -> None:
     port = env.lab.smtp(Handler())
-    result = check(config_for(env, {"mx.dane.lab.test": port}))
+    result = check(config_for(env, {"mx.dane.lab.test": port}, **validated(env)))
     assert result.verdict is Verdict.NOT_READY
     assert codes(result, Severity.FAIL) == {"starttls-missing"}
 
 
 def test_switch_away_from_dane_warns(env: Env) -> None:
     # dropdane.lab.test is live on mx.dane (TLSA); its backup set has no TLSA
-    result = check(config_for(env, {"mx.good.lab.test": env.good()}, domain="dropdane.lab.test"))
+    config = config_for(
+        env, {"mx.good.lab.test": env.good()}, domain="dropdane.lab.test", **validated(env)
+    )
+    result = check(config)
     assert result.verdict is Verdict.DEGRADED
     assert [f.code for f in result.findings] == ["dane-dropped"]
 
 
 def test_live_profile_probes_what_dns_publishes(env: Env) -> None:
     port = env.lab.smtp(Handler(), tls=env.dane_tls)  # type: ignore[arg-type]
-    config = config_for(env, {"mx.dane.lab.test": port}, domain="dropdane.lab.test")
+    config = config_for(
+        env, {"mx.dane.lab.test": port}, domain="dropdane.lab.test", **validated(env)
+    )
     result = check(config, "live")
     assert result.profile == "live"
     assert [h.host for h in result.hosts] == ["mx.dane.lab.test."]
@@ -566,6 +629,49 @@ def test_mta_sts_enforce_with_a_host_missing_from_the_policy_fails(env: Env) -> 
         "TXT record so senders fetch it again; senders will refuse this host"
     )
     assert [h.verdict for h in result.hosts] == [Verdict.READY, Verdict.READY]
+
+
+def test_mta_sts_policy_host_is_resolved_through_the_probe_resolvers(env: Env) -> None:
+    """mta-sts.enf.lab.test exists only in the lab zone (the configured resolver); the
+    system resolver has never heard of it."""
+    url = f"https://mta-sts.{{domain}}:{env.https_port}/{{domain}}/.well-known/mta-sts.txt"
+    config = config_for(
+        env, {"mx2.enf.lab.test": env.good()}, domain="enf.lab.test", mta_sts_url=url
+    )
+    result = check(config)
+    assert result.mta_sts_mode == "enforce"
+    assert [f.code for f in result.findings] == ["mta-sts-uncovered"]
+
+
+def test_mta_sts_policy_host_follows_probe_connect(env: Env) -> None:
+    """``connect`` sends the policy host to the lab's HTTPS port (the URL has none: 443)."""
+    config = config_for(
+        env,
+        {
+            "mx2.enf.lab.test": env.good(),
+            "mta-sts.enf.lab.test": env.https_port,
+        },
+        domain="enf.lab.test",
+        mta_sts_url="https://mta-sts.{domain}/{domain}/.well-known/mta-sts.txt",
+    )
+    # the connect entry for the policy host is not an MX host of the domain
+    d = next(iter(config.domains.values()))
+    d = replace(d, backup=frozenset(mx for mx in d.backup if "mta-sts" not in mx.host))
+    config = replace(config, domains={d.name: d})
+    result = check(config)
+    assert result.mta_sts_mode == "enforce"
+    assert [f.code for f in result.findings] == ["mta-sts-uncovered"]
+
+
+def test_mta_sts_unresolvable_policy_host_is_a_warning(env: Env) -> None:
+    url = "https://mta-sts.{domain}.nowhere.invalid/.well-known/mta-sts.txt"
+    config = config_for(
+        env, {"mx1.enf.lab.test": env.good()}, domain="enf.lab.test", mta_sts_url=url
+    )
+    result = check(config)
+    assert result.mta_sts_mode is None
+    [f] = result.findings
+    assert f.code == "mta-sts-unavailable" and "cannot resolve mta-sts.enf.lab.test" in f.message
 
 
 def test_mta_sts_wildcard_matches_exactly_one_label(env: Env) -> None:
@@ -639,21 +745,48 @@ def test_ehlo_rejected_fails(env: Env) -> None:
     assert (finding.code, finding.message) == ("ehlo-rejected", "EHLO answered 550 5.7.1 go away")
 
 
-def test_starttls_refused_is_a_tls_handshake_failure(env: Env) -> None:
+def test_starttls_refused_is_judged_like_no_starttls(env: Env) -> None:
+    """Exim's 454 TLS currently unavailable: senders carry on in plaintext on the same
+    connection, so the host is degraded, and the envelope is still asked."""
     port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "454 4.7.0 TLS not available"}))
     result = check(config_for(env, {"mx.good.lab.test": port}))
-    assert result.verdict is Verdict.NOT_READY
-    assert codes(result) == {"tls-handshake"}
-    assert one_host(result).addresses[0].steps[-1].name == "quit"  # still polite
+    assert result.verdict is Verdict.DEGRADED
+    [address] = one_host(result).addresses
+    [finding] = address.findings
+    assert (finding.code, finding.message) == (
+        "starttls-failed",
+        "STARTTLS answered 454 4.7.0 TLS not available",
+    )
+    assert address.rcpt_code == 250
+    assert [s.name for s in address.steps][-2:] == ["rset", "quit"]  # still polite
 
 
-def test_broken_tls_after_starttls_fails(env: Env) -> None:
+def test_broken_tls_after_starttls_falls_back_to_plaintext(env: Env) -> None:
     port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "220 2.0.0 go ahead"}))
     result = check(config_for(env, {"mx.good.lab.test": port}))
-    assert result.verdict is Verdict.NOT_READY
-    [finding] = one_host(result).addresses[0].findings
-    assert finding.code == "tls-handshake"
+    assert result.verdict is Verdict.DEGRADED
+    [address] = one_host(result).addresses
+    [finding] = address.findings
+    assert finding.code == "starttls-failed"
     assert finding.message.startswith("TLS handshake failed:")
+    names = [s.name for s in address.steps]
+    assert "plain-ehlo" in names and address.rcpt_code == 250
+
+
+def test_broken_starttls_fails_under_mta_sts_enforce(env: Env) -> None:
+    port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "454 4.7.0 TLS not available"}))
+    result = check(config_for(env, {"mx1.enf.lab.test": port}, domain="enf.lab.test"))
+    assert result.verdict is Verdict.NOT_READY
+    assert codes(result, Severity.FAIL) == {"starttls-failed"}
+    [finding] = [f for _, f in result.located_findings() if f.code == "starttls-failed"]
+    assert finding.message.endswith("required by the domain's MTA-STS policy (mode enforce)")
+
+
+def test_broken_starttls_fails_under_dane(env: Env) -> None:
+    port = env.lab.raw(scripted({"EHLO": STARTTLS_EHLO, "STARTTLS": "454 4.7.0 TLS not available"}))
+    result = check(config_for(env, {"mx.dane.lab.test": port}, **validated(env)))
+    assert result.verdict is Verdict.NOT_READY
+    assert codes(result, Severity.FAIL) == {"starttls-failed"}
 
 
 def test_session_batches_stay_under_postfix_error_limits() -> None:

@@ -17,6 +17,8 @@ from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer, zone_text
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.real_server
+
 PRIMARY = ["10 mx1.proxy.test.", "20 mx2.proxy.test."]
 
 STATES = {
@@ -142,6 +144,9 @@ def test_profile_states(
             "ttl": doc["ttl"],
             "active": active,
             "error": None,
+            "unreachable": False,
+            "slow": False,
+            "tries": 1,
         }
     ]
 

@@ -22,7 +22,7 @@ from mxflip.canary._base import (
     Clock,
     require_canary,
 )
-from mxflip.canary.state import CanaryRecord, CanaryStore, state_file
+from mxflip.canary.state import CanaryRecord, canary_store
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
@@ -175,7 +175,10 @@ def _smtp_error(exc: BaseException) -> str:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    """A remote server's reply text, safe to show and store (no terminal escapes)."""
+    from mxflip.sanitize import clean
+
+    return clean(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -287,7 +290,8 @@ def send_canaries(
                 lambda d: send_one(config, d, via, live=live.get(d.name), clock=clock), domains
             )
         )
-    store = CanaryStore(state_file(require_canary(config)))
+    require_canary(config)
+    store = canary_store(config)
     with store.update() as state:
         for r in results:
             record = CanaryRecord(

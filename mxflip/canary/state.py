@@ -1,21 +1,32 @@
 """The canary state file: what was sent, when, and the last result per domain and path.
 
-Kept beside the operations journal (``$XDG_STATE_HOME/mxflip``); no secret is ever
-written there.
+Kept beside the operations journal, wherever that is (``$MXFLIP_JOURNAL``, ``[journal]
+path`` or the user state folder), unless ``[canary] state_file`` says otherwise; no
+secret is ever written there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-import os
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mxflip.canary._base import FAILING, CanaryError
-from mxflip.config import CanaryConfig
-from mxflip.statefile import atomic_write, read_modify_write
+from mxflip.config import Config
+from mxflip.files import (
+    LockBusy,
+    atomic_write,
+    ensure_private_folder,
+    locked,
+    read_bytes,
+    state_dir,
+)
+from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept).
@@ -25,15 +36,18 @@ _HISTORY = 200
 
 
 def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/mxflip`` or ``~/.local/state/mxflip`` (shared with the journal)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mxflip"
+    """The user state folder (shared with the journal): see :func:`mxflip.files.state_dir`."""
+    return state_dir()
 
 
-def state_file(canary: CanaryConfig) -> Path:
-    """Where canary state lives: ``[canary] state_file`` or ``canary.json`` in the state
-    folder."""
-    return canary.state_file or default_state_dir() / "canary.json"
+def state_file(config: Config) -> Path:
+    """Where canary state lives: ``[canary] state_file``, else ``canary.json`` beside the
+    operations journal (wherever ``$MXFLIP_JOURNAL`` or ``[journal] path`` put it)."""
+    from mxflip.journal import default_journal_path
+
+    if config.canary is not None and config.canary.state_file is not None:
+        return config.canary.state_file
+    return default_journal_path(config.journal.path).parent / "canary.json"
 
 
 @dataclass
@@ -128,37 +142,52 @@ class CanaryStore:
         self.path = path
 
     def load(self) -> CanaryState:
-        """The stored state; empty when the file does not exist yet."""
+        """The stored state; empty when the file does not exist yet. A damaged file (not
+        JSON, or values of the wrong type) is one clear error."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_bytes(self.path).decode("utf-8", "replace")
         except FileNotFoundError:
             return CanaryState()
         except OSError as exc:
             raise CanaryError(f"cannot read canary state {self.path}: {exc.strerror}") from None
         try:
-            raw = json.loads(text)
-            return CanaryState(
-                records=[CanaryRecord(**r) for r in raw.get("canaries", [])],
-                paths=[PathSummary(**p) for p in raw.get("paths", [])],
-            )
-        except (ValueError, TypeError, AttributeError) as exc:
+            return self._decode(json.loads(text))
+        except (ValueError, RecursionError) as exc:
             raise CanaryError(
                 f"canary state {self.path} is damaged: {exc}",
                 hint="move it aside; the next run starts a fresh history",
             ) from None
 
-    def save(self, state: CanaryState) -> None:
-        """Write atomically (temporary file, then rename), readable by the owner only."""
+    def _decode(self, raw: Any) -> CanaryState:
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError("not a JSON object")
+            return CanaryState(
+                records=[_typed(CanaryRecord, r) for r in _list(raw, "canaries")],
+                paths=[_typed(PathSummary, p) for p in _list(raw, "paths")],
+            )
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            raise CanaryError(
+                f"canary state {self.path} is damaged: {exc}",
+                hint="move it aside; the next run starts a fresh history",
+            ) from None
+
+    @staticmethod
+    def _encode(state: CanaryState) -> dict[str, Any]:
         outstanding = [r for r in state.records if r.outstanding]
         done = [r for r in state.records if not r.outstanding][-_HISTORY:]
-        doc = {
+        return {
             "version": STATE_VERSION,
             "canaries": [asdict(r) for r in sorted(outstanding + done, key=_by_sent)],
             "paths": [asdict(p) for p in state.paths],
         }
+
+    def save(self, state: CanaryState) -> None:
+        """Write atomically (temporary file, then rename), readable by the owner only."""
+        doc = self._encode(state)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
+            ensure_private_folder(self.path.parent)
+            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
         except OSError as exc:
             raise CanaryError(
                 f"cannot write canary state {self.path}: {exc.strerror or exc}",
@@ -168,13 +197,88 @@ class CanaryStore:
     @contextlib.contextmanager
     def update(self) -> Iterator[CanaryState]:
         """Load, let the caller change, save; one process at a time."""
-        with read_modify_write(
-            self.path,
-            self.load,
-            self.save,
-            lambda exc: CanaryError(f"cannot lock canary state {self.path}: {exc.strerror or exc}"),
-        ) as state:
+        try:
+            ensure_private_folder(self.path.parent)
+            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=60.0)
+            lock.__enter__()
+        except OSError as exc:
+            raise CanaryError(
+                f"cannot lock canary state {self.path}: {exc.strerror or exc}"
+            ) from None
+        except LockBusy:
+            raise CanaryError(
+                f"canary state {self.path} stayed locked by another mxflip for 60 s"
+            ) from None
+        try:
+            state = self.load()
             yield state
+            self.save(state)
+        finally:
+            lock.__exit__(None, None, None)
+
+
+def _list(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError(f"{key!r} is not a list of objects")
+    return value
+
+
+def _typed(cls: Any, data: Mapping[str, Any]) -> Any:
+    """``cls(**data)`` after checking each value against the field's declared type (a
+    string where a time belongs would crash a later comparison)."""
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, kind = data[f.name], str(f.type)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("float"):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value):
+                raise TypeError(f"{f.name!r} is not a finite number")
+        elif kind.startswith("str") and not isinstance(value, str):
+            raise TypeError(f"{f.name!r} is not a string")
+    return cls(**data)
+
+
+class SharedCanaryStore(CanaryStore):
+    """Canary state as one document of a shared state backend ([state] backend = "s3"),
+    written only at the version it was read (two checkers never overwrite each other)."""
+
+    KEY = "canary"
+
+    def __init__(self, backend: StateBackend) -> None:
+        super().__init__(Path(f"{backend.path}state/{self.KEY}.json"))
+        self.document = VersionedDocument(backend, self.KEY)
+
+    def load(self) -> CanaryState:
+        data = self.document.load()
+        return self._decode(data) if data is not None else CanaryState()
+
+    def save(self, state: CanaryState) -> None:
+        try:
+            self.document.save(self._encode(state))
+        except PreconditionFailed:
+            raise CanaryError(
+                f"canary state {self.path} was changed by another run meanwhile",
+                hint="run the command again",
+            ) from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[CanaryState]:
+        state = self.load()
+        yield state
+        self.save(state)
+
+
+def canary_store(config: Config) -> CanaryStore:
+    """Where this configuration keeps canary state: the shared backend, or the file."""
+    if config.state.backend != "local":
+        from mxflip.state import open_state
+
+        return SharedCanaryStore(open_state(config))
+    return CanaryStore(state_file(config))
 
 
 def _by_sent(r: CanaryRecord) -> float:

@@ -6,11 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    # Imported where a console is made: `--json` output needs no rich.
+    from rich.console import Console
 
-from mxflip.records import RRset
+    from mxflip.records import RRset
 
 #: Version of every ``--json`` document; fields are added, never renamed or dropped.
 JSON_VERSION = 1
@@ -19,6 +21,8 @@ JSON_VERSION = 1
 def stdout_console() -> Console:
     """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
     set) so that tables are not truncated to 80 columns in logs and scripts."""
+    from rich.console import Console
+
     width = None
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         width = 160
@@ -27,12 +31,20 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """Rich console for progress and diagnostics."""
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+#: How many JSON documents this process wrote (the CLI writes an error document for
+#: ``--json`` only when the command failed before writing its own).
+written = [0]
 
 
 def write_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, newline-terminated."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    written[0] += 1
 
 
 def when(ts: float | None) -> str | None:

@@ -1,46 +1,12 @@
-"""``mxflip providers`` and ``mxflip validate``."""
+"""``mxflip validate`` (``mxflip providers`` is in render.providers)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import Any, TextIO
 
 from mxflip.config import Config
-from mxflip.provider import InstalledProvider
 from mxflip.records import display_name
 from mxflip.render.common import JSON_VERSION
-
-
-def providers_json(installed: Iterable[InstalledProvider]) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "command": "providers",
-        "providers": [
-            {
-                "type": p.type,
-                "distribution": p.distribution,
-                "version": p.version,
-                "target": p.target,
-            }
-            for p in sorted(installed, key=lambda p: p.type)
-        ],
-    }
-
-
-def render_providers(console: Console, installed: Iterable[InstalledProvider]) -> None:
-    rows = sorted(installed, key=lambda p: p.type)
-    if not rows:
-        console.print("No provider adapters are installed (pip install mxflip-rfc2136, …).")
-        return
-    table = Table()
-    for col in ("Type", "Distribution", "Version", "Entry point"):
-        table.add_column(col, no_wrap=True)
-    for p in rows:
-        table.add_row(p.type, p.distribution or "?", p.version or "?", p.target)
-    console.print(table)
 
 
 def config_json(config: Config) -> dict[str, Any]:
@@ -66,10 +32,10 @@ def config_json(config: Config) -> dict[str, Any]:
     }
 
 
-def render_config(console: Console, config: Config) -> None:
+def render_config(out: TextIO, config: Config) -> None:
+    # One plain line: `mxflip validate` should not pay for rich.
     n_domains, n_providers = len(config.domains), len(config.providers)
-    console.print(
+    out.write(
         f"{config.path}: OK — {n_domains} domain{'s' if n_domains != 1 else ''}, "
-        f"{n_providers} provider{'s' if n_providers != 1 else ''}",
-        markup=False,
+        f"{n_providers} provider{'s' if n_providers != 1 else ''}\n"
     )

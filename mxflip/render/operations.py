@@ -15,6 +15,7 @@ from mxflip.plan import Plan
 from mxflip.records import RRset, display_name
 from mxflip.render.common import JSON_VERSION, duration_text, records_text, stderr_console, when
 from mxflip.rollout import Event, RolloutResult
+from mxflip.sanitize import clean
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -152,6 +153,7 @@ def operation_json(
                 for c in result.cached
             ],
             "error": result.error,
+            "note": result.note,
         }
         doc["error"] = doc["error"] or result.error
     return doc
@@ -159,6 +161,13 @@ def operation_json(
 
 def render_result(console: Console, result: RolloutResult) -> None:
     if result.outcome == "noop":
+        if result.note and result.plan.parent:
+            console.print(
+                f"Nothing to do: {result.note.removeprefix('nothing to do: ')}. "
+                f"Operation {result.plan.parent} is settled (journalled as {result.op_id}).",
+                markup=False,
+            )
+            return
         console.print("Nothing to do: every domain is already in the asked state.")
         return
     console.print(
@@ -216,6 +225,9 @@ class EventPrinter:
     def _countdown(self, event: Event) -> None:
         remaining = float(event.data.get("remaining", 0.0))
         total = float(event.data.get("total", 0.0)) or 1.0
+        until = event.data.get("until")
+        # Every long wait says when it ends, so a person can come back rather than watch.
+        ends = f" (until {when(float(until))})" if isinstance(until, int | float) else ""
         if self.console.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -228,7 +240,7 @@ class EventPrinter:
                     transient=True,
                 )
                 self._progress.start()
-                self._task = self._progress.add_task(event.message, total=total)
+                self._task = self._progress.add_task(event.message + ends, total=total)
             self._progress.update(self._task, completed=total - remaining)
             if remaining <= 0:
                 self._stop_progress()
@@ -236,7 +248,9 @@ class EventPrinter:
         step = max(total / 10, 1.0)
         if self._last_shown is None or self._last_shown - remaining >= step or remaining <= 0:
             self._last_shown = remaining
-            self.console.print(f"  {event.message}: {duration_text(remaining)} left", markup=False)
+            self.console.print(
+                f"  {event.message}: {duration_text(remaining)} left{ends}", markup=False
+            )
         if remaining <= 0:
             self._last_shown = None
 
@@ -244,6 +258,16 @@ class EventPrinter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class CountdownPrinter(EventPrinter):
+    """Only the countdowns of long waits (for commands that report their own steps, such
+    as ``drill``): a countdown with its end time on a terminal or not, JSON lines with
+    ``--json``."""
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "countdown":
+            super().__call__(event)
 
 
 def _jsonable(value: Any) -> bool:
@@ -299,14 +323,15 @@ def render_history(console: Console, view: JournalView, limit: int | None) -> No
             domains += f" (+{len(steps) - 3})"
         outcome = op.outcome
         style = {"done": "green", "rolled-back": "yellow"}.get(outcome, "red")
+        # Journal text is shown as text: no rich markup, no control characters.
         table.add_row(
-            op.id,
-            str(op.intent.get("time", "")),
-            f"{op.intent.get('user')}@{op.intent.get('host')}",
-            what,
-            domains,
-            Text(outcome, style=style),
-            str(op.intent.get("reason") or ""),
+            Text(clean(op.id)),
+            Text(clean(str(op.intent.get("time", "")))),
+            Text(clean(f"{op.intent.get('user')}@{op.intent.get('host')}")),
+            Text(clean(what)),
+            Text(clean(domains)),
+            Text(clean(outcome), style=style),
+            Text(clean(str(op.intent.get("reason") or ""))),
         )
     console.print(table)
     if view.skipped_lines:

@@ -41,6 +41,9 @@ def _server_json(view: ServerView) -> dict[str, Any]:
         "ttl": a.rrset.ttl if a.rrset is not None else None,
         "active": view.match.active if view.match else None,
         "error": a.error,
+        "unreachable": a.unreachable,
+        "slow": a.slow,
+        "tries": a.tries,
     }
 
 
@@ -83,8 +86,11 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "command": "status",
         "exit_code": int(report.exit_code),
         "domains": domains,
-        "unsettled_operations": [_unsettled_json(op) for op in report.unsettled],
+        "unsettled_operations": [_unsettled_json(op, report) for op in report.unsettled],
         "journal_error": report.journal_error,
+        "journal_problems": list(report.journal_problems),
+        "running": report.running,
+        "canary_error": report.canary_error,
     }
 
 
@@ -99,18 +105,21 @@ def _switch_findings(d: DomainConfig, flags: SwitchReadiness | None) -> list[str
     return [text]
 
 
-def _unsettled_json(op: Operation) -> dict[str, Any]:
+def _unsettled_json(op: Operation, report: StatusReport) -> dict[str, Any]:
     return {
         "id": op.id,
         "kind": op.kind,
-        "outcome": op.outcome,
+        "outcome": "running" if op.id == report.running_op else op.outcome,
         "time": op.intent.get("time"),
         "user": op.intent.get("user"),
         "host": op.intent.get("host"),
     }
 
 
-def _unsettled_text(op: Operation) -> str:
+def _unsettled_text(op: Operation, report: StatusReport) -> str:
+    # Without a result while the lock is held: running, not interrupted.
+    if op.id == report.running_op:
+        return f"operation {op.id} ({op.kind}) is running: {report.running}"
     return (
         f"warning: operation {op.id} ({op.kind}, {op.intent.get('time')}, "
         f"{op.intent.get('user')}@{op.intent.get('host')}) was {op.outcome}; "
@@ -134,6 +143,8 @@ def _servers_cell(views: Sequence[ServerView], reference: RRset | None) -> Text:
             active = v.match.active if v.match else "?"
             ttl = f" TTL {v.answer.rrset.ttl}" if v.answer.rrset else ""
             text.append(f"{v.server}: {active}{ttl}")
+        if v.answer.slow:
+            text.append(f" (slow: try {v.answer.tries})", style="yellow")
     return text or Text("(none)")
 
 
@@ -183,6 +194,12 @@ def render_status(console: Console, report: StatusReport) -> None:
         for line in finding_lines(probe) if probe is not None else []:
             console.print(line, markup=False, soft_wrap=True)
     for op in report.unsettled:
-        console.print(_unsettled_text(op), markup=False, soft_wrap=True)
+        console.print(_unsettled_text(op, report), markup=False, soft_wrap=True)
+    if report.running and report.running_op is None:
+        console.print(f"an operation is running: {report.running}", markup=False, soft_wrap=True)
     if report.journal_error:
         console.print(f"warning: {report.journal_error}", markup=False, soft_wrap=True)
+    for problem in report.journal_problems:
+        console.print(f"warning: journal {problem} (skipped)", markup=False, soft_wrap=True)
+    if report.canary_error:
+        console.print(f"warning: {report.canary_error}", markup=False, soft_wrap=True)

@@ -17,9 +17,9 @@ from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
 from mxflip.engine import Engine
 from mxflip.errors import MxflipError, UsageError
-from mxflip.journal import Journal
 from mxflip.plan import Plan, PlanOptions
 from mxflip.rollout import Clock
+from mxflip.state import JournalStore
 from mxflip.watch.alerts import Alert
 from mxflip.watch.machine import Want
 from mxflip.watch.store import Proposal, WatchState
@@ -49,7 +49,7 @@ class Actions:
     def __init__(
         self,
         config: Config,
-        journal: Journal,
+        journal: JournalStore,
         state: WatchState,
         *,
         clock: Clock,

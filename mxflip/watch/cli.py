@@ -112,7 +112,6 @@ def _store(config: Any) -> Any:
 
 def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: float) -> None:
     from mxflip import cli
-    from mxflip.journal import Journal, default_journal_path
     from mxflip.watch.actions import find_proposal
 
     config = state.load_config()
@@ -147,7 +146,13 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
     finally:
         op = None
         if code == 0:
-            view = Journal(default_journal_path(config.journal.path)).read()
+            from mxflip.state import open_state
+
+            backend = open_state(config)
+            try:
+                view = backend.read()
+            finally:
+                backend.close()
             op = next(
                 (
                     o.id

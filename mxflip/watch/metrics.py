@@ -88,10 +88,10 @@ class WatchMetrics:
         config = self.watcher.config if self.watcher is not None else self.config
         if config.canary is None:
             return []
-        from mxflip.canary import CanaryError, CanaryStore, state_file
+        from mxflip.canary import CanaryError, canary_store
 
         try:
-            return CanaryStore(state_file(config.canary)).load().paths
+            return canary_store(config).load().paths
         except CanaryError:
             return []
 

@@ -25,10 +25,11 @@ from typing import Any
 
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
-from mxflip.journal import Journal, JournalView, default_journal_path
+from mxflip.journal import JournalView, default_journal_path
 from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
 from mxflip.rollout import Clock, SystemClock
+from mxflip.state import JournalStore, StateBackend, open_state
 from mxflip.watch.actions import Actions, Outcome, open_proposals
 from mxflip.watch.alerts import Alert, Delivery, Notifier, heartbeat, track
 from mxflip.watch.config import WatchConfig
@@ -140,13 +141,20 @@ class Watcher:
         self.config = config
         self.settings = config.watch or WatchConfig()
         self.domains = config.select(self.names)
-        self.journal = Journal(default_journal_path(config.journal.path))
-        self.store = self._store_override or open_store(self.settings.state_file, self.journal.path)
+        if getattr(self, "journal", None) is not None:
+            self.journal.close()
+        # The configured state backend: a shared journal and lock ([state] backend = "s3")
+        # make an automatic switch wait for a person's operation anywhere, and vice versa.
+        self.journal: StateBackend = open_state(config, clock=self.clock)
+        self.store = self._store_override or open_store(
+            self.settings.state_file, default_journal_path(config.journal.path)
+        )
         if self.notifier is not None:
             self.notifier.close()
         self.notifier = self._notifier_factory(self.settings)
 
     def close(self) -> None:
+        self.journal.close()
         if self.notifier is not None:
             self.notifier.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -430,8 +438,8 @@ class Watcher:
     def _canary_verdicts(
         self, st: WatchState, domains: Sequence[DomainConfig], statuses: dict[str, DomainStatus]
     ) -> dict[str, PathVerdicts]:
-        from mxflip.canary import CanaryStore, check_canaries, state_file
         from mxflip.canary import Clock as CanaryClock
+        from mxflip.canary import canary_store, check_canaries
 
         chosen = self._canary_domains(domains)
         if not chosen:
@@ -439,7 +447,7 @@ class Watcher:
         assert self.config.canary is not None
         clock = CanaryClock(now=self.clock.now, sleep=self.clock.sleep)
         check_canaries(self.config, domains=[d.display for d in chosen], clock=clock)
-        records = CanaryStore(state_file(self.config.canary)).load().records
+        records = canary_store(self.config).load().records
         out = {}
         for d in chosen:
             status = statuses[d.name]
@@ -726,10 +734,14 @@ def _report(
     )
 
 
-def lock_holder(journal: Journal) -> tuple[float, str] | None:
-    """(since, who) when another process holds the journal lock; else None."""
+def lock_holder(journal: JournalStore) -> tuple[float, str] | None:
+    """(since, who) when another process holds the local journal lock; else None (a
+    shared backend's lock expires by itself)."""
+    lock_path = getattr(journal, "lock_path", None)
+    if lock_path is None:
+        return None
     try:
-        fd = os.open(journal.lock_path, os.O_RDONLY)
+        fd = os.open(lock_path, os.O_RDONLY)
     except OSError:
         return None
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mxflip.errors import MxflipError
-from mxflip.statefile import atomic_write, read_modify_write
+from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
 
 STATE_VERSION = 1
 STATE_NAME = "watch.json"
@@ -139,12 +139,14 @@ def default_state_path(journal_path: Path) -> Path:
 class LocalWatchStore:
     """The JSON file backend."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wait: float = 900.0) -> None:
         self.path = path
+        #: How long ``update`` waits for another holder (a watcher's round holds it).
+        self.wait = wait
 
     def load(self) -> WatchState:
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = json.loads(read_bytes(self.path).decode("utf-8", "replace"))
         except FileNotFoundError:
             return WatchState()
         except OSError as exc:
@@ -165,8 +167,8 @@ class LocalWatchStore:
     def save(self, state: WatchState) -> None:
         doc = {"version": STATE_VERSION, **asdict(state)}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(self.path, json.dumps(doc, indent=1) + "\n", mode=0o600)
+            ensure_private_folder(self.path.parent)
+            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
         except OSError as exc:
             raise WatchStateError(
                 f"cannot write watch state {self.path}: {exc.strerror or exc}",
@@ -175,15 +177,25 @@ class LocalWatchStore:
 
     @contextlib.contextmanager
     def update(self) -> Iterator[WatchState]:
-        with read_modify_write(
-            self.path,
-            self.load,
-            self.save,
-            lambda exc: WatchStateError(
+        try:
+            ensure_private_folder(self.path.parent)
+            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=self.wait)
+            lock.__enter__()
+        except OSError as exc:
+            raise WatchStateError(
                 f"cannot lock watch state {self.path}: {exc.strerror or exc}"
-            ),
-        ) as state:
+            ) from None
+        except LockBusy:
+            raise WatchStateError(
+                f"watch state {self.path} stayed locked for {self.wait:g} s (a round of "
+                "the watcher holds it while it runs)"
+            ) from None
+        try:
+            state = self.load()
             yield state
+            self.save(state)
+        finally:
+            lock.__exit__(None, None, None)
 
 
 def _from_json(raw: dict[str, Any]) -> WatchState:

@@ -7,20 +7,14 @@ and are skipped elsewhere (a developer machine without bind9).
 
 from __future__ import annotations
 
-import base64
-import os
 import subprocess
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import dns.message
-import dns.query
-
+from tests.support.dnsserver import LabDNSServer, wait_ready
 from tests.support.ports import free_port
-from tests.support.required import find_binary, server_unavailable, stop_process
+from tests.support.required import find_binary, server_unavailable
 
 NAMED_CANDIDATES = ("named", "/usr/sbin/named")
 
@@ -46,29 +40,35 @@ def zone_text(zone: str, records: str = "", ttl: int = 300) -> str:
 
 
 @dataclass
-class BindServer:
+class BindServer(LabDNSServer):
     """One running ``named``; ``zones`` maps zone name → zone-file text."""
 
-    workdir: Path
-    zones: Mapping[str, str]
-    key_name: str = "mxflip-test"
     allow_update: bool = True
-    port: int = 0
-    secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
-    process: subprocess.Popen[bytes] | None = None
+    #: Accept ``rndc`` on a loopback control port (see :attr:`rndc_command`).
+    rndc: bool = False
+    control_port: int = 0
 
     @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def rndc_conf(self) -> Path:
+        return self.workdir / "rndc.conf"
 
     @property
-    def key_file(self) -> Path:
-        return self.workdir / "tsig.key"
+    def rndc_command(self) -> list[str]:
+        """``rndc`` talking to this server (``reload {zone}`` is to be appended)."""
+        return ["rndc", "-c", str(self.rndc_conf)]
 
-    def key_text(self, secret: str | None = None, name: str | None = None) -> str:
+    def _controls(self) -> str:
+        if not self.rndc:
+            return "controls { };\n"
+        self.control_port = free_port()
+        key = self.key_text(name="rndc-key")
+        self.rndc_conf.write_text(
+            key + 'options { default-key "rndc-key"; default-server 127.0.0.1; '
+            f"default-port {self.control_port}; }};\n"
+        )
         return (
-            f'key "{name or self.key_name}" {{\n\talgorithm hmac-sha256;\n'
-            f'\tsecret "{secret or self.secret}";\n}};\n'
+            key + f"controls {{ inet 127.0.0.1 port {self.control_port} allow {{ 127.0.0.1; }} "
+            'keys { "rndc-key"; }; };\n'
         )
 
     def start(self) -> BindServer:
@@ -77,6 +77,7 @@ class BindServer:
             unavailable("'named' is not installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.key_file.write_text(self.key_text())
+        self.key_file.chmod(0o640)  # named reads it as root here; others may not
         zone_blocks = []
         for zone, text in self.zones.items():
             fname = f"{zone.rstrip('.')}.zone"
@@ -103,8 +104,7 @@ class BindServer:
                 "  listen-on-v6 { none; };\n"
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
-                "};\n"
-                "controls { };\n" + "\n".join(zone_blocks) + "\n"
+                "};\n" + self._controls() + "\n".join(zone_blocks) + "\n"
             )
             log = (self.workdir / "named.log").open("wb")
             self.process = subprocess.Popen(
@@ -121,24 +121,4 @@ class BindServer:
         raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout: float) -> bool:
-        zone = next(iter(self.zones))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                return False
-            try:
-                # Both transports: a port free for UDP may be held by another process for
-                # TCP, and named then serves UDP only while TCP queries reach a stranger.
-                q = dns.message.make_query(zone, "SOA")
-                r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.5)
-                t = dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=0.5)
-                if r.answer and t.answer:
-                    return True
-            except Exception:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
+        return wait_ready(self.process, self.port, next(iter(self.zones)), timeout)

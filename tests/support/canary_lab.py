@@ -65,6 +65,7 @@ class Lab:
         if key_file is None:
             key_file = self.folder / "lab.key"
             key_file.write_text(KEY_TEXT)
+            key_file.chmod(0o600)
         server = provider_server or f"127.0.0.1:{free_port()}"
         canary_table = canary or (
             f'mailbox = "maildir"\nmaildir = "{self.maildir}"\n'

@@ -32,6 +32,7 @@ def write_config(folder: Path, text: str, *, key: str | None = KEY_TEXT) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     if key is not None:
         (folder / "lab.key").write_text(key)
+        (folder / "lab.key").chmod(0o600)  # as a key file should be (others may not read it)
     path = folder / "mxflip.toml"
     path.write_text(text)
     return path

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mxflip.config import Config, parse_config
 from mxflip.dnsview import ServerAnswer
@@ -117,8 +117,18 @@ def fresh_label(prefix: str = "d") -> str:
     return f"{prefix}{next(_counter)}x{id(object()) % 100000}"
 
 
+class LabServer(Protocol):
+    """What the engine tests need of a DNS server fixture (BIND, Knot DNS, PowerDNS)."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def key_file(self) -> Path: ...
+
+
 def engine_config(
-    bind: BindServer,
+    bind: LabServer,
     tmp_path: Path,
     domains: Sequence[str],
     *,
@@ -174,14 +184,14 @@ def start_engine_bind(folder: Path) -> BindServer:
     return BindServer(folder, {z: zone_text(z, records.get(z, "")) for z in ZONES}).start()
 
 
-def lab_provider(bind: BindServer) -> RFC2136Provider:
+def lab_provider(bind: LabServer) -> RFC2136Provider:
     return RFC2136Provider.from_settings(
         "lab", RFC2136Settings(server=bind.address, tsig_key_file=bind.key_file, timeout=2)
     )
 
 
 def seed(
-    bind: BindServer, names: Sequence[str], records: Sequence[str] = PRIMARY, ttl: int = 3600
+    bind: LabServer, names: Sequence[str], records: Sequence[str] = PRIMARY, ttl: int = 3600
 ) -> dict[str, RRset]:
     """Give fresh names their starting MX set (one UPDATE per zone)."""
     provider = lab_provider(bind)
@@ -198,7 +208,7 @@ def seed(
     return out
 
 
-def live(bind: BindServer, names: Sequence[str]) -> dict[str, RRset | None]:
+def live(bind: LabServer, names: Sequence[str]) -> dict[str, RRset | None]:
     provider = lab_provider(bind)
     out: dict[str, RRset | None] = {}
     for n in names:

@@ -2,6 +2,7 @@
 
     python -m tests.support.engine_child CONFIG kill BOUNDARY
     python -m tests.support.engine_child CONFIG block BOUNDARY READY_FILE RELEASE_FILE
+    python -m tests.support.engine_child CONFIG kill-now BOUNDARY   (--now, no TTL restore)
 
 The child holds the journal lock like the CLI does, uses a fake clock starting at the
 real time (so waits are instant) and a readiness check that says "ready".
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     def failpoint(name: str) -> None:
         if name != boundary:
             return
-        if mode == "kill":
+        if mode.startswith("kill"):
             os.kill(os.getpid(), signal.SIGKILL)
         ready_file, release_file = Path(argv[3]), Path(argv[4])
         ready_file.write_text(str(os.getpid()))
@@ -43,13 +44,14 @@ def main(argv: list[str]) -> int:
     engine = Engine(
         config, journal, clock=FakeClock(time.time()), readiness=ready, failpoint=failpoint
     )
-    command = ["mxflip", "failover", "--all", "--restore-ttl-after", "600"]
+    if mode == "kill-now":
+        command = ["mxflip", "failover", "--all", "--now"]
+        opts = PlanOptions(reason="child", now=True)
+    else:
+        command = ["mxflip", "failover", "--all", "--restore-ttl-after", "600"]
+        opts = PlanOptions(reason="child", restore_ttl_after=600)
     with journal.lock(" ".join(command)):
-        plan = engine.plan_switch(
-            "failover",
-            list(config.domains.values()),
-            PlanOptions(reason="child", restore_ttl_after=600),
-        )
+        plan = engine.plan_switch("failover", list(config.domains.values()), opts)
         engine.execute(plan, command=command)
     engine.close()
     return 0

@@ -66,6 +66,8 @@ class PostfixServer:
     key_file: Path
     #: More local domains (each with only postmaster@), for multi-domain sessions.
     extra_domains: tuple[str, ...] = ()
+    #: More main.cf lines (restrictions a test needs).
+    main_cf_extra: str = ""
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -102,6 +104,7 @@ smtpd_tls_security_level = may
 smtpd_tls_cert_file = {self.cert_file}
 smtpd_tls_key_file = {self.key_file}
 smtp_tls_security_level = none
+{self.main_cf_extra}
 """
 
     def start(self) -> PostfixServer:

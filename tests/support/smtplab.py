@@ -22,8 +22,9 @@ import trustme
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 
-from mxflip._der import parse_certificate
+from mxflip import certs as certfacts
 from tests.support.bind import BindServer, zone_text
+from tests.support.unbound import SignedZone, UnboundServer, sign_zone
 
 LAB_ZONE = "lab.test."
 EXTERNAL = "relay-check.invalid"
@@ -264,7 +265,7 @@ class Certs:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         leaf.configure_cert(ctx)
         der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
-        return ctx, der, parse_certificate(der).spki
+        return ctx, der, certfacts.spki(certfacts.load(der))
 
     def expired(self, *names: str) -> ssl.SSLContext:
         now = dt.datetime.now(dt.UTC)
@@ -302,10 +303,29 @@ def lab() -> Iterator[Lab]:
     server.stop()
 
 
-def start_lab_dns(folder: Path, records: str, zone: str = LAB_ZONE) -> BindServer:
+def start_lab_dns(
+    folder: Path, records: str, zone: str = LAB_ZONE, *, signed: SignedZone | None = None
+) -> BindServer:
     """A BIND9 authoritative for ``zone``, answering the probe's MX, A/AAAA, TLSA and TXT
-    questions (``records`` in zone-file syntax, relative to the zone)."""
-    return BindServer(folder, {zone: zone_text(zone, records, ttl=60)}, allow_update=False).start()
+    questions (``records`` in zone-file syntax, relative to the zone; ``signed``: serve
+    this DNSSEC-signed text instead)."""
+    text = signed.text if signed else zone_text(zone, records, ttl=60)
+    return BindServer(folder, {zone: text}, allow_update=False).start()
+
+
+def start_validated_lab_dns(
+    folder: Path, records: str, zone: str = LAB_ZONE
+) -> tuple[BindServer, UnboundServer]:
+    """The lab zone DNSSEC-signed on BIND9, and a validating Unbound in front of it that
+    trusts the zone's key (its answers carry AD)."""
+    signed = sign_zone(folder / "keys", zone, zone_text(zone, records, ttl=60))
+    bind = start_lab_dns(folder / "bind", records, zone, signed=signed)
+    try:
+        unbound = UnboundServer(folder / "unbound", {zone: bind.address}, [signed.trust_anchor])
+        return bind, unbound.start()
+    except BaseException:
+        bind.stop()
+        raise
 
 
 def scripted(

@@ -15,16 +15,24 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import cloudflare
-from cloudflare.types.dns import MXRecordParam
-from cloudflare.types.dns.record_batch_params import Delete
-from tenacity import RetryCallState
+from mxflip import (
+    MX,
+    MxflipError,
+    ProviderAuthError,
+    ProviderError,
+    Sleep,
+    StaleExpectationError,
+    normalize_name,
+    retrying,
+)
 
-from mxflip import MxflipError, ProviderAuthError, ProviderError, StaleExpectationError
-from mxflip.records import MX, normalize_name
-from mxflip.retry import Sleep, retrying
+if TYPE_CHECKING:
+    import cloudflare
+    from cloudflare.types.dns import MXRecordParam
+    from cloudflare.types.dns.record_batch_params import Delete
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -118,6 +126,8 @@ def _error_text(exc: cloudflare.APIError) -> str:
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds a 429/503 response asks us to wait (``Retry-After``: seconds or HTTP date)."""
+    import cloudflare  # the SDK loads when a client is used
+
     if not isinstance(exc, cloudflare.APIStatusError):
         return None
     value = exc.response.headers.get("retry-after")
@@ -156,6 +166,8 @@ class CloudflareClient:
         # max_retries=0: the SDK would otherwise retry 429/5xx itself (twice, sleeping on
         # the real clock), and its retries would multiply with ours (3 x 4 requests). One
         # layer, ours, keeps retries bounded and its waits injectable.
+        import cloudflare  # the SDK loads when a client is used
+
         self._sdk = cloudflare.Cloudflare(
             api_token=token, base_url=base_url, timeout=timeout, max_retries=0
         )
@@ -179,6 +191,8 @@ class CloudflareClient:
     # ------------------------------------------------------------------ plumbing
 
     def _should_retry(self, exc: BaseException) -> bool:
+        import cloudflare  # the SDK loads when a client is used
+
         if isinstance(exc, cloudflare.RateLimitError | cloudflare.InternalServerError):
             wait = retry_after(exc)
             return wait is None or wait <= self.max_wait
@@ -196,6 +210,8 @@ class CloudflareClient:
     def _call(
         self, what: str, fn: Callable[[], T], *, zone: str | None = None, batch: bool = False
     ) -> T:
+        import cloudflare  # the SDK loads when a client is used
+
         retry = retrying(
             self._should_retry,
             attempts=self.attempts,
@@ -334,6 +350,8 @@ def translate(
     exists" (one to create is there) mean another writer changed the zone since we read
     it: the batch was refused whole, so that is a :class:`StaleExpectationError`.
     """
+    import cloudflare  # the SDK loads when a client is used
+
     if isinstance(exc, cloudflare.APITimeoutError):
         return ProviderError(
             f"Cloudflare did not answer in time ({what})",

@@ -18,9 +18,9 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
     StaleExpectationError,
 )
-from mxflip.retry import Sleep
 from mxflip_cloudflare._client import (
     AUTO_TTL_SECONDS,
     MAX_TTL,
@@ -181,6 +181,16 @@ class CloudflareProvider(Provider):
         _, records = self._live(zone)
         rrsets = _rrsets(records)
         return {name: rrsets.get(name) for name in names}
+
+    @classmethod
+    def check_ttl(cls, settings: ProviderSettings, ttl: int) -> str | None:
+        assert isinstance(settings, CloudflareSettings)
+        if settings.min_ttl <= ttl <= MAX_TTL:
+            return None
+        return (
+            f"Cloudflare accepts TTLs of {settings.min_ttl}-{MAX_TTL} s only "
+            "(min_ttl = 30 on Enterprise zones)"
+        )
 
     def _check_ttls(self, zone: str, pending: Sequence[Change]) -> None:
         for change in pending:

@@ -16,9 +16,9 @@ from mxflip import (
     ProviderError,
     RRset,
     StaleExpectationError,
+    apply_changes,
 )
-from mxflip.config import parse_config
-from mxflip.provider import apply_changes
+from mxflip.testing import parse_config
 from mxflip_cloudflare import CloudflareProvider, CloudflareSettings
 from providers.cloudflare.tests.conftest import ZONE, MakeProvider
 from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare

@@ -28,8 +28,14 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
-from mxflip import MxflipError, ProviderAuthError, ProviderError, StaleExpectationError
-from mxflip.retry import Sleep, retrying
+from mxflip import (
+    MxflipError,
+    ProviderAuthError,
+    ProviderError,
+    Sleep,
+    StaleExpectationError,
+    retrying,
+)
 
 #: Route53 answers these when it is busy or rate-limits the account (5 requests/s), or
 #: while a previous change to the same zone is still being processed.

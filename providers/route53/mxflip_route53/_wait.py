@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from mxflip import ProviderError
-from mxflip.retry import Sleep
-
-Clock = Callable[[], float]
+from mxflip import Clock, ProviderError
 
 
 def wait_insync(
@@ -23,15 +20,15 @@ def wait_insync(
     initial: float,
     maximum: float,
     clock: Clock,
-    sleep: Sleep,
 ) -> None:
     """Poll ``status(id)`` for every change until each says ``INSYNC``.
 
-    Pauses start at ``initial`` seconds and double up to ``maximum``; the whole wait is
-    bounded by ``timeout`` seconds of ``clock`` and, in case a clock stands still, by a
-    number of polls a real clock could not exceed.
+    Pauses start at ``initial`` seconds and double up to ``maximum``; ``clock`` tells the
+    time and does the waiting. The whole wait is bounded by ``timeout`` seconds of
+    ``clock`` and, in case a clock stands still, by a number of polls a real clock could
+    not exceed.
     """
-    deadline = clock() + timeout
+    deadline = clock.now() + timeout
     polls_left = int(timeout / initial) + 2 * len(change_ids) + 2
     for change_id in change_ids:
         delay = initial
@@ -39,7 +36,7 @@ def wait_insync(
             polls_left -= 1
             if status(change_id) == "INSYNC":
                 break
-            remaining = deadline - clock()
+            remaining = deadline - clock.now()
             if remaining <= 0 or polls_left <= 0:
                 raise ProviderError(
                     f"Route53 change {change_id} to zone {zone.rstrip('.')} is still PENDING "
@@ -47,5 +44,5 @@ def wait_insync(
                     hint="the change is accepted and will be served; Route53 usually syncs "
                     "within a minute. Check with 'mxflip status' or raise wait_timeout",
                 )
-            sleep(min(delay, remaining))
+            clock.sleep(min(delay, remaining))
             delay = min(delay * 2, maximum)

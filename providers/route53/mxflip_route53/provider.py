@@ -14,26 +14,31 @@ expectation in a later batch leaves the earlier batches applied (the error says 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxflip import (
     MX,
     Change,
     ChangeHandle,
+    Clock,
     Provider,
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
     StaleExpectationError,
+    SystemClock,
+    normalize_name,
 )
-from mxflip.records import normalize_name
-from mxflip.retry import Sleep
 from mxflip_route53 import _batch
-from mxflip_route53._client import HostedZone, Route53Client, wire_name
-from mxflip_route53._wait import Clock, wait_insync
+from mxflip_route53._wait import wait_insync
 from mxflip_route53.settings import Route53Settings
+
+if TYPE_CHECKING:
+    # The client module owns boto3, which loads only when a client is built (or records
+    # are read): `mxflip validate` checks settings without it.
+    from mxflip_route53._client import HostedZone, Route53Client
 
 
 class Route53Provider(Provider):
@@ -47,14 +52,12 @@ class Route53Provider(Provider):
         client: Route53Client,
         settings: Route53Settings | None = None,
         *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self._client = client
         self._settings = settings or Route53Settings()
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
         self._zones: dict[str, HostedZone] = {}
         #: Hosted zones by name as listings showed them whole; None until the first
         #: lookup. ``_listed_all`` says the first listing held every zone of the account.
@@ -66,9 +69,19 @@ class Route53Provider(Provider):
 
     @classmethod
     def from_settings(
-        cls, name: str, settings: ProviderSettings, *, sleep: Sleep | None = None
+        cls,
+        name: str,
+        settings: ProviderSettings,
+        *,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
     ) -> Route53Provider:
-        """Build from validated settings; credentials come from the AWS chain."""
+        """Build from validated settings; credentials come from the AWS chain.
+
+        ``clock`` times and paces the INSYNC wait; retries pause with ``sleep``, or with
+        the clock's own ``sleep`` when only a clock is given."""
+        from mxflip_route53._client import Route53Client
+
         assert isinstance(settings, Route53Settings)
         client = Route53Client(
             profile=settings.profile,
@@ -77,9 +90,9 @@ class Route53Provider(Provider):
             timeout=settings.timeout,
             attempts=settings.max_attempts,
             backoff_max=settings.backoff_max,
-            sleep=sleep,
+            sleep=sleep or (clock.sleep if clock is not None else None),
         )
-        return cls(name, client, settings, sleep=sleep or time.sleep)
+        return cls(name, client, settings, clock=clock)
 
     # ------------------------------------------------------------------ zones
 
@@ -140,6 +153,8 @@ class Route53Provider(Provider):
                 raise ProviderError(f"{name} is not inside zone {zone}")
         if not wanted:
             return {}
+        from mxflip_route53._client import wire_name
+
         hosted = self.hosted_zone(zone)
         pending = set(wanted)
         found: dict[str, list[dict[str, Any]]] = {}
@@ -220,6 +235,10 @@ class Route53Provider(Provider):
             detail={"hosted_zone_id": hosted.id, "change_ids": tuple(change_ids)},
         )
 
+    def write_parts(self, zone: str, changes: Sequence[Change]) -> int:
+        pending = [c for c in changes if not c.is_noop]
+        return len(_batch.split([_batch.items_for(c) for c in pending]))
+
     def _live_values(self, zone: str, change: Change) -> tuple[str, ...] | None:
         seen = self._last_read.get((zone, change.name))
         if seen is None or change.expected is None:
@@ -251,7 +270,6 @@ class Route53Provider(Provider):
             initial=self._settings.poll_initial,
             maximum=self._settings.poll_max,
             clock=self._clock,
-            sleep=self._sleep,
         )
 
     def nameservers(self, zone: str) -> list[str]:

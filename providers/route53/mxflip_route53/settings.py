@@ -11,8 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from mxflip import ProviderSettings
-from mxflip.records import normalize_name
+from mxflip import ProviderSettings, normalize_name
 
 #: Keys people paste from other tools; refused with a pointer to the credential chain.
 _CREDENTIAL_KEYS = frozenset(

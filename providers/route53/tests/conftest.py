@@ -77,10 +77,7 @@ def make_provider(moto_server: MotoServer, clock: FakeClock) -> ProviderFactory:
 
     def make(**settings: Any) -> tuple[Route53Provider, CallCounter]:
         settings.setdefault("endpoint_url", moto_server.url)
-        provider = Route53Provider.from_settings(
-            "aws", Route53Settings(**settings), sleep=clock.sleep
-        )
-        provider._clock = clock
+        provider = Route53Provider.from_settings("aws", Route53Settings(**settings), clock=clock)
         counter = CallCounter()
         provider._client.events.register("before-send.route53", counter)
         return provider, counter

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from mxflip import Change, ProviderError, RRset, StaleExpectationError
-from mxflip.provider import apply_changes
+from mxflip import Change, ProviderError, RRset, StaleExpectationError, apply_changes
 from mxflip_route53 import _batch
 from tests.support.moto_route53 import FakeClock, create_zone, fresh_zone_name
 
@@ -227,8 +226,7 @@ def test_wait_survives_a_clock_that_stands_still(admin: Any, make_provider: Any)
     zone = fresh_zone_name()
     create_zone(admin, zone)
     provider, _ = make_provider(poll_initial=1, wait_timeout=10)
-    provider._clock = lambda: 0.0
-    provider._sleep = lambda seconds: None
+    provider._clock = FakeClock(stands_still=True)
     rrset = RRset.of(f"w.{zone}", 300, ["10 a.example.net."])
     handle = provider.apply(zone, [Change(rrset.name, None, rrset)])
     polled = pending_for(provider, 10_000)

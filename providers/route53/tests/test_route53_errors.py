@@ -18,7 +18,7 @@ from mxflip import (
     RRset,
     StaleExpectationError,
 )
-from mxflip.config import parse_config
+from mxflip.testing import parse_config
 from mxflip_route53 import Route53Provider, Route53Settings
 from tests.support.moto_route53 import (
     FAKE_SECRET_KEY,

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from mxflip.config import parse_config
-from mxflip.provider import load_provider_class
+from mxflip.testing import load_provider_class, parse_config
 from mxflip_route53 import Route53Provider, Route53Settings
 from tests.support import moto_route53
 from tests.support.moto_route53 import create_zone, fresh_zone_name

@@ -1,25 +1,21 @@
-"""Private: an exclusive advisory lock on a sidecar file, so two writers never interleave.
+"""Private: where the zone file's lock lives, and holding it with mxflip's lock helper.
 
 The zone file itself cannot carry the lock: it is replaced by a rename on every write, and
 a lock on the old inode would not stop a writer that opened the new one. The sidecar
-(``.NAME.mxflip-lock`` beside the zone file) is never replaced or removed.
+(``.NAME.mxflip-lock`` beside the zone file) is never replaced, truncated or removed.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mxflip.retry import Sleep, retrying
+from mxflip import LockBusy, Sleep, locked
 
 LOCK_SUFFIX = ".mxflip-lock"
 
-
-class LockBusy(Exception):
-    """Another process holds the lock (raised only after waiting ``timeout``)."""
+__all__ = ["LOCK_SUFFIX", "LockBusy", "exclusive_lock", "lock_path"]
 
 
 def lock_path(zone_file: Path) -> Path:
@@ -31,36 +27,10 @@ def lock_path(zone_file: Path) -> Path:
 def exclusive_lock(
     zone_file: Path, *, timeout: float, sleep: Sleep | None = None
 ) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the sidecar of ``zone_file`` for the ``with`` body.
-
-    Waits with jittered backoff (at most ``timeout`` seconds, and a bounded number of
-    tries) while another process holds it, then raises :class:`LockBusy`. Raises
-    ``OSError`` when the sidecar cannot be created.
-    """
+    """Hold an exclusive lock on the sidecar of ``zone_file`` for the ``with`` body,
+    waiting at most ``timeout`` seconds (then :class:`LockBusy`). Raises ``OSError`` when
+    the sidecar cannot be created."""
     # Read-only is enough for flock, so another user who may write the zone can still take
     # a lock file first created by someone else.
-    fd = os.open(lock_path(zone_file), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-
-        def take() -> None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LockBusy from None
-
-        retry = retrying(
-            lambda exc: isinstance(exc, LockBusy),
-            attempts=10_000,
-            max_wait=0.5,
-            max_total=timeout,
-            sleep=sleep,
-        )
-        for attempt in retry:
-            with attempt:
-                take()
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with locked(lock_path(zone_file), wait=max(timeout, 1e-3), writable=False, sleep=sleep):
+        yield

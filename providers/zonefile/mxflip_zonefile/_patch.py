@@ -69,7 +69,7 @@ def edit_in_place(
         for span in mx:
             deleted.update(range(span.first - 1, span.last))
         if rrset is not None:
-            inserts.setdefault(at, []).extend(_mx_lines(rrset, origin, at_origin, eol))
+            inserts.setdefault(at, []).extend(_mx_lines(rrset, at_origin, eol))
             inserted_owner[at] = owner
     _keep_inherited_owners(lines, layout, deleted, inserted_owner, origin)
 
@@ -144,7 +144,7 @@ def _keep_inherited_owners(
             last_owner = span.name
 
 
-def _mx_lines(rrset: RRset, zone_origin: dns.name.Name, here: dns.name.Name, eol: str) -> list[str]:
+def _mx_lines(rrset: RRset, here: dns.name.Name, eol: str) -> list[str]:
     """The MX records of ``rrset`` as zone-file lines, names relative to ``here`` (the
     $ORIGIN in force where they go) when they are under it."""
 

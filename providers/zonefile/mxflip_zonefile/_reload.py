@@ -7,7 +7,10 @@ arguments may hold something private (a key file path, a password option).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,32 +46,44 @@ def expand(argv: Sequence[str], zone: str, file: Path) -> list[str]:
 
 
 def run(argv: Sequence[str], *, timeout: float) -> None:
-    """Run ``argv`` (no shell, no stdin) and wait at most ``timeout`` seconds."""
+    """Run ``argv`` (no shell, no stdin) and wait at most ``timeout`` seconds; on a
+    timeout its whole process group is killed (a wrapper script's children too)."""
     program = Path(argv[0]).name
     try:
-        done = subprocess.run(
+        # A session of its own: on a timeout, killing the group leaves no orphan behind.
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise ReloadError(program, "program not found") from None
     except PermissionError:
         raise ReloadError(program, "program is not executable") from None
-    except subprocess.TimeoutExpired:
-        raise ReloadError(program, f"did not finish within {timeout:g} s and was killed") from None
     except OSError as exc:
         raise ReloadError(program, f"cannot run it: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        tail = _tail(done.stderr) or _tail(done.stdout) or "no output"
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise ReloadError(program, f"did not finish within {timeout:g} s and was killed") from None
+    if proc.returncode != 0:
+        tail = _tail(stderr) or _tail(stdout) or "no output"
         status = (
-            f"killed by signal {-done.returncode}"
-            if done.returncode < 0
-            else f"exit status {done.returncode}"
+            f"killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exit status {proc.returncode}"
         )
         raise ReloadError(program, f"{status}: {tail}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)  # bounded: every member of the group was killed
 
 
 def _tail(output: bytes) -> str:

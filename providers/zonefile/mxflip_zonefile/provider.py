@@ -18,12 +18,12 @@ from mxflip import (
     ProviderError,
     ProviderSettings,
     RRset,
+    Sleep,
     StaleExpectationError,
+    atomic_write,
+    normalize_name,
 )
-from mxflip.records import normalize_name
-from mxflip.retry import Sleep
 from mxflip_zonefile import _reload, _zonefile
-from mxflip_zonefile._atomic import replace_atomically
 from mxflip_zonefile._lock import LockBusy, exclusive_lock, lock_path
 from mxflip_zonefile._patch import edit_in_place
 from mxflip_zonefile._zonefile import ZoneFileError
@@ -290,7 +290,7 @@ class ZoneFileProvider(Provider):
         rewritten = new_text is None
         if new_text is None:
             new_text = _zonefile.render(parsed)
-        replace_atomically(path, new_text.encode("utf-8"))
+        atomic_write(path, new_text.encode("utf-8"))
         return new_serial, rewritten
 
     @staticmethod

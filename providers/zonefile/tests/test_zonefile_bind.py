@@ -17,6 +17,8 @@ from mxflip import Change, RRset
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
 from tests.support.bind import BindServer, zone_text
 
+pytestmark = pytest.mark.real_server
+
 ZONE = "served.test."
 BEFORE = RRset.of(ZONE, 3600, ["10 mx1.served.test.", "20 mx2.example.net."])
 AFTER = RRset.of(ZONE, 60, ["10 backup.example.org.", "20 mx3.served.test."])

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mxflip import Change, ProviderError, RRset
-from mxflip.retry import Sleep
+from mxflip import Change, ProviderError, RRset, Sleep
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
 from mxflip_zonefile._lock import lock_path
 from mxflip_zonefile._zonefile import load, serial

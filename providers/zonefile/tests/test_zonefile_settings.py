@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mxflip import ConfigError
-from mxflip.config import load_config
+from mxflip.testing import load_config
 from mxflip_zonefile import ZoneFileSettings
 from tests.support.bind import zone_text
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mxflip import Change, ProviderError, RRset, StaleExpectationError
-from mxflip.provider import apply_changes
+from mxflip import Change, ProviderError, RRset, StaleExpectationError, apply_changes
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
 from mxflip_zonefile._zonefile import load, serial
 

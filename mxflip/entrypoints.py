@@ -1,0 +1,123 @@
+"""Which provider adapters are installed: the ``mxflip.providers`` entry points.
+
+Read straight from the installed distributions' metadata files (``entry_points.txt``,
+``METADATA``) on ``sys.path``, the way ``importlib.metadata`` finds them (first
+distribution of a name wins), without importing it: ``importlib.metadata`` pulls in the
+email package and costs more than the rest of ``mxflip providers`` together. Nothing here
+imports an adapter; :meth:`InstalledProvider.load` does, when a configuration names it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mxflip.provider import Provider
+
+ENTRY_POINT_GROUP = "mxflip.providers"
+
+
+@dataclass(frozen=True)
+class InstalledProvider:
+    """An adapter found through the ``mxflip.providers`` entry points."""
+
+    type: str
+    target: str
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> builtins.type[Provider]:
+        from mxflip.errors import ConfigError
+        from mxflip.provider import Provider
+
+        module_name, _, attribute = self.target.partition(":")
+        obj: object = importlib.import_module(module_name.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            obj = getattr(obj, part)
+        if not (isinstance(obj, type) and issubclass(obj, Provider)):
+            raise ConfigError(
+                f"provider type {self.type!r} ({self.target}) is not an mxflip Provider"
+            )
+        return obj
+
+
+def installed_providers() -> dict[str, InstalledProvider]:
+    """Every adapter registered in the ``mxflip.providers`` entry-point group, by type
+    (the first distribution on ``sys.path`` that registers a type wins)."""
+    found: dict[str, InstalledProvider] = {}
+    seen: set[str] = set()
+    for folder in _metadata_folders():
+        key = _normalize(os.path.basename(folder))
+        if key in seen:
+            continue
+        seen.add(key)
+        group = _group(os.path.join(folder, "entry_points.txt"))
+        if group:
+            # Only the few adapters' METADATA is read, not every distribution's.
+            name, version = _name_and_version(folder)
+            for ep_name, target in group:
+                found.setdefault(ep_name, InstalledProvider(ep_name, target, name, version))
+    return found
+
+
+def _metadata_folders() -> list[str]:
+    folders = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as listing:
+                names = sorted(e.name for e in listing)
+        except OSError:
+            continue  # a zip file or a missing folder
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                folders.append(os.path.join(entry or ".", name))
+    return folders
+
+
+def _group(path: str) -> list[tuple[str, str]]:
+    """``name = target`` lines of the ``[mxflip.providers]`` section of one file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    out: list[tuple[str, str]] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            inside = line == f"[{ENTRY_POINT_GROUP}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, target = line.partition("=")
+            out.append((name.strip(), target.strip()))
+    return out
+
+
+def _name_and_version(folder: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from the distribution's METADATA (PKG-INFO for eggs)."""
+    fields: dict[str, str] = {}
+    for filename in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(folder, filename), encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        break  # the headers end at the first empty line
+                    key, sep, value = line.partition(":")
+                    if sep and key in ("Name", "Version"):
+                        fields.setdefault(key, value.strip())
+        except OSError:
+            continue
+        break
+    return fields.get("Name"), fields.get("Version")
+
+
+def _normalize(folder_name: str) -> str:
+    """The PEP 503 normalized distribution name of a ``name-version.dist-info`` folder."""
+    name = folder_name.rsplit(".", 1)[0].split("-", 1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
