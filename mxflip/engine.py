@@ -125,8 +125,10 @@ class Engine:
         dns_timeout: float = 2.0,
         verify_timeout: float = 120.0,
         wait_timeout: float = 300.0,
+        user: str | None = None,
     ) -> None:
         self.config = config
+        self.user = user
         self.journal = journal
         self.clock = clock or SystemClock()
         self.readiness = readiness
@@ -346,6 +348,7 @@ class Engine:
             wait_timeout=self.wait_timeout,
             verify_timeout=self.verify_timeout,
             prelowered_at=prelowered_at,
+            user=self.user,
         )
         result = rollout.run()
         if plan.parent is not None and result.outcome == "done":

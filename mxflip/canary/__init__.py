@@ -56,7 +56,6 @@ from mxflip.canary.state import (
     canary_store,
     default_state_dir,
     state_file,
-    write_textfile,
 )
 from mxflip.clock import Clock
 from mxflip.config import CanaryConfig, Config, DomainConfig
@@ -103,7 +102,6 @@ __all__ = [
     "state_file",
     "status_by_age",
     "wait_for",
-    "write_textfile",
 ]
 
 
