@@ -85,6 +85,13 @@ def migrate_to_shared(config: Config) -> MigrationReport:
         canary = state_file(config)
         if canary.exists():
             _copy_document(canary, CANARY_KEY, target, report)
+        from mxflip.watch.store import WATCH_KEY, default_state_path
+
+        watch = (config.watch.state_file if config.watch else None) or default_state_path(
+            journal_path
+        )
+        if watch.exists():
+            _copy_document(watch, WATCH_KEY, target, report)
     finally:
         target.close()
     return report
