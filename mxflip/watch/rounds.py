@@ -11,11 +11,7 @@ at the start of the next round.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +19,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.journal import JournalView, default_journal_path
 from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
-from mxflip.rollout import Clock, SystemClock
 from mxflip.state import JournalStore, StateBackend, open_state
 from mxflip.state.lease import Leader, Renewer
 from mxflip.watch.actions import Actions, Outcome, open_proposals
@@ -833,31 +829,20 @@ def _report(
 def lock_holder(journal: JournalStore) -> tuple[float, str] | None:
     """(since, who) when another process holds the local journal lock; else None (a
     shared backend's lock expires by itself)."""
-    lock_path = getattr(journal, "lock_path", None)
-    if lock_path is None:
-        return None
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                info = json.loads(os.pread(fd, 4096, 0))
-                from datetime import datetime
+    from datetime import datetime
 
-                since = datetime.fromisoformat(str(info["since"]).replace("Z", "+00:00"))
-                who = f"pid {info['pid']}, {info['user']}@{info['host']}, '{info['command']}'"
-                return since.timestamp(), who
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    from mxflip.journal import lock_record
+
+    lock_path = getattr(journal, "lock_path", None)
+    info = lock_record(lock_path) if lock_path is not None else None
+    if not info:
         return None
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    try:
+        since = datetime.fromisoformat(str(info["since"]).replace("Z", "+00:00"))
+        who = f"pid {info['pid']}, {info['user']}@{info['host']}, '{info['command']}'"
+    except (ValueError, KeyError, TypeError):
+        return None
+    return since.timestamp(), who
 
 
 __all__ = ["WATCHER", "DomainReport", "Hooks", "RoundReport", "Watcher", "lock_holder"]
