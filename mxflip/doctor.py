@@ -54,6 +54,11 @@ class CheckResult:
 
     ``status`` is ``ok``, ``warn``, ``fail`` or ``skip`` (not applicable: no canary
     configured, no channels); ``check`` is a stable identifier scripts can match on.
+
+    Not a :class:`mxflip.plan.Finding`: a finding is a reason to block or warn about an
+    operation (severity, code, overridable); a check result is one line of a checklist,
+    passed ones included, with a title and a fix for a person. Provider access checks
+    (:class:`mxflip.provider.AccessCheck`) are turned into these, never the other way.
     """
 
     check: str

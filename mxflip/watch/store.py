@@ -43,7 +43,8 @@ class WatchStateConflict(WatchStateError):
 @dataclass
 class Condition:
     """An alert condition that is (or was) active for a domain: raised once, reminded
-    every ``remind_every``, resolved once."""
+    every ``remind_every``, resolved once. Not a :class:`mxflip.plan.Finding` (which
+    blocks or warns about one operation): this remembers what people were told, and when."""
 
     message: str
     since: float
