@@ -120,6 +120,9 @@ def test_migrate_copies_the_watch_state_once_and_never_overwrites(
         Proposal("abcd1234", lab.domain, "failover", lab.domain, "h", 0.0, 4e9, "evidence")
     )
     local.save(state)
+    lease = lab.folder / "state" / "state" / "leader" / "watch.json"
+    lease.parent.mkdir(parents=True)
+    lease.write_text('{"id": "x", "expires_ts": 4e9}')
     first = cli_(path, "state", "migrate", "--to", "s3", "--json")
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["documents"]["copied"] == ["watch"]

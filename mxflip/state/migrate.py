@@ -81,6 +81,8 @@ def migrate_to_shared(config: Config) -> MigrationReport:
         if docs.is_dir():
             for path in sorted(docs.rglob("*.json")):
                 key = path.relative_to(docs).with_suffix("").as_posix()
+                if key.startswith("leader/"):
+                    continue  # a local watcher's lease means nothing in the bucket
                 _copy_document(path, key, target, report)
         canary = state_file(config)
         if canary.exists():
