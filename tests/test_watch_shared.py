@@ -94,6 +94,19 @@ def test_state_lives_in_the_bucket_and_approve_uses_the_shared_proposals(
         assert [q.id for q in shared.proposals] == [p["id"]]
         listed = cli_(path, "proposals", "--json")
         assert json.loads(listed.stdout)["proposals"][0]["id"] == p["id"]
+        # Another watcher leads: --once follows, reporting the leader's view and exit code.
+        other = Leader(backend, duration=120.0, clock=fake)
+        assert other.step()
+        fake.t += 60
+        follower = cli_(path, "watch", "--once", "--json")
+        doc = json.loads(follower.stdout)
+        assert (follower.exit_code, doc["role"]) == (1, "follower"), follower.output
+        assert doc["leader"].startswith(f"pid {os.getpid()}, ")
+        assert [d["state"] for d in doc["domains"]] == ["failing"]
+        assert [q["id"] for q in doc["proposals"]] == [p["id"]]
+        text = cli_(path, "watch", "--once")
+        assert text.stdout.startswith("Follower: another watcher leads and acts (pid ")
+        other.resign()
         approved = cli_(path, "approve", p["id"], "--json")
         assert approved.exit_code == 0, approved.output
         assert lab.served() == sorted(lab.backup_set)

@@ -307,7 +307,7 @@ class Watcher:
 
     def _follow(self, extra: list[Alert]) -> RoundReport:
         """A follower's round: no checks, no alerts, no actions; it reports who leads and
-        what the leader stored."""
+        the domains and proposals as the leader stored them."""
         assert self.leader is not None
         now = self.clock.now()
         holder = self.leader.holder()
@@ -316,10 +316,35 @@ class Watcher:
         for alert in extra:
             log.info("%s (not sent: a follower sends no alerts)", alert.title)
         st = self.store.load()
+        # The domains as the leader last saved them: what a person or a cron job running
+        # `watch --once` next to a leading daemon needs (and the exit code follows them).
+        domains = []
+        for d in self.domains:
+            ds = st.domains.get(d.display) or DomainState()
+            domains.append(
+                DomainReport(
+                    domain=d.display,
+                    state=ds.state,
+                    since=ds.since,
+                    cause="as the leader last saw it",
+                    live="?",
+                    records=tuple(ds.last_records) if ds.last_records is not None else None,
+                    ttl=None,
+                    consistent=True,
+                    unreachable=False,
+                    nameservers=(),
+                    backup_ready=ds.readiness.get("backup"),
+                    live_ready=ds.readiness.get("live"),
+                    conditions=tuple(
+                        (k, c.severity, c.message)
+                        for k, c in sorted({**ds.conditions, **ds.action_conditions}.items())
+                    ),
+                )
+            )
         report = RoundReport(
             now,
             self.clock.now(),
-            (),
+            tuple(domains),
             tuple(p for p in st.proposals if p.open(now)),
             role="follower",
             leader=who,
