@@ -102,12 +102,16 @@ def _clock() -> Any:
 
 
 def _store(config: Any) -> Any:
+    """The watch state where the watcher keeps it: the local file, or the shared
+    document of ``[state] backend = "s3"`` (the backend lives as long as the command)."""
     from mxflip.journal import default_journal_path
+    from mxflip.state import open_state
     from mxflip.watch.config import WatchConfig
     from mxflip.watch.store import open_store
 
     settings = config.watch or WatchConfig()
-    return open_store(settings.state_file, default_journal_path(config.journal.path))
+    backend = open_state(config) if config.state.backend != "local" else None
+    return open_store(settings.state_file, default_journal_path(config.journal.path), backend)
 
 
 def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: float) -> None:
@@ -161,12 +165,21 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
                 ),
                 None,
             )
-        with store.update() as st:
-            q = st.proposal(p.id)
-            if q is not None and q.status == "pending":
-                q.status = "approved" if code == 0 else "failed"
-                q.operation = op
-                q.error = None if code == 0 else f"exit {code}"
+        from mxflip.watch.store import WatchStateConflict
+
+        # Bounded: a leader's round may save the shared state between our read and write.
+        for attempt in range(5):
+            try:
+                with store.update() as st:
+                    q = st.proposal(p.id)
+                    if q is not None and q.status == "pending":
+                        q.status = "approved" if code == 0 else "failed"
+                        q.operation = op
+                        q.error = None if code == 0 else f"exit {code}"
+                break
+            except WatchStateConflict:
+                if attempt == 4:
+                    raise
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
