@@ -17,6 +17,7 @@ import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
+from mxflip.loop import command_loop
 
 if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
@@ -167,6 +168,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, color: str, qu
     ctx.call_on_close(configure)  # back to the defaults for code run in the same process
     ctx.color = {"always": True, "never": False}.get(color)
     ctx.obj = State(config_path=config_path, debug=debug)
+    # One event loop for the whole command, closed when it ends (mxflip/loop.py).
+    ctx.with_resource(command_loop())
     _show_warnings()
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import CanaryConfig, Config
 from mxflip.errors import ConfigError, MxflipError
 
@@ -25,18 +22,11 @@ class CanaryError(MxflipError):
     """A canary could not be sent, looked for or recorded."""
 
 
-@dataclass(frozen=True)
-class Clock:
-    """Wall-clock time and sleeping, injectable so that tests never wait."""
-
-    now: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
+#: The canary's wall time and sleeping: mxflip's one clock, injectable so tests never wait.
+SYSTEM_CLOCK: Clock = SystemClock()
 
 
-SYSTEM_CLOCK = Clock()
-
-
-def classify(delay: float, arrived: bool, warn_after: float, fail_after: float) -> str:
+def status_by_age(delay: float, arrived: bool, warn_after: float, fail_after: float) -> str:
     """``on_time`` / ``late`` for an arrived canary; ``pending`` / ``late`` / ``missing``
     for one not found yet, by its age."""
     if arrived:
