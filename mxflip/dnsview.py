@@ -84,7 +84,10 @@ async def _query_one(
         return ServerAnswer(label, None, address=shown, tries=tries)
     if rcode != _NOERROR:
         return ServerAnswer(
-            label, error=f"answered {dns.rcode.to_text(rcode)}", address=shown, tries=tries
+            label,
+            error=f"answered {dns.rcode.to_text(dns.rcode.Rcode.make(rcode))}",
+            address=shown,
+            tries=tries,
         )
     if not recursive and not response.authoritative:
         return ServerAnswer(
