@@ -50,7 +50,7 @@ _OPT_RR = b"\x00" + _RR.pack(OPT, _PAYLOAD, 0, 0)
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.\Z")
-_TYPES = {"A": 1, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
+_TYPES = {"A": 1, "CNAME": 5, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
 
 
 class WireError(ValueError):
