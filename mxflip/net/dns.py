@@ -161,8 +161,8 @@ class DNSClient:
         self, question: Question, address: str, port: int = 53, *, strict: bool = False
     ) -> WireReply:
         """Ask ``address`` a question in the small wire format: each try from a socket of
-        its own with a random ID (UDP, TCP when the answer is truncated). ``strict``: a
-        refused port or an unreadable answer ends the question at once (see
+        its own with a random ID (UDP, TCP when the answer is truncated). ``strict``: an
+        unreadable answer ends the question at once (see
         :func:`~mxflip.net.dnswire.udp_exchange`)."""
 
         async def one_try(timeout: float) -> Response:

@@ -280,9 +280,9 @@ async def udp_exchange(
     """One try over UDP from a socket of its own with a cryptographically random ID.
     Raises TimeoutError when no matching answer came within ``timeout``.
 
-    ``strict`` (status and verification, as dnspython did for them): a refused port's
-    ICMP error raises OSError at once, and a datagram with our ID that cannot be read
-    raises WireError, where readiness treats both like silence.
+    ``strict`` (status and verification, as dnspython did for them): a datagram with our
+    ID that cannot be read raises WireError ("bad answer"), where readiness treats it
+    like silence.
 
     The socket is connected to the server, so the kernel drops datagrams from anywhere
     else; with a fresh source port and a random ID per query, a spoofed answer has to
@@ -351,11 +351,10 @@ def _receive(
             data = sock.recv(65535)
         except BlockingIOError:
             return
-        except OSError as exc:
-            if strict:
-                future.set_exception(exc)
-                return
-            continue  # an ICMP error reported on this socket: treated like silence
+        except OSError:
+            # an ICMP error reported on this socket: treated like silence (a refused port
+            # times out, as it did through dnspython for status and verification)
+            continue
         if len(data) < 12 or int.from_bytes(data[:2], "big") != qid:
             continue
         try:
