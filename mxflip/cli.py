@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
     from mxflip.engine import Engine
     from mxflip.plan import Plan, PlanOptions
-    from mxflip.rollout import Clock, RolloutResult
+    from mxflip.rollout import RolloutResult
+    from mxflip.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Builds the plan of one changing command from the engine and the parsed options.
@@ -43,6 +44,8 @@ class State:
 
     config_path: str | None
     debug: bool
+    #: The clock, terminal and environment every command uses (built once, in ``cli``).
+    runtime: Runtime
 
     def load_config(self) -> Config:
         from mxflip.config import load_config
@@ -147,7 +150,11 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
-    ctx.obj = State(config_path=config_path, debug=debug)
+    from mxflip.runtime import Runtime
+
+    # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
+    ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
     _show_warnings()
 
 
@@ -187,15 +194,21 @@ def status(
     attention (or the live set is degraded), 3 when a provider or every nameserver is
     unreachable (or the live set is not ready).
     """
-    from mxflip.render import render_status, status_json, stdout_console, write_json
+    from mxflip.render import render_status, status_json, write_json
     from mxflip.status import gather_status
 
     config = state.load_config()
-    report = gather_status(config, config.select(domains), dns_timeout=timeout, probe=with_probe)
+    report = gather_status(
+        config,
+        config.select(domains),
+        dns_timeout=timeout,
+        probe=with_probe,
+        runtime=state.runtime,
+    )
     if as_json:
         write_json(status_json(report))
     else:
-        render_status(stdout_console(), report)
+        render_status(state.runtime.stdout_console(), report)
     sys.exit(int(report.exit_code))
 
 
@@ -222,7 +235,7 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     """
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
-    from mxflip.render import check_json, render_check, stdout_console, write_json
+    from mxflip.render import check_json, render_check, write_json
 
     config = state.load_config()
     results = check_domains(config, config.select(domains), profile)
@@ -234,7 +247,7 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     if as_json:
         write_json(check_json(results, profile, int(code)))
     else:
-        render_check(stdout_console(), results, profile)
+        render_check(state.runtime.stdout_console(), results, profile)
     sys.exit(int(code))
 
 
@@ -374,7 +387,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
     from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal, default_journal_path
+    from mxflip.journal import Journal
     from mxflip.plan import PlanOptions
     from mxflip.readiness_api import default_readiness
     from mxflip.render import (
@@ -382,8 +395,6 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         operation_json,
         render_plan,
         render_result,
-        stderr_console,
-        stdout_console,
         write_json,
     )
 
@@ -391,8 +402,9 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         raise UsageError("--force needs --reason TEXT (it is recorded in the journal)")
     if change.skip_readiness and not change.reason:
         raise UsageError("--skip-readiness needs --reason TEXT (it is recorded in the journal)")
+    runtime = state.runtime
     config = state.load_config()
-    journal = Journal(default_journal_path(config.journal.path))
+    journal = Journal(runtime.journal_path(config.journal.path))
     opts = PlanOptions(
         now=change.now,
         force=change.force,
@@ -401,15 +413,15 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         restore_ttl_after=change.restore_ttl_after,
         auto_rollback=not change.no_auto_rollback,
     )
-    console = stderr_console() if change.as_json else stdout_console()
+    console = runtime.stderr_console() if change.as_json else runtime.stdout_console()
     command = ["mxflip", change.kind, *change.argv]
-    clock = _clock()
+    clock = runtime.clock
     engine = Engine(
         config,
         journal,
         clock=clock,
         readiness=default_readiness(config),
-        events=EventPrinter(as_json=change.as_json),
+        events=EventPrinter(as_json=change.as_json, console=runtime.stderr_console()),
         verify_timeout=change.verify_timeout,
     )
     plan: Plan | None = None
@@ -417,7 +429,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(engine, change)
+                settle = _settle_unsettled(engine, change, runtime)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -439,7 +451,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
             if plan.changes:
-                _confirm(change)
+                _confirm(change, runtime)
             # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
@@ -461,13 +473,6 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     sys.exit(int(code))
 
 
-def _clock() -> Clock:
-    """The clock changing commands use (tests replace this function)."""
-    from mxflip.rollout import SystemClock
-
-    return SystemClock()
-
-
 def _finish(
     change: ChangeRequest,
     plan: Plan,
@@ -486,12 +491,12 @@ def _finish(
     sys.exit(int(code))
 
 
-def _confirm(change: ChangeRequest) -> None:
+def _confirm(change: ChangeRequest, runtime: Runtime) -> None:
     from mxflip.errors import UsageError
 
     if change.yes:
         return
-    if not _interactive():
+    if not runtime.can_prompt():
         raise UsageError(
             "refusing to change DNS without confirmation: stdin is not a terminal",
             hint="review the plan and pass --yes (and --plan-hash HASH to pin it)",
@@ -501,7 +506,9 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+def _settle_unsettled(
+    engine: Engine, change: ChangeRequest, runtime: Runtime
+) -> tuple[str, str] | None:
     """An interrupted or failed operation must be resumed or rolled back first (the
     engine's check). On a terminal the person is offered both; otherwise the command is
     refused, naming them. Returns (kind, operation id) when the person chose to settle
@@ -514,7 +521,7 @@ def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] 
     if change.dry_run:
         click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
-    if _interactive() and not change.yes and not change.as_json:
+    if runtime.can_prompt() and not change.yes and not change.as_json:
         click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
@@ -525,11 +532,6 @@ def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] 
         if choice != "abort":
             return choice, op.id
     raise Unsettled(op)
-
-
-def _interactive() -> bool:
-    """True when a person can answer prompts (tests replace this function)."""
-    return sys.stdin.isatty()
 
 
 def _settle_builder(kind: str, op_id: str) -> Build:
@@ -735,9 +737,9 @@ def drill(
 
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal, default_journal_path
+    from mxflip.journal import Journal
     from mxflip.readiness_api import default_readiness
-    from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render import drill_json, drill_junit, render_drill, write_json
     from mxflip.render.operations import CountdownPrinter
 
     with contextlib.ExitStack() as stack:
@@ -750,19 +752,19 @@ def drill(
             config, journal = box.config, Journal(box.journal_path)
         else:
             config = state.load_config()
-            journal = Journal(default_journal_path(config.journal.path))
+            journal = Journal(state.runtime.journal_path(config.journal.path))
         chosen = config.select(domains)
         report = Drill(
             config,
             chosen,
             journal,
             readiness=default_readiness(config),
-            clock=_clock(),
+            clock=state.runtime.clock,
             planned=planned,
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
-            events=CountdownPrinter(as_json=as_json),
+            events=CountdownPrinter(as_json=as_json, console=state.runtime.stderr_console()),
             command=[
                 "mxflip",
                 "drill",
@@ -783,7 +785,7 @@ def drill(
     if as_json:
         write_json(drill_json(report))
     else:
-        render_drill(stdout_console(), report)
+        render_drill(state.runtime.stdout_console(), report)
     sys.exit(int(report.exit_code))
 
 
@@ -813,15 +815,15 @@ def history(state: State, as_json: bool, limit: int | None) -> None:
     Newest first. An operation without a result was interrupted; `mxflip resume` or
     `mxflip rollback` settles it.
     """
-    from mxflip.journal import Journal, default_journal_path
-    from mxflip.render import history_json, render_history, stdout_console, write_json
+    from mxflip.journal import Journal
+    from mxflip.render import history_json, render_history, write_json
 
     config = state.load_config()
-    view = Journal(default_journal_path(config.journal.path)).read()
+    view = Journal(state.runtime.journal_path(config.journal.path)).read()
     if as_json:
         write_json(history_json(view, limit))
     else:
-        render_history(stdout_console(), view, limit)
+        render_history(state.runtime.stdout_console(), view, limit)
 
 
 @cli.group()
@@ -864,17 +866,17 @@ def canary_send(state: State, domains: tuple[str, ...], via: str, as_json: bool)
     Tries each MX host of the path once, in preference order, with STARTTLS when offered
     and the [probe] timeout. Exit 0 when every canary was accepted, 3 when one was not.
     """
-    from mxflip.canary import canary_domains, default_clock, send_canaries
-    from mxflip.render import canary_send_json, render_canary_send, stdout_console, write_json
+    from mxflip.canary import canary_domains, send_canaries
+    from mxflip.render import canary_send_json, render_canary_send, write_json
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    results = send_canaries(config, chosen, via, clock=default_clock())
+    results = send_canaries(config, chosen, via, clock=state.runtime.clock)
     code = ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILURE
     if as_json:
         write_json(canary_send_json(results, int(code)))
     else:
-        render_canary_send(stdout_console(), results)
+        render_canary_send(state.runtime.stdout_console(), results)
     sys.exit(int(code))
 
 
@@ -903,7 +905,7 @@ def canary_check(
     Exit 0 when all arrived on time (or are younger than warn_after), 1 when one is late,
     3 when one is missing (not found after fail_after) or could not be sent.
     """
-    from mxflip.canary import check_canaries, default_clock
+    from mxflip.canary import check_canaries
 
     config = state.load_config()
     if domains:
@@ -912,7 +914,7 @@ def canary_check(
         config,
         domains=domains,
         delete=None if keep is None else not keep,
-        clock=default_clock(),
+        clock=state.runtime.clock,
     )
     _canary_report(config, report, "canary check", as_json, prometheus_file)
 
@@ -943,13 +945,13 @@ def canary_run(
     Exit 0 when every canary arrived on time, 1 when one is late, 3 when one is missing
     or could not be sent.
     """
-    from mxflip.canary import canary_domains, default_clock, run_canaries
+    from mxflip.canary import canary_domains, run_canaries
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    with _WaitDisplay(enabled=not as_json) as display:
+    with _WaitDisplay(state.runtime, enabled=not as_json) as display:
         report = run_canaries(
-            config, chosen, via, wait=wait, clock=default_clock(), progress=display.update
+            config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
         )
     _canary_report(config, report, "canary run", as_json, prometheus_file)
 
@@ -957,16 +959,15 @@ def canary_run(
 class _WaitDisplay:
     """A progress bar on stderr while ``canary run`` waits (only on a terminal)."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, runtime: Runtime, enabled: bool) -> None:
+        self.runtime = runtime
+        self.enabled = enabled and runtime.stderr_is_terminal()
         self._progress: Any = None
         self._task: Any = None
 
     def __enter__(self) -> _WaitDisplay:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn
-
-            from mxflip.render import stderr_console
 
             self._progress = Progress(
                 TextColumn("waiting for canaries"),
@@ -975,7 +976,7 @@ class _WaitDisplay:
                     "{task.fields[arrived]}/{task.fields[count]} arrived, "
                     "{task.completed:.0f}/{task.total:.0f} s"
                 ),
-                console=stderr_console(),
+                console=self.runtime.stderr_console(),
                 transient=True,
             )
             self._progress.start()

@@ -68,16 +68,19 @@ class AmbiguousOperation(UsageError):
 _HOLDER_BYTES = 1024
 
 
-def default_journal_path(configured: Path | None = None) -> Path:
+def default_journal_path(
+    configured: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path:
     """``$MXFLIP_JOURNAL``, else the config's ``[journal] path``, else the user state
     directory (``$XDG_STATE_HOME/mxflip/journal.jsonl`` or
-    ``~/.local/state/mxflip/journal.jsonl``)."""
-    env = os.environ.get(JOURNAL_ENV)
+    ``~/.local/state/mxflip/journal.jsonl``). ``environ`` defaults to the process's."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(JOURNAL_ENV)
     if env:
         return Path(env).expanduser()
     if configured is not None:
         return configured
-    return state_dir() / JOURNAL_NAME
+    return state_dir(environ) / JOURNAL_NAME
 
 
 def new_operation_id(now: float) -> str:

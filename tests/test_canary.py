@@ -12,22 +12,21 @@ from pathlib import Path
 
 import pytest
 import trustme
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import mxflip.canary
 from mxflip.canary import (
     TOKEN_HEADER,
-    Clock,
     MaildirMailbox,
     WaitProgress,
     canary_domains,
     classify,
     run_canaries,
 )
-from mxflip.cli import cli
 from mxflip.config import load_config
 from mxflip.duration import format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.ports import free_port
 from tests.support.relay import Relay, RelayHandler
 
@@ -43,12 +42,12 @@ def lab(tmp_path: Path, ca: trustme.CA) -> Iterator[Lab]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The CLI's clock, moved by hand (sleeps advance it; nothing waits)."""
     fake = FakeClock()
-    monkeypatch.setattr(mxflip.canary, "default_clock", fake.clock)
+    use_runtime(monkeypatch, fake_runtime(fake))
     return fake
 
 
 def mxflip_(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(config), *args])
+    return invoke(["-c", str(config), *args])
 
 
 def json_of(result: Result) -> dict:  # type: ignore[type-arg]
@@ -523,4 +522,8 @@ def test_damaged_state_is_one_line(lab: Lab) -> None:
 
 
 def test_clock_default_is_the_system_clock() -> None:
-    assert isinstance(mxflip.canary.default_clock(), Clock)
+    from mxflip.clock import SystemClock
+    from mxflip.runtime import Runtime
+
+    assert isinstance(Runtime().clock, SystemClock)
+    assert isinstance(mxflip.canary.SYSTEM_CLOCK, SystemClock)

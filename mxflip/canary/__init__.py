@@ -91,7 +91,6 @@ __all__ = [
     "canary_status",
     "check_canaries",
     "classify",
-    "default_clock",
     "default_state_dir",
     "new_token",
     "open_mailbox",
@@ -103,11 +102,6 @@ __all__ = [
     "wait_for",
     "write_textfile",
 ]
-
-
-def default_clock() -> Clock:
-    """The clock the CLI uses (tests replace this function)."""
-    return SYSTEM_CLOCK
 
 
 # ----------------------------------------------------------------------- checking

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
+from mxflip.clock import Clock as Clock
+from mxflip.clock import SystemClock
 from mxflip.config import CanaryConfig, Config
 from mxflip.errors import ConfigError, MxflipError
 
@@ -25,15 +23,8 @@ class CanaryError(MxflipError):
     """A canary could not be sent, looked for or recorded."""
 
 
-@dataclass(frozen=True)
-class Clock:
-    """Wall-clock time and sleeping, injectable so that tests never wait."""
-
-    now: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-
-
-SYSTEM_CLOCK = Clock()
+#: The canary's default clock: the one clock of mxflip (the CLI passes its Runtime's).
+SYSTEM_CLOCK: Clock = SystemClock()
 
 
 def classify(delay: float, arrived: bool, warn_after: float, fail_after: float) -> str:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     # Imported where a console is made: `--json` output needs no rich.
@@ -18,22 +18,24 @@ if TYPE_CHECKING:
 JSON_VERSION = 1
 
 
-def stdout_console() -> Console:
-    """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
-    set) so that tables are not truncated to 80 columns in logs and scripts."""
+def stdout_console(file: TextIO | None = None) -> Console:
+    """Rich console for results on ``file`` (default: stdout). Piped output gets a wide
+    fixed width (unless COLUMNS is set) so that tables are not truncated to 80 columns in
+    logs and scripts."""
     from rich.console import Console
 
+    out = file or sys.stdout
     width = None
-    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+    if not out.isatty() and "COLUMNS" not in os.environ:
         width = 160
-    return Console(file=sys.stdout, highlight=False, width=width)
+    return Console(file=out, highlight=False, width=width)
 
 
-def stderr_console() -> Console:
-    """Rich console for progress and diagnostics."""
+def stderr_console(file: TextIO | None = None) -> Console:
+    """Rich console for progress and diagnostics on ``file`` (default: stderr)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
 
 
 #: How many JSON documents this process wrote (the CLI writes an error document for

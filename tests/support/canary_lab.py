@@ -36,7 +36,7 @@ class FakeClock:
         self.t += seconds
 
     def clock(self) -> Clock:
-        return Clock(now=self.now, sleep=self.sleep)
+        return self
 
 
 @dataclass
