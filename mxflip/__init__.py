@@ -39,6 +39,7 @@ _EXPORTS = {
     "atomic_write": "mxflip.files",
     "locked": "mxflip.files",
     "register_secret": "mxflip.sanitize",
+    "timed": "mxflip.logs",
 }
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "parse_hostport",
     "register_secret",
     "retrying",
+    "timed",
 ]
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ if TYPE_CHECKING:
     from mxflip.files import locked as locked
     from mxflip.hostport import HostPort as HostPort
     from mxflip.hostport import parse_hostport as parse_hostport
+    from mxflip.logs import timed as timed
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider

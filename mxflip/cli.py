@@ -7,7 +7,6 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,22 +109,6 @@ def _json_written() -> int:
     return int(common.written[0]) if common is not None else 0
 
 
-class _StderrWarnings(logging.Handler):
-    """The core logs warnings (a loose key file); a person sees them as one line each."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from mxflip.sanitize import clean
-
-        click.echo(clean(record.getMessage()), err=True)
-
-
-def _show_warnings() -> None:
-    log = logging.getLogger("mxflip")
-    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
-        handler = _StderrWarnings(logging.WARNING)
-        log.addHandler(handler)
-
-
 def _on_sigterm(signum: int, frame: object) -> None:
     # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
     # records that it was interrupted and a drill puts back what it changed.
@@ -143,9 +126,27 @@ def _on_sigterm(signum: int, frame: object) -> None:
     help="Configuration file (default: ./mxflip.toml).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    "verbosity",
+    count=True,
+    help="Log what mxflip does on stderr: -v provider calls, phases and decisions; "
+    "-vv also every DNS query, SMTP step and timing. Secrets are never logged.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line (ts, level, logger, msg, "
+    "fields) for machines.",
+)
 @click.version_option(__version__, prog_name="mxflip")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, debug: bool, verbosity: int, log_format: str
+) -> None:
     """MX failover controller: see which MX set is live, prove the backup, switch safely.
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
@@ -155,7 +156,12 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
-    _show_warnings()
+    from mxflip.logs import configure
+
+    configure(verbosity, log_format, lambda: runtime.err)
+    runtime.logger.debug(
+        "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
+    )
 
 
 json_option = click.option(

@@ -8,6 +8,7 @@ until when they may go on handing out an old set.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ import dns.rcode
 import dns.rdatatype
 
 from mxflip.hostport import HostPort
+from mxflip.logs import timed
 from mxflip.records import MX, RRset
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,23 @@ async def query_mx(
 async def _query_one(
     label: str, address: str, server: HostPort, name: str, recursive: bool, timeout: float
 ) -> ServerAnswer:
+    where = f"{address}#{server.port}"
+    with timed(_log, "dns query", server=where, qname=name, rdtype="MX", rd=recursive) as fields:
+        answer = await _ask(label, address, server, name, recursive, timeout, fields)
+        if answer.error is not None:
+            fields["error"] = answer.error
+        return answer
+
+
+async def _ask(
+    label: str,
+    address: str,
+    server: HostPort,
+    name: str,
+    recursive: bool,
+    timeout: float,
+    fields: dict[str, object],
+) -> ServerAnswer:
     shown = None if server.is_ip else address
     query = dns.message.make_query(name, dns.rdatatype.MX)
     if not recursive:
@@ -77,6 +98,7 @@ async def _query_one(
     except dns.exception.DNSException as exc:
         return ServerAnswer(label, error=f"bad answer: {exc}", address=shown)
     rcode = response.rcode()
+    fields["rcode"] = dns.rcode.to_text(rcode)
     if rcode == dns.rcode.NXDOMAIN:
         return ServerAnswer(label, None, address=shown)
     if rcode != dns.rcode.NOERROR:

@@ -7,6 +7,7 @@ never prints.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
 from mxflip.journal import Journal, JournalView, Operation, OperationLog, new_operation_id
+from mxflip.logs import timed
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Finding,
@@ -42,6 +44,8 @@ from mxflip.rollout import (
     SystemClock,
     default_query,
 )
+
+_log = logging.getLogger(__name__)
 
 #: Kinds that change DNS on their own (rollback and resume settle one of these).
 PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore")
@@ -81,6 +85,10 @@ def refuse_blocked(plan: Plan) -> None:
     """Raise :class:`PlanRefused` when ``plan`` has blocking findings (the one check the
     CLI, the drill and :meth:`Engine.execute` share)."""
     if plan.blockers:
+        _log.info(
+            "plan refused",
+            extra={"kind": plan.kind, "blockers": [f.code for _, f in plan.blockers]},
+        )
         raise PlanRefused(
             "refusing to apply the plan: "
             + "; ".join(blocker_text(d, f) for d, f in plan.blockers),
@@ -148,12 +156,17 @@ class Engine:
             return {}
         domains = [s.domain for s in statuses if s.domain.name in wanted]
         try:
-            return self.readiness(domains, wanted)
+            with timed(_log, "readiness", level=logging.INFO, domains=len(domains)):
+                verdicts = self.readiness(domains, wanted)
         except MxflipError as exc:
+            _log.info("readiness check failed", extra={"error": str(exc)})
             return {
                 n: ReadinessVerdict("not-ready", (f"readiness check failed: {exc}",))
                 for n in wanted
             }
+        for name, verdict in verdicts.items():
+            _log.info("readiness verdict", extra={"domain": name, "verdict": verdict.verdict})
+        return verdicts
 
     def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
         """CNAME targets among the new hosts that live in their domain's own zone."""
@@ -177,6 +190,7 @@ class Engine:
         """Raise :class:`Unsettled` when an earlier operation must be settled first."""
         op = self.first_unsettled()
         if op is not None:
+            _log.info("unsettled operation", extra={"op": op.id, "outcome": op.outcome})
             raise Unsettled(op)
 
     # ------------------------------------------------------------------ planning
@@ -190,13 +204,15 @@ class Engine:
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        return _planned(
+            plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        )
 
     def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_prepare(self.observe(domains), opts)
+        return _planned(plan_prepare(self.observe(domains), opts))
 
     def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return plan_finalize(self.observe(domains), opts)
+        return _planned(plan_finalize(self.observe(domains), opts))
 
     def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
         try:
@@ -208,7 +224,7 @@ class Engine:
         draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return planner(statuses, name, opts, verdicts, self._aliases(targets))
+        return _planned(planner(statuses, name, opts, verdicts, self._aliases(targets)))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()
@@ -260,7 +276,7 @@ class Engine:
     def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
         base, statuses = self._settle_inputs(op)
-        return plan_rollback(base.id, base.steps, statuses, opts)
+        return _planned(plan_rollback(base.id, base.steps, statuses, opts))
 
     def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
@@ -274,7 +290,7 @@ class Engine:
             else recorded_opts.get("restore_ttl_after"),
             auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
         )
-        return plan_resume(base.id, base.steps, statuses, merged)
+        return _planned(plan_resume(base.id, base.steps, statuses, merged))
 
     # ------------------------------------------------------------------ executing
 
@@ -306,7 +322,9 @@ class Engine:
             verify_timeout=self.verify_timeout,
             prelowered_at=prelowered_at,
         )
-        result = rollout.run()
+        with timed(_log, "operation", level=logging.INFO, kind=plan.kind) as fields:
+            result = rollout.run()
+            fields.update(op=result.op_id, outcome=result.outcome)
         if plan.parent is not None and result.outcome == "done":
             self._note_settled(plan, result.op_id or "-", why=None)
         return result
@@ -353,6 +371,20 @@ class Engine:
             found, _ = self.observer.verification_servers(domain)
             self._servers[domain.name] = found
         return self._servers[domain.name]
+
+
+def _planned(plan: Plan) -> Plan:
+    """Log what was decided (the plan's size, findings and hash) and return ``plan``."""
+    _log.info(
+        "plan",
+        extra={
+            "kind": plan.kind,
+            "changes": len(plan.changes),
+            "blockers": [f.code for _, f in plan.blockers],
+            "hash": plan.hash,
+        },
+    )
+    return plan
 
 
 def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> SwitchReadiness:

@@ -19,6 +19,7 @@ import errno
 import fcntl
 import getpass
 import json
+import logging
 import math
 import os
 import secrets
@@ -41,6 +42,8 @@ from mxflip.files import (
     state_dir,
 )
 from mxflip.records import MX, RRset
+
+_log = logging.getLogger(__name__)
 
 JOURNAL_ENV = "MXFLIP_JOURNAL"
 JOURNAL_NAME = "journal.jsonl"
@@ -371,6 +374,7 @@ class Journal:
         try:
             append_synced(self.path, line.encode())
         except OSError as exc:
+            _log.debug("journal append failed", extra={"path": str(self.path), "error": str(exc)})
             raise JournalError(
                 f"cannot write the journal {self.path}: {_why(exc)}",
                 hint="set [journal] path in the config or $MXFLIP_JOURNAL to a writable file",
@@ -384,7 +388,16 @@ class Journal:
             return JournalView([])
         except OSError as exc:
             raise JournalError(f"cannot read the journal {self.path}: {_why(exc)}") from None
-        return parse_journal(data)
+        view = parse_journal(data)
+        _log.debug(
+            "journal read",
+            extra={
+                "path": str(self.path),
+                "operations": len(view.operations),
+                "skipped": view.skipped_lines,
+            },
+        )
+        return view
 
     def holder(self) -> str | None:
         """Who holds the operation lock now (None: nobody, or it cannot be told)."""
@@ -424,12 +437,15 @@ class Journal:
                     info["command"] = command[:100] + " …"
                     text = json.dumps(info)
                 _write_holder(fd, text)
+                _log.info("lock taken", extra={"path": str(self.lock_path), "command": command})
                 try:
                     yield
                 finally:
                     with contextlib.suppress(OSError):
                         _write_holder(fd, "")
+                    _log.info("lock released", extra={"path": str(self.lock_path)})
         except LockBusy:
+            _log.info("lock busy", extra={"path": str(self.lock_path)})
             raise LockedError(
                 f"another mxflip operation is running: {self._busy_holder()}",
                 hint="wait for it to finish; the lock is released when that process ends",
@@ -491,6 +507,7 @@ class OperationLog:
         self.journal.append(
             {"type": record_type, "op": self.id, "ts": ts, "time": iso(ts), **fields}
         )
+        _log.debug("journal record", extra={"op": self.id, "record": record_type})
 
     def intent(
         self,
@@ -540,6 +557,7 @@ class OperationLog:
                 **detail,
             }
         )
+        _log.debug("journal record", extra={"op": self.id, "record": "note", "about": about})
 
 
 def command_line() -> list[str]:

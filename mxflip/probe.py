@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import logging
 import re
 import ssl
 import time
@@ -33,6 +34,7 @@ Clock = Callable[[], float]
 #: Seconds since the epoch, for certificate expiry (injectable so tests control "soon").
 WallClock = Callable[[], float]
 
+_log = logging.getLogger(__name__)
 _REPLY = re.compile(r"^([2-5][0-9][0-9])([ -]|$)(.*)$")
 _MAX_REPLY_LINES = 100
 _LINE_LIMIT = 8192
@@ -357,6 +359,18 @@ class _Conversation:
     def _record(self, name: str, code: int | None, start: float, ok: bool, detail: str) -> int:
         ms = self._ms(start)
         self.steps.append(Step(name, code, ms, ok, detail))
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "smtp step",
+                extra={
+                    "host": self.host,
+                    "address": _join(self.address, self.port),
+                    "step": name,
+                    "code": code,
+                    "ok": ok,
+                    "ms": ms,
+                },
+            )
         if ms > self.s.slow_step * 1000:
             self.findings.append(
                 warn("slow-step", f"{name} took {ms / 1000:.1f} s (over {self.s.slow_step:g} s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import secrets
 import smtplib
 import socket
@@ -26,7 +27,10 @@ from mxflip.canary.state import CanaryRecord, CanaryStore, state_file
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
+from mxflip.logs import timed
 from mxflip.records import MX, RRset
+
+_log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------- message
 
@@ -247,14 +251,17 @@ def send_one(
         overrides = config.probe.connect.get(mx.host)
         target = overrides[0] if overrides else HostPort(mx.host.rstrip("."), 25)
         try:
-            tls = _submit(
-                target,
-                message,
-                mail_from,
-                address,
-                helo=helo,
-                timeout=config.probe.timeout,
-            )
+            with timed(
+                _log, "canary submit", level=logging.INFO, domain=domain.display, host=str(target)
+            ):
+                tls = _submit(
+                    target,
+                    message,
+                    mail_from,
+                    address,
+                    helo=helo,
+                    timeout=config.probe.timeout,
+                )
         except (smtplib.SMTPException, OSError, ValueError) as exc:
             attempts.append(SendAttempt(mx.host, str(target), _smtp_error(exc)))
             if _permanent(exc):

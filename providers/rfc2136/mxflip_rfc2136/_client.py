@@ -5,6 +5,7 @@ Translates dnspython's exceptions and response codes into mxflip errors with hin
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,10 +28,12 @@ from mxflip import (
     Sleep,
     StaleExpectationError,
     retrying,
+    timed,
 )
 from mxflip_rfc2136.keyfile import TsigKey
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: How dnspython says that a reply to a signed message carries no TSIG at all.
 _UNSIGNED = "requires a TSIG but does not have one"
@@ -162,7 +165,10 @@ class DNSClient:
             )
             return response
 
-        response = self._call(f"query {name} {rdtype}", send)
+        where = str(self.server)
+        with timed(_log, "dns query", server=where, qname=name, rdtype=rdtype) as fields:
+            response = self._call(f"query {name} {rdtype}", send)
+            fields["rcode"] = dns.rcode.to_text(response.rcode())
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             text = dns.rcode.to_text(rcode)
@@ -179,7 +185,17 @@ class DNSClient:
         def send() -> dns.message.Message:
             return dns.query.tcp(message, self.address, timeout=self.timeout, port=self.server.port)
 
-        response = self._call(f"UPDATE of zone {zone}", send)
+        changes = sum(len(rrset) for rrset in message.update)
+        with timed(
+            _log,
+            "dns update",
+            level=logging.INFO,
+            server=str(self.server),
+            zone=zone,
+            rrsets=changes,
+        ) as fields:
+            response = self._call(f"UPDATE of zone {zone}", send)
+            fields["rcode"] = dns.rcode.to_text(response.rcode())
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
             return
