@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mxflip.canary
 from mxflip.canary import (
@@ -24,7 +26,7 @@ from mxflip.canary import (
     run_canaries,
 )
 from mxflip.config import load_config
-from mxflip.duration import format_duration, parse_duration
+from mxflip.duration import MAX_SECONDS, format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
 from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.ports import free_port
@@ -476,6 +478,21 @@ def test_format_duration() -> None:
     assert format_duration(2 * 86400 + 3 * 3600 + 5) == "2d 3h"
     assert format_duration(65) == "1m 5s"
     assert format_duration(3.25) == "3.2s"
+    # One style everywhere (issue 11): 25 hours is "1d 1h", never "25 h 0 min".
+    assert format_duration(25 * 3600) == "1d 1h"
+    assert format_duration(3600) == "1h" and format_duration(0) == "0s"
+
+
+@given(st.floats(min_value=1, max_value=MAX_SECONDS))
+def test_a_shown_duration_can_be_typed_back(seconds: float) -> None:
+    """What mxflip shows is what its options accept, close to the value shown: the two
+    largest units keep it within one of the smaller unit (a day, an hour, a minute)."""
+    shown = format_duration(seconds)
+    back = parse_duration(shown)
+    error = abs(back - seconds)
+    assert error < 3600
+    assert seconds >= 86400 or error < 60
+    assert seconds >= 3600 or error <= 1
 
 
 def test_classify() -> None:

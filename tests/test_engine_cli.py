@@ -82,7 +82,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     out = result.stdout
     assert "failover → backup" in out
     assert "10 mail.direct.test." in out and "→" in out
-    assert "prelower-wait" in out and "Expected completion in ~1 h 0 min" in out
+    assert "prelower-wait" in out and "Expected completion in ~1h" in out
     assert "Plan hash: " in out
     assert live(cbind, names) == seeded
     assert not (path.parent / "state" / "journal.jsonl").exists()

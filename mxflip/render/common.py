@@ -56,16 +56,6 @@ def when(ts: float | None) -> str | None:
     return None if ts is None else iso(ts)
 
 
-def duration_text(seconds: float) -> str:
-    """A duration for people in plans and countdowns (``45 s``, ``5 min``, ``1 h 30 min``)."""
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
-
-
 def records_text(rrset: RRset | None) -> str:
     """Records one per line and the TTL, for table cells."""
     if rrset is None:
