@@ -54,3 +54,14 @@ _.OUTCOMES  # mxflip/journal.py: a tuple nothing reads
 _.command_line  # mxflip/journal.py: nothing calls it (the CLI builds its own)
 _.ACTIVE_STATES  # mxflip/observe.py: a tuple nothing reads
 _.exit_verdict  # mxflip/readiness.py: nothing calls it
+
+# Shared state API for the watcher (issue 16 → `mxflip watch`): leader election between
+# watchers; used by tests/test_state_s3.py and tests/test_state_backends.py until then.
+_.Leader  # mxflip/state/lease.py
+_.resign  # mxflip/state/lease.py Leader
+
+# Found after the lifecycle merge (issue 13), left to its owner: a signal handler's
+# (signum, frame) signature; Operation.seq, the journal position set when parsing.
+_.signum  # mxflip/cli.py _on_sigterm
+_.frame  # mxflip/cli.py _on_sigterm
+_.seq  # mxflip/journal.py Operation

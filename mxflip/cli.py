@@ -393,7 +393,6 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
     from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal
     from mxflip.plan import PlanOptions
     from mxflip.readiness_api import default_readiness
     from mxflip.render import (
@@ -410,7 +409,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         raise UsageError("--skip-readiness needs --reason TEXT (it is recorded in the journal)")
     runtime = state.runtime
     config = state.load_config()
-    journal = Journal(runtime.journal_path(config.journal.path))
+    journal = runtime.open_state(config)
     opts = PlanOptions(
         now=change.now,
         force=change.force,
@@ -461,14 +460,24 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
+        _report_state_problems(journal)
         if change.as_json and plan is not None:
             write_json(operation_json(change.kind, int(exc.exit_code), plan, None, error=str(exc)))
         raise
     finally:
         engine.close()
+        journal.close()
     code = ExitCode.OK if result.outcome in ("done", "noop") else ExitCode.FAILURE
+    # The shared state lost records or the lock mid-way: the operation finished, but the
+    # command fails so nobody takes the shared journal for complete.
+    problems = _report_state_problems(journal)
+    if problems:
+        code = ExitCode.FAILURE
     if change.as_json:
-        write_json(operation_json(change.kind, int(code), plan, result))
+        doc = operation_json(change.kind, int(code), plan, result)
+        if problems:
+            doc["state_problems"] = problems
+        write_json(doc)
     else:
         render_result(console, result)
     if result.outcome == "rolled-back":
@@ -477,6 +486,14 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             err=True,
         )
     sys.exit(int(code))
+
+
+def _report_state_problems(journal: Any) -> list[str]:
+    """What the state backend could not write during the command, one line each."""
+    problems = list(getattr(journal, "problems", []))
+    for problem in problems:
+        click.echo(f"mxflip: error: {problem}", err=True)
+    return problems
 
 
 def _finish(
@@ -743,10 +760,10 @@ def drill(
 
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
-    from mxflip.journal import Journal
     from mxflip.readiness_api import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, write_json
     from mxflip.render.operations import CountdownPrinter
+    from mxflip.state import StateBackend
 
     with contextlib.ExitStack() as stack:
         if sandbox:
@@ -755,10 +772,14 @@ def drill(
             if domains:
                 raise UsageError("--sandbox drills its own lab domain; name no domains")
             box = stack.enter_context(Sandbox())
-            config, journal = box.config, Journal(box.journal_path)
+            from mxflip.state.local import LocalBackend
+
+            config = box.config
+            journal: StateBackend = LocalBackend(box.journal_path)
         else:
             config = state.load_config()
-            journal = Journal(state.runtime.journal_path(config.journal.path))
+            journal = state.runtime.open_state(config)
+            stack.callback(journal.close)
         chosen = config.select(domains)
         report = Drill(
             config,
@@ -821,15 +842,106 @@ def history(state: State, as_json: bool, limit: int | None) -> None:
     Newest first. An operation without a result was interrupted; `mxflip resume` or
     `mxflip rollback` settles it.
     """
-    from mxflip.journal import Journal
     from mxflip.render import history_json, render_history, write_json
 
     config = state.load_config()
-    view = Journal(state.runtime.journal_path(config.journal.path)).read()
+    backend = state.runtime.open_state(config)
+    try:
+        view = backend.read()
+    finally:
+        backend.close()
     if as_json:
         write_json(history_json(view, limit))
     else:
         render_history(state.runtime.stdout_console(), view, limit)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("lock_id")
+@click.option("--force", is_flag=True, help="Required: you are sure its holder is gone.")
+@click.option("--reason", metavar="TEXT", required=True, help="Why; recorded in the journal.")
+@json_option
+@click.pass_obj
+def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) -> None:
+    """Remove the shared operation lock LOCK_ID whose holder is gone.
+
+    For [state] backend = "s3" (like `terraform force-unlock`): the lock ID is in the
+    "another mxflip operation is running" message. A lock whose holder crashed is also
+    taken over by the next operation once its lease expired; this is for when you cannot
+    wait. The removal is journalled with your reason. Never remove a lock whose operation
+    is still running: two operations would then change DNS at once.
+    """
+    from mxflip.errors import UsageError
+    from mxflip.journal import iso
+    from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
+
+    if not force:
+        raise UsageError(
+            "unlock removes another operation's lock: pass --force to confirm its holder is gone"
+        )
+    if not reason.strip():
+        raise UsageError("--reason needs some text (it is recorded in the journal)")
+    config = state.load_config()
+    backend = state.runtime.open_state(config)
+    try:
+        held = backend.force_unlock(lock_id, reason)
+    finally:
+        backend.close()
+    holder = (
+        f"{held.get('user')}@{held.get('host')}, pid {held.get('pid')}, '{held.get('command')}'"
+    )
+    if as_json:
+        doc = {"command": "unlock", "exit_code": 0, "lock_id": lock_id, "holder": held}
+        write_json({"version": JSON_VERSION, **doc})
+    else:
+        since = held.get("since_ts")
+        click.echo(
+            f"Removed lock {lock_id} ({holder}"
+            + (f", since {iso(float(since))}" if isinstance(since, int | float) else "")
+            + ")."
+        )
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Where the journal, the operation lock, canary and watch state live.
+
+    [state] backend = "local" (the default) keeps them in files in your state folder;
+    "s3" keeps them in a bucket shared by your team (bucket, prefix, region,
+    endpoint_url, lease), with conditional writes so nothing is lost or overwritten.
+    """
+
+
+@state_group.command("migrate")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["s3"]),
+    required=True,
+    help="The backend to copy into (configured in [state]).",
+)
+@json_option
+@click.pass_obj
+def state_migrate(state: State, target: str, as_json: bool) -> None:
+    """Copy the local journal, canary state and watch documents into the shared backend.
+
+    Idempotent: records already copied are left alone, and nothing already in the shared
+    backend is ever overwritten (a document that exists there is reported, not replaced).
+    The local files are kept.
+    """
+    from mxflip.render import write_json
+    from mxflip.render.common import JSON_VERSION
+    from mxflip.state.migrate import migrate_to_shared
+
+    config = state.load_config()
+    report = migrate_to_shared(config)
+    if as_json:
+        doc = {"command": "state migrate", "exit_code": 0, "to": target, **report.to_json()}
+        write_json({"version": JSON_VERSION, **doc})
+    else:
+        for line in report.lines():
+            click.echo(line)
 
 
 @cli.group()
@@ -1005,7 +1117,7 @@ def _canary_report(
 ) -> None:
     from pathlib import Path
 
-    from mxflip.canary import CanaryStore, state_file, write_textfile
+    from mxflip.canary import canary_store, write_textfile
     from mxflip.render import (
         canary_check_json,
         canary_prometheus,
@@ -1016,7 +1128,7 @@ def _canary_report(
 
     code = report.exit_code
     if prometheus_file:
-        paths = CanaryStore(state_file(config)).load().paths
+        paths = canary_store(config).load().paths
         write_textfile(Path(prometheus_file), canary_prometheus(paths))
     if as_json:
         write_json(canary_check_json(report, int(code), command))

@@ -41,7 +41,7 @@ from mxflip.records import MX, normalize_name
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary")
+_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "state")
 _MAX_TTL = 2**31 - 1
 
 
@@ -126,6 +126,19 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """The ``[state]`` table: where the journal, the lock, canary and watch state live."""
+
+    backend: str = "local"  # "local" (files in the state folder) or "s3" (shared)
+    bucket: str | None = None
+    prefix: str = "mxflip"
+    region: str | None = None
+    endpoint_url: str | None = None
+    #: How long a shared lock or leader lease lasts unless its holder renews it.
+    lease: float = 120.0
+
+
+@dataclass(frozen=True)
 class CanaryConfig:
     """The ``[canary]`` table: where canaries are found and when they count as late."""
 
@@ -160,6 +173,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     #: None when the file has no ``[canary]`` table.
     canary: CanaryConfig | None = None
+    state: StateConfig = field(default_factory=StateConfig)
 
     def select(self, names: Sequence[str]) -> list[DomainConfig]:
         """The named domains in the given order, or every domain when ``names`` is empty."""
@@ -489,6 +503,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         probe=probe,
         journal=JournalConfig(path=journal_path),
         canary=canary,
+        state=_parse_state(_table(raw, "state", where), where),
     )
 
 
@@ -843,4 +858,36 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
         state_file=resolve(canary.state_file),
         ca_file=ca_file,
         poll_interval=canary.poll_interval,
+    )
+
+
+class _StateTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    backend: Literal["local", "s3"] = "local"
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    prefix: str = Field(default="mxflip", pattern=r"^[A-Za-z0-9._/\-]*$", max_length=200)
+    region: str | None = Field(default=None, pattern=r"^[a-z0-9\-]{2,40}$")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    lease: _Duration = 120.0
+
+
+def _parse_state(table: dict[str, Any], where: str) -> StateConfig:
+    state = _validate(_StateTable, table, where, "state")
+    if state.backend == "s3" and state.bucket is None:
+        raise ConfigError(
+            'backend = "s3" needs a bucket',
+            path=where,
+            key="state.bucket",
+            hint='add bucket = "my-team-mxflip-state" to [state]',
+        )
+    if state.lease < 1 or state.lease > 3600:
+        raise ConfigError("must be between 1 second and 1 hour", path=where, key="state.lease")
+    return StateConfig(
+        backend=state.backend,
+        bucket=state.bucket,
+        prefix=state.prefix.strip("/"),
+        region=state.region,
+        endpoint_url=state.endpoint_url,
+        lease=state.lease,
     )

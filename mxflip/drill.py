@@ -26,12 +26,12 @@ from typing import Literal
 from mxflip.config import Config, DomainConfig
 from mxflip.engine import Engine, Unsettled, blocker_text
 from mxflip.errors import ExitCode, MxflipError
-from mxflip.journal import Journal
 from mxflip.observe import DomainStatus
 from mxflip.plan import Plan, PlanOptions, Readiness, ReadinessVerdict
 from mxflip.provider import Provider
 from mxflip.records import RRset
 from mxflip.rollout import Clock, DNSQuery, Event, RolloutResult, SystemClock, default_query
+from mxflip.state.base import JournalStore
 
 _log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Drill:
         self,
         config: Config,
         domains: Sequence[DomainConfig],
-        journal: Journal,
+        journal: JournalStore,
         *,
         readiness: Readiness | None,
         clock: Clock | None = None,

@@ -15,7 +15,7 @@ from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, JournalView, Operation, OperationLog, new_operation_id
+from mxflip.journal import JournalView, Operation, OperationLog, new_operation_id
 from mxflip.logs import timed
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
@@ -44,6 +44,7 @@ from mxflip.rollout import (
     SystemClock,
     default_query,
 )
+from mxflip.state.base import JournalStore
 
 _log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class Engine:
     def __init__(
         self,
         config: Config,
-        journal: Journal,
+        journal: JournalStore,
         *,
         clock: Clock | None = None,
         readiness: Readiness | None = None,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxflip.errors import ExitCode, MxflipError, UsageError
 from mxflip.files import (
@@ -44,6 +44,8 @@ from mxflip.files import (
 from mxflip.records import MX, RRset
 
 _log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from mxflip.state.base import JournalStore
 
 JOURNAL_ENV = "MXFLIP_JOURNAL"
 JOURNAL_NAME = "journal.jsonl"
@@ -497,7 +499,7 @@ def _read_holder(fd: int) -> str:
 class OperationLog:
     """Writes the records of one operation (intent, phases, result) to a journal."""
 
-    def __init__(self, journal: Journal, op_id: str, clock_now: Callable[[], float]) -> None:
+    def __init__(self, journal: JournalStore, op_id: str, clock_now: Callable[[], float]) -> None:
         self.journal = journal
         self.id = op_id
         self._now = clock_now

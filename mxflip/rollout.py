@@ -29,12 +29,13 @@ from mxflip.config import DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort
-from mxflip.journal import Journal, OperationLog, new_operation_id
+from mxflip.journal import OperationLog, new_operation_id
 from mxflip.logs import timed
 from mxflip.plan import Plan, Readiness, Step
 from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
 from mxflip.records import RRset
 from mxflip.retry import retrying
+from mxflip.state.base import JournalStore
 
 _log = logging.getLogger(__name__)
 #: Events logged at INFO (-v); countdown ticks and pending answers only at DEBUG (-vv).
@@ -152,7 +153,7 @@ class Rollout:
     def __init__(
         self,
         plan: Plan,
-        journal: Journal,
+        journal: JournalStore,
         *,
         provider: Callable[[str], Provider],
         servers: Callable[[DomainConfig], list[HostPort]],

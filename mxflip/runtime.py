@@ -24,6 +24,9 @@ from mxflip.clock import Clock, SystemClock
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mxflip.config import Config
+    from mxflip.state import StateBackend
+
 
 def _environ() -> Mapping[str, str]:
     return os.environ
@@ -101,3 +104,10 @@ class Runtime:
         from mxflip.journal import default_journal_path
 
         return default_journal_path(configured, environ=self.environ)
+
+    def open_state(self, config: Config) -> StateBackend:
+        """The configured state backend (see :func:`mxflip.state.open_state`), its local
+        files where :meth:`journal_path` says."""
+        from mxflip.state import open_state
+
+        return open_state(config, journal_path=self.journal_path(config.journal.path))

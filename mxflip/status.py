@@ -83,7 +83,8 @@ def gather_status(
     ``probe``, the SMTP readiness of each domain's live set too. ``runtime`` gives the
     clock and the environment (default: the process's)."""
     from mxflip.engine import switch_readiness
-    from mxflip.journal import Journal, JournalError, JournalView
+    from mxflip.journal import JournalView
+    from mxflip.state import StateBackend
 
     runtime = runtime or Runtime()
 
@@ -92,11 +93,12 @@ def gather_status(
         statuses = observer.status(domains)
     finally:
         observer.close()
-    journal = Journal(runtime.journal_path(config.journal.path))
+    journal: StateBackend | None = None
     try:
+        journal = runtime.open_state(config)
         view = journal.read()
         journal_error = None
-    except JournalError as exc:  # reported, not fatal: status must work in an outage
+    except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = runtime.now()
     switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
@@ -116,7 +118,14 @@ def gather_status(
         # The provider's records are the truth of what is live; DNS may lag behind.
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
         probes = {r.domain: r for r in check_domains(config, domains, "live", live_records=live)}
-    running = journal.holder()
+    running = None
+    if journal is not None and journal_error is None:
+        try:
+            running = journal.holder()
+        except MxflipError:  # the shared lock is unreadable now: the journal error says why
+            running = None
+        finally:
+            journal.close()
     newest = view.operations[-1] if view.operations else None
     running_op = newest.id if running and newest is not None and newest.result is None else None
     return StatusReport(

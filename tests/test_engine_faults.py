@@ -11,7 +11,7 @@ test_engine_kill.py.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from mxflip.plan import PlanOptions
 from mxflip.provider import Provider
 from mxflip.records import RRset
 from mxflip.rollout import BOUNDARIES, default_query
+from mxflip.state.base import JournalStore
 from tests.support.bind import BindServer
 from tests.support.engine import (
     BACKUP,
@@ -35,13 +36,22 @@ from tests.support.engine import (
     FlakyProvider,
     domain_names,
     engine_config,
-    journal_of,
     lab_provider,
     live,
     ready,
     seed,
     start_engine_bind,
 )
+from tests.support.engine import journal_of as local_journal_of
+from tests.support.moto_s3 import (
+    MotoServer,
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
+    new_bucket,
+    s3_environment,
+    state_config,
+)
+
+JournalFactory = Callable[[Config], JournalStore]
 
 pytestmark = pytest.mark.real_server
 
@@ -53,6 +63,28 @@ def fbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     server = start_engine_bind(tmp_path_factory.mktemp("fault-bind"))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def journal_of(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> JournalFactory:
+    """The journal each engine gets: the local files, or the S3 backend on moto (a fresh
+    backend per call, as a new command on another machine would have)."""
+    if request.param == "local":
+        return local_journal_of
+    from mxflip.state.s3 import S3Backend
+
+    s3_environment(monkeypatch, tmp_path)
+    moto: MotoServer = request.getfixturevalue("moto_s3")
+    bucket = new_bucket(moto)
+
+    def factory(config: Config) -> JournalStore:
+        return S3Backend(
+            state_config(moto.url, bucket), home=tmp_path / "home", sleep=lambda s: None
+        )
+
+    return factory
 
 
 @dataclass
@@ -126,7 +158,10 @@ def states_of(
 
 
 def run_faulted(
-    bind: BindServer, tmp_path: Path, fault: Fault
+    bind: BindServer,
+    tmp_path: Path,
+    fault: Fault,
+    journal_of: JournalFactory = local_journal_of,
 ) -> tuple[Config, dict[str, RRset], FakeClock, Failpoints]:
     names = domain_names(3)
     seeded = seed(bind, names)
@@ -171,8 +206,10 @@ def assert_zone_atomic(config: Config, states: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("settle", ["rollback", "resume"])
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
-def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, settle: str) -> None:
-    config, seeded, clock, _ = run_faulted(fbind, tmp_path, fault)
+def test_fault_then_settle(
+    fbind: BindServer, tmp_path: Path, fault: Fault, settle: str, journal_of: JournalFactory
+) -> None:
+    config, seeded, clock, _ = run_faulted(fbind, tmp_path, fault, journal_of)
     names = list(seeded)
     journal = journal_of(config)
     op = journal.read().operations[0]
@@ -184,7 +221,7 @@ def test_fault_then_settle(fbind: BindServer, tmp_path: Path, fault: Fault, sett
     if op.result is not None and "states" in op.result:
         assert op.result["states"] == mid
 
-    settler = Engine(config, journal, clock=clock, readiness=ready, verify_timeout=30)
+    settler = Engine(config, journal_of(config), clock=clock, readiness=ready, verify_timeout=30)
     if settle == "rollback":
         if op.outcome == "rolled-back":  # the automatic rollback already settled it
             assert set(mid.values()) == {"before"}
@@ -259,7 +296,7 @@ def test_resume_waits_only_what_remains_of_the_old_ttl(fbind: BindServer, tmp_pa
             if self.armed and clock.slept >= 1000:
                 raise Crash()
 
-    engine = Engine(config, journal_of(config), clock=Killer(), readiness=ready)
+    engine = Engine(config, local_journal_of(config), clock=Killer(), readiness=ready)
     plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
     with pytest.raises(Crash):
         engine.execute(plan)
@@ -267,7 +304,7 @@ def test_resume_waits_only_what_remains_of_the_old_ttl(fbind: BindServer, tmp_pa
         "prelowered"
     }
     before = clock.slept
-    settler = Engine(config, journal_of(config), clock=clock, readiness=ready)
+    settler = Engine(config, local_journal_of(config), clock=clock, readiness=ready)
     result = settler.execute(settler.plan_resume(None, PlanOptions()))
     assert result.outcome == "done"
     waited = clock.slept - before
@@ -280,8 +317,10 @@ def seed_like(config: Config, names: list[str]) -> dict[str, RRset]:
 
 
 def test_failed_operation_blocks_the_next_one_until_settled(
-    fbind: BindServer, tmp_path: Path
+    fbind: BindServer, tmp_path: Path, journal_of: JournalFactory
 ) -> None:
-    config, _, _, _ = run_faulted(fbind, tmp_path, Fault("x", boundary="switch:before-apply"))
+    config, _, _, _ = run_faulted(
+        fbind, tmp_path, Fault("x", boundary="switch:before-apply"), journal_of
+    )
     view = journal_of(config).read()
     assert [o.outcome for o in view.unsettled()] == ["failed"]

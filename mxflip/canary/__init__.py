@@ -54,6 +54,7 @@ from mxflip.canary.state import (
     CanaryStore,
     PathSummary,
     _by_sent,
+    canary_store,
     default_state_dir,
     state_file,
     write_textfile,
@@ -89,6 +90,7 @@ __all__ = [
     "build_message",
     "canary_domains",
     "canary_status",
+    "canary_store",
     "check_canaries",
     "classify",
     "default_state_dir",
@@ -167,7 +169,7 @@ def check_canaries(
     wanted = {d.rstrip(".").lower() for d in domains}
     own_box = mailbox is None
     box = mailbox or open_mailbox(config)
-    store = CanaryStore(state_file(config))
+    store = canary_store(config)
     try:
         with store.update() as state:
             now = clock.now()
@@ -352,7 +354,7 @@ def canary_status(
     if config.canary is None:
         return {}
     canary = config.canary
-    state = CanaryStore(state_file(config)).load()
+    state = canary_store(config).load()
     now = clock.now()
     names = {d.display for d in domains}
     out: dict[str, list[CanaryStatus]] = {}

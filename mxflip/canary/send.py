@@ -23,7 +23,7 @@ from mxflip.canary._base import (
     Clock,
     require_canary,
 )
-from mxflip.canary.state import CanaryRecord, CanaryStore, state_file
+from mxflip.canary.state import CanaryRecord, canary_store
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
@@ -297,7 +297,8 @@ def send_canaries(
                 lambda d: send_one(config, d, via, live=live.get(d.name), clock=clock), domains
             )
         )
-    store = CanaryStore(state_file(config))
+    require_canary(config)
+    store = canary_store(config)
     with store.update() as state:
         for r in results:
             record = CanaryRecord(

@@ -26,6 +26,7 @@ from mxflip.files import (
     read_bytes,
     state_dir,
 )
+from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept).
@@ -150,7 +151,15 @@ class CanaryStore:
         except OSError as exc:
             raise CanaryError(f"cannot read canary state {self.path}: {exc.strerror}") from None
         try:
-            raw = json.loads(text)
+            return self._decode(json.loads(text))
+        except (ValueError, RecursionError) as exc:
+            raise CanaryError(
+                f"canary state {self.path} is damaged: {exc}",
+                hint="move it aside; the next run starts a fresh history",
+            ) from None
+
+    def _decode(self, raw: Any) -> CanaryState:
+        try:
             if not isinstance(raw, dict):
                 raise TypeError("not a JSON object")
             return CanaryState(
@@ -163,15 +172,19 @@ class CanaryStore:
                 hint="move it aside; the next run starts a fresh history",
             ) from None
 
-    def save(self, state: CanaryState) -> None:
-        """Write atomically (temporary file, then rename), readable by the owner only."""
+    @staticmethod
+    def _encode(state: CanaryState) -> dict[str, Any]:
         outstanding = [r for r in state.records if r.outstanding]
         done = [r for r in state.records if not r.outstanding][-_HISTORY:]
-        doc = {
+        return {
             "version": STATE_VERSION,
             "canaries": [asdict(r) for r in sorted(outstanding + done, key=_by_sent)],
             "paths": [asdict(p) for p in state.paths],
         }
+
+    def save(self, state: CanaryState) -> None:
+        """Write atomically (temporary file, then rename), readable by the owner only."""
+        doc = self._encode(state)
         try:
             ensure_private_folder(self.path.parent)
             atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
@@ -227,6 +240,45 @@ def _typed(cls: Any, data: Mapping[str, Any]) -> Any:
         elif kind.startswith("str") and not isinstance(value, str):
             raise TypeError(f"{f.name!r} is not a string")
     return cls(**data)
+
+
+class SharedCanaryStore(CanaryStore):
+    """Canary state as one document of a shared state backend ([state] backend = "s3"),
+    written only at the version it was read (two checkers never overwrite each other)."""
+
+    KEY = "canary"
+
+    def __init__(self, backend: StateBackend) -> None:
+        super().__init__(Path(f"{backend.path}state/{self.KEY}.json"))
+        self.document = VersionedDocument(backend, self.KEY)
+
+    def load(self) -> CanaryState:
+        data = self.document.load()
+        return self._decode(data) if data is not None else CanaryState()
+
+    def save(self, state: CanaryState) -> None:
+        try:
+            self.document.save(self._encode(state))
+        except PreconditionFailed:
+            raise CanaryError(
+                f"canary state {self.path} was changed by another run meanwhile",
+                hint="run the command again",
+            ) from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[CanaryState]:
+        state = self.load()
+        yield state
+        self.save(state)
+
+
+def canary_store(config: Config) -> CanaryStore:
+    """Where this configuration keeps canary state: the shared backend, or the file."""
+    if config.state.backend != "local":
+        from mxflip.state import open_state
+
+        return SharedCanaryStore(open_state(config))
+    return CanaryStore(state_file(config))
 
 
 def _by_sent(r: CanaryRecord) -> float:

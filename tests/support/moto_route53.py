@@ -239,6 +239,9 @@ class FaultProxy:
     ``seen`` counts every request by operation, forwarded or not.
     """
 
+    #: How a request is named in ``inject`` and ``seen`` (a subclass names other APIs).
+    classify = staticmethod(operation_of)
+
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.seen: Counter[str] = Counter()
@@ -258,6 +261,7 @@ class FaultProxy:
 
             do_POST = do_GET
             do_DELETE = do_GET
+            do_PUT = do_GET
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -300,7 +304,7 @@ class FaultProxy:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        operation = operation_of(request.command, request.path)
+        operation = self.classify(request.command, request.path)
         fault = self._take_fault(operation)
         if fault is not None:
             payload = (

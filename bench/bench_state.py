@@ -1,0 +1,211 @@
+"""Benchmark: the shared (S3) state backend against moto's server on loopback.
+
+1. State API calls per failover, counted by the backend itself, for N domains, with a
+   journal that already holds other operations (cold: this machine never read them;
+   warm: it has). Goal: at most 6 calls beyond the journal records the failover writes.
+2. Wall time of ``mxflip failover --all --now`` (a process per run, as a person runs it)
+   on the S3 backend against the local backend. Goal: S3 at most 1.5 x local.
+
+Run from the repo root:
+
+    python bench/bench_state.py [--domains 10 100] [--runs 7] [--history 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mxflip.config import load_config  # noqa: E402
+from mxflip.engine import Engine  # noqa: E402
+from mxflip.plan import PlanOptions  # noqa: E402
+from mxflip.provider import Change  # noqa: E402
+from mxflip.records import RRset  # noqa: E402
+from mxflip.state.s3 import S3Backend  # noqa: E402
+from tests.support.bind import BindServer, zone_text  # noqa: E402
+from tests.support.engine import BACKUP, PRIMARY, FakeClock, lab_provider, ready  # noqa: E402
+from tests.support.moto_route53 import AWS_VARIABLES_TO_CLEAR, fake_aws_environment  # noqa: E402
+from tests.support.moto_s3 import (  # noqa: E402
+    atomic_conditional_writes,
+    new_bucket,
+    start_moto,
+)
+
+ZONE = "bench.test."
+
+
+def config_text(bind: BindServer, names: list[str], journal: Path, state: str) -> str:
+    text = f"""
+[providers.lab]
+type = "rfc2136"
+server = "{bind.address}"
+tsig_key_file = "{bind.key_file}"
+
+[defaults]
+provider = "lab"
+zone = "{ZONE}"
+primary = {json.dumps(PRIMARY)}
+backup = {json.dumps(BACKUP)}
+nameservers = ["{bind.address}"]
+
+[journal]
+path = "{journal}"
+
+{state}
+"""
+    for n in names:
+        text += f'[domains."{n.rstrip(".")}"]\n'
+    return text
+
+
+def s3_table(url: str, bucket: str) -> str:
+    return (
+        f'[state]\nbackend = "s3"\nbucket = "{bucket}"\nprefix = "bench"\n'
+        f'region = "us-east-1"\nendpoint_url = "{url}"\n'
+    )
+
+
+def fresh_names(bind: BindServer, count: int, tag: str) -> list[str]:
+    names = [f"d{i}-{tag}.{ZONE}" for i in range(count)]
+    lab_provider(bind).apply(ZONE, [Change(n, None, RRset.of(n, 3600, PRIMARY)) for n in names])
+    return names
+
+
+def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
+    """The CLI's flow in process (lock, unsettled check, plan, execute, release); returns
+    the calls made and how many journal records the operation wrote."""
+    config = load_config(config_path)
+    backend = S3Backend(config.state, home=home)
+    engine = Engine(config, backend, clock=FakeClock(time.time()), readiness=ready)
+    with backend.lock("mxflip failover --all --now"):
+        backend.read().unsettled()  # the check every changing command makes first
+        plan = engine.plan_switch(
+            "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
+        )
+        before = backend.calls["PutObject"]
+        result = engine.execute(plan)
+        records = backend.calls["PutObject"] - before
+    engine.close()
+    backend.close()
+    assert result.outcome == "done", result
+    return backend.calls, records
+
+
+def cli_failover(config: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mxflip",
+            "-c",
+            str(config),
+            "failover",
+            "--all",
+            "--now",
+            "--yes",
+            "--skip-readiness",
+            "--reason",
+            "benchmark",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failover failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--history", type=int, default=20, help="earlier operations")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in AWS_VARIABLES_TO_CLEAR:
+            os.environ.pop(name, None)
+        os.environ.update(fake_aws_environment(tmp))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        bind = BindServer(folder / "bind", {ZONE: zone_text(ZONE)}).start()
+        with atomic_conditional_writes():
+            moto = start_moto()
+            try:
+                bucket = new_bucket(moto)
+                table = s3_table(moto.url, bucket)
+                # 1. calls per operation
+                writer = folder / "writer"
+                for i in range(args.history):
+                    names = fresh_names(bind, 1, f"h{i}")
+                    path = folder / f"h{i}.toml"
+                    path.write_text(config_text(bind, names, writer / "journal.jsonl", table))
+                    counted_failover(path, writer)
+                print(
+                    f"State API calls per failover (S3 backend, journal holding "
+                    f"{args.history} earlier operations)"
+                )
+                for count in (1, 10, 100):
+                    # cold: this machine's first command (it fetches every earlier record
+                    # once); warm: its next one (only what others wrote since).
+                    home = folder / f"machine{count}"
+                    for label in ("cold", "warm"):
+                        names = fresh_names(bind, count, f"c{count}{label}")
+                        path = folder / f"c{count}{label}.toml"
+                        path.write_text(config_text(bind, names, home / "journal.jsonl", table))
+                        calls, records = counted_failover(path, home)
+                        other = sum(calls.values()) - records
+                        detail = ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
+                        print(
+                            f"  {count:>3} domains, {label} cache: {records} journal records "
+                            f"+ {other} other calls ({detail}); goal <= 6 other: "
+                            + ("met" if other <= 6 else "NOT met")
+                        )
+                # 2. wall time, a process per run, same machine, same DNS server,
+                # local and s3 runs interleaved so that load from elsewhere hits both
+                for count in args.domains:
+                    times: dict[str, list[float]] = {"local": [], "s3": []}
+                    for run in range(args.runs):
+                        for kind in ("local", "s3"):
+                            names = fresh_names(bind, count, f"w{count}r{run}{kind}")
+                            path = folder / f"w{count}r{run}{kind}.toml"
+                            state = table if kind == "s3" else ""
+                            journal = folder / f"wall-{kind}" / "journal.jsonl"
+                            path.write_text(config_text(bind, names, journal, state))
+                            times[kind].append(cli_failover(path, env))
+                    report_wall(count, args.runs, times)
+            finally:
+                moto.stop()
+                bind.stop()
+
+
+def report_wall(count: int, runs: int, times: dict[str, list[float]]) -> None:
+    local, s3 = statistics.median(times["local"]), statistics.median(times["s3"])
+    fastest = min(times["s3"]) / min(times["local"])
+    print(f"failover --all --now, {count} domains, {runs} runs each (process wall time)")
+    print(f"  local backend: median {local:.3f} s (min {min(times['local']):.3f})")
+    print(f"  s3 backend:    median {s3:.3f} s (min {min(times['s3']):.3f})")
+    print(
+        f"  ratio s3/local: {s3 / local:.2f} (fastest runs: {fastest:.2f}); goal <= 1.5: "
+        + ("met" if s3 <= 1.5 * local else "NOT met")
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,633 @@
+"""The shared state backend on S3 (or any S3-compatible store) with conditional writes.
+
+Layout under ``s3://BUCKET/PREFIX/``:
+
+* ``journal/<ns-timestamp>-<writer>-<seq>.json`` — one object per journal record, created
+  with ``If-None-Match: *`` (an append is never lost or overwritten); the names sort in
+  the order they were written, so a listing is the journal.
+* ``state/lock.json`` — the operation lock, a lease (see :mod:`mxflip.state.lease`).
+* ``state/<key>.json`` — documents (canary state, the watcher's per-domain state, leader
+  leases), written with ``If-Match`` on the version read.
+
+boto3 is imported only when this backend is built (``pip install 'mxflip[s3]'``), so
+commands that never touch S3 stay fast. Every call is bounded: one attempt per botocore
+call, retried here with :func:`mxflip.retry.retrying` (injectable sleep) on throttling,
+5xx and connection errors. Records are immutable once written, so each is fetched once per
+process and kept in memory.
+
+When the bucket becomes unreachable in the middle of an operation, records after the
+intent are kept in a local *pending* file (never silently: the command ends with exit 3
+naming it) and the next command writes them before it does anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mxflip.errors import UsageError
+from mxflip.files import append_synced, atomic_write, ensure_private_folder, read_bytes
+from mxflip.journal import JournalView, LockedError, iso, parse_journal, whoami
+from mxflip.retry import Sleep, retrying
+from mxflip.rollout import Clock, SystemClock
+from mxflip.state.base import Document, PreconditionFailed, StateError, check_key, encode
+from mxflip.state.lease import Lease, LeaseHeld, LeaseInfo, Renewer
+
+if TYPE_CHECKING:
+    from mxflip.config import StateConfig
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "lock"
+PENDING_NAME = "s3-pending.jsonl"
+
+_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
+_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+    "AccountProblem",
+}
+_TRANSIENT = {"InternalError", "ServiceUnavailable", "RequestTimeout", "ConditionalRequestConflict"}
+
+
+class _Retryable(Exception):
+    """A failed call worth another try; carries the StateError to raise if none is left."""
+
+    def __init__(self, error: StateError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class S3Backend:
+    """Journal, lock and documents in one bucket and prefix."""
+
+    kind = "s3"
+
+    def __init__(
+        self,
+        settings: StateConfig,
+        *,
+        home: Path,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        attempts: int = 4,
+        client: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.bucket = str(settings.bucket)
+        self.prefix = settings.prefix.strip("/")
+        self.lease = settings.lease
+        self.home = home
+        self.clock = clock or SystemClock()
+        self._sleep = sleep
+        self._attempts = attempts
+        self._client = client if client is not None else _make_client(settings)
+        #: API calls made, by operation (every attempt counts): the benchmark's figure.
+        self.calls: Counter[str] = Counter()
+        #: What could not be written or released, for the command to report (exit 3).
+        self.problems: list[str] = []
+        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._disk_loaded = False
+        self._unsaved: dict[str, Mapping[str, Any]] = {}
+        self._writer = secrets.token_hex(4)
+        self._seq = 0
+        self._last_ns = 0
+        self._key_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ naming
+
+    @property
+    def path(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix + '/' if self.prefix else ''}"
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    @property
+    def journal_prefix(self) -> str:
+        return self._key("journal") + "/"
+
+    def _doc_key(self, key: str) -> str:
+        return self._key("state", check_key(key) + ".json")
+
+    def _record_key(self) -> str:
+        """A new journal object name: later than any this process wrote or has read, so
+        a record written after reading another (a note about an intent) sorts after it
+        even when this machine's clock runs behind."""
+        with self._key_lock:
+            ns = max(time.time_ns(), self._last_ns + 1)
+            self._last_ns = ns
+            self._seq += 1
+            return f"{self.journal_prefix}{ns:020d}-{self._writer}-{self._seq:06d}.json"
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        """One API call with bounded retries; errors become StateError with a hint."""
+        method = getattr(self._client, _SNAKE[operation])
+
+        def once() -> Any:
+            self.calls[operation] += 1
+            try:
+                return method(Bucket=self.bucket, **params)
+            except Exception as exc:
+                if _not_found(exc):
+                    raise _Missing() from None
+                error, retry = self._translate(exc, operation)
+                if retry:
+                    raise _Retryable(error) from None
+                raise error from None
+
+        try:
+            for attempt in retrying(
+                lambda e: isinstance(e, _Retryable),
+                attempts=self._attempts,
+                max_wait=4.0,
+                max_total=30.0,
+                sleep=self._sleep,
+            ):
+                with attempt:
+                    return once()
+        except _Retryable as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate(self, exc: Exception, operation: str) -> tuple[StateError, bool]:
+        import botocore.exceptions as bce
+
+        where = f"s3://{self.bucket}"
+        if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+            return StateError(
+                f"no AWS credentials found for the state bucket {where}",
+                hint="set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance "
+                "role (the AWS credential chain)",
+            ), False
+        if isinstance(
+            exc,
+            bce.EndpointConnectionError
+            | bce.ConnectTimeoutError
+            | bce.ReadTimeoutError
+            | bce.ConnectionClosedError,
+        ):
+            endpoint = self.settings.endpoint_url or f"the S3 endpoint of {self.settings.region}"
+            return StateError(
+                f"cannot reach {endpoint} for the state bucket {self.bucket}",
+                hint="check [state] endpoint_url and region, and the network",
+            ), True
+        if isinstance(exc, bce.ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code == "PreconditionFailed" or status == 412:
+                return PreconditionFailed(
+                    f"a conditional write to {where} was refused: another writer changed it",
+                    hint="run the command again",
+                ), False
+            if code == "NoSuchBucket":
+                return StateError(
+                    f"the state bucket {self.bucket} does not exist",
+                    hint="create it (with versioning) or fix [state] bucket",
+                ), False
+            if code in _DENIED or status == 403:
+                return StateError(
+                    f"access to the state bucket {where} was denied ({code or status})",
+                    hint="the credentials need s3:ListBucket, s3:GetObject, s3:PutObject and "
+                    f"s3:DeleteObject on {where}/{self.prefix}*",
+                ), False
+            if code in _THROTTLED or status == 503:
+                return StateError(
+                    f"the state bucket {where} throttled {operation} and retries ran out",
+                    hint="try again in a minute; many clients may share this bucket",
+                ), True
+            if code in _TRANSIENT or status >= 500 or status == 409:
+                if code == "ConditionalRequestConflict" or status == 409:
+                    error: StateError = PreconditionFailed(
+                        f"a conditional write to {where} conflicted with another writer",
+                        hint="run the command again",
+                    )
+                else:
+                    error = StateError(
+                        f"the state bucket {where} failed {operation} ({code or status})",
+                        hint="try again; check the storage service's status",
+                    )
+                return error, True
+            return StateError(
+                f"the state bucket {where} refused {operation} ({code or status})",
+                hint="check [state] bucket, prefix, region and endpoint_url",
+            ), False
+        if isinstance(exc, bce.BotoCoreError):
+            return StateError(
+                f"the state bucket {where}: {type(exc).__name__}",
+                hint="check [state] bucket, region and endpoint_url",
+            ), False
+        raise exc
+
+    # ------------------------------------------------------------------ documents
+
+    def get(self, key: str) -> Document | None:
+        """The document at ``key`` (None: absent). Its ETag is the version."""
+        try:
+            reply = self._call("GetObject", Key=self._doc_key(key))
+        except _Missing:
+            return None
+        body = reply["Body"].read()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise StateError(
+                f"the state object {self._doc_key(key)} in s3://{self.bucket} is damaged",
+                hint="inspect it; mxflip never writes anything but a JSON object there",
+            )
+        return Document(data, str(reply["ETag"]))
+
+    def put(self, key: str, data: Mapping[str, Any], *, version: str | None) -> str:
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        try:
+            reply = self._call(
+                "PutObject",
+                Key=self._doc_key(key),
+                Body=encode(data),
+                ContentType="application/json",
+                **condition,
+            )
+        except _Missing:
+            # If-Match on an object that is gone: another writer removed it.
+            raise PreconditionFailed(
+                f"the state object {self._doc_key(key)} was removed by another writer",
+                hint="run the command again",
+            ) from None
+        return str(reply["ETag"])
+
+    def delete(self, key: str, *, version: str) -> None:
+        try:
+            self._call("DeleteObject", Key=self._doc_key(key), IfMatch=version)
+        except _Missing:
+            raise PreconditionFailed(
+                f"the state object {self._doc_key(key)} was already removed"
+            ) from None
+
+    # ------------------------------------------------------------------ journal
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Create one record object. Only the intent of an operation must reach the
+        bucket (else nothing starts); a later record that cannot be written is kept in
+        the local pending file and reported, and the next command writes it."""
+        key = self._record_key()
+        body = dict(record)
+        try:
+            self.put_record(key, body)
+        except StateError as exc:
+            if record.get("type") == "intent" or isinstance(exc, PreconditionFailed):
+                raise
+            self._keep_pending(key, body, exc)
+            return
+        self._cache[key] = body
+        self._remember({key: body})
+
+    def put_record(self, key: str, record: Mapping[str, Any]) -> None:
+        self._call(
+            "PutObject",
+            Key=key,
+            Body=encode(record),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+
+    def read(self) -> JournalView:
+        """Every operation, oldest first. A listed record that cannot be fetched yet (or
+        is not JSON) is skipped and counted; it is fetched again on the next read."""
+        self.settle()
+        keys: list[str] = []
+        token: str | None = None
+        for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
+            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
+            if token:
+                params["ContinuationToken"] = token
+            reply = self._call("ListObjectsV2", **params)
+            keys.extend(str(o["Key"]) for o in reply.get("Contents", []))
+            token = reply.get("NextContinuationToken")
+            if not reply.get("IsTruncated") or not token:
+                break
+        keys.sort()
+        self._load_disk_cache()
+        missing = [k for k in keys if self._cache.get(k) is None]
+        if missing:
+            fetched: dict[str, dict[str, Any]] = {}
+            with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
+                for key, record in zip(missing, pool.map(self._fetch, missing), strict=True):
+                    self._cache[key] = record
+                    if record is not None:
+                        fetched[key] = record
+            self._remember(fetched)
+        if keys:
+            self._note_seen(keys[-1])
+        records = [r for r in (self._cache.get(k) for k in keys) if r is not None]
+        # One parser for both backends: the records in listing order, as journal lines.
+        view = parse_journal(b"\n".join(encode(r) for r in records))
+        unread = len(keys) - len(records)
+        if not unread:
+            return view
+        return JournalView(
+            view.operations,
+            view.skipped_lines + unread,
+            (*view.problems, f"{unread} listed record(s) could not be read yet"),
+        )
+
+    # ------------------------------------------------------------------ record cache
+
+    @property
+    def cache_path(self) -> Path:
+        """Records already fetched, so a command does not fetch the whole journal again.
+        Safe because a record object is never overwritten; the listing stays the truth
+        (a cached record whose object is gone is not shown)."""
+        raw = f"{self.settings.endpoint_url}|{self.bucket}|{self.prefix}"
+        return self.home / f"s3-cache-{hashlib.sha256(raw.encode()).hexdigest()[:12]}.jsonl"
+
+    def _load_disk_cache(self) -> None:
+        if self._disk_loaded:
+            return
+        self._disk_loaded = True
+        try:
+            raw = read_bytes(self.cache_path)
+        except OSError:
+            return
+        for line in raw.split(b"\n"):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                entry = json.loads(line)
+                key, record = entry.get("k"), entry.get("r")
+                if isinstance(key, str) and isinstance(record, dict):
+                    self._cache.setdefault(key, record)
+
+    def _remember(self, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Queue records for the cache file; :meth:`close` writes them in one append."""
+        self._unsaved.update(records)
+
+    def _save_cache(self) -> None:
+        if not self._unsaved:
+            return
+        text = "".join(
+            json.dumps({"k": k, "r": r}, sort_keys=True, separators=(",", ":")) + "\n"
+            for k, r in self._unsaved.items()
+        )
+        self._unsaved = {}
+        try:
+            ensure_private_folder(self.home)
+            append_synced(self.cache_path, text.encode())
+        except OSError as exc:  # only a cache: the next command fetches again
+            log.debug("cannot write the record cache %s: %s", self.cache_path, exc)
+
+    def _note_seen(self, key: str) -> None:
+        stamp = key[len(self.journal_prefix) :].split("-", 1)[0]
+        with self._key_lock, contextlib.suppress(ValueError):
+            self._last_ns = max(self._last_ns, int(stamp))
+
+    def _fetch(self, key: str) -> dict[str, Any] | None:
+        try:
+            reply = self._call("GetObject", Key=key)
+        except _Missing:
+            return None  # listed but not readable yet (or removed): tolerated
+        try:
+            record = json.loads(reply["Body"].read())
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or "op" not in record or "type" not in record:
+            return None
+        return record
+
+    # ------------------------------------------------------------------ pending records
+
+    @property
+    def pending_path(self) -> Path:
+        return self.home / PENDING_NAME
+
+    def _keep_pending(self, key: str, record: Mapping[str, Any], exc: StateError) -> None:
+        line = json.dumps(
+            {"bucket": self.bucket, "key": key, "record": record},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        try:
+            ensure_private_folder(self.home)
+            append_synced(self.pending_path, (line + "\n").encode())
+        except OSError as err:
+            self.problems.append(
+                f"a journal record ({record.get('type')} of {record.get('op')}) could not be "
+                f"written to {self.path} ({exc.message}) nor kept in {self.pending_path} "
+                f"({err.strerror or err})"
+            )
+            log.error("%s", self.problems[-1])
+            return
+        problem = (
+            f"{self.path} became unreachable ({exc.message}); the journal records it could "
+            f"not take are kept in {self.pending_path} and the next command writes them"
+        )
+        if problem not in self.problems:  # one line for the whole outage
+            self.problems.append(problem)
+            log.error("%s", problem)
+
+    def settle(self) -> int:
+        """Write the records kept in the pending file for this bucket; the file keeps what
+        still could not be written. Raises StateError (exit 3) while any remains."""
+        try:
+            raw = read_bytes(self.pending_path)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StateError(
+                f"cannot read {self.pending_path}: {exc.strerror or exc}",
+                hint="it holds journal records not yet written to the shared state",
+            ) from None
+        entries: list[dict[str, Any]] = []
+        for line in raw.split(b"\n"):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and isinstance(entry.get("record"), dict):
+                    entries.append(entry)
+        mine = [
+            e
+            for e in entries
+            if e.get("bucket") == self.bucket
+            and str(e.get("key", "")).startswith(self.journal_prefix)
+        ]
+        if not mine:
+            return 0
+        written = 0
+        for entry in mine:
+            try:
+                self.put_record(str(entry["key"]), entry["record"])
+            except PreconditionFailed:
+                pass  # written before (a settle interrupted after its write)
+            except StateError as exc:
+                raise StateError(
+                    f"{len(mine) - written} journal record(s) from an earlier operation are "
+                    f"not yet in {self.path}: {exc.message}",
+                    hint=f"they are kept in {self.pending_path}; fix the access and run "
+                    "the command again",
+                ) from None
+            written += 1
+        rest = [e for e in entries if e not in mine]
+        if rest:
+            text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in rest)
+            atomic_write(self.pending_path, text.encode(), mode=0o600)
+        else:
+            self.pending_path.unlink(missing_ok=True)
+        log.warning("wrote %d pending journal record(s) to %s", written, self.path)
+        return written
+
+    # ------------------------------------------------------------------ lock
+
+    @contextlib.contextmanager
+    def lock(self, command: str, *, now: float | None = None) -> Iterator[Any]:
+        """Hold the shared operation lock: created only if absent, renewed in the
+        background every third of the lease, taken over only after it expired (the
+        takeover is journalled), released at the version this process wrote."""
+        self.settle()
+        lease = Lease(self, LOCK_KEY, duration=self.lease, clock=self.clock, command=command)
+        try:
+            replaced = lease.acquire()
+        except LeaseHeld as exc:
+            holder = exc.holder
+            hint = "wait for it to finish; the lease is renewed while its holder runs"
+            if holder is not None:
+                hint += (
+                    f"; if the holder is gone it can be taken over after {iso(holder.expires)}"
+                    f", or: mxflip unlock --force {holder.id} --reason TEXT"
+                )
+            raise LockedError(
+                f"another mxflip operation is running: {exc.message}", hint=hint
+            ) from None
+        assert lease.info is not None
+        if replaced is not None:
+            self._journal_lock_event("takeover", lease.info.id, holder=replaced.to_json())
+        renewer = Renewer(lease).start()
+        try:
+            yield lease.info
+        finally:
+            renewer.stop()
+            if renewer.lost:
+                self.problems.append(
+                    f"{renewer.lost} while this operation ran: check 'mxflip history'"
+                )
+            try:
+                lease.release()
+            except StateError as exc:
+                self.problems.append(
+                    f"the lock {lease.info.id if lease.info else ''} could not be released "
+                    f"({exc.message}); it expires by itself after the lease"
+                )
+
+    def _journal_lock_event(self, event: str, lock_id: str, **detail: Any) -> None:
+        user, host = whoami()
+        ts = self.clock.now()
+        self.append(
+            {
+                "type": "lock",
+                "op": lock_id,
+                "event": event,
+                "ts": ts,
+                "time": iso(ts),
+                "user": user,
+                "host": host,
+                "pid": os.getpid(),
+                **detail,
+            }
+        )
+
+    def holder(self) -> str | None:
+        """Who holds the operation lock now (None: nobody, or its lease ran out)."""
+        doc = self.get(LOCK_KEY)
+        if doc is None:
+            return None
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            info = LeaseInfo.from_json(doc.data)
+            return None if info.expired(self.clock.now()) else info.describe()
+        return "holder unknown (the lock object is not one mxflip wrote)"
+
+    def force_unlock(self, lock_id: str, reason: str) -> dict[str, Any]:
+        self.settle()
+        doc = self.get(LOCK_KEY)
+        if doc is None:
+            raise UsageError(f"no operation lock is held in {self.path}")
+        held = str(doc.data.get("id", ""))
+        if held != lock_id:
+            raise UsageError(
+                f"the lock held in {self.path} is {held or 'unnamed'}, not {lock_id}",
+                hint="copy the lock ID from the 'another mxflip operation is running' message",
+            )
+        self.delete(LOCK_KEY, version=doc.version)
+        self._journal_lock_event("force-unlock", lock_id, reason=reason, holder=doc.data)
+        return doc.data
+
+    def close(self) -> None:
+        self._save_cache()
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+class _Missing(Exception):
+    """404: no such key (a document or record that is not there)."""
+
+
+_SNAKE = {
+    "GetObject": "get_object",
+    "PutObject": "put_object",
+    "DeleteObject": "delete_object",
+    "ListObjectsV2": "list_objects_v2",
+}
+
+
+def _make_client(settings: StateConfig) -> Any:
+    try:
+        # botocore's session directly: the same credential chain as boto3, without
+        # boto3's resource layer and transfer customisations (a quarter second per command).
+        import botocore.session
+        from botocore.config import Config as BotoConfig
+    except ImportError:
+        raise StateError(
+            '[state] backend = "s3" needs boto3, which is not installed',
+            hint="pip install 'mxflip[s3]'",
+        ) from None
+    config = BotoConfig(
+        retries={"total_max_attempts": 1},  # retried, bounded, by mxflip.retry
+        connect_timeout=5,
+        read_timeout=15,
+        s3={"addressing_style": "path"} if settings.endpoint_url else {},
+        # Small JSON bodies over TLS: no CRC32 computed and checked per call (what
+        # botocore >= 1.36 does by default), which S3-compatible stores may not support.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return botocore.session.get_session().create_client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=config,
+    )
+
+
+def _not_found(exc: Exception) -> bool:
+    """A 404 for a key (not for the bucket, which is a configuration fault)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket")
