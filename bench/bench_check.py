@@ -16,6 +16,10 @@ so event-loop lag under load counts in it) and against one domain checked alone
 before the run (the unloaded floor: banner delay plus a few round trips); the goal
 of issue #3 is a ratio of at most 2 against the slowest handshake.
 
+It runs at ``[probe] concurrency`` = 100 (mxflip's default: what a user gets) and at 2000
+(a high value set by hand), and says which in the output; ``--concurrency N [N ...]``
+picks others.
+
 Options: ``--domains``, ``--hosts``, ``--delay``, ``--concurrency``, ``--dns-in-flight``;
 ``--shared`` (every domain on the same hosts: batched sessions), ``--no-dns`` (lookups
 answered in-process, to see the SMTP side alone), ``--tls ec|rsa`` (the servers offer
@@ -106,12 +110,23 @@ asyncio.run(main())
 """
 
 
+#: mxflip's own default for ``[probe] concurrency`` (what a user gets without setting it).
+DEFAULT_CONCURRENCY: int = ProbeConfig.__dataclass_fields__["concurrency"].default
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=500)
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.3, help="seconds before the banner")
-    parser.add_argument("--concurrency", type=int, default=2000)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_CONCURRENCY, 2000],
+        help=f"[probe] concurrency values to run (default: {DEFAULT_CONCURRENCY}, the "
+        "config default, and 2000, a high one)",
+    )
     parser.add_argument("--dns-in-flight", type=int, default=64)
     parser.add_argument(
         "--no-dns",
@@ -169,27 +184,32 @@ def main() -> None:
                     primary=frozenset({MX(10, f"primary.d{d}.bench.test")}),
                     backup=frozenset(MX(10 * (i + 1), h) for i, h in enumerate(hosts)),
                 )
-            probe = ProbeConfig(
-                helo="probe.bench.test",
-                mail_from="probe@bench.test",
-                timeout=30,
-                connect=connect,
-                resolvers=(HostPort("127.0.0.1", dns.port),),
-                concurrency=args.concurrency,
-                ca_file=ca_file,
-            )
-            config = Config(path=None, providers={}, domains=domains, probe=probe)
             lookup_class = PreResolved if args.no_dns else Lookup
+            measured = []
+            for concurrency in args.concurrency:
+                probe = ProbeConfig(
+                    helo="probe.bench.test",
+                    mail_from="probe@bench.test",
+                    timeout=30,
+                    connect=connect,
+                    resolvers=(HostPort("127.0.0.1", dns.port),),
+                    concurrency=concurrency,
+                    ca_file=ca_file,
+                )
+                config = Config(path=None, providers={}, domains=domains, probe=probe)
 
-            def run(targets: list[DomainConfig]) -> tuple[float, float, list[DomainReadiness]]:
-                start, cpu = time.perf_counter(), time.process_time()
-                lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
-                results = check_domains(config, targets, "backup", lookup=lookup)
-                return time.perf_counter() - start, time.process_time() - cpu, results
+                def run(
+                    targets: list[DomainConfig], config: Config = config, probe: ProbeConfig = probe
+                ) -> tuple[float, float, list[DomainReadiness]]:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
+                    results = check_domains(config, targets, "backup", lookup=lookup)
+                    return time.perf_counter() - start, time.process_time() - cpu, results
 
-            alone, _, _ = run(list(domains.values())[:1])
-            lab_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            wall, cpu, results = run(list(domains.values()))
+                alone, _, _ = run(list(domains.values())[:1])
+                lab_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall, cpu, results = run(list(domains.values()))
+                measured.append((concurrency, alone, wall, cpu, results, lab_before))
         finally:
             dns.stop()
             servers.stdin.close()
@@ -197,21 +217,37 @@ def main() -> None:
     # named and the servers have exited: their CPU is in RUSAGE_CHILDREN (including the
     # first domain's run and their start-up, so a slight overestimate)
     lab_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lab_cpu = sum(getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime"))
+    for concurrency, alone, wall, cpu, results, lab_before in measured:
+        lab_cpu = sum(
+            getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime")
+        )
+        report(args, concurrency, alone, wall, cpu, results, lab_cpu)
 
+
+def report(
+    args: argparse.Namespace,
+    concurrency: int,
+    alone: float,
+    wall: float,
+    cpu: float,
+    results: list[DomainReadiness],
+    lab_cpu: float,
+) -> None:
     handshakes = [
         sum(s.ms for s in a.steps) / 1000 for r in results for h in r.hosts for a in h.addresses
     ]
     verdicts = {v.value: sum(r.verdict is v for r in results) for v in Verdict}
     slowest = max(handshakes)
     shared = " (shared hosts)" if args.shared else ""
+    which = "the [probe] default" if concurrency == DEFAULT_CONCURRENCY else "high, set by hand"
+    print(f"--- [probe] concurrency = {concurrency} ({which})")
     print(
         f"domains × hosts        : {args.domains} × {args.hosts}{shared}: {len(handshakes)} results"
     )
-    print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {args.concurrency}")
+    print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {concurrency}")
     print(f"verdicts               : {verdicts}")
     print(f"wall time              : {wall:.3f} s (probe process CPU {cpu:.3f} s)")
-    print(f"lab CPU                : {lab_cpu:.3f} s (named and the SMTP servers)")
+    print(f"lab CPU                : {lab_cpu:.3f} s (named + SMTP servers, this run to the end)")
     print(f"slowest handshake      : {slowest:.3f} s")
     print(f"median handshake       : {sorted(handshakes)[len(handshakes) // 2]:.3f} s")
     print(f"sum of handshakes      : {sum(handshakes):.1f} s (what one at a time would take)")

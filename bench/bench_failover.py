@@ -5,8 +5,12 @@ nameserver serves the new set for every domain (an independent poller asks BIND)
 the command's own wall time (which includes its verification). Run from the repo root:
 
     python bench/bench_failover.py [--domains 100] [--runs 3]
+    python bench/bench_failover.py --domains 5000 --runs 1
 
-Goal: at most 1 s until every nameserver serves the new set, for 100 domains.
+Each run seeds its own N names through the adapter (N above ~450 takes several UPDATE
+parts). Goal: at most 1 s until every nameserver serves the new set, for 100 domains.
+For status, failover and rollback by N and adapter (growth curve, memory) see
+``bench_status.py``.
 The readiness checks are skipped (--skip-readiness): this measures the engine, not SMTP.
 """
 

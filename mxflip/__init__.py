@@ -40,6 +40,10 @@ _EXPORTS = {
     "locked": "mxflip.files",
     "register_secret": "mxflip.sanitize",
     "timed": "mxflip.logs",
+    "DNSClient": "mxflip.net.dns",
+    "DNSReply": "mxflip.net.dns",
+    "MessageFactory": "mxflip.net.dns",
+    "make_question": "mxflip.net.dns",
 }
 
 __all__ = [
@@ -48,8 +52,11 @@ __all__ = [
     "ChangeHandle",
     "Clock",
     "ConfigError",
+    "DNSClient",
+    "DNSReply",
     "HostPort",
     "LockBusy",
+    "MessageFactory",
     "MxflipError",
     "Provider",
     "ProviderAuthError",
@@ -63,6 +70,7 @@ __all__ = [
     "apply_changes",
     "atomic_write",
     "locked",
+    "make_question",
     "normalize_name",
     "parse_hostport",
     "register_secret",
@@ -84,6 +92,10 @@ if TYPE_CHECKING:
     from mxflip.hostport import HostPort as HostPort
     from mxflip.hostport import parse_hostport as parse_hostport
     from mxflip.logs import timed as timed
+    from mxflip.net.dns import DNSClient as DNSClient
+    from mxflip.net.dns import DNSReply as DNSReply
+    from mxflip.net.dns import MessageFactory as MessageFactory
+    from mxflip.net.dns import make_question as make_question
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider

@@ -177,7 +177,7 @@ json_option = click.option(
     type=click.FloatRange(0.1, 60),
     default=3.0,
     show_default=True,
-    help="Seconds to wait for each nameserver or resolver.",
+    help="Seconds to wait for each nameserver or resolver (over up to 3 tries).",
 )
 @click.option(
     "--probe",

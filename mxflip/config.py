@@ -13,6 +13,7 @@ Sharing MX sets between many domains, three ways (they combine):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -35,7 +36,7 @@ from pydantic import (
 from mxflip.duration import parse_duration
 from mxflip.errors import ConfigError
 from mxflip.hostport import HostPort, parse_hostport
-from mxflip.provider import ProviderSettings, load_provider_class
+from mxflip.provider import Provider, ProviderSettings, load_provider_class
 from mxflip.records import MX, normalize_name
 
 CONFIG_ENV = "MXFLIP_CONFIG"
@@ -458,11 +459,19 @@ def _check_values(value: Any, where: str, parts: tuple[str | int, ...]) -> None:
         fail("is far too large for any setting")
 
 
+@functools.lru_cache(maxsize=64)
+def _adapter(type_name: str) -> type[Provider]:
+    # Once per parse, not once per domain: finding the installed adapters scans sys.path,
+    # and 5,000 domains made that most of `status`'s time.
+    return load_provider_class(type_name)
+
+
 def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     """Validate an already-parsed TOML document. ``path`` is used in messages and to
     resolve relative file names (key files) against the config file's folder."""
     where = str(path) if path is not None else "<config>"
     base_dir = path.resolve().parent if path is not None else Path.cwd()
+    _adapter.cache_clear()  # adapters installed since the last parse are seen
 
     for key in raw:
         if key not in _TOP_LEVEL:
@@ -722,7 +731,7 @@ def _parse_domain(
             path=where,
             key=f"{origin('failover_ttl')}.failover_ttl",
         )
-    adapter = load_provider_class(providers[provider].type)
+    adapter = _adapter(providers[provider].type)
     for field_name, value in (("ttl", ttl), ("failover_ttl", failover_ttl)):
         problem = adapter.check_ttl(providers[provider].settings, value)
         if problem is not None:

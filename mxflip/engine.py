@@ -7,7 +7,9 @@ never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +17,13 @@ from mxflip.aliases import find_aliases
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
 from mxflip.hostport import HostPort
-from mxflip.journal import JournalView, Operation, OperationLog, new_operation_id
+from mxflip.journal import (
+    JournalStep,
+    JournalView,
+    Operation,
+    OperationLog,
+    new_operation_id,
+)
 from mxflip.logs import timed
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
@@ -32,7 +40,7 @@ from mxflip.plan import (
     plan_rollback,
     plan_switch,
 )
-from mxflip.provider import Provider
+from mxflip.provider import Change, Provider
 from mxflip.records import RRset, normalize_name
 from mxflip.rollout import (
     Clock,
@@ -205,15 +213,14 @@ class Engine:
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return _planned(
-            plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
-        )
+        plan = plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        return self._note_parts(plan)
 
     def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return _planned(plan_prepare(self.observe(domains), opts))
+        return self._note_parts(plan_prepare(self.observe(domains), opts))
 
     def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return _planned(plan_finalize(self.observe(domains), opts))
+        return self._note_parts(plan_finalize(self.observe(domains), opts))
 
     def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
         try:
@@ -225,7 +232,7 @@ class Engine:
         draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
         verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return _planned(planner(statuses, name, opts, verdicts, self._aliases(targets)))
+        return self._note_parts(planner(statuses, name, opts, verdicts, self._aliases(targets)))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()
@@ -277,7 +284,7 @@ class Engine:
     def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
         base, statuses = self._settle_inputs(op)
-        return _planned(plan_rollback(base.id, base.steps, statuses, opts))
+        return self._note_parts(plan_rollback(base.id, base.steps, statuses, opts))
 
     def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
@@ -291,7 +298,38 @@ class Engine:
             else recorded_opts.get("restore_ttl_after"),
             auto_rollback=opts.auto_rollback and bool(recorded_opts.get("auto_rollback", True)),
         )
-        return _planned(plan_resume(base.id, base.steps, statuses, merged))
+        return self._note_parts(plan_resume(base.id, base.steps, statuses, merged))
+
+    def _note_parts(self, plan: Plan) -> Plan:
+        """Say when a zone's switch cannot be one atomic write: the provider splits it
+        (request or message size limits), so an interruption can leave some parts applied."""
+        groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for step in plan.changes:
+            old = step.prelower or step.before
+            if old != step.after:
+                groups[(step.domain.provider, step.domain.zone)].append(
+                    Change(step.name, old, step.after)
+                )
+        notes = []
+        for (provider, zone), changes in groups.items():
+            try:
+                parts = self.observer.provider(provider).write_parts(zone, changes)
+            except MxflipError:
+                continue  # the write itself reports what is wrong with the provider
+            if parts > 1:
+                notes.append(
+                    Finding(
+                        "warn",
+                        "split-write",
+                        f"zone {zone.rstrip('.')} is switched in {parts} atomic parts "
+                        f"({len(changes)} domains do not fit in one write); an interruption "
+                        "can leave some parts switched: 'mxflip resume' or 'mxflip rollback' "
+                        "settles them",
+                    )
+                )
+        if not notes:
+            return _planned(plan)
+        return _planned(dataclasses.replace(plan, findings=(*plan.findings, *notes)))
 
     # ------------------------------------------------------------------ executing
 
@@ -392,6 +430,27 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     """``lowered_ttl``: the live TTL is below ``ttl``. ``switch_ready``: the live TTL is at
     most ``failover_ttl`` and caches of the TTL it replaced have expired (per the journal's
     record of the lowering; with no record, a low TTL is taken as long-standing)."""
+    return switch_readiness_all([status], view, now)[status.domain.name]
+
+
+def switch_readiness_all(
+    statuses: Sequence[DomainStatus], view: JournalView, now: float
+) -> dict[str, SwitchReadiness]:
+    """:func:`switch_readiness` of every status, reading the journal once: each
+    operation's steps are indexed by domain in one pass (per-domain scans of every step
+    made ``status`` quadratic right after a failover of many domains)."""
+    wanted = {s.domain.name for s in statuses}
+    history: dict[str, list[tuple[Operation, JournalStep]]] = {}
+    for op in reversed(view.operations):
+        for step in op.steps:
+            if step.domain in wanted:
+                history.setdefault(step.domain, []).append((op, step))
+    return {s.domain.name: _readiness(s, history.get(s.domain.name, ()), now) for s in statuses}
+
+
+def _readiness(
+    status: DomainStatus, history: Sequence[tuple[Operation, JournalStep]], now: float
+) -> SwitchReadiness:
     d, live = status.domain, status.provider_rrset
     if live is None:
         return SwitchReadiness(False, False, None)
@@ -399,22 +458,17 @@ def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> Swi
     if live.ttl > d.failover_ttl:
         return SwitchReadiness(lowered, False, None)
     ready_at: float | None = None
-    for op in reversed(view.operations):
-        for step in op.steps:
-            if step.domain != d.name:
-                continue
-            written = step.prelower if step.prelower == live else step.after
-            if written != live:
-                continue
-            lowering = step.prelower == live
-            # The TTL the written set replaced: a pre-lowered switch replaced the short one.
-            replaced = step.before if lowering or step.prelower is None else step.prelower
-            old = replaced.ttl if replaced is not None else 0
-            done = op.phase_done_at("prelower" if lowering else "switch")
-            if done is not None:
-                ready_at = done + old
-            break
-        if ready_at is not None:
+    for op, step in history:  # newest operation first
+        written = step.prelower if step.prelower == live else step.after
+        if written != live:
+            continue
+        lowering = step.prelower == live
+        # The TTL the written set replaced: a pre-lowered switch replaced the short one.
+        replaced = step.before if lowering or step.prelower is None else step.prelower
+        old = replaced.ttl if replaced is not None else 0
+        done = op.phase_done_at("prelower" if lowering else "switch")
+        if done is not None:
+            ready_at = done + old
             break
     ready = ready_at is None or ready_at <= now
     return SwitchReadiness(lowered, ready, ready_at)

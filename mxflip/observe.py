@@ -20,6 +20,7 @@ from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort, parse_hostport
 from mxflip.logs import timed
+from mxflip.net.dns import DNSClient
 from mxflip.provider import Provider, load_provider_class
 from mxflip.records import RRset
 
@@ -209,20 +210,29 @@ class Observer:
     async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         loop = asyncio.get_running_loop()
         provider_task = loop.run_in_executor(None, self.read_provider, domains)
-        servers = await asyncio.gather(
-            *(loop.run_in_executor(None, self.verification_servers, d) for d in domains)
+        # The provider is asked for NS records once per zone (in a thread: it may block),
+        # not once per domain: thousands of thread hand-offs cost more than the questions.
+        by_zone = {(d.provider, d.zone): d for d in domains if not d.nameservers}
+        looked_up = await asyncio.gather(
+            *(loop.run_in_executor(None, self.verification_servers, d) for d in by_zone.values())
         )
-        ns_answers = await asyncio.gather(
-            *(
-                query_all(ns, d.name, recursive=False, timeout=self.dns_timeout)
-                for d, (ns, _) in zip(domains, servers, strict=True)
-            )
-        )
-        resolver_answers = await asyncio.gather(
-            *(
-                query_all(d.resolvers, d.name, recursive=True, timeout=self.dns_timeout)
-                for d in domains
-            )
+        zone_servers = dict(zip(by_zone, looked_up, strict=True))
+        servers = [
+            (list(d.nameservers), None) if d.nameservers else zone_servers[(d.provider, d.zone)]
+            for d in domains
+        ]
+        # One client for every question: it bounds what is in flight (per server too).
+        client = DNSClient(self.dns_timeout)
+        ns_answers, resolver_answers = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    query_all(client, ns, d.name, recursive=False)
+                    for d, (ns, _) in zip(domains, servers, strict=True)
+                )
+            ),
+            asyncio.gather(
+                *(query_all(client, d.resolvers, d.name, recursive=True) for d in domains)
+            ),
         )
         provider_view = await provider_task
         results = []
@@ -265,6 +275,8 @@ def _domain_status(
             + (f": missing {', '.join(match.missing)}" if match.missing else "")
         )
     for v in ns_views:
+        if v.answer.slow:
+            findings.append(f"nameserver {v.server}: slow (answered on try {v.answer.tries})")
         if v.answer.error:
             findings.append(f"nameserver {v.server}: {v.answer.error}")
         elif provider_error is None and v.answer.rrset != rrset:
@@ -273,6 +285,8 @@ def _domain_status(
                 f"the provider holds {_describe(rrset)}"
             )
     for v in res_views:
+        if v.answer.slow:
+            findings.append(f"resolver {v.server}: slow (answered on try {v.answer.tries})")
         if v.answer.error:
             findings.append(f"resolver {v.server}: {v.answer.error}")
         elif rrset is not None and not rrset.same_records(v.answer.rrset):

@@ -141,6 +141,15 @@ class Provider(abc.ABC):
         """
         return None
 
+    def write_parts(self, zone: str, changes: Sequence[Change]) -> int:
+        """How many separately atomic writes :meth:`apply` would make of ``changes``.
+
+        The default, 1, means all or nothing. An adapter that must split a zone's changes
+        (a provider's request limits, the DNS message size) says into how many parts, so
+        the plan can tell that an interruption may leave some parts applied.
+        """
+        return 1
+
     def nameservers(self, zone: str) -> list[str]:
         """Where verification should ask about ``zone``, as ``host[:port]`` strings.
 

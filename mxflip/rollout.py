@@ -14,7 +14,6 @@ progress goes to an event callback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections import defaultdict
@@ -26,7 +25,7 @@ from typing import Any
 from mxflip.clock import Clock as Clock
 from mxflip.clock import SystemClock as SystemClock
 from mxflip.config import DomainConfig
-from mxflip.dnsview import ServerAnswer, query_all
+from mxflip.dnsview import ServerAnswer, query_batch
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort
 from mxflip.journal import OperationLog, new_operation_id
@@ -126,19 +125,9 @@ class RolloutResult:
 def default_query(
     batch: Sequence[tuple[Sequence[HostPort], str]], recursive: bool, timeout: float
 ) -> list[list[ServerAnswer]]:
-    """Ask every (servers, name) pair concurrently; one list of answers per pair."""
-
-    async def run() -> list[list[ServerAnswer]]:
-        return list(
-            await asyncio.gather(
-                *(
-                    query_all(servers, name, recursive=recursive, timeout=timeout)
-                    for servers, name in batch
-                )
-            )
-        )
-
-    return asyncio.run(run())
+    """Ask every (servers, name) pair through one bounded client; one list of answers per
+    pair."""
+    return query_batch(batch, recursive=recursive, timeout=timeout)
 
 
 class _NotServed(Exception):

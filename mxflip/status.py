@@ -82,7 +82,7 @@ def gather_status(
     """Observe ``domains`` and add the journal's and the canary's view of them; with
     ``probe``, the SMTP readiness of each domain's live set too. ``runtime`` gives the
     clock and the environment (default: the process's)."""
-    from mxflip.engine import switch_readiness
+    from mxflip.engine import switch_readiness_all
     from mxflip.journal import JournalView
     from mxflip.state import StateBackend
 
@@ -101,7 +101,7 @@ def gather_status(
     except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
     now = runtime.now()
-    switch = {s.domain.name: switch_readiness(s, view, now) for s in statuses}
+    switch = switch_readiness_all(statuses, view, now)
     canary = None
     canary_error = None
     if config.canary is not None:

@@ -136,7 +136,7 @@ def test_vv_shows_provider_calls_and_dns_queries_but_never_the_token(
         "mxflip.observe: provider read failed provider=cf zone=example.test." in x for x in lines
     )
     assert any(
-        "mxflip.dnsview: dns query server=127.0.0.1#" in x and "rdtype=MX" in x for x in lines
+        "mxflip.net.dns: dns query server=127.0.0.1#" in x and "rdtype=MX" in x for x in lines
     )
 
 

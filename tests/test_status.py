@@ -144,6 +144,9 @@ def test_profile_states(
             "ttl": doc["ttl"],
             "active": active,
             "error": None,
+            "unreachable": False,
+            "slow": False,
+            "tries": 1,
         }
     ]
 

@@ -41,6 +41,9 @@ def _server_json(view: ServerView) -> dict[str, Any]:
         "ttl": a.rrset.ttl if a.rrset is not None else None,
         "active": view.match.active if view.match else None,
         "error": a.error,
+        "unreachable": a.unreachable,
+        "slow": a.slow,
+        "tries": a.tries,
     }
 
 
@@ -140,6 +143,8 @@ def _servers_cell(views: Sequence[ServerView], reference: RRset | None) -> Text:
             active = v.match.active if v.match else "?"
             ttl = f" TTL {v.answer.rrset.ttl}" if v.answer.rrset else ""
             text.append(f"{v.server}: {active}{ttl}")
+        if v.answer.slow:
+            text.append(f" (slow: try {v.answer.tries})", style="yellow")
     return text or Text("(none)")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 from tests.support.dnsserver import LabDNSServer, wait_ready
@@ -43,6 +44,32 @@ class BindServer(LabDNSServer):
     """One running ``named``; ``zones`` maps zone name → zone-file text."""
 
     allow_update: bool = True
+    #: Accept ``rndc`` on a loopback control port (see :attr:`rndc_command`).
+    rndc: bool = False
+    control_port: int = 0
+
+    @property
+    def rndc_conf(self) -> Path:
+        return self.workdir / "rndc.conf"
+
+    @property
+    def rndc_command(self) -> list[str]:
+        """``rndc`` talking to this server (``reload {zone}`` is to be appended)."""
+        return ["rndc", "-c", str(self.rndc_conf)]
+
+    def _controls(self) -> str:
+        if not self.rndc:
+            return "controls { };\n"
+        self.control_port = free_port()
+        key = self.key_text(name="rndc-key")
+        self.rndc_conf.write_text(
+            key + 'options { default-key "rndc-key"; default-server 127.0.0.1; '
+            f"default-port {self.control_port}; }};\n"
+        )
+        return (
+            key + f"controls {{ inet 127.0.0.1 port {self.control_port} allow {{ 127.0.0.1; }} "
+            'keys { "rndc-key"; }; };\n'
+        )
 
     def start(self) -> BindServer:
         named = named_binary()
@@ -77,8 +104,7 @@ class BindServer(LabDNSServer):
                 "  listen-on-v6 { none; };\n"
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
-                "};\n"
-                "controls { };\n" + "\n".join(zone_blocks) + "\n"
+                "};\n" + self._controls() + "\n".join(zone_blocks) + "\n"
             )
             log = (self.workdir / "named.log").open("wb")
             self.process = subprocess.Popen(

@@ -5,9 +5,10 @@ Translates dnspython's exceptions and response codes into mxflip errors with hin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import dns.exception
@@ -17,16 +18,21 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from mxflip import DNSClient as AsyncDNSClient
 from mxflip import (
+    DNSReply,
     HostPort,
+    MessageFactory,
     ProviderAuthError,
     ProviderError,
     Sleep,
     StaleExpectationError,
+    make_question,
     retrying,
     timed,
 )
@@ -90,9 +96,12 @@ class DNSClient:
             self._address = str(info[0][4][0])
         return self._address
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], *, attempts: int | None = None) -> T:
         retry = retrying(
-            _transient, attempts=self.attempts, max_total=self.timeout * 4, sleep=self._sleep
+            _transient,
+            attempts=attempts or self.attempts,
+            max_total=self.timeout * 4,
+            sleep=self._sleep,
         )
         try:
             for attempt in retry:
@@ -128,6 +137,13 @@ class DNSClient:
             ) from None
         except OSError as exc:
             raise ProviderError(f"cannot reach DNS server {self.server} ({what}): {exc}") from None
+        except dns.exception.TooBig:
+            # dnspython refuses to build the message: nothing was sent, the server is fine.
+            raise ProviderError(
+                f"the message for the {what} is larger than a DNS message may be "
+                "(64 KiB); it could not be built and nothing was sent",
+                hint="lower the provider's max_update_bytes, or switch fewer domains at once",
+            ) from None
         except dns.exception.FormError as exc:
             if self._keyring is not None and _UNSIGNED in str(exc):
                 raise ProviderAuthError(
@@ -169,6 +185,10 @@ class DNSClient:
         with timed(_log, "dns query", server=where, qname=name, rdtype=rdtype) as fields:
             response = self._call(f"query {name} {rdtype}", send)
             fields["rcode"] = dns.rcode.to_text(response.rcode())
+        self._check_answer(response, name, rdtype)
+        return response
+
+    def _check_answer(self, response: dns.message.Message, name: str, rdtype: str) -> None:
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             text = dns.rcode.to_text(rcode)
@@ -176,7 +196,84 @@ class DNSClient:
             if rcode == dns.rcode.REFUSED:
                 hint = "the server is not authoritative for this zone or refuses our queries"
             raise ProviderError(f"{self.server} answered {text} to {name} {rdtype}", hint=hint)
-        return response
+
+    def transfer_mx(self, zone: str) -> dict[dns.name.Name, list[dns.rrset.RRset]] | None:
+        """Every MX RRset of ``zone`` by one zone transfer (AXFR, TSIG-signed when there is
+        a key), by owner name; None when the transfer fails for any reason (servers often
+        refuse transfers): the caller then asks name by name, and those queries report
+        what is wrong with the server or the key."""
+        found: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        with timed(_log, "dns transfer", server=str(self.server), zone=zone) as fields:
+            found_or_none = self._transfer(zone, found)
+            fields["rrsets"] = -1 if found_or_none is None else len(found_or_none)
+        return found_or_none
+
+    def _transfer(
+        self, zone: str, found: dict[dns.name.Name, list[dns.rrset.RRset]]
+    ) -> dict[dns.name.Name, list[dns.rrset.RRset]] | None:
+        try:
+            for message in dns.query.xfr(
+                self.address,
+                zone,
+                port=self.server.port,
+                keyring=self._keyring,
+                keyname=self._keyname,
+                timeout=self.timeout,
+                lifetime=self.timeout * 4,
+                relativize=False,
+            ):
+                for rrset in message.answer:
+                    if rrset.rdtype == dns.rdatatype.MX:
+                        found.setdefault(rrset.name, []).append(rrset)
+        except (dns.exception.DNSException, OSError, ProviderError):
+            return None
+        return found
+
+    def query_many(self, names: Sequence[str], rdtype: str) -> dict[str, dns.message.Message]:
+        """Ask for every name at once, within mxflip's DNS client limits (in flight per
+        server, a timed-out question asked again); one response per name."""
+
+        def make(name: str) -> MessageFactory:
+            plain = make_question(name, rdtype, recursive=False)
+
+            def signed() -> dns.message.Message:
+                q = plain()
+                self._sign(q)
+                return q
+
+            return signed
+
+        async def ask_all() -> list[DNSReply]:
+            client = AsyncDNSClient(self.timeout)
+            address, port = self.address, self.server.port
+            return list(await asyncio.gather(*(client.ask(make(n), address, port) for n in names)))
+
+        replies = asyncio.run(ask_all()) if names else []
+        out: dict[str, dns.message.Message] = {}
+        for name, reply in zip(names, replies, strict=True):
+            what = f"query {name} {rdtype}"
+            if reply.response is None:
+                self._raise_for(what, reply)
+            assert reply.response is not None
+            self._check_answer(reply.response, name, rdtype)
+            out[name] = reply.response
+        return out
+
+    def _raise_for(self, what: str, reply: DNSReply) -> None:
+        """The same error as a failed single query: translated once, not retried again
+        (the DNS client already retried timeouts)."""
+        exc = reply.exception
+        if exc is None:
+            raise ProviderError(
+                f"DNS server {self.server} did not answer within {self.timeout:g} s ({what}; "
+                f"{reply.error})",
+                hint="check that the server runs and that its address and port are right",
+            )
+
+        def again() -> None:
+            raise exc
+
+        self._call(what, again, attempts=1)
 
     def update(self, zone: str, message: dns.update.UpdateMessage) -> None:
         """Send one UPDATE over TCP; raise on any response code but NOERROR."""

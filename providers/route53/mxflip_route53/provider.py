@@ -235,6 +235,10 @@ class Route53Provider(Provider):
             detail={"hosted_zone_id": hosted.id, "change_ids": tuple(change_ids)},
         )
 
+    def write_parts(self, zone: str, changes: Sequence[Change]) -> int:
+        pending = [c for c in changes if not c.is_noop]
+        return len(_batch.split([_batch.items_for(c) for c in pending]))
+
     def _live_values(self, zone: str, change: Change) -> tuple[str, ...] | None:
         seen = self._last_read.get((zone, change.name))
         if seen is None or change.expected is None:

@@ -7,6 +7,8 @@ Every problem with the file becomes a :class:`ZoneFileError` whose message names
 from __future__ import annotations
 
 import datetime
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,17 +77,47 @@ class Layout:
     end_origin: dns.name.Name
 
 
+#: Parsed zones by (origin, exact text). Parsing dominates every command on a large
+#: zone, and one command reads the same file several times (config validation, plan,
+#: nameservers, the edit check, final states); keyed by the text itself, a cached zone is
+#: only ever reused for the very same bytes. Readers must not modify what they get.
+_PARSED: OrderedDict[tuple[str | None, str], tuple[dns.zone.Zone, Layout]] = OrderedDict()
+_PARSED_KEEP = 4
+_PARSED_LOCK = threading.Lock()
+
+
 def parse(text: str, path: Path, origin: str | None) -> dns.zone.Zone:
-    """Parse ``text`` (read from ``path``) as the zone ``origin``.
+    """Parse ``text`` (read from ``path``) as the zone ``origin``; a shared, cached zone
+    that callers must not modify (:func:`parse_with_layout` gives one to edit).
 
     With ``origin`` None the file's first ``$ORIGIN`` names the zone. Names are kept
     relative to the origin, so a rewrite keeps the file's relative style.
     """
-    return parse_with_layout(text, path, origin)[0]
+    if origin is None:  # the same zone as when it is named: one cache entry
+        origin = _leading_origin(text)
+    key = (origin, text)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit[0]
+    parsed = _parse_with_layout(text, path, origin)
+    with _PARSED_LOCK:
+        _PARSED[key] = parsed
+        while len(_PARSED) > _PARSED_KEEP:
+            _PARSED.popitem(last=False)
+    return parsed[0]
 
 
 def parse_with_layout(text: str, path: Path, origin: str | None) -> tuple[dns.zone.Zone, Layout]:
-    """:func:`parse`, and where each record sits in ``text`` (for in-place edits)."""
+    """:func:`parse`, and where each record sits in ``text`` (for in-place edits). The
+    zone is the caller's to modify: a cached one is taken out of the cache."""
+    with _PARSED_LOCK:
+        hit = _PARSED.pop((origin or _leading_origin(text), text), None)
+    return hit if hit is not None else _parse_with_layout(text, path, origin)
+
+
+def _parse_with_layout(text: str, path: Path, origin: str | None) -> tuple[dns.zone.Zone, Layout]:
     zone = dns.zone.Zone(origin, dns.rdataclass.IN, relativize=True)
     tok = _LineTokenizer(text, str(path))
     spans: list[Span] = []
@@ -228,8 +260,35 @@ def load(path: Path, origin: str | None) -> dns.zone.Zone:
 
 
 def origin_of(path: Path) -> str:
-    """The zone a file with ``$ORIGIN`` holds (absolute, lower-case, trailing dot)."""
-    return load(path, None).origin.to_text().lower()  # type: ignore[union-attr]
+    """The zone a file with ``$ORIGIN`` holds (absolute, lower-case, trailing dot).
+
+    Read from the lines before the first record, without parsing the whole zone; when
+    those do not say it plainly, the full parse decides (and names what is wrong).
+    """
+    text = read_text(path)
+    found = _leading_origin(text)
+    if found is not None:
+        return found
+    return parse(text, path, None).origin.to_text().lower()  # type: ignore[union-attr]
+
+
+def _leading_origin(text: str) -> str | None:
+    """The absolute name of a ``$ORIGIN`` line before any record, if there is one."""
+    for line in text.split("\n"):
+        fields = line.split(";", 1)[0].split()
+        if not fields:
+            continue
+        directive = fields[0].upper()
+        if directive == "$TTL":
+            continue
+        if directive != "$ORIGIN" or len(fields) != 2 or "\\" in fields[1]:
+            return None
+        try:
+            name = dns.name.from_text(fields[1], origin=None)
+        except dns.exception.DNSException:
+            return None
+        return name.to_text().lower() if name.is_absolute() else None
+    return None
 
 
 def _relative(zone: dns.zone.Zone, name: str) -> dns.name.Name:

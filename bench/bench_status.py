@@ -1,0 +1,181 @@
+"""Benchmark: status, failover and rollback for N domains in one zone, by adapter.
+
+A private BIND9 on loopback serves one zone holding N domains (``[sets]`` + ``[defaults]``
+config, one ``[domains."…"]`` line each). For each adapter (``rfc2136``: TSIG UPDATEs;
+``zonefile``: the file BIND serves, reloaded with rndc) and each N it runs, as separate
+``python -m mxflip`` processes, exactly what a user would:
+
+    status --json  (RUNS times, before the failover)
+    failover --all --now --yes --skip-readiness --reason benchmark --json
+    status --json  (RUNS times, right after it: domains sit on the short TTL)
+    rollback --yes --reason benchmark --json
+
+and prints wall times (median), spurious DNS errors in the status documents (a nameserver
+answer with an error: none is expected on loopback), answers that needed a retry
+("slow"), peak memory (max RSS from wait4: status / failover+rollback; for zonefile the
+latter includes the ``rndc`` it runs, a child of the process) and the CPU time
+per domain, so the growth from the smallest to the largest N can be read off directly.
+
+    python bench/bench_status.py [--adapter rfc2136|zonefile|both] [--domains 100 1000 5000]
+                                 [--runs 3]
+
+Goals (issue 14, 2-core machine): status --json at N = 5000 <= 3 s, no spurious timeouts,
+after a failover <= 1.2 x before; failover and rollback at N = 5000 <= 8 s; peak memory
+<= 200 MiB; time per domain roughly flat (linear growth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.scale import ADAPTERS, ScaleLab  # noqa: E402
+
+
+@dataclass
+class Run:
+    seconds: float
+    code: int
+    max_rss_mib: float
+    #: User + system CPU seconds of the process: less disturbed by a busy machine.
+    cpu: float
+    #: Nameserver answers with an error, and answers that needed a retry (status only).
+    errors: int = 0
+    slow: int = 0
+    stderr: str = ""
+
+
+def mxflip(config: Path, *args: str) -> Run:
+    """Run one mxflip command as its own process; wall time and peak memory."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mxflip", "-c", str(config), *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode()
+        try:
+            doc = json.loads(text) if text.strip() else {}
+        except ValueError:
+            doc = {}
+        cpu = usage.ru_utime + usage.ru_stime
+        # Only counts are kept: a child's peak RSS starts from this process's size at the
+        # fork (Linux keeps ru_maxrss across exec), so the benchmark must stay small.
+        errors, slow = dns_errors(doc)
+        stderr = err.read().decode()[-2000:]
+        return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, cpu, errors, slow, stderr)
+
+
+def dns_errors(doc: dict[str, object]) -> tuple[int, int]:
+    """(nameserver answers with an error, answers that needed a retry) in a status doc."""
+    errors = slow = 0
+    for domain in doc.get("domains", []):  # type: ignore[attr-defined]
+        for ns in domain["nameservers"]:
+            errors += ns["error"] is not None
+            slow += bool(ns.get("slow"))
+    return errors, slow
+
+
+@dataclass
+class Row:
+    adapter: str
+    domains: int
+    status_before: list[Run]
+    failover: Run
+    status_after: list[Run]
+    rollback: Run
+
+
+def measure(adapter: str, count: int, runs: int) -> Row:
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = ScaleLab(Path(tmp), count, adapter).start()
+        try:
+            config = lab.config()
+            before = [mxflip(config, "status", "--json") for _ in range(runs)]
+            failover = mxflip(
+                config,
+                *("failover", "--all", "--now", "--yes", "--skip-readiness"),
+                *("--reason", "benchmark", "--json"),
+            )
+            if failover.code != 0:
+                raise SystemExit(f"failover failed ({failover.code}): {failover.stderr[-1500:]}")
+            after = [mxflip(config, "status", "--json") for _ in range(runs)]
+            rollback = mxflip(config, "rollback", "--yes", "--reason", "benchmark", "--json")
+            if rollback.code != 0:
+                raise SystemExit(f"rollback failed ({rollback.code}): {rollback.stderr[-1500:]}")
+        finally:
+            lab.stop()
+    return Row(adapter, count, before, failover, after, rollback)
+
+
+def median(runs: list[Run]) -> float:
+    return statistics.median(r.seconds for r in runs)
+
+
+def both(runs: list[Run]) -> str:
+    """Median wall seconds (median CPU seconds)."""
+    wall = statistics.median(r.seconds for r in runs)
+    return f"{wall:.2f} ({statistics.median(r.cpu for r in runs):.2f})"
+
+
+def report(rows: list[Row], runs: int) -> None:
+    load = os.getloadavg()[0]
+    print(
+        f"one zone, N domains, BIND9 on loopback, {os.cpu_count()} cores (load {load:.1f}); "
+        f"status: median of {runs} runs; wall s (CPU s of the mxflip process)"
+    )
+    head = (
+        f"{'adapter':>8} {'N':>5} {'status':>12} {'after':>12} {'ratio':>6} "
+        f"{'failover':>12} {'rollback':>12} {'peak MiB':>10} {'DNS errors':>10} "
+        f"{'slow':>5} {'status CPU ms/100 dom':>21}"
+    )
+    print(head)
+    for r in rows:
+        statuses = r.status_before + r.status_after
+        errors = sum(s.errors for s in statuses)
+        slow = sum(s.slow for s in statuses)
+        codes = {s.code for s in statuses}
+        peak = max(x.max_rss_mib for x in statuses)
+        change_peak = max(x.max_rss_mib for x in (r.failover, r.rollback))
+        before, after = median(r.status_before), median(r.status_after)
+        cpu = statistics.median(s.cpu for s in r.status_before)
+        print(
+            f"{r.adapter:>8} {r.domains:>5} {both(r.status_before):>12} "
+            f"{both(r.status_after):>12} {after / before:>6.2f} "
+            f"{both([r.failover]):>12} {both([r.rollback]):>12} {peak:>5.0f}/{change_peak:<4.0f} "
+            f"{errors:>10} {slow:>5} {cpu / r.domains * 100 * 1000:>21.1f}"
+            + ("" if codes <= {0, 1} else f"  exit codes {sorted(codes)}")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter", choices=[*ADAPTERS, "both"], default="both")
+    parser.add_argument("--domains", type=int, nargs="+", default=[100, 1000, 2000, 5000])
+    parser.add_argument("--runs", type=int, default=3, help="status runs before and after")
+    args = parser.parse_args()
+    adapters = ADAPTERS if args.adapter == "both" else (args.adapter,)
+    rows = [measure(a, n, args.runs) for a in adapters for n in args.domains]
+    report(rows, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The one DNS client: bounded, retried, and honest about slow versus unreachable servers.
+
+Every question status, verification, the CNAME check and the RFC 2136 adapter's reads ask
+goes through a :class:`DNSClient` (dnspython's asyncio API underneath):
+
+* **Bounded in flight**, overall and per server. Firing thousands of questions at once
+  makes the kernel drop answers (receive buffers overflow) and real authoritative servers
+  with response-rate limiting drop far more; each dropped answer looked like an
+  unreachable server.
+* **A timed-out question is asked again**, as a fresh message: dnspython draws a new
+  random ID for every message (from the system's random source) and every try opens its
+  own socket, so it leaves from a new random source port. Try timeouts double within the
+  budget: with 3 s and 3 tries, 0.43 s, 0.86 s and 1.71 s. Waiting for a free slot does not
+  count against the budget: the timeout measures the server, not our queue.
+* **Slow is not unreachable.** An answer that needed more than one try is a
+  :class:`DNSReply` with ``tries > 1`` (:attr:`DNSReply.slow`); only a server that answered none
+  of the tries is :attr:`DNSReply.unreachable`. After ``give_up_after`` questions in a row
+  went unanswered the server counts as down and the rest of the batch is not sent to it:
+  a dead server must not cost N times the budget.
+
+One client serves one batch (one event loop); build a new one for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from mxflip.hostport import HostPort
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many questions may be in flight, and how often one is asked."""
+
+    #: Questions awaiting an answer at once, over all servers.
+    in_flight: int = 128
+    #: Questions awaiting an answer at once from one server address.
+    per_server: int = 32
+    #: Tries per question (the first, plus retries after a timeout).
+    tries: int = 3
+    #: Questions in a row a server left unanswered before the rest are not sent to it.
+    give_up_after: int = 16
+
+
+@dataclass(frozen=True)
+class DNSReply:
+    """The outcome of one question to one server address."""
+
+    response: dns.message.Message | None
+    #: Why there is no usable response; None when there is one.
+    error: str | None = None
+    tries: int = 1
+    #: Seconds from the first try to the answer (or to giving up).
+    seconds: float = 0.0
+    #: No try was answered at all (timeouts, a refused port): the server is unreachable.
+    unreachable: bool = False
+    #: The exception behind ``error``, for callers that translate it (TSIG failures).
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def slow(self) -> bool:
+        """Answered, but only after a retry."""
+        return self.response is not None and self.tries > 1
+
+
+MessageFactory = Callable[[], dns.message.Message]
+
+
+def make_question(
+    name: str, rdtype: dns.rdatatype.RdataType | str, *, recursive: bool
+) -> MessageFactory:
+    """A factory of fresh queries for ``name``/``rdtype`` (RD set only when ``recursive``)."""
+
+    def make() -> dns.message.Message:
+        query = dns.message.make_query(name, rdtype)
+        if not recursive:
+            query.flags &= ~dns.flags.RD
+        return query
+
+    return make
+
+
+class DNSClient:
+    """Asks DNS questions within :class:`Limits`; ``timeout`` is the budget of one question
+    at one server address, over all its tries."""
+
+    def __init__(self, timeout: float, limits: Limits | None = None) -> None:
+        self.timeout = timeout
+        self.limits = limits or Limits()
+        self._all = asyncio.Semaphore(self.limits.in_flight)
+        self._per_server: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._unanswered: dict[tuple[str, int], int] = {}
+        self._names: dict[tuple[str, int], asyncio.Task[list[str]]] = {}
+
+    def try_timeouts(self) -> list[float]:
+        """Each try's timeout: doubling, summing to :attr:`timeout`."""
+        tries = max(1, self.limits.tries)
+        unit = self.timeout / (2**tries - 1)
+        return [unit * 2**i for i in range(tries)]
+
+    async def addresses(self, server: HostPort) -> list[str]:
+        """Every address of ``server`` (itself when it is an address); looked up once per
+        client. Raises OSError, or TimeoutError after the budget."""
+        if server.is_ip:
+            return [server.host]
+        key = (server.host, server.port)
+        task = self._names.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(server))
+            self._names[key] = task
+        return await asyncio.shield(task)
+
+    async def _lookup(self, server: HostPort) -> list[str]:
+        loop = asyncio.get_running_loop()
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(server.host, server.port, type=socket.SOCK_DGRAM), self.timeout
+        )
+        return sorted({str(info[4][0]) for info in infos})
+
+    async def ask(self, make: MessageFactory, address: str, port: int = 53) -> DNSReply:
+        """Ask ``address``: each try sends a fresh message from ``make`` (UDP, TCP when the
+        answer is truncated)."""
+        key = (address, port)
+        server = self._per_server.get(key)
+        if server is None:
+            server = self._per_server[key] = asyncio.Semaphore(self.limits.per_server)
+        # The server's slot first: a question waiting for a busy server holds no overall slot.
+        async with server, self._all:
+            given_up = self._unanswered.get(key, 0)
+            if given_up >= self.limits.give_up_after:
+                reply = DNSReply(
+                    None,
+                    error=f"not asked: {given_up} questions in a row went unanswered",
+                    tries=0,
+                    unreachable=True,
+                )
+            else:
+                reply = await self._tries(make, address, port, key)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log_reply(make, address, port, reply)
+        return reply
+
+    async def _tries(
+        self, make: MessageFactory, address: str, port: int, key: tuple[str, int]
+    ) -> DNSReply:
+        started = time.monotonic()
+        timeouts = self.try_timeouts()
+        for number, timeout in enumerate(timeouts, start=1):
+            try:
+                response, _ = await dns.asyncquery.udp_with_fallback(
+                    make(), address, timeout=timeout, port=port
+                )
+            except dns.exception.Timeout:
+                continue
+            except OSError as exc:  # a refused port (ICMP) or no route: no use asking again
+                self._unanswered[key] = self._unanswered.get(key, 0) + 1
+                return DNSReply(
+                    None,
+                    error=exc.strerror or str(exc),
+                    tries=number,
+                    seconds=time.monotonic() - started,
+                    unreachable=True,
+                    exception=exc,
+                )
+            except dns.exception.DNSException as exc:
+                self._unanswered[key] = 0
+                return DNSReply(
+                    None,
+                    error=f"bad answer: {exc}",
+                    tries=number,
+                    seconds=time.monotonic() - started,
+                    exception=exc,
+                )
+            self._unanswered[key] = 0
+            return DNSReply(response, tries=number, seconds=time.monotonic() - started)
+        self._unanswered[key] = self._unanswered.get(key, 0) + 1
+        return DNSReply(
+            None,
+            error=f"no answer to {len(timeouts)} tries within {self.timeout:g} s",
+            tries=len(timeouts),
+            seconds=time.monotonic() - started,
+            unreachable=True,
+        )
+
+
+def _log_reply(make: MessageFactory, address: str, port: int, reply: DNSReply) -> None:
+    """One DEBUG line per question: server, name, type, rcode (or error), tries, ms."""
+    question = make().question  # a fresh message: only built when -vv asks for it
+    fields: dict[str, object] = {"server": f"{address}#{port}"}
+    if question:
+        fields.update(
+            qname=question[0].name.to_text(), rdtype=dns.rdatatype.to_text(question[0].rdtype)
+        )
+    if reply.response is not None:
+        fields["rcode"] = dns.rcode.to_text(reply.response.rcode())
+    else:
+        fields["error"] = reply.error
+    fields.update(tries=reply.tries, ms=round(reply.seconds * 1000, 1))
+    _log.debug("dns query", extra=fields)
