@@ -34,6 +34,7 @@ _.handle_DATA  # mxflip/sandbox.py
 
 # Public test API, used by the tests of the core and of every adapter.
 _.ProviderContract  # mxflip/testing/contract.py
+_.ZoneListingContract  # mxflip/testing/contract.py
 _.drop  # mxflip/testing/memory.py MemoryStore
 _.add_zone  # mxflip/testing/memory.py MemoryStore
 _.BOUNDARIES  # mxflip/rollout.py: the failpoint names, checked by tests/test_engine_faults.py
@@ -67,3 +68,7 @@ _.resign  # mxflip/state/lease.py Leader
 _.signum  # mxflip/cli.py _on_sigterm
 _.frame  # mxflip/cli.py _on_sigterm
 _.seq  # mxflip/journal.py Operation
+
+# click reads a parameter's completer from this attribute (mxflip/completion.py sets it on
+# the DOMAIN, OPERATION_ID and --provider parameters of the existing commands).
+_._custom_shell_complete  # mxflip/completion.py

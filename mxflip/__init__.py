@@ -28,6 +28,9 @@ _EXPORTS = {
     "apply_changes": "mxflip.provider",
     "Change": "mxflip.provider",
     "ChangeHandle": "mxflip.provider",
+    "AccessCheck": "mxflip.provider",
+    "ZoneMX": "mxflip.provider",
+    "NotSupportedError": "mxflip.errors",
     "Provider": "mxflip.provider",
     "ProviderSettings": "mxflip.provider",
     "ConfigError": "mxflip.errors",
@@ -48,6 +51,7 @@ _EXPORTS = {
 
 __all__ = [
     "MX",
+    "AccessCheck",
     "Change",
     "ChangeHandle",
     "Clock",
@@ -58,6 +62,7 @@ __all__ = [
     "LockBusy",
     "MessageFactory",
     "MxflipError",
+    "NotSupportedError",
     "Provider",
     "ProviderAuthError",
     "ProviderError",
@@ -66,6 +71,7 @@ __all__ = [
     "Sleep",
     "StaleExpectationError",
     "SystemClock",
+    "ZoneMX",
     "__version__",
     "apply_changes",
     "atomic_write",
@@ -83,6 +89,7 @@ if TYPE_CHECKING:
     from mxflip.clock import SystemClock as SystemClock
     from mxflip.errors import ConfigError as ConfigError
     from mxflip.errors import MxflipError as MxflipError
+    from mxflip.errors import NotSupportedError as NotSupportedError
     from mxflip.errors import ProviderAuthError as ProviderAuthError
     from mxflip.errors import ProviderError as ProviderError
     from mxflip.errors import StaleExpectationError as StaleExpectationError
@@ -96,10 +103,12 @@ if TYPE_CHECKING:
     from mxflip.net.dns import DNSReply as DNSReply
     from mxflip.net.dns import MessageFactory as MessageFactory
     from mxflip.net.dns import make_question as make_question
+    from mxflip.provider import AccessCheck as AccessCheck
     from mxflip.provider import Change as Change
     from mxflip.provider import ChangeHandle as ChangeHandle
     from mxflip.provider import Provider as Provider
     from mxflip.provider import ProviderSettings as ProviderSettings
+    from mxflip.provider import ZoneMX as ZoneMX
     from mxflip.provider import apply_changes as apply_changes
     from mxflip.records import MX as MX
     from mxflip.records import RRset as RRset

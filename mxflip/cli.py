@@ -127,6 +127,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour: auto (on a terminal, unless NO_COLOR is set), always or never.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="For scripts: print no tables or progress, only errors and --json documents; "
+    "exit codes as usual.",
+)
+@click.option(
     "-v",
     "--verbose",
     "verbosity",
@@ -145,14 +159,24 @@ def _on_sigterm(signum: int, frame: object) -> None:
 @click.version_option(__version__, prog_name="mxflip")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: str | None, debug: bool, verbosity: int, log_format: str
+    ctx: click.Context,
+    config_path: str | None,
+    debug: bool,
+    color: str,
+    quiet: bool,
+    verbosity: int,
+    log_format: str,
 ) -> None:
     """MX failover controller: see which MX set is live, prove the backup, switch safely.
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
+    from mxflip.output import configure as configure_output
     from mxflip.runtime import Runtime
 
+    configure_output(color=color, quiet=quiet)
+    ctx.call_on_close(configure_output)  # back to the defaults for code run in the same process
+    ctx.color = {"always": True, "never": False}.get(color)
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
@@ -263,12 +287,13 @@ def providers(as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
     from mxflip.entrypoints import installed_providers
     from mxflip.render import providers_json, render_providers, write_json
+    from mxflip.render.common import people_stream
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(sys.stdout, found)
+        render_providers(people_stream(), found)
 
 
 @cli.command()
@@ -282,12 +307,13 @@ def validate(state: State, as_json: bool) -> None:
     the key and the problem when not.
     """
     from mxflip.render import config_json, render_config, write_json
+    from mxflip.render.common import people_stream
 
     config = state.load_config()
     if as_json:
         write_json(config_json(config))
     else:
-        render_config(sys.stdout, config)
+        render_config(people_stream(), config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -829,7 +855,10 @@ class _DrillProgress:
             doc = {"event": "drill-step", "step": step, "domains": list(domains)}
             click.echo(json.dumps(doc), err=True)
         else:
-            click.echo(f"… {step}: {', '.join(domains)}", err=True)
+            from mxflip.output import settings
+
+            if not settings().quiet:
+                click.echo(f"… {step}: {', '.join(domains)}", err=True)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -1151,3 +1180,16 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="mxflip")
+
+
+def _register_onboarding() -> None:
+    from mxflip.cli_onboard import completion, doctor, init
+    from mxflip.completion import install_completers
+
+    cli.add_command(init)
+    cli.add_command(doctor)
+    cli.add_command(completion)
+    install_completers(cli)
+
+
+_register_onboarding()

@@ -44,6 +44,8 @@ DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
 _TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "state")
 _MAX_TTL = 2**31 - 1
+#: The backup record ``mxflip init`` writes when not told one; refused until replaced.
+PLACEHOLDER_BACKUP = "10 fill-in-your-backup-mx.invalid"
 
 
 # --------------------------------------------------------------------------- models
@@ -786,6 +788,13 @@ def _parse_profile(
             raise ConfigError(str(exc), path=where, key=f"{key}[{i}]") from None
         if mx.host in records:
             raise ConfigError(f"host {mx.host} is listed twice", path=where, key=f"{key}[{i}]")
+        if str(mx) == str(MX.parse(PLACEHOLDER_BACKUP)):
+            raise ConfigError(
+                "is the placeholder mxflip init wrote: fill in your backup MX records "
+                '(your own server, for example ["10 mail.{domain}"])',
+                path=where,
+                key=f"{key}[{i}]",
+            )
         records[mx.host] = mx
     return frozenset(records.values())
 

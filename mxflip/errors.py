@@ -77,6 +77,12 @@ class ProviderAuthError(ProviderError):
     """The provider refused our credentials or their permissions are insufficient."""
 
 
+class NotSupportedError(ProviderError):
+    """The provider adapter lacks an optional capability (listing zones, …)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class StaleExpectationError(ProviderError):
     """A conditional change was refused: the live records differ from what the plan expected.
 

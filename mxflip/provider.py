@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from mxflip.entrypoints import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from mxflip.entrypoints import InstalledProvider as InstalledProvider
 from mxflip.entrypoints import installed_providers as installed_providers
-from mxflip.errors import ConfigError, StaleExpectationError
+from mxflip.errors import ConfigError, NotSupportedError, StaleExpectationError
 from mxflip.records import RRset
 
 
@@ -82,6 +82,31 @@ class ChangeHandle:
     id: str | None = None
     changes: tuple[Change, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ZoneMX:
+    """Every MX RRset of one zone, sorted by name, as :meth:`Provider.list_mx` returns it
+    (one batch)."""
+
+    zone: str
+    rrsets: tuple[RRset, ...]
+
+
+@dataclass(frozen=True)
+class AccessCheck:
+    """The outcome of one harmless check of what the credentials may do in a zone.
+
+    ``what`` is a short label (``read``, ``change``, ``clock``); ``ok`` is True (allowed),
+    False (refused: ``hint`` says how to fix it) or None (the API offers no harmless way
+    to tell; ``detail`` says so).
+    """
+
+    zone: str
+    what: str
+    ok: bool | None
+    detail: str
+    hint: str | None = None
 
 
 class Provider(abc.ABC):
@@ -164,6 +189,49 @@ class Provider(abc.ABC):
         except Exception as exc:  # dnspython raises many unrelated types here
             raise DNSQueryError(f"cannot look up the NS records of {zone}: {exc}") from exc
         return sorted(str(r.target).rstrip(".") for r in answer)
+
+    # -------------------------------------------------- optional capabilities
+
+    def list_zones(self) -> list[str]:
+        """Every zone these credentials can read (absolute names, sorted); optional.
+
+        Adapters that can enumerate zones (hosted zones, a token's zones, the files of a
+        folder) override this. The default raises :class:`~mxflip.errors.NotSupportedError`.
+        """
+        raise NotSupportedError(
+            f"provider {self.name!r} ({type(self).__name__}) cannot list its zones",
+            hint="name the zones with --zone (and the domains with --domain)",
+        )
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every MX RRset of ``zone``, read as one batch (a paginated listing, a zone
+        transfer, a file); optional. The default raises
+        :class:`~mxflip.errors.NotSupportedError`; an adapter that supports it in general
+        may raise it for one zone too (a server that refuses the zone transfer)."""
+        raise NotSupportedError(
+            f"provider {self.name!r} ({type(self).__name__}) cannot list the MX records of a zone",
+            hint="name the domains with --domain so that they are read one by one",
+        )
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """Check, without changing anything, that the credentials may read ``zone`` and
+        change its MX records; optional.
+
+        The default reads the zone apex (proving read access) and says that the right to
+        change cannot be checked without writing. Adapters override it with whatever
+        harmless check their API offers (a change the server must refuse, a no-op UPDATE).
+        """
+        self.read(zone, [zone])
+        return [
+            AccessCheck(zone, "read", True, "the MX records can be read"),
+            AccessCheck(
+                zone,
+                "change",
+                None,
+                f"{type(self).__name__} offers no harmless way to check the right to change "
+                "records; the first drill will tell",
+            ),
+        ]
 
     def close(self) -> None:
         """Release sessions or sockets. The default does nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -18,6 +19,28 @@ if TYPE_CHECKING:
 JSON_VERSION = 1
 
 
+def _style_options() -> dict[str, Any]:
+    """Console options for ``--color`` / ``NO_COLOR`` and ``--quiet`` (mxflip.output)."""
+    from mxflip.output import settings
+
+    chosen = settings()
+    options: dict[str, Any] = {"quiet": chosen.quiet}
+    if chosen.color == "always":
+        # An explicit request beats NO_COLOR and a pipe.
+        options.update(force_terminal=True, no_color=False)
+    elif chosen.color == "never":
+        options.update(no_color=True, color_system=None)
+    # auto: rich colours a terminal and honours NO_COLOR by itself.
+    return options
+
+
+def people_stream() -> TextIO:
+    """Where plain text for people goes: stdout, or nowhere with ``--quiet``."""
+    from mxflip.output import settings
+
+    return io.StringIO() if settings().quiet else sys.stdout
+
+
 def stdout_console(file: TextIO | None = None) -> Console:
     """Rich console for results on ``file`` (default: stdout). Piped output gets a wide
     fixed width (unless COLUMNS is set) so that tables are not truncated to 80 columns in
@@ -28,14 +51,14 @@ def stdout_console(file: TextIO | None = None) -> Console:
     width = None
     if not out.isatty() and "COLUMNS" not in os.environ:
         width = 160
-    return Console(file=out, highlight=False, width=width)
+    return Console(file=out, highlight=False, width=width, **_style_options())
 
 
 def stderr_console(file: TextIO | None = None) -> Console:
     """Rich console for progress and diagnostics on ``file`` (default: stderr)."""
     from rich.console import Console
 
-    return Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
+    return Console(file=file or sys.stderr, highlight=False, soft_wrap=True, **_style_options())
 
 
 #: How many JSON documents this process wrote (the CLI writes an error document for

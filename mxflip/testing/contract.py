@@ -23,22 +23,18 @@ from collections.abc import Sequence
 
 import pytest
 
-from mxflip.errors import StaleExpectationError
+from mxflip.errors import NotSupportedError, StaleExpectationError
 from mxflip.provider import Change, Provider
 from mxflip.records import RRset
 
 
-class ProviderContract:
-    """Mixin of contract tests; the subclass supplies ``provider`` and ``zone`` fixtures."""
+class ContractHelpers:
+    """What both suites share: TTLs, fresh names, and writes that wait until served."""
 
     ttl = 300
     other_ttl = 600
-    #: How many names one zone batch holds in the "many names" tests.
-    many_names = 25
     #: Seconds :meth:`Provider.wait` may take in these tests.
     wait_timeout = 30.0
-
-    # -------------------------------------------------------------- helpers
 
     def fresh(self, zone: str, label: str = "c") -> str:
         return f"{label}-{uuid.uuid4().hex[:12]}.{zone.rstrip('.')}."
@@ -53,6 +49,13 @@ class ProviderContract:
     def create(self, provider: Provider, zone: str, rrset: RRset) -> RRset:
         self.apply(provider, zone, [Change(rrset.name, None, rrset)])
         return rrset
+
+
+class ProviderContract(ContractHelpers):
+    """Mixin of contract tests; the subclass supplies ``provider`` and ``zone`` fixtures."""
+
+    #: How many names one zone batch holds in the "many names" tests.
+    many_names = 25
 
     # -------------------------------------------------------------- reads
 
@@ -189,3 +192,62 @@ class ProviderContract:
             provider.apply(zone, changes)
         names = [r.name for r in [*good, stale]]
         assert provider.read(zone, names) == {r.name: r for r in [*good, stale]}
+
+
+class ZoneListingContract(ContractHelpers):
+    """The optional capabilities ``list_zones``, ``list_mx`` and ``check_access``, for
+    adapters that have them (``mxflip init`` and ``mxflip doctor`` use them).
+
+    Run it beside the main suite, with the same fixtures:
+    ``class TestMine(ProviderContract, ZoneListingContract)``. ``list_mx``
+    must return every MX RRset of the zone (paging through as many pages as it takes),
+    sorted by name, and nothing but MX RRsets.
+    """
+
+    #: How many MX RRsets the paging test creates (above the adapter's page size).
+    listing_names = 30
+    #: False for adapters that cannot enumerate zones (RFC 2136): list_zones() must then
+    #: raise NotSupportedError, whose message is one line.
+    lists_zones = True
+
+    def test_list_zones_includes_the_zone(self, provider: Provider, zone: str) -> None:
+        if not self.lists_zones:
+            with pytest.raises(NotSupportedError) as caught:
+                provider.list_zones()
+            assert "\n" not in str(caught.value)
+            return
+        zones = provider.list_zones()
+        assert zones == sorted(zones)
+        assert all(z.endswith(".") for z in zones)
+        assert zone in zones
+
+    def test_list_mx_returns_every_mx_rrset(self, provider: Provider, zone: str) -> None:
+        rrsets = [
+            self.rrset(self.fresh(zone, f"l{i}"), f"{10 + i} mx{i}.example.net.")
+            for i in range(self.listing_names)
+        ]
+        self.apply(provider, zone, [Change(r.name, None, r) for r in rrsets])
+        listing = provider.list_mx(zone)
+        assert listing.zone == zone
+        names = [r.name for r in listing.rrsets]
+        assert len(names) == len(set(names)), "one RRset per name"
+        assert names == sorted(names), "sorted by name"
+        found = {r.name: r for r in listing.rrsets}
+        for rrset in rrsets:
+            assert found.get(rrset.name) == rrset
+        # What list_mx says agrees with read() for every name it lists.
+        assert provider.read(zone, names) == found
+
+    def test_list_mx_drops_deleted_names(self, provider: Provider, zone: str) -> None:
+        rrset = self.create(provider, zone, self.rrset(self.fresh(zone), "10 mx1.example.net."))
+        self.apply(provider, zone, [Change(rrset.name, rrset, None)])
+        assert rrset.name not in {r.name for r in provider.list_mx(zone).rrsets}
+
+    def test_check_access_reads_and_changes_nothing(self, provider: Provider, zone: str) -> None:
+        rrset = self.create(provider, zone, self.rrset(self.fresh(zone), "10 mx1.example.net."))
+        before = provider.list_mx(zone).rrsets
+        checks = provider.check_access(zone)
+        assert {c.what for c in checks} >= {"read", "change"}
+        assert all(c.ok is not False for c in checks), checks
+        assert provider.list_mx(zone).rrsets == before
+        assert provider.read(zone, [rrset.name]) == {rrset.name: rrset}

@@ -47,6 +47,8 @@ class BindServer(LabDNSServer):
     #: Accept ``rndc`` on a loopback control port (see :attr:`rndc_command`).
     rndc: bool = False
     control_port: int = 0
+    #: More statements for the ``options`` block (``allow-transfer { none; };``).
+    extra_options: str = ""
 
     @property
     def rndc_conf(self) -> Path:
@@ -104,6 +106,7 @@ class BindServer(LabDNSServer):
                 "  listen-on-v6 { none; };\n"
                 "  recursion no;\n  dnssec-validation no;\n  notify no;\n"
                 "  minimal-responses yes;\n"
+                f"{self.extra_options}\n"
                 "};\n" + self._controls() + "\n".join(zone_blocks) + "\n"
             )
             log = (self.workdir / "named.log").open("wb")

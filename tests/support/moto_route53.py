@@ -387,5 +387,26 @@ def create_zone(admin: Any, name: str, private: bool = False) -> str:
     return str(answer["HostedZone"]["Id"]).rsplit("/", 1)[-1]
 
 
+def put_mx(admin: Any, zone_id: str, name: str, ttl: int, *values: str, **extra: Any) -> None:
+    """Create one MX record set behind mxflip's back (``extra``: SetIdentifier, Weight…)."""
+    admin.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": name,
+                        "Type": "MX",
+                        "TTL": ttl,
+                        "ResourceRecords": [{"Value": v} for v in values],
+                        **extra,
+                    },
+                }
+            ]
+        },
+    )
+
+
 def fresh_zone_name(label: str = "z") -> str:
     return f"{label}-{uuid.uuid4().hex[:10]}.test."

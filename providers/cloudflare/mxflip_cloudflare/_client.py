@@ -256,6 +256,31 @@ class CloudflareClient:
             " (or set zone_id in the provider's settings)",
         )
 
+    def all_zones(self) -> list[Zone]:
+        """Every zone the token can read (Zone:Zone:Read), page after page."""
+        zones: list[Zone] = []
+        for page_no in range(1, 100_001):  # bounded: a server that never stops paging
+            page = self._call(
+                "list zones",
+                functools.partial(self._sdk.zones.list, page=page_no, per_page=50),
+            )
+            items = page.result or []
+            for found in items:
+                name = normalize_name(found.name)
+                zones.append(Zone(found.id, name, tuple(found.name_servers or ())))
+                self._zones.setdefault(name, zones[-1])
+            info = page.result_info
+            total_pages = getattr(info, "total_pages", None) if info is not None else None
+            if not items or (isinstance(total_pages, int) and page_no >= total_pages):
+                return zones
+        raise ProviderError("listing the zones did not end after 100000 pages")
+
+    def verify_token(self) -> str:
+        """The token's status as Cloudflare reports it (``active``, ``disabled``,
+        ``expired``); needs no permission."""
+        answer = self._call("verify the API token", self._sdk.user.tokens.verify)
+        return str(getattr(answer, "status", None) or "unknown")
+
     def zone_by_id(self, zone_id: str, name: str) -> Zone:
         """The zone with identifier ``zone_id`` (for nameservers when ``zone_id`` is set)."""
         found = self._call(

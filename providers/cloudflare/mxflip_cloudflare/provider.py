@@ -10,9 +10,11 @@ from pydantic import Field, field_validator
 
 from mxflip import (
     MX,
+    AccessCheck,
     Change,
     ChangeHandle,
     ConfigError,
+    NotSupportedError,
     Provider,
     ProviderAuthError,
     ProviderError,
@@ -20,6 +22,7 @@ from mxflip import (
     RRset,
     Sleep,
     StaleExpectationError,
+    ZoneMX,
 )
 from mxflip_cloudflare._client import (
     AUTO_TTL_SECONDS,
@@ -32,6 +35,8 @@ from mxflip_cloudflare._client import (
 DEFAULT_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ZONE_ID = re.compile(r"^[0-9a-f]{32}$")
+#: A record id no record has: the harmless change check asks to delete it.
+_ABSENT_RECORD_ID = "0" * 32
 
 
 class CloudflareSettings(ProviderSettings):
@@ -253,6 +258,61 @@ class CloudflareProvider(Provider):
             changes=tuple(changes),
             detail={"zone_id": found.id, "batches": len(batches)},
         )
+
+    # ------------------------------------------------------------------ onboarding
+
+    def list_zones(self) -> list[str]:
+        """The zones the token can read (with ``zone_id`` set: that one zone)."""
+        if self._zone_id is not None:
+            raise NotSupportedError(
+                f"provider {self.name!r} is pinned to one zone by zone_id",
+                hint="name that zone with --zone",
+            )
+        return sorted({z.name for z in self._client.all_zones()})
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every MX RRset of the zone: one paginated listing (``type=MX``)."""
+        _, records = self._live(zone)
+        rrsets = _rrsets(records)
+        return ZoneMX(zone, tuple(rrsets[name] for name in sorted(rrsets)))
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """Token status, then a read, then a change Cloudflare must refuse.
+
+        Cloudflare has no dry run and a token cannot read its own permissions without
+        "API Tokens Read". So the right to change is checked with a batch whose only
+        operation deletes a record id that does not exist: Cloudflare checks the token's
+        Zone:DNS:Edit first (refused: 403, code 10000) and then refuses the batch whole
+        (code 81044), so nothing can change. Limit: it proves DNS:Edit on the zone, not on
+        particular names (Cloudflare tokens have no per-name scope).
+        """
+        checks = []
+        status = self._client.verify_token()
+        if status != "active":
+            return [
+                AccessCheck(
+                    zone,
+                    "token",
+                    False,
+                    f"Cloudflare says the API token is {status}",
+                    hint="create a new token with Zone:Zone:Read and Zone:DNS:Edit",
+                )
+            ]
+        found, records = self._live(zone)
+        checks.append(
+            AccessCheck(zone, "read", True, f"{len(records)} MX records listed (zone {found.id})")
+        )
+        try:
+            self._client.batch(found.id, zone, [_ABSENT_RECORD_ID], [])
+        except StaleExpectationError:
+            checks.append(
+                AccessCheck(zone, "change", True, "the token may edit DNS records (Zone:DNS:Edit)")
+            )
+        except ProviderAuthError as exc:
+            checks.append(AccessCheck(zone, "change", False, exc.message, hint=exc.hint))
+        else:  # pragma: no cover - Cloudflare never deletes a record that does not exist
+            checks.append(AccessCheck(zone, "change", True, "the token may edit DNS records"))
+        return checks
 
     def nameservers(self, zone: str) -> list[str]:
         """The nameservers Cloudflare assigned to the zone (its ``name_servers``)."""

@@ -12,6 +12,7 @@ at it with ``base_url``:
   ``GET/DELETE /zones/{id}/dns_records/{record_id}``;
 * ``POST /zones/{id}/dns_records/batch``: deletes, patches, puts, posts in that order, in
   one transaction: the first failing operation fails the whole batch and changes nothing;
+* ``GET /user/tokens/verify`` (any token it knows: its ``status``);
 * tokens (``Authorization: Bearer``) with permissions ``zone:read``, ``dns:read``,
   ``dns:edit``: an unknown token gets 403/9109, a missing permission 403/10000;
 * Cloudflare's record rules: TTL 1 (automatic) or ``min_ttl``-86400, no identical
@@ -112,6 +113,8 @@ class FakeCloudflare:
     zones: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: ``GET /user/tokens/verify`` status per token (default ``active``).
+    token_status: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -292,6 +295,12 @@ class FakeCloudflare:
         token: str | None,
         body: Any,
     ) -> dict[str, Any]:
+        if parts == ["user", "tokens", "verify"] and method == "GET":
+            # Needs no permission, like the real endpoint; an unknown token gets 401/1000.
+            if token is None or token not in self.tokens:
+                raise ApiError(401, 1000, "Invalid API Token")
+            status = self.token_status.get(token, "active")
+            return _ok({"id": "fake-token-id", "status": status})
         if parts[0] != "zones":
             raise ApiError(404, 7000, "No route for that URI")
         if len(parts) == 1 and method == "GET":

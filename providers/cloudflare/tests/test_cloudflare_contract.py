@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mxflip.testing.contract import ProviderContract
+from mxflip.testing.contract import ProviderContract, ZoneListingContract
 from mxflip_cloudflare import CloudflareProvider, CloudflareSettings
 from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
 
@@ -18,11 +18,13 @@ def contract_api() -> Iterator[FakeCloudflare]:
     api = FakeCloudflare()
     api.add_token(TOKEN)
     api.add_zone("contract.test")
+    for i in range(60):  # more zones than one page of the zone listing (50)
+        api.add_zone(f"other-{i:02d}.test")
     with api.serve():
         yield api
 
 
-class TestCloudflareContract(ProviderContract):
+class TestCloudflareContract(ProviderContract, ZoneListingContract):
     ttl = 300
     other_ttl = 60  # Cloudflare's minimum outside Enterprise
 

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from mxflip import (
     MX,
+    AccessCheck,
     Change,
     ChangeHandle,
     Provider,
@@ -19,6 +20,7 @@ from mxflip import (
     RRset,
     StaleExpectationError,
     SystemClock,
+    ZoneMX,
     parse_hostport,
 )
 from mxflip_rfc2136.keyfile import KeyFileError, TsigKey, read_key_file
@@ -306,6 +308,23 @@ class RFC2136Provider(Provider):
         NOERROR (and the UPDATE was conditional). Reading every name back cost one query
         per name, and verification asks the nameservers for the same names anyway."""
         return None
+
+    # ------------------------------------------------------------------ onboarding
+    # (mxflip_rfc2136._onboard, loaded when used; RFC 2136 has no way to list a server's
+    # zones, so list_zones keeps the default: name the zones with --zone.)
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every MX RRset of the zone by zone transfer, when the server allows it."""
+        from mxflip_rfc2136 import _onboard
+
+        return _onboard.transfer_mx(self._client, zone)
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """A signed read, the TSIG clock skew against the provider's clock, and a no-op
+        UPDATE (see ``_onboard``)."""
+        from mxflip_rfc2136 import _onboard
+
+        return _onboard.check_access(self._client, zone, self._clock.now)
 
     def nameservers(self, zone: str) -> list[str]:
         """The zone's NS names as the primary serves them (port 53)."""

@@ -14,21 +14,25 @@ expectation in a later batch leaves the earlier batches applied (the error says 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mxflip import (
     MX,
+    AccessCheck,
     Change,
     ChangeHandle,
     Clock,
     Provider,
+    ProviderAuthError,
     ProviderError,
     ProviderSettings,
     RRset,
     Sleep,
     StaleExpectationError,
     SystemClock,
+    ZoneMX,
     normalize_name,
 )
 from mxflip_route53 import _batch
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
     # The client module owns boto3, which loads only when a client is built (or records
     # are read): `mxflip validate` checks settings without it.
     from mxflip_route53._client import HostedZone, Route53Client
+
+_log = logging.getLogger(__name__)
 
 
 class Route53Provider(Provider):
@@ -271,6 +277,72 @@ class Route53Provider(Provider):
             maximum=self._settings.poll_max,
             clock=self._clock,
         )
+
+    # ------------------------------------------------------------------ onboarding
+
+    def list_zones(self) -> list[str]:
+        """The names of every hosted zone the credentials can list."""
+        return sorted({z.name for z in self._client.all_zones()})
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every simple MX record set of the zone: one ``ListResourceRecordSets`` walk,
+        page after page. Sets with a routing policy or an alias are left out (mxflip
+        manages simple sets only), with a warning in the log."""
+        zone = normalize_name(zone)
+        hosted = self.hosted_zone(zone)
+        from mxflip_route53._client import wire_name
+
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for record in self._client.record_sets(hosted.id, zone, "MX"):
+            if record.get("Type") == "MX":
+                by_name.setdefault(wire_name(str(record["Name"])), []).append(record)
+        rrsets = []
+        for name in sorted(by_name):
+            try:
+                rrset = self._rrset(zone, name, by_name[name])
+            except ProviderError as exc:
+                _log.warning("%s: left out: %s", name, exc.message)
+                continue
+            if rrset is not None:
+                rrsets.append(rrset)
+        return ZoneMX(zone, tuple(rrsets))
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """Read the zone, then send a change batch Route53 must refuse.
+
+        Route53 has no dry run (and IAM's policy simulator needs iam:SimulatePrincipalPolicy
+        and ignores SCPs and permission boundaries). Route53 authorises a request before it
+        validates the batch, so a batch whose only change DELETEs an MX record set that does
+        not exist is refused with AccessDenied when route53:ChangeResourceRecordSets is not
+        allowed, and with InvalidChangeBatch (nothing applied, batches are atomic) when it
+        is. Limit: a policy that allows only some record names
+        (route53:ChangeResourceRecordSetsNormalizedRecordNames) may refuse the probe name
+        ``_mxflip-doctor.<zone>`` although it allows your domains.
+        """
+        zone = normalize_name(zone)
+        hosted = self.hosted_zone(zone)
+        self.read(zone, [zone])
+        checks = [AccessCheck(zone, "read", True, f"hosted zone {hosted.label} can be read")]
+        probe = {
+            "Action": "DELETE",
+            "ResourceRecordSet": {
+                "Name": f"_mxflip-doctor.{zone}",
+                "Type": "MX",
+                "TTL": 300,
+                "ResourceRecords": [{"Value": "10 mxflip-doctor.invalid."}],
+            },
+        }
+        try:
+            self._client.change(hosted.id, [probe], "mxflip doctor: refused by design")
+        except StaleExpectationError:
+            checks.append(
+                AccessCheck(zone, "change", True, "route53:ChangeResourceRecordSets is allowed")
+            )
+        except ProviderAuthError as exc:
+            checks.append(AccessCheck(zone, "change", False, exc.message, hint=exc.hint))
+        else:  # pragma: no cover - Route53 never deletes a record set that does not exist
+            checks.append(AccessCheck(zone, "change", True, "the change batch was accepted"))
+        return checks
 
     def nameservers(self, zone: str) -> list[str]:
         """The name servers Route53 assigned to the (public) hosted zone."""

@@ -317,6 +317,18 @@ def read_mx(zone: dns.zone.Zone, name: str) -> RRset | None:
     return RRset(name, rdataset.ttl, frozenset(records))
 
 
+def all_mx(zone: dns.zone.Zone) -> list[RRset]:
+    """Every MX RRset of ``zone``, sorted by owner name."""
+    assert zone.origin is not None
+    names = sorted(
+        name.derelativize(zone.origin).to_text().lower()
+        for name, node in zone.nodes.items()
+        if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.MX) is not None
+    )
+    found = (read_mx(zone, name) for name in names)
+    return [rrset for rrset in found if rrset is not None]
+
+
 def write_mx(zone: dns.zone.Zone, name: str, rrset: RRset | None) -> None:
     """Make ``rrset`` the MX RRset of ``name`` (None deletes it); other types stay."""
     relative = _relative(zone, name)

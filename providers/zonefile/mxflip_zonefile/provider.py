@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import dns.zone
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mxflip import (
+    AccessCheck,
     Change,
     ChangeHandle,
     Provider,
@@ -21,6 +23,7 @@ from mxflip import (
     RRset,
     Sleep,
     StaleExpectationError,
+    ZoneMX,
     atomic_write,
     normalize_name,
     timed,
@@ -195,10 +198,7 @@ class ZoneFileProvider(Provider):
         zone = _zone_name(zone)
         settings = self._settings
         if settings.file is not None:
-            if self._file_zone is None:
-                with _as_provider_error():
-                    self._file_zone = _zonefile.origin_of(settings.file)
-            if zone != self._file_zone:
+            if zone != self._zone_of_file():
                 raise ProviderError(
                     f"provider {self.name!r} holds only zone {self._file_zone} "
                     f"(file {settings.file}), not {zone}",
@@ -333,6 +333,62 @@ class ZoneFileProvider(Provider):
         """Nothing to wait for: the file is the truth once it is renamed into place (and the
         reload command, if any, has returned)."""
         return None
+
+    # ------------------------------------------------------------------ onboarding
+
+    def list_zones(self) -> list[str]:
+        """The zone of ``file``, or every zone file of ``directory`` that matches
+        ``file_pattern``."""
+        settings = self._settings
+        if settings.file is not None:
+            return [self._zone_of_file()]
+        assert settings.directory is not None
+        head, _, tail = settings.pattern.partition("{zone}")
+        zones = []
+        for path in settings.directory.glob(settings.pattern.replace("{zone}", "*")):
+            bare = path.name[len(head) : len(path.name) - len(tail)]
+            zones.append(_zone_name(bare))
+        return sorted(zones)
+
+    def _zone_of_file(self) -> str:
+        assert self._settings.file is not None
+        if self._file_zone is None:
+            with _as_provider_error():
+                self._file_zone = _zonefile.origin_of(self._settings.file)
+        return self._file_zone
+
+    def list_mx(self, zone: str) -> ZoneMX:
+        """Every MX RRset of the zone file (one parse)."""
+        zone = _zone_name(zone)
+        parsed = self._load(zone, self.path_for(zone))
+        with _as_provider_error():
+            return ZoneMX(zone, tuple(_zonefile.all_mx(parsed)))
+
+    def check_access(self, zone: str) -> list[AccessCheck]:
+        """The file parses (read), and its folder lets this user create the temporary
+        file and the lock a write needs (change): checked by creating and removing an
+        empty temporary file there, which leaves the zone file untouched."""
+        path = self.path_for(zone)
+        self._load(zone, path)
+        checks = [AccessCheck(zone, "read", True, f"zone file {path} parses")]
+        folder = path.resolve().parent
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
+                pass
+        except OSError as exc:
+            checks.append(
+                AccessCheck(
+                    zone,
+                    "change",
+                    False,
+                    f"cannot create a file in {folder}: {exc.strerror or exc}",
+                    hint=f"give this user write access to {folder} (mxflip writes a "
+                    "temporary file and a lock there and renames the new zone over the old)",
+                )
+            )
+        else:
+            checks.append(AccessCheck(zone, "change", True, f"{folder} is writable"))
+        return checks
 
     def nameservers(self, zone: str) -> list[str]:
         """The NS names at the zone's apex, as the zone file lists them."""

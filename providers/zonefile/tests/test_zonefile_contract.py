@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mxflip.testing.contract import ProviderContract
+from mxflip.testing.contract import ProviderContract, ZoneListingContract
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
 from tests.support.bind import zone_text
 
 ZONE = "contract.test."
 
 
-class TestZoneFileContract(ProviderContract):
+class TestZoneFileContract(ProviderContract, ZoneListingContract):
     @pytest.fixture(params=["file", "directory"])
     def provider(self, request: pytest.FixtureRequest, tmp_path: Path) -> ZoneFileProvider:
         (tmp_path / "contract.test.zone").write_text(zone_text(ZONE))
