@@ -72,3 +72,11 @@ _.seq  # mxflip/journal.py Operation
 # click reads a parameter's completer from this attribute (mxflip/completion.py sets it on
 # the DOMAIN, OPERATION_ID and --provider parameters of the existing commands).
 _._custom_shell_complete  # mxflip/completion.py
+
+# prometheus-client calls Collector.collect; http.server calls do_GET and log_message.
+_.collect  # mxflip/canary/metrics.py CanaryCollector
+_.do_GET  # mxflip/watch/server.py
+_.log_message  # mxflip/watch/server.py
+
+# For `mxflip doctor` (onboarding): a test alert through every configured channel.
+_.send_test_notification  # mxflip/watch/alerts.py

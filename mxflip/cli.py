@@ -180,9 +180,8 @@ def cli(
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
-    from mxflip.logs import configure
-
-    configure(verbosity, log_format, lambda: runtime.err)
+    runtime.verbosity, runtime.log_format = verbosity, log_format
+    runtime.show_logs()
     runtime.logger.debug(
         "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
     )
@@ -308,10 +307,14 @@ def validate(state: State, as_json: bool) -> None:
     """
     from mxflip.render import config_json, render_config, write_json
     from mxflip.render.common import people_stream
+    from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
+    warnings = watch_warnings(config.watch)
+    for warning in warnings:
+        click.echo(f"mxflip: warning: {warning}", err=True)
     if as_json:
-        write_json(config_json(config))
+        write_json({**config_json(config), "warnings": warnings})
     else:
         render_config(people_stream(), config)
 
@@ -1146,10 +1149,10 @@ def _canary_report(
 ) -> None:
     from pathlib import Path
 
-    from mxflip.canary import canary_store, write_textfile
+    from mxflip.canary import canary_store
+    from mxflip.canary.metrics import write_canary_textfile
     from mxflip.render import (
         canary_check_json,
-        canary_prometheus,
         render_canary_check,
         stdout_console,
         write_json,
@@ -1158,12 +1161,17 @@ def _canary_report(
     code = report.exit_code
     if prometheus_file:
         paths = canary_store(config).load().paths
-        write_textfile(Path(prometheus_file), canary_prometheus(paths))
+        write_canary_textfile(Path(prometheus_file), paths)
     if as_json:
         write_json(canary_check_json(report, int(code), command))
     else:
         render_canary_check(stdout_console(), report)
     sys.exit(int(code))
+
+
+from mxflip.watch.cli import register as _register_watch  # noqa: E402 (needs `cli` above)
+
+_register_watch(cli)
 
 
 def main() -> None:

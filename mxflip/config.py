@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -39,10 +39,16 @@ from mxflip.hostport import HostPort, parse_hostport
 from mxflip.provider import Provider, ProviderSettings, load_provider_class
 from mxflip.records import MX, normalize_name
 
+if TYPE_CHECKING:
+    from mxflip.watch.config import WatchConfig
+
 CONFIG_ENV = "MXFLIP_CONFIG"
 DEFAULT_CONFIG_NAME = "mxflip.toml"
 PROFILES = ("primary", "backup")
-_TOP_LEVEL = ("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "state")
+_TOP_LEVEL = (
+    *("providers", "defaults", "sets", "domains", "probe", "journal", "canary", "state"),
+    "watch",
+)
 _MAX_TTL = 2**31 - 1
 #: The backup record ``mxflip init`` writes when not told one; refused until replaced.
 PLACEHOLDER_BACKUP = "10 fill-in-your-backup-mx.invalid"
@@ -177,6 +183,8 @@ class Config:
     #: None when the file has no ``[canary]`` table.
     canary: CanaryConfig | None = None
     state: StateConfig = field(default_factory=StateConfig)
+    #: None when the file has no ``[watch]`` table (``mxflip watch`` uses the defaults).
+    watch: WatchConfig | None = None
 
     def select(self, names: Sequence[str]) -> list[DomainConfig]:
         """The named domains in the given order, or every domain when ``names`` is empty."""
@@ -507,6 +515,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         # Relative to the config file, like key files, so a config folder is self-contained.
         journal_path = base_dir / Path(journal.path).expanduser()
     canary = _parse_canary(raw, where, base_dir)
+    from mxflip.watch.config import parse_watch  # here: watch.config builds on this module
+
     return Config(
         path=path,
         providers=providers,
@@ -515,6 +525,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         journal=JournalConfig(path=journal_path),
         canary=canary,
         state=_parse_state(_table(raw, "state", where), where),
+        watch=parse_watch(raw, where, base_dir),
     )
 
 

@@ -133,8 +133,10 @@ class Engine:
         dns_timeout: float = 2.0,
         verify_timeout: float = 120.0,
         wait_timeout: float = 300.0,
+        user: str | None = None,
     ) -> None:
         self.config = config
+        self.user = user
         self.journal = journal
         self.clock = clock or SystemClock()
         self.readiness = readiness
@@ -360,6 +362,7 @@ class Engine:
             wait_timeout=self.wait_timeout,
             verify_timeout=self.verify_timeout,
             prelowered_at=prelowered_at,
+            user=self.user,
         )
         with timed(_log, "operation", level=logging.INFO, kind=plan.kind) as fields:
             result = rollout.run()

@@ -522,15 +522,16 @@ class OperationLog:
         steps: Sequence[Mapping[str, Any]],
         options: Mapping[str, Any],
         parent: str | None = None,
+        user: str | None = None,
     ) -> None:
-        user, host = whoami()
+        me, host = whoami()
         self._record(
             "intent",
             kind=kind,
             target=target,
             reason=reason,
             command=list(command),
-            user=user,
+            user=user or me,
             host=host,
             pid=os.getpid(),
             plan_hash=plan_hash,

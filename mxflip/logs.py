@@ -100,8 +100,9 @@ class JsonFormatter(logging.Formatter):
 
 class _Scope(logging.Filter):
     """mxflip's and its adapters' records at the chosen level; other libraries' only
-    when they are warnings (their debug output is theirs to enable, and may hold
-    credentials mxflip does not know of)."""
+    with ``-v`` and only their warnings (mxflip reports what went wrong in its own words;
+    their debug output is theirs to enable, and may hold credentials mxflip does not know
+    of)."""
 
     def __init__(self, level: int) -> None:
         super().__init__()
@@ -110,7 +111,7 @@ class _Scope(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "mxflip" or record.name.startswith(("mxflip.", "mxflip_")):
             return record.levelno >= self.level
-        return record.levelno >= logging.WARNING
+        return self.level < logging.WARNING and record.levelno >= logging.WARNING
 
 
 class StreamHandler(logging.Handler):

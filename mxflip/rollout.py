@@ -157,8 +157,11 @@ class Rollout:
         verify_timeout: float = 120.0,
         verify_attempts: int = 12,
         prelowered_at: float | None = None,
+        user: str | None = None,
     ) -> None:
         self.plan = plan
+        #: Who the journal names (default: the OS user); ``mxflip watch`` acts as "watch".
+        self.user = user
         self.journal = journal
         self._provider = provider
         self._servers = servers
@@ -292,6 +295,7 @@ class Rollout:
             reason=opts.reason,
             command=self._command,
             plan_hash=plan.hash,
+            user=self.user,
             steps=[s.journal() for s in plan.changes],
             options={
                 "now": opts.now,

@@ -48,6 +48,18 @@ class Runtime:
     stdout: TextIO | None = None
     stderr: TextIO | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("mxflip"))
+    #: ``-v`` count and ``--log-format`` of the command (set by the CLI group).
+    verbosity: int = 0
+    log_format: str = "text"
+
+    # ------------------------------------------------------------------ logs
+
+    def show_logs(self, *, at_least: int = 0) -> None:
+        """Show log records on :attr:`err` as ``-v``/``--log-format`` asked (or at least at
+        ``at_least``: a long-running service's story); see :mod:`mxflip.logs`."""
+        from mxflip.logs import configure
+
+        configure(max(self.verbosity, at_least), self.log_format, lambda: self.err)
 
     # ------------------------------------------------------------------ time
 

@@ -16,21 +16,14 @@ from click.testing import CliRunner, Result
 from mxflip.cli import cli
 from tests.support.canary_lab import DOMAIN, FakeClock, Lab, ca, make_lab
 from tests.support.cli import fake_runtime, invoke, use_runtime
-from tests.support.dovecot import DovecotServer
+from tests.support.dovecot import DovecotServer, dovecot
 
 pytestmark = pytest.mark.real_server
 
-__all__ = ["ca"]
+__all__ = ["ca", "dovecot"]
 
 USER_ENV = "MXFLIP_TEST_IMAP_USER"
 PASSWORD_ENV = "MXFLIP_TEST_IMAP_PASSWORD"
-
-
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[DovecotServer]:
-    server = DovecotServer(tmp_path_factory.mktemp("dovecot"), ca).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 #: Every example that ships a configuration, by folder, and the provider type it uses.
-EXAMPLE_CONFIGS = {"cloudflare": "cloudflare", "rfc2136": "rfc2136", "route53": "route53"}
+EXAMPLE_CONFIGS = {
+    "cloudflare": "cloudflare",
+    "rfc2136": "rfc2136",
+    "route53": "route53",
+    "watch": "rfc2136",
+}
 
 
 def test_every_example_config_is_valid(tmp_path: Path) -> None:
@@ -81,3 +86,13 @@ def test_rfc2136_walkthrough(tmp_path: Path) -> None:
     finally:
         named.terminate()
         named.wait(timeout=10)
+
+
+def test_watch_example_has_a_watch_table_and_no_secret(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "watch", tmp_path / "watch")
+    (tmp_path / "watch" / "lab.key").write_text(
+        'key "mxflip-lab" { algorithm hmac-sha256; secret "c2VjcmV0"; };\n'
+    )
+    config = load_config(tmp_path / "watch" / "mxflip.toml")
+    assert config.watch is not None and config.watch.notify_env == "MXFLIP_NOTIFY_URLS"
+    assert config.watch.notify == ()  # the URLs (secrets) come from the environment

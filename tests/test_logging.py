@@ -269,7 +269,7 @@ def test_a_registered_secret_never_reaches_the_log_output(secret: str) -> None:
         assert text.count(REDACTED) >= 5
 
 
-def test_other_libraries_only_show_warnings() -> None:
+def test_other_libraries_only_show_warnings_and_only_with_v() -> None:
     import io
 
     out = io.StringIO()
@@ -279,6 +279,11 @@ def test_other_libraries_only_show_warnings() -> None:
     logging.getLogger("asyncio").warning("a library warning")
     assert "Authorization" not in out.getvalue()
     assert "adapter detail" in out.getvalue() and "a library warning" in out.getvalue()
+    quiet = io.StringIO()
+    configure(0, "text", lambda: quiet)
+    logging.getLogger("apprise").error("Unparseable URL nosuch://x")
+    logging.getLogger("mxflip.watch").warning("a warning of ours")
+    assert quiet.getvalue() == "a warning of ours\n"
 
 
 def test_json_extra_fields_never_replace_the_promised_keys() -> None:

@@ -57,7 +57,6 @@ from mxflip.canary.state import (
     canary_store,
     default_state_dir,
     state_file,
-    write_textfile,
 )
 from mxflip.config import CanaryConfig, Config, DomainConfig
 from mxflip.errors import ExitCode
@@ -102,7 +101,6 @@ __all__ = [
     "send_one",
     "state_file",
     "wait_for",
-    "write_textfile",
 ]
 
 

@@ -283,12 +283,3 @@ def canary_store(config: Config) -> CanaryStore:
 
 def _by_sent(r: CanaryRecord) -> float:
     return r.sent_at
-
-
-def write_textfile(path: Path, text: str) -> None:
-    """Write a node_exporter textfile atomically, so the collector never reads half a
-    file."""
-    try:
-        atomic_write(path, text.encode())
-    except OSError as exc:
-        raise CanaryError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 from mxflip._lazy import lazy_exports
 
 _EXPORTS = {
-    "PROMETHEUS_STATES": "mxflip.render.canary",
     "canary_check_json": "mxflip.render.canary",
-    "canary_prometheus": "mxflip.render.canary",
     "canary_send_json": "mxflip.render.canary",
     "canary_status_json": "mxflip.render.canary",
     "render_canary_check": "mxflip.render.canary",
@@ -52,9 +50,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mxflip.render.canary import PROMETHEUS_STATES as PROMETHEUS_STATES
     from mxflip.render.canary import canary_check_json as canary_check_json
-    from mxflip.render.canary import canary_prometheus as canary_prometheus
     from mxflip.render.canary import canary_send_json as canary_send_json
     from mxflip.render.canary import canary_status_json as canary_status_json
     from mxflip.render.canary import render_canary_check as render_canary_check

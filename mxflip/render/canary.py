@@ -1,15 +1,15 @@
-"""Delivery canaries: send and check reports, the Prometheus textfile, status lines."""
+"""Delivery canaries: send and check reports, status lines (metrics: mxflip.canary.metrics)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mxflip.canary import CanaryStatus, CheckReport, PathSummary, SendResult
+from mxflip.canary import CanaryStatus, CheckReport, SendResult
 from mxflip.duration import format_duration
 from mxflip.records import display_name
 from mxflip.render.common import JSON_VERSION, when
@@ -21,8 +21,6 @@ _CANARY_STYLE = {
     "missing": "red",
     "send_failed": "red",
 }
-#: The states ``mxflip_canary_status`` has a series for (one is 1, the others 0).
-PROMETHEUS_STATES = ("on_time", "late", "missing", "send_failed")
 
 
 def _seconds(value: float | None) -> float | None:
@@ -138,55 +136,6 @@ def render_canary_check(console: Console, report: CheckReport) -> None:
         + (f"; {report.deleted} canary message(s) removed" if report.deleted else ""),
         markup=False,
     )
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def canary_prometheus(summaries: Iterable[PathSummary]) -> str:
-    """The node_exporter textfile: delay, last success, last check and state per domain
-    and path (every path in the state file, not only the ones this run touched)."""
-    rows = sorted(summaries, key=lambda s: (s.domain, s.path))
-    metrics: list[tuple[str, str, list[tuple[str, float]]]] = [
-        (
-            "mxflip_canary_delay_seconds",
-            "Delivery delay of the last canary; for one not found yet, its age.",
-            [],
-        ),
-        (
-            "mxflip_canary_last_success_timestamp_seconds",
-            "Unix time the last canary delivered on time arrived (0: never).",
-            [],
-        ),
-        (
-            "mxflip_canary_last_check_timestamp_seconds",
-            "Unix time of the last canary result.",
-            [],
-        ),
-        (
-            "mxflip_canary_status",
-            "Result of the last canary: 1 for the current state, 0 for the others.",
-            [],
-        ),
-    ]
-    for s in rows:
-        labels = f'domain="{_label(s.domain)}",path="{_label(s.path)}"'
-        metrics[0][2].append((labels, s.delay or 0.0))
-        metrics[1][2].append((labels, s.last_success_at or 0.0))
-        metrics[2][2].append((labels, s.checked_at))
-        for state in PROMETHEUS_STATES:
-            metrics[3][2].append((f'{labels},state="{state}"', 1.0 if s.status == state else 0.0))
-    lines = []
-    for name, help_text, samples in metrics:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        lines.extend(f"{name}{{{labels}}} {_number(v)}" for labels, v in samples)
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    return repr(round(value, 3)) if value != int(value) else str(int(value))
 
 
 def canary_status_json(statuses: Sequence[CanaryStatus]) -> list[dict[str, Any]]:

@@ -18,10 +18,12 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import pytest
 import trustme
 
 from tests.support.ports import free_port
@@ -161,3 +163,11 @@ class DovecotServer:
     def stop(self) -> None:
         stop_process(self.process)
         self.process = None
+
+
+@pytest.fixture(scope="module")
+def dovecot(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[DovecotServer]:
+    """A private Dovecot for the test module (import it, with ``ca``, into the module)."""
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot"), ca).start()
+    yield server
+    server.stop()

@@ -73,12 +73,19 @@ class RelayHandler:
 class Relay:
     """A running relay on 127.0.0.1; ``address`` is "127.0.0.1:PORT"."""
 
-    def __init__(self, handler: RelayHandler, ca: trustme.CA, *, starttls: bool = True) -> None:
+    def __init__(
+        self,
+        handler: RelayHandler,
+        ca: trustme.CA,
+        *,
+        starttls: bool = True,
+        names: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    ) -> None:
         self.handler = handler
         context = None
         if starttls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            ca.issue_cert(*names).configure_cert(context)
         self.port = 0
         self._controller: Controller | None = None
         for _ in range(5):

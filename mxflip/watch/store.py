@@ -1,0 +1,220 @@
+"""Watch state that survives restarts: per-domain machine state, alert conditions,
+proposals, the automatic-switch history and the last 24 h of canary delays.
+
+Everything goes through one small interface (:class:`WatchStore`: ``load``, ``save`` and
+``update``) so that another backend (shared state in S3) can replace the local file
+without touching the watcher. The local backend is a JSON file beside the journal,
+written atomically, mode 0600; no secret is ever stored in it (alerts hold sentences,
+never channel URLs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mxflip.errors import MxflipError
+from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
+
+STATE_VERSION = 1
+STATE_NAME = "watch.json"
+#: Canary delay samples kept for the page's chart.
+SERIES_SECONDS = 86400.0
+#: Alerts that could not be delivered, kept to retry next round (oldest dropped first).
+OUTBOX_MAX = 100
+
+
+class WatchStateError(MxflipError):
+    """The watch state cannot be read or written."""
+
+
+@dataclass
+class Condition:
+    """An alert condition that is (or was) active for a domain: raised once, reminded
+    every ``remind_every``, resolved once."""
+
+    message: str
+    since: float
+    last_sent: float
+    severity: str = "warning"
+
+
+@dataclass
+class DomainState:
+    """One domain's place in ``ok → suspect → failing → switched → recovering``."""
+
+    state: str = "ok"
+    since: float = 0.0
+    #: Consecutive rounds the primary path failed while the backup path delivered.
+    failing_rounds: int = 0
+    #: Consecutive rounds the primary path delivered on time while on the backup set.
+    recovered_rounds: int = 0
+    last_switch_at: float | None = None
+    #: Round-robin position among the live hosts for the per-host canary.
+    host_cursor: int = 0
+    #: Canary token → the MX host it was sent through (per-host verdicts).
+    tokens: dict[str, str] = field(default_factory=dict)
+    #: The provider's records seen last round ("PREF HOST." strings; None: none).
+    last_records: list[str] | None = None
+    last_round_at: float | None = None
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    #: Failed actions, tracked like conditions (apart: they are known later in a round).
+    action_conditions: dict[str, Condition] = field(default_factory=dict)
+    #: Last verdicts, for the page: {"backup": "ready", "live": "ready"}.
+    readiness: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Proposal:
+    """A plan the watcher built and a person may approve (``mxflip approve ID``)."""
+
+    id: str
+    domain: str
+    kind: str  # failover, failback, drain
+    target: str  # the domain, or the host for drain
+    plan_hash: str
+    created_at: float
+    expires_at: float
+    evidence: str
+    now: bool = True
+    status: str = "pending"  # pending, approved, expired, failed, superseded
+    operation: str | None = None
+    error: str | None = None
+
+    def open(self, now: float) -> bool:
+        return self.status == "pending" and now < self.expires_at
+
+
+@dataclass
+class WatchState:
+    """Everything the watcher remembers."""
+
+    domains: dict[str, DomainState] = field(default_factory=dict)
+    proposals: list[Proposal] = field(default_factory=list)
+    #: Times of automatic switches (for ``max_auto_switches`` per ``auto_window``).
+    auto_switches: list[float] = field(default_factory=list)
+    #: (time, domain, path, delay seconds or None for failing, status)
+    series: list[tuple[float, str, str, float | None, str]] = field(default_factory=list)
+    #: Alerts not delivered yet: {"title", "body", "kind", "at"}.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    last_round_at: float | None = None
+
+    def domain(self, name: str) -> DomainState:
+        return self.domains.setdefault(name, DomainState())
+
+    def proposal(self, ident: str) -> Proposal | None:
+        for p in self.proposals:
+            if p.id == ident or (len(ident) >= 4 and p.id.startswith(ident)):
+                return p
+        return None
+
+    def trim(self, now: float) -> None:
+        self.series = [s for s in self.series if now - s[0] <= SERIES_SECONDS]
+        self.outbox = self.outbox[-OUTBOX_MAX:]
+        self.proposals = [
+            p for p in self.proposals if p.open(now) or now - p.created_at < 7 * 86400
+        ]
+
+
+class WatchStore(Protocol):
+    """Where watch state lives: load, save, and a read-modify-write for one process at a
+    time."""
+
+    def load(self) -> WatchState: ...
+
+    def save(self, state: WatchState) -> None: ...
+
+    def update(self) -> contextlib.AbstractContextManager[WatchState]: ...
+
+
+def default_state_path(journal_path: Path) -> Path:
+    """``watch.json`` beside the journal."""
+    return journal_path.with_name(STATE_NAME)
+
+
+class LocalWatchStore:
+    """The JSON file backend."""
+
+    def __init__(self, path: Path, *, wait: float = 900.0) -> None:
+        self.path = path
+        #: How long ``update`` waits for another holder (a watcher's round holds it).
+        self.wait = wait
+
+    def load(self) -> WatchState:
+        try:
+            raw = json.loads(read_bytes(self.path).decode("utf-8", "replace"))
+        except FileNotFoundError:
+            return WatchState()
+        except OSError as exc:
+            raise WatchStateError(f"cannot read watch state {self.path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise WatchStateError(
+                f"watch state {self.path} is damaged: {exc}",
+                hint="move it aside; the watcher starts afresh (every domain as ok)",
+            ) from None
+        try:
+            return _from_json(raw)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise WatchStateError(
+                f"watch state {self.path} is damaged: {exc}",
+                hint="move it aside; the watcher starts afresh (every domain as ok)",
+            ) from None
+
+    def save(self, state: WatchState) -> None:
+        doc = {"version": STATE_VERSION, **asdict(state)}
+        try:
+            ensure_private_folder(self.path.parent)
+            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
+        except OSError as exc:
+            raise WatchStateError(
+                f"cannot write watch state {self.path}: {exc.strerror or exc}",
+                hint="set [watch] state_file to a writable place",
+            ) from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[WatchState]:
+        try:
+            ensure_private_folder(self.path.parent)
+            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=self.wait)
+            lock.__enter__()
+        except OSError as exc:
+            raise WatchStateError(
+                f"cannot lock watch state {self.path}: {exc.strerror or exc}"
+            ) from None
+        except LockBusy:
+            raise WatchStateError(
+                f"watch state {self.path} stayed locked for {self.wait:g} s (a round of "
+                "the watcher holds it while it runs)"
+            ) from None
+        try:
+            state = self.load()
+            yield state
+            self.save(state)
+        finally:
+            lock.__exit__(None, None, None)
+
+
+def _from_json(raw: dict[str, Any]) -> WatchState:
+    domains = {}
+    for name, d in raw.get("domains", {}).items():
+        d = dict(d)
+        for key in ("conditions", "action_conditions"):
+            d[key] = {k: Condition(**c) for k, c in d.get(key, {}).items()}
+        domains[name] = DomainState(**d)
+    return WatchState(
+        domains=domains,
+        proposals=[Proposal(**p) for p in raw.get("proposals", [])],
+        auto_switches=[float(t) for t in raw.get("auto_switches", [])],
+        series=[(float(t), str(d), str(p), v, str(s)) for t, d, p, v, s in raw.get("series", [])],
+        outbox=list(raw.get("outbox", [])),
+        last_round_at=raw.get("last_round_at"),
+    )
+
+
+def open_store(watch_state_file: Path | None, journal_path: Path) -> WatchStore:
+    """The configured backend (today: the local file)."""
+    return LocalWatchStore(watch_state_file or default_state_path(journal_path))
