@@ -21,7 +21,11 @@ What each check proves, and its limits:
   Maildir is readable.
 * ``state``: the journal's folder accepts a new file and the operation lock can be taken;
   with ``[state] backend = "s3"``, the shared journal reads and the shared lock is taken.
-* ``notify``: notification channels; none exist before ``[watch] notify``.
+* ``notify``: each ``[watch] notify`` channel (and ``notify_env``'s): Apprise accepts the
+  URL and, where the scheme names a host, it resolves and accepts a connection (nothing is
+  sent); with ``--test-notify`` a test message goes through each channel. The heartbeat URL
+  is checked the same way (never requested: a request would count as a heartbeat). Lines
+  name a channel by its scheme only: the rest of the URL holds secrets.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ class CheckResult:
 
     ``status`` is ``ok``, ``warn``, ``fail`` or ``skip`` (not applicable: no canary
     configured, no channels); ``check`` is a stable identifier scripts can match on.
+
+    Not a :class:`mxflip.plan.Finding`: a finding is a reason to block or warn about an
+    operation (severity, code, overridable); a check result is one line of a checklist,
+    passed ones included, with a title and a fix for a person. Provider access checks
+    (:class:`mxflip.provider.AccessCheck`) are turned into these, never the other way.
     """
 
     check: str
@@ -397,15 +406,15 @@ def check_state(ctx: DoctorContext) -> list[CheckResult]:
 
 
 def notification_channels(config: Config) -> Sequence[Any]:
-    """The configured notification channels (``[watch] notify``); none before the watcher."""
-    watch = getattr(config, "watch", None)
-    return tuple(getattr(watch, "notify", ()) or ())
+    """The configured notification channels (``[watch] notify`` and ``notify_env``'s)."""
+    return tuple(config.watch.notify_urls()) if config.watch is not None else ()
 
 
 def check_notify(ctx: DoctorContext) -> list[CheckResult]:
     assert ctx.config is not None
     channels = notification_channels(ctx.config)
-    if not channels:
+    beat = ctx.config.watch.heartbeat() if ctx.config.watch is not None else None
+    if not channels and not beat:
         return [
             CheckResult(
                 "notify",
@@ -415,16 +424,64 @@ def check_notify(ctx: DoctorContext) -> list[CheckResult]:
                 + ("; nothing to test" if ctx.test_notify else ""),
             )
         ]
-    # A reachability check and --test-notify's message join here with the watcher's
-    # channel code (Apprise); until then, say what is configured.
-    return [
-        CheckResult(
-            "notify",
-            WARN,
-            "notification channels",
-            f"{len(channels)} configured; this mxflip cannot test them yet",
+    from dataclasses import replace
+
+    from mxflip.watch.alerts import check_channel, send_test_notification
+    from mxflip.watch.config import scheme
+
+    watch = ctx.config.watch
+    assert watch is not None
+    timeout = min(watch.timeout, 10.0)
+    results = []
+    for index, url in enumerate(channels, 1):
+        title = f"notification channel {index} ({scheme(url)})"
+        error = check_channel(url, timeout)
+        if error is None and ctx.test_notify:
+            # One channel at a time, so that each result belongs to one line.
+            deliveries = send_test_notification(
+                replace(watch, notify=(url,), notify_env=None, timeout=timeout)
+            )
+            failed = [d for d in deliveries if not d.ok]
+            if failed or not deliveries:
+                why = failed[0].error if failed else None
+                error = f"the test message failed: {why or 'not accepted'}"
+        if error is not None:
+            results.append(
+                CheckResult(
+                    "notify",
+                    FAIL,
+                    title,
+                    error,
+                    "check the URL in [watch] notify (or notify_env) and that the service "
+                    "is up: alerts through this channel would be lost",
+                )
+            )
+        else:
+            results.append(
+                CheckResult(
+                    "notify",
+                    OK,
+                    title,
+                    "a test message went through"
+                    if ctx.test_notify
+                    else "reachable (not tested: --test-notify sends a message)",
+                )
+            )
+    if beat:
+        title = f"heartbeat ({scheme(beat)})"
+        error = check_channel(beat, timeout, apprise_url=False)
+        results.append(
+            CheckResult("notify", OK, title, "reachable (not requested)")
+            if error is None
+            else CheckResult(
+                "notify",
+                FAIL,
+                title,
+                error,
+                "check [watch] heartbeat_url (or heartbeat_url_env) and the service",
+            )
         )
-    ]
+    return results
 
 
 #: Every check, in the order of the checklist. Each needs the configuration loaded by

@@ -403,21 +403,16 @@ class Journal:
 
     def holder(self) -> str | None:
         """Who holds the operation lock now (None: nobody, or it cannot be told)."""
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
+        info = lock_record(self.lock_path)
+        if info is None:
             return None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_holder(fd)
-            except OSError:
-                return None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+            return (
+                f"pid {int(info['pid'])}, {info['user']}@{info['host']}, "
+                f"'{info['command']}', since {info['since']}"
+            )
+        except (ValueError, KeyError, TypeError):
+            return _UNKNOWN_HOLDER
 
     @contextlib.contextmanager
     def lock(self, command: str, *, now: float | None = None) -> Iterator[None]:
@@ -459,14 +454,7 @@ class Journal:
             ) from None
 
     def _busy_holder(self) -> str:
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return _UNKNOWN_HOLDER
-        try:
-            return _read_holder(fd)
-        finally:
-            os.close(fd)
+        return self.holder() or _UNKNOWN_HOLDER
 
 
 def _why(exc: OSError) -> str:
@@ -484,16 +472,30 @@ def _write_holder(fd: int, text: str) -> None:
     os.pwrite(fd, data + b" " * (_HOLDER_BYTES - len(data)), 0)
 
 
-def _read_holder(fd: int) -> str:
+def lock_record(lock_path: Path) -> dict[str, Any] | None:
+    """What the holder of the local operation lock wrote (pid, user, host, command,
+    since); None when nobody holds it (or the file cannot be opened); ``{}`` when it is
+    held but its record cannot be read."""
     try:
-        raw = os.pread(fd, _HOLDER_BYTES + 4096, 0).decode("utf-8", "replace").strip()
-        info, _ = json.JSONDecoder().raw_decode(raw)
-        return (
-            f"pid {int(info['pid'])}, {info['user']}@{info['host']}, "
-            f"'{info['command']}', since {info['since']}"
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return _UNKNOWN_HOLDER
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                raw = os.pread(fd, _HOLDER_BYTES + 4096, 0).decode("utf-8", "replace").strip()
+                info, _ = json.JSONDecoder().raw_decode(raw)
+            except (OSError, ValueError):
+                return {}
+            return info if isinstance(info, dict) else {}
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class OperationLog:

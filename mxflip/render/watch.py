@@ -48,6 +48,8 @@ def watch_json(report: RoundReport) -> dict[str, Any]:
         "finished_at": when(report.finished),
         "seconds": round(report.finished - report.started, 3),
         "overrun": report.overrun,
+        "role": report.role,
+        "leader": report.leader,
         "domains": [
             {
                 "domain": d.domain,
@@ -84,6 +86,11 @@ def watch_json(report: RoundReport) -> dict[str, Any]:
 
 
 def render_watch(console: Console, report: RoundReport) -> None:
+    if report.role == "follower":
+        console.print(
+            f"Follower: another watcher leads and acts ({report.leader or 'none yet'}).",
+            markup=False,
+        )
     table = Table()
     for col in ("Domain", "State", "Live", "Canary primary/backup", "Backup", "Alerts"):
         table.add_column(col)

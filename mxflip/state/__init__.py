@@ -30,9 +30,9 @@ from mxflip.state.base import (
 )
 
 if TYPE_CHECKING:
+    from mxflip.clock import Clock
     from mxflip.config import Config
     from mxflip.retry import Sleep
-    from mxflip.rollout import Clock
 
 __all__ = [
     "Document",

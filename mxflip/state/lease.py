@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from mxflip.clock import Clock
 from mxflip.errors import MxflipError
 from mxflip.journal import iso, whoami
-from mxflip.rollout import Clock
 from mxflip.state.base import Document, PreconditionFailed, StateError
 
 log = logging.getLogger(__name__)

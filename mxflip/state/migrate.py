@@ -81,10 +81,19 @@ def migrate_to_shared(config: Config) -> MigrationReport:
         if docs.is_dir():
             for path in sorted(docs.rglob("*.json")):
                 key = path.relative_to(docs).with_suffix("").as_posix()
+                if key.startswith("leader/"):
+                    continue  # a local watcher's lease means nothing in the bucket
                 _copy_document(path, key, target, report)
         canary = state_file(config)
         if canary.exists():
             _copy_document(canary, CANARY_KEY, target, report)
+        from mxflip.watch.store import WATCH_KEY, default_state_path
+
+        watch = (config.watch.state_file if config.watch else None) or default_state_path(
+            journal_path
+        )
+        if watch.exists():
+            _copy_document(watch, WATCH_KEY, target, report)
     finally:
         target.close()
     return report

@@ -36,12 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mxflip.clock import Clock, SystemClock
 from mxflip.errors import UsageError
 from mxflip.files import append_synced, atomic_write, ensure_private_folder, read_bytes
 from mxflip.journal import JournalView, LockedError, iso, parse_journal, whoami
 from mxflip.logs import timed
 from mxflip.retry import Sleep, retrying
-from mxflip.rollout import Clock, SystemClock
 from mxflip.state.base import Document, PreconditionFailed, StateError, check_key, encode
 from mxflip.state.lease import Lease, LeaseHeld, LeaseInfo, Renewer
 

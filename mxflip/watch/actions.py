@@ -13,12 +13,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
 from mxflip.engine import Engine
 from mxflip.errors import MxflipError, UsageError
 from mxflip.plan import Plan, PlanOptions
-from mxflip.rollout import Clock
 from mxflip.state import JournalStore
 from mxflip.watch.alerts import Alert
 from mxflip.watch.machine import Want

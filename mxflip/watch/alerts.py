@@ -177,6 +177,50 @@ def send_test_notification(watch: WatchConfig, *, sender: Sender = apprise_send)
     return results
 
 
+#: Apprise schemes whose URL host is the server a message goes to (for the others, such as
+#: ``slack://`` or ``tgram://``, the "host" is a token and the server is the service's own).
+_HOST_SCHEMES = frozenset(
+    {"json", "xml", "form", "ntfy", "gotify", "apprise", "mmost", "rocket", "matrix", "http"}
+)
+
+
+def check_channel(url: str, timeout: float, *, apprise_url: bool = True) -> str | None:
+    """Without sending anything: None when Apprise accepts ``url`` and, where the scheme
+    names a host, that host resolves and a TCP connection to it opens within ``timeout``;
+    else why not (never the URL: it holds secrets). The system resolver decides, as it
+    does for Apprise's own requests."""
+    import socket
+    import urllib.parse
+
+    import apprise
+
+    kind = scheme(url)
+    if apprise_url and not apprise.Apprise().add(url):
+        return f"Apprise cannot use this {kind} URL (unknown scheme or missing parts)"
+    raw = url.partition("://")[0].lower()
+    # The trailing "s" is the TLS variant of a scheme (jsons, ntfys, https).
+    base = raw.rstrip("s")
+    if base not in _HOST_SCHEMES:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"the {kind} URL is malformed: {str(exc).replace(url, kind)}"
+    if not host:
+        return f"the {kind} URL names no host"
+    secure = base != raw
+    try:
+        with socket.create_connection((host, port or (443 if secure else 80)), timeout=timeout):
+            return None
+    except socket.gaierror as exc:
+        return f"its host does not resolve: {exc.strerror or exc}"
+    except TimeoutError:
+        return f"no connection to its host within {timeout:g} s"
+    except OSError as exc:
+        return f"cannot connect to its host: {exc.strerror or exc}"
+
+
 def heartbeat(url: str, timeout: float) -> str | None:
     """Request the dead man's switch URL; None when it answered 2xx, else why not (the
     URL itself never appears: it usually holds the check's secret id)."""

@@ -95,11 +95,14 @@ def register(cli: click.Group) -> None:
 
 
 def _store(state: Any, config: Any) -> Any:
+    """The watch state where the watcher keeps it: the local file, or the shared
+    document of ``[state] backend = "s3"`` (the backend lives as long as the command)."""
     from mxflip.watch.config import WatchConfig
     from mxflip.watch.store import open_store
 
     settings = config.watch or WatchConfig()
-    return open_store(settings.state_file, state.runtime.journal_path(config.journal.path))
+    backend = state.runtime.open_state(config) if config.state.backend != "local" else None
+    return open_store(settings.state_file, state.runtime.journal_path(config.journal.path), backend)
 
 
 def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: float) -> None:
@@ -151,12 +154,21 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
                 ),
                 None,
             )
-        with store.update() as st:
-            q = st.proposal(p.id)
-            if q is not None and q.status == "pending":
-                q.status = "approved" if code == 0 else "failed"
-                q.operation = op
-                q.error = None if code == 0 else f"exit {code}"
+        from mxflip.watch.store import WatchStateConflict
+
+        # Bounded: a leader's round may save the shared state between our read and write.
+        for attempt in range(5):
+            try:
+                with store.update() as st:
+                    q = st.proposal(p.id)
+                    if q is not None and q.status == "pending":
+                        q.status = "approved" if code == 0 else "failed"
+                        q.operation = op
+                        q.error = None if code == 0 else f"exit {code}"
+                break
+            except WatchStateConflict:
+                if attempt == 4:
+                    raise
 
 
 def run_watch(

@@ -55,6 +55,11 @@ class WatchMetrics:
             registry=r,
         )
         self.proposals = Gauge("mxflip_watch_open_proposals", "Open proposals.", registry=r)
+        self.leader = Gauge(
+            "mxflip_watch_leader",
+            "1 while this watcher leads (acts), 0 while it follows another.",
+            registry=r,
+        )
         self.notifications = Counter(
             "mxflip_watch_notifications",
             "Alerts delivered, per channel scheme.",
@@ -114,6 +119,7 @@ class WatchMetrics:
                 self.state.labels(d.domain, s).set(1.0 if d.state == s else 0.0)
             self.alerts.labels(d.domain).set(len(d.conditions))
         self.proposals.set(len(report.proposals))
+        self.leader.set(1.0 if report.role == "leader" else 0.0)
         self.outbox.set(len(st.outbox))
         window = self.watcher.settings.auto_window if self.watcher else 86400.0
         self.auto_switches.set(len([t for t in st.auto_switches if report.finished - t < window]))

@@ -54,6 +54,12 @@ def render_page(
             f"({report.finished - report.started:.1f} s; every {escape(format_duration(interval))})"
             f"{'; <strong>overran its interval</strong>' if report.overrun else ''}</p>"
         )
+        if report.role == "follower":
+            parts.append(
+                "<p id=role><strong>Follower</strong>: another watcher leads and acts ("
+                f"{escape(report.leader or 'none yet')}); this one takes over when its "
+                "lease expires.</p>"
+            )
         for d in report.domains:
             parts.append(_domain(d, state, now))
         parts.append(_proposals(report))

@@ -11,11 +11,7 @@ at the start of the next round.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,19 +19,27 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.journal import JournalView, default_journal_path
 from mxflip.observe import DomainStatus, Observer
 from mxflip.records import MX, RRset
-from mxflip.rollout import Clock, SystemClock
 from mxflip.state import JournalStore, StateBackend, open_state
+from mxflip.state.lease import Leader, Renewer
 from mxflip.watch.actions import Actions, Outcome, open_proposals
 from mxflip.watch.alerts import Alert, Delivery, Notifier, heartbeat, track
 from mxflip.watch.config import WatchConfig
 from mxflip.watch.machine import Signals, Want, advance
 from mxflip.watch.signals import ANY_HOST, PathVerdicts, path_verdicts
-from mxflip.watch.store import DomainState, Proposal, WatchState, WatchStore, open_store
+from mxflip.watch.store import (
+    DomainState,
+    Proposal,
+    WatchState,
+    WatchStateConflict,
+    WatchStore,
+    open_store,
+)
 
 log = logging.getLogger("mxflip.watch")
 #: Pseudo-domain for conditions that concern the watcher itself.
@@ -79,6 +83,11 @@ class RoundReport:
     overrun: bool = False
     failed_actions: tuple[str, ...] = ()
     interrupted: bool = False
+    #: ``leader`` (this watcher acts) or ``follower`` (another watcher leads; this one
+    #: only reports what the leader stored, and takes over when its lease expires).
+    role: str = "leader"
+    #: Who leads, as the lease says ("pid 12, ops@host, 'mxflip watch', since …").
+    leader: str | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -133,6 +142,9 @@ class Watcher:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxflip-heartbeat")
         self.last: RoundReport | None = None
         self.notifier: Notifier | None = None
+        self.leader: Leader | None = None
+        self._renewer: Renewer | None = None
+        self._elected_at = 0.0
         self._apply(config)
 
     # ---------------------------------------------------------------- lifecycle
@@ -142,22 +154,59 @@ class Watcher:
         self.settings = config.watch or WatchConfig()
         self.domains = config.select(self.names)
         if getattr(self, "journal", None) is not None:
+            self._resign()
             self.journal.close()
         # The configured state backend: a shared journal and lock ([state] backend = "s3")
         # make an automatic switch wait for a person's operation anywhere, and vice versa.
         self.journal: StateBackend = open_state(config, clock=self.clock)
         self.store = self._store_override or open_store(
-            self.settings.state_file, default_journal_path(config.journal.path)
+            self.settings.state_file, default_journal_path(config.journal.path), self.journal
         )
+        # Of several watchers sharing the state, one leads (acts: alerts, proposals,
+        # switches); the others observe and take over when its lease expires.
+        self.leader = Leader(self.journal, duration=config.state.lease, clock=self.clock)
         if self.notifier is not None:
             self.notifier.close()
         self.notifier = self._notifier_factory(self.settings)
 
     def close(self) -> None:
+        self._resign()
         self.journal.close()
         if self.notifier is not None:
             self.notifier.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------- leadership
+
+    def elect(self) -> bool:
+        """Renew the leader lease or try to take it; True while this watcher leads. A
+        leader renews in a thread too, so that a round longer than the lease keeps it."""
+        assert self.leader is not None
+        was = self.leader.is_leader
+        leading = self.leader.step()
+        self._elected_at = self.clock.now()
+        if leading and (self._renewer is None or self._renewer.lost):
+            if self._renewer is not None:
+                self._renewer.stop()
+            self._renewer = Renewer(self.leader.lease).start()
+        elif not leading and self._renewer is not None:
+            self._renewer.stop()
+            self._renewer = None
+        if leading and not was:
+            log.info("leading: this watcher acts (alerts, proposals, switches)")
+        elif was and not leading:
+            log.warning("no longer the leader: another watcher took over the lease")
+        return leading
+
+    def _resign(self) -> None:
+        if self._renewer is not None:
+            self._renewer.stop()
+            self._renewer = None
+        if self.leader is not None and self.leader.lease.held:
+            try:
+                self.leader.resign()
+            except MxflipError as exc:
+                log.warning("could not hand the leader lease back: %s", exc)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -226,11 +275,16 @@ class Watcher:
     def _sleep(self, seconds: float) -> None:
         """Wait, waking early on a stop or reload request (bounded steps)."""
         end = self.clock.now() + seconds
-        for _ in range(int(seconds) + 2):
+        steps = int(seconds / min(1.0, self.config.state.lease / 3)) + 2
+        for _ in range(steps):
             left = end - self.clock.now()
             if left <= 0 or self._stop.is_set() or self._reload.is_set():
                 return
-            self.clock.sleep(min(1.0, left))
+            # A follower looks at the lease every third of it (take-over within about
+            # one lease after the leader's expires), however long the interval.
+            if self.clock.now() - self._elected_at >= self.config.state.lease / 3:
+                self.elect()
+            self.clock.sleep(min(1.0, left, self.config.state.lease / 3))
 
     # ---------------------------------------------------------------- one round
 
@@ -238,8 +292,67 @@ class Watcher:
         extra: list[Alert] = []
         if self._reload.is_set():
             extra += self._reload_now()
+        if not self.elect():
+            return self._follow(extra)
         now = self.clock.now()
         settings = self.settings
+        try:
+            return self._lead(now, settings, extra)
+        except WatchStateConflict:
+            # ``approve`` (or a watcher that took over while this round ran) saved the
+            # shared state meanwhile: the round is lost, theirs is kept; the next round
+            # starts from what they wrote.
+            log.warning("the shared watch state changed during the round; it runs again next")
+            raise
+
+    def _follow(self, extra: list[Alert]) -> RoundReport:
+        """A follower's round: no checks, no alerts, no actions; it reports who leads and
+        the domains and proposals as the leader stored them."""
+        assert self.leader is not None
+        now = self.clock.now()
+        holder = self.leader.holder()
+        who = holder.describe() if holder else None
+        log.info("following: %s leads", who or "no watcher")
+        for alert in extra:
+            log.info("%s (not sent: a follower sends no alerts)", alert.title)
+        st = self.store.load()
+        # The domains as the leader last saved them: what a person or a cron job running
+        # `watch --once` next to a leading daemon needs (and the exit code follows them).
+        domains = []
+        for d in self.domains:
+            ds = st.domains.get(d.display) or DomainState()
+            domains.append(
+                DomainReport(
+                    domain=d.display,
+                    state=ds.state,
+                    since=ds.since,
+                    cause="as the leader last saw it",
+                    live="?",
+                    records=tuple(ds.last_records) if ds.last_records is not None else None,
+                    ttl=None,
+                    consistent=True,
+                    unreachable=False,
+                    nameservers=(),
+                    backup_ready=ds.readiness.get("backup"),
+                    live_ready=ds.readiness.get("live"),
+                    conditions=tuple(
+                        (k, c.severity, c.message)
+                        for k, c in sorted({**ds.conditions, **ds.action_conditions}.items())
+                    ),
+                )
+            )
+        report = RoundReport(
+            now,
+            self.clock.now(),
+            tuple(domains),
+            tuple(p for p in st.proposals if p.open(now)),
+            role="follower",
+            leader=who,
+        )
+        self.hooks.on_round(report, st)
+        return report
+
+    def _lead(self, now: float, settings: WatchConfig, extra: list[Alert]) -> RoundReport:
         with self.store.update() as st:
             overrun = (
                 st.last_round_at is not None
@@ -258,6 +371,10 @@ class Watcher:
                 overrun,
                 report.failed_actions,
                 report.interrupted,
+                "leader",
+                self.leader.lease.info.describe()
+                if self.leader is not None and self.leader.lease.info
+                else None,
             )
             log.info(
                 "round finished in %.1fs: %s",
@@ -735,31 +852,20 @@ def _report(
 def lock_holder(journal: JournalStore) -> tuple[float, str] | None:
     """(since, who) when another process holds the local journal lock; else None (a
     shared backend's lock expires by itself)."""
-    lock_path = getattr(journal, "lock_path", None)
-    if lock_path is None:
-        return None
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                info = json.loads(os.pread(fd, 4096, 0))
-                from datetime import datetime
+    from datetime import datetime
 
-                since = datetime.fromisoformat(str(info["since"]).replace("Z", "+00:00"))
-                who = f"pid {info['pid']}, {info['user']}@{info['host']}, '{info['command']}'"
-                return since.timestamp(), who
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    from mxflip.journal import lock_record
+
+    lock_path = getattr(journal, "lock_path", None)
+    info = lock_record(lock_path) if lock_path is not None else None
+    if not info:
         return None
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    try:
+        since = datetime.fromisoformat(str(info["since"]).replace("Z", "+00:00"))
+        who = f"pid {info['pid']}, {info['user']}@{info['host']}, '{info['command']}'"
+    except (ValueError, KeyError, TypeError):
+        return None
+    return since.timestamp(), who
 
 
 __all__ = ["WATCHER", "DomainReport", "Hooks", "RoundReport", "Watcher", "lock_holder"]

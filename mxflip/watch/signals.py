@@ -4,6 +4,10 @@ path, and which live host is the odd one out.
 The live-path canary goes through one live MX host at a time (or each of them), so a
 verdict per host is known: every host failing is the path failing; some failing while
 others deliver is "one bad server in rotation" (a drain, not a failover).
+
+These verdicts are observations fed to the state machine (:mod:`mxflip.watch.machine`),
+not findings: nothing here blocks or warns about an operation (that is
+:class:`mxflip.plan.Finding`, raised by the engine's policy checks when a switch is planned).
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 proposals, the automatic-switch history and the last 24 h of canary delays.
 
 Everything goes through one small interface (:class:`WatchStore`: ``load``, ``save`` and
-``update``) so that another backend (shared state in S3) can replace the local file
-without touching the watcher. The local backend is a JSON file beside the journal,
-written atomically, mode 0600; no secret is ever stored in it (alerts hold sentences,
-never channel URLs).
+``update``). With ``[state] backend = "local"`` it is a JSON file beside the journal,
+written atomically, mode 0600; with ``"s3"`` it is the shared document ``watch`` of the
+state backend (:class:`SharedWatchStore`), saved only at the version last read, so a
+leader's round and an ``approve`` elsewhere never overwrite each other blindly. No secret
+is ever stored (alerts hold sentences, never channel URLs).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from typing import Any, Protocol
 
 from mxflip.errors import MxflipError
 from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
+from mxflip.state.base import PreconditionFailed, StateBackend, StateError, VersionedDocument
 
 STATE_VERSION = 1
 STATE_NAME = "watch.json"
+#: The watch state's document key in a shared backend.
+WATCH_KEY = "watch"
 #: Canary delay samples kept for the page's chart.
 SERIES_SECONDS = 86400.0
 #: Alerts that could not be delivered, kept to retry next round (oldest dropped first).
@@ -32,10 +36,15 @@ class WatchStateError(MxflipError):
     """The watch state cannot be read or written."""
 
 
+class WatchStateConflict(WatchStateError):
+    """The shared watch state changed since it was read (another writer saved first)."""
+
+
 @dataclass
 class Condition:
     """An alert condition that is (or was) active for a domain: raised once, reminded
-    every ``remind_every``, resolved once."""
+    every ``remind_every``, resolved once. Not a :class:`mxflip.plan.Finding` (which
+    blocks or warns about one operation): this remembers what people were told, and when."""
 
     message: str
     since: float
@@ -156,16 +165,10 @@ class LocalWatchStore:
                 f"watch state {self.path} is damaged: {exc}",
                 hint="move it aside; the watcher starts afresh (every domain as ok)",
             ) from None
-        try:
-            return _from_json(raw)
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
-            raise WatchStateError(
-                f"watch state {self.path} is damaged: {exc}",
-                hint="move it aside; the watcher starts afresh (every domain as ok)",
-            ) from None
+        return parse(raw, f"watch state {self.path}", "move it aside")
 
     def save(self, state: WatchState) -> None:
-        doc = {"version": STATE_VERSION, **asdict(state)}
+        doc = to_json(state)
         try:
             ensure_private_folder(self.path.parent)
             atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
@@ -198,6 +201,57 @@ class LocalWatchStore:
             lock.__exit__(None, None, None)
 
 
+def parse(raw: Any, where: str, remedy: str) -> WatchState:
+    """The stored document as a WatchState, or one line naming ``where`` it is damaged."""
+    try:
+        return _from_json(raw)
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise WatchStateError(
+            f"{where} is damaged: {exc}",
+            hint=f"{remedy}; the watcher starts afresh (every domain as ok)",
+        ) from None
+
+
+def to_json(state: WatchState) -> dict[str, Any]:
+    return {"version": STATE_VERSION, **asdict(state)}
+
+
+class SharedWatchStore:
+    """The watch state as one document of a shared state backend."""
+
+    def __init__(self, backend: StateBackend, key: str = WATCH_KEY) -> None:
+        self.document = VersionedDocument(backend, key)
+        self.path = f"{backend.path}{key}"
+
+    def load(self) -> WatchState:
+        try:
+            raw = self.document.load()
+        except StateError as exc:
+            raise WatchStateError(f"cannot read the shared watch state: {exc.message}") from None
+        if raw is None:
+            return WatchState()
+        return parse(raw, f"the shared watch state {self.path}", "delete the object")
+
+    def save(self, state: WatchState) -> None:
+        try:
+            self.document.save(to_json(state))
+        except PreconditionFailed:
+            raise WatchStateConflict(
+                f"the shared watch state {self.path} changed since it was read",
+                hint="run the command again",
+            ) from None
+        except StateError as exc:
+            raise WatchStateError(f"cannot write the shared watch state: {exc.message}") from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[WatchState]:
+        """Read, change, write at the version read (WatchStateConflict when another
+        writer got there first: nothing of theirs is lost, the caller retries)."""
+        state = self.load()
+        yield state
+        self.save(state)
+
+
 def _from_json(raw: dict[str, Any]) -> WatchState:
     domains = {}
     for name, d in raw.get("domains", {}).items():
@@ -215,6 +269,11 @@ def _from_json(raw: dict[str, Any]) -> WatchState:
     )
 
 
-def open_store(watch_state_file: Path | None, journal_path: Path) -> WatchStore:
-    """The configured backend (today: the local file)."""
+def open_store(
+    watch_state_file: Path | None, journal_path: Path, backend: StateBackend | None = None
+) -> WatchStore:
+    """The configured backend: the shared document when ``backend`` is shared (s3), else
+    the local file."""
+    if backend is not None and backend.kind != "local":
+        return SharedWatchStore(backend)
     return LocalWatchStore(watch_state_file or default_state_path(journal_path))
