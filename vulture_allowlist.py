@@ -22,10 +22,6 @@ _.help  # mxflip/cli.py _switch_command
 _.failback  # mxflip/cli.py
 
 # asyncio calls the DatagramProtocol callbacks.
-_.connection_made  # mxflip/lookup.py
-_.datagram_received  # mxflip/lookup.py
-_.error_received  # mxflip/lookup.py
-_.connection_lost  # mxflip/lookup.py
 
 # socketserver reads daemon_threads; aiosmtpd calls the handle_* hooks.
 _.daemon_threads  # mxflip/sandbox.py
@@ -48,7 +44,7 @@ _.user_service_key  # providers/cloudflare/mxflip_cloudflare/_client.py
 # Data kept for readers: an MTA-STS policy's max_age (parsed, part of the policy) and the
 # INFO severity of probe findings.
 _.max_age  # mxflip/mailpolicy.py MTASTSPolicy
-_.INFO  # mxflip/probe.py Severity
+_.INFO  # mxflip/findings.py Severity
 
 _.switch_readiness  # mxflip/engine.py: one domain's flags (tests, API); status uses the _all form
 

@@ -30,25 +30,31 @@ no TLS is negotiated).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import dns.asyncresolver
+import dns.flags
+import dns.resolver
 import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
+from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer, TLSARecord
 from mxflip.probe import DomainReadiness, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX, RRset
 from tests.support.bind import BindServer, zone_text
+from tests.support.ports import free_port
 
 
 class PreResolved(Lookup):
@@ -67,14 +73,70 @@ class PreResolved(Lookup):
         return TLSAAnswer((), True)
 
 
+class DnspythonLookup(Lookup):
+    """The same questions through dnspython's async resolver (a fresh socket, source port
+    and random ID per query, a Message object per answer): the alternative to the
+    hand-written wire format of mxflip.net.lookup, for ``--dns dnspython``."""
+
+    def __init__(
+        self, resolvers: Sequence[HostPort] = (), *, timeout: float = 5.0, in_flight: int = 64
+    ) -> None:
+        super().__init__(resolvers, timeout=timeout, in_flight=in_flight)
+        self.lifetime = timeout
+
+    def _resolver(self) -> dns.asyncresolver.Resolver:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [ns.host for ns in self.nameservers]
+        resolver.port = self.nameservers[0].port
+        resolver.lifetime = self.lifetime
+        resolver.use_edns(0, 0, 1232)
+        resolver.flags = dns.flags.RD | dns.flags.AD
+        return resolver
+
+    async def _ask(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+        try:
+            return await self._resolver().resolve(name, rdtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return None
+
+    async def addresses(self, host: str) -> HostAddresses:
+        a, aaaa = await asyncio.gather(self._ask(host, "A"), self._ask(host, "AAAA"))
+        found = [str(r) for answer in (a, aaaa) if answer and answer.rrset for r in answer.rrset]
+        return HostAddresses(host, tuple(found))
+
+    async def mx(self, domain: str, *, urgent: bool = False) -> RRset | None:
+        answer = await self._ask(domain, "MX")
+        if answer is None or answer.rrset is None:
+            return None
+        records = frozenset(MX(r.preference, r.exchange.to_text()) for r in answer.rrset)
+        return RRset(domain, answer.rrset.ttl, records)
+
+    async def txt(self, name: str) -> list[str]:
+        answer = await self._ask(name, "TXT")
+        if answer is None or answer.rrset is None:
+            return []
+        return [b"".join(r.strings).decode() for r in answer.rrset]
+
+    async def tlsa(self, host: str, port: int = 25) -> TLSAAnswer:
+        answer = await self._ask(f"_{port}._tcp.{host}", "TLSA")
+        records = tuple(
+            TLSARecord(r.usage, r.selector, r.mtype, r.cert)
+            for r in (answer.rrset if answer and answer.rrset else ())
+        )
+        authenticated = bool(answer and answer.response.flags & dns.flags.AD)
+        return TLSAAnswer(records, authenticated)
+
+
 SERVERS = r"""
 import asyncio, json, ssl, sys
 
 count, delay = int(sys.argv[1]), float(sys.argv[2])
+# with --addresses, server i listens on ADDRESSES[i]:PORT; otherwise on 127.0.0.1, any port
+addresses = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
 tls = None
-if len(sys.argv) > 3:
+if len(sys.argv) > 4:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(sys.argv[3])
+    tls.load_cert_chain(sys.argv[4])
 EHLO = b"250-mx.bench.test\r\n250-PIPELINING\r\n" + (b"250-STARTTLS\r\n" if tls else b"")
 REPLIES = {b"EHLO": EHLO + b"250 8BITMIME\r\n", b"STARTTLS": b"220 2.0.0 go ahead\r\n",
            b"MAIL": b"250 2.1.0 OK\r\n", b"RCPT": b"250 2.1.5 OK\r\n",
@@ -101,8 +163,13 @@ async def handle(reader, writer):
         writer.close()
 
 async def main():
-    servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64)
-               for _ in range(count)]
+    if addresses:
+        port = addresses["port"]
+        servers = [await asyncio.start_server(handle, a, port, backlog=64)
+                   for a in addresses["hosts"][:count]]
+    else:
+        servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64)
+                   for _ in range(count)]
     print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
@@ -110,8 +177,159 @@ asyncio.run(main())
 """
 
 
+def loopback_address(index: int) -> str:
+    """The ``index``-th distinct loopback address for an MX host (127.1.0.1, 127.1.0.2, …):
+    every host its own address, as real MX hosts have, on one port."""
+    return f"127.1.{index // 250}.{index % 250 + 1}"
+
+
+async def plain_dialogue(
+    targets: list[tuple[str, int, str, str]], ca_file: Path | None, concurrency: int
+) -> int:
+    """The same dialogue as the probe (banner, EHLO, STARTTLS with a verified certificate
+    when offered, EHLO, MAIL, RCPT, RSET, QUIT) by the plainest asyncio client: no step
+    timing, no findings, no reply checks. Its CPU is the floor the probe is measured
+    against. Returns how many dialogues reached QUIT."""
+    import ssl as _ssl
+
+    context = _ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    limit = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(address: str, port: int, host: str, domain: str) -> None:
+        nonlocal done
+        async with limit:
+            reader, writer = await asyncio.open_connection(address, port)
+
+            async def reply() -> bytes:
+                while True:
+                    line = await reader.readline()
+                    if line[3:4] != b"-":
+                        return line
+
+            async def command(text: str) -> bytes:
+                writer.write(text.encode() + b"\r\n")
+                await writer.drain()
+                return await reply()
+
+            await reply()
+            ehlo = await command("EHLO probe.bench.test")
+            if b"STARTTLS" in ehlo or ca_file:
+                await command("STARTTLS")
+                await writer.start_tls(context, server_hostname=host.rstrip("."))
+                await command("EHLO probe.bench.test")
+            await command("MAIL FROM:<probe@bench.test>")
+            await command(f"RCPT TO:<postmaster@{domain.rstrip('.')}>")
+            await command("RSET")
+            await command("QUIT")
+            writer.close()
+            await writer.wait_closed()
+            done += 1
+
+    await asyncio.gather(*(one(*t) for t in targets))
+    return done
+
+
+def write_cli_config(
+    folder: Path,
+    domains: dict[str, DomainConfig],
+    connect: dict[str, tuple[HostPort, ...]],
+    dns_port: int,
+    ca_file: Path | None,
+    concurrency: int,
+) -> Path:
+    """The same lab as an ``mxflip.toml`` for ``mxflip check`` (a zone-file provider that
+    the backup profile never reads)."""
+    zone = folder / "bench.test.zone"
+    zone.write_text("$ORIGIN bench.test.\n@ 3600 IN SOA ns. host. 1 2 3 4 5\n@ 3600 IN NS ns.\n")
+    lines = [
+        "[providers.files]",
+        'type = "zonefile"',
+        f'file = "{zone}"',
+        "[defaults]",
+        'provider = "files"',
+        'zone = "bench.test"',
+        "[probe]",
+        'helo = "probe.bench.test"',
+        'mail_from = "probe@bench.test"',
+        "timeout = 30",
+        f"concurrency = {concurrency}",
+        f'resolvers = ["127.0.0.1:{dns_port}"]',
+        *([f'ca_file = "{ca_file}"'] if ca_file else []),
+        "[probe.connect]",
+        *(f'"{host.rstrip(".")}" = "{t[0]}"' for host, t in connect.items()),
+    ]
+    for name, d in domains.items():
+        lines += [
+            f'[domains."{name.rstrip(".")}"]',
+            "primary = [" + ", ".join(f'"{mx.preference} {mx.host}"' for mx in d.primary) + "]",
+            "backup = ["
+            + ", ".join(f'"{mx.preference} {mx.host}"' for mx in sorted(d.backup))
+            + "]",
+        ]
+    path = folder / "mxflip.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def time_cli(config: Path, domains: list[str]) -> tuple[float, float, int]:
+    """(wall, CPU of the mxflip process, exit code) of ``mxflip check`` in a new process:
+    start-up, config, lookups, handshakes and rendering, as a user waits for them."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mxflip", "-c", str(config), "check", "--json", *domains],
+        capture_output=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
+    return wall, cpu, done.returncode
+
+
+def compare_plain(
+    args: argparse.Namespace,
+    config: Config,
+    domains: dict[str, DomainConfig],
+    connect: dict[str, tuple[HostPort, ...]],
+    ca_file: Path | None,
+    cpu_with_dns: float,
+) -> list[str]:
+    """The probe's CPU without DNS (lookups answered in-process: the SMTP side alone)
+    against the plain client's CPU for the same sessions, both in this process, one after
+    the other, on the same servers."""
+    targets = [
+        (t.host, t.port, host, name)
+        for name, d in domains.items()
+        for host in sorted(mx.host for mx in d.backup)
+        for t in connect[host][:1]
+    ]
+    start, before = time.perf_counter(), time.process_time()
+    lookup = PreResolved(config.probe.resolvers, timeout=10)
+    results = check_domains(config, list(domains.values()), "backup", lookup=lookup)
+    probe_wall, probe_cpu = time.perf_counter() - start, time.process_time() - before
+    start, before = time.perf_counter(), time.process_time()
+    done = asyncio.run(plain_dialogue(targets, ca_file, config.probe.concurrency))
+    plain_wall, plain_cpu = time.perf_counter() - start, time.process_time() - before
+    ready = sum(r.verdict is Verdict.READY for r in results)
+    return [
+        "CPU, how measured      : time.process_time() of this process around each run "
+        "(user + system, all threads); the lab's CPU is in other processes",
+        f"probe, SMTP side alone : {probe_cpu:.3f} s CPU, {probe_wall:.3f} s wall "
+        f"({ready} domains ready; lookups answered in-process)",
+        f"probe with DNS         : {cpu_with_dns:.3f} s CPU (the run above)",
+        f"plain asyncio client   : {plain_cpu:.3f} s CPU, {plain_wall:.3f} s wall "
+        f"({done} of {len(targets)} dialogues to QUIT)",
+        f"probe / plain (CPU)    : {probe_cpu / plain_cpu:.2f}× SMTP side alone, "
+        f"{cpu_with_dns / plain_cpu:.2f}× with DNS (goal ≤ 1.5×)",
+    ]
+
+
 #: mxflip's own default for ``[probe] concurrency`` (what a user gets without setting it).
-DEFAULT_CONCURRENCY: int = ProbeConfig.__dataclass_fields__["concurrency"].default
+_default = ProbeConfig.__dataclass_fields__["concurrency"].default
+assert isinstance(_default, int)
+DEFAULT_CONCURRENCY: int = _default
 
 
 def main() -> None:
@@ -141,8 +359,32 @@ def main() -> None:
         action="store_true",
         help="every domain uses the same hosts (a provider's MX): sessions are batched",
     )
+    parser.add_argument(
+        "--dns",
+        choices=("mxflip", "dnspython"),
+        default="mxflip",
+        help="the readiness lookups' client: mxflip.net.lookup's wire format (default) or "
+        "dnspython's async resolver",
+    )
+    parser.add_argument(
+        "--addresses",
+        action="store_true",
+        help="every MX host on its own loopback address (127.1.x.y), one port for all",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also run a plain asyncio client through the same dialogue and compare CPU",
+    )
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="also time `mxflip check` as a new process: one domain, then all",
+    )
     args = parser.parse_args()
     total = args.hosts if args.shared else args.domains * args.hosts
+    host_addresses = [loopback_address(i) for i in range(total)]
+    layout = {"port": free_port(), "hosts": host_addresses}
 
     with tempfile.TemporaryDirectory() as tmp:
         tls_args: list[str] = []
@@ -157,7 +399,15 @@ def main() -> None:
             ca.cert_pem.write_to_path(f"{tmp}/ca.pem")
             tls_args, ca_file = [f"{tmp}/server.pem"], Path(f"{tmp}/ca.pem")
         servers = subprocess.Popen(
-            [sys.executable, "-c", SERVERS, str(total), str(args.delay), *tls_args],
+            [
+                sys.executable,
+                "-c",
+                SERVERS,
+                str(total),
+                str(args.delay),
+                json.dumps(layout) if args.addresses else "",
+                *tls_args,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -170,13 +420,15 @@ def main() -> None:
             connect: dict[str, tuple[HostPort, ...]] = {}
             domains: dict[str, DomainConfig] = {}
             port_iter = iter(ports)
+            where_iter = iter(host_addresses)
             for d in range(args.domains):
                 name = f"d{d}.bench.test."
                 where = "shared" if args.shared else f"d{d}"
                 hosts = [f"mx{h}-{where}.bench.test." for h in range(args.hosts)]
                 for host in hosts:
                     if host not in connect:
-                        connect[host] = (HostPort("127.0.0.1", next(port_iter)),)
+                        address = next(where_iter) if args.addresses else "127.0.0.1"
+                        connect[host] = (HostPort(address, next(port_iter)),)
                 domains[name] = DomainConfig(
                     name=name,
                     provider="bench",
@@ -184,7 +436,13 @@ def main() -> None:
                     primary=frozenset({MX(10, f"primary.d{d}.bench.test")}),
                     backup=frozenset(MX(10 * (i + 1), h) for i, h in enumerate(hosts)),
                 )
-            lookup_class = PreResolved if args.no_dns else Lookup
+            lookup_class = (
+                PreResolved
+                if args.no_dns
+                else DnspythonLookup
+                if args.dns == "dnspython"
+                else Lookup
+            )
             measured = []
             for concurrency in args.concurrency:
                 probe = ProbeConfig(
@@ -209,7 +467,27 @@ def main() -> None:
                 alone, _, _ = run(list(domains.values())[:1])
                 lab_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 wall, cpu, results = run(list(domains.values()))
-                measured.append((concurrency, alone, wall, cpu, results, lab_before))
+                extra: list[str] = []
+                cli_cpu = 0.0
+                if args.plain:
+                    extra += compare_plain(args, config, domains, connect, ca_file, cpu)
+                if args.cli:
+                    cli_config = write_cli_config(
+                        Path(tmp), domains, connect, dns.port, ca_file, concurrency
+                    )
+                    one_wall, one_cpu, one_code = time_cli(cli_config, [next(iter(domains))])
+                    all_wall, all_cpu, all_code = time_cli(cli_config, [])
+                    cli_cpu = one_cpu + all_cpu  # children too, but not the lab's
+                    extra += [
+                        f"mxflip check, 1 domain : {one_wall:.3f} s wall, {one_cpu:.3f} s CPU "
+                        f"(exit {one_code})",
+                        f"mxflip check, all      : {all_wall:.3f} s wall, {all_cpu:.3f} s CPU "
+                        f"(exit {all_code})",
+                        f"all / 1 domain (CLI)   : {all_wall / one_wall:.2f}× (goal ≤ 2.0×)",
+                    ]
+                measured.append(
+                    (concurrency, alone, wall, cpu, results, lab_before, cli_cpu, extra)
+                )
         finally:
             dns.stop()
             servers.stdin.close()
@@ -217,11 +495,14 @@ def main() -> None:
     # named and the servers have exited: their CPU is in RUSAGE_CHILDREN (including the
     # first domain's run and their start-up, so a slight overestimate)
     lab_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    for concurrency, alone, wall, cpu, results, lab_before in measured:
-        lab_cpu = sum(
-            getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime")
+    for i, (concurrency, alone, wall, cpu, results, lab_before, _, extra) in enumerate(measured):
+        # the CLI runs' CPU is in RUSAGE_CHILDREN too: not the lab's
+        cli_cpu = sum(m[6] for m in measured[i:])
+        lab_cpu = (
+            sum(getattr(lab_after, f) - getattr(lab_before, f) for f in ("ru_utime", "ru_stime"))
+            - cli_cpu
         )
-        report(args, concurrency, alone, wall, cpu, results, lab_cpu)
+        report(args, concurrency, alone, wall, cpu, results, lab_cpu, extra)
 
 
 def report(
@@ -232,6 +513,7 @@ def report(
     cpu: float,
     results: list[DomainReadiness],
     lab_cpu: float,
+    extra: list[str],
 ) -> None:
     handshakes = [
         sum(s.ms for s in a.steps) / 1000 for r in results for h in r.hosts for a in h.addresses
@@ -247,12 +529,20 @@ def report(
     print(f"banner delay           : {args.delay * 1000:.0f} ms; concurrency {concurrency}")
     print(f"verdicts               : {verdicts}")
     print(f"wall time              : {wall:.3f} s (probe process CPU {cpu:.3f} s)")
-    print(f"lab CPU                : {lab_cpu:.3f} s (named + SMTP servers, this run to the end)")
+    print(
+        f"lab CPU                : {lab_cpu:.3f} s "
+        "(named + SMTP servers over every run: counted when they exit)"
+    )
     print(f"slowest handshake      : {slowest:.3f} s")
     print(f"median handshake       : {sorted(handshakes)[len(handshakes) // 2]:.3f} s")
     print(f"sum of handshakes      : {sum(handshakes):.1f} s (what one at a time would take)")
     print(f"wall / slowest         : {wall / slowest:.2f}× (goal ≤ 2×)")
     print(f"one domain alone       : {alone:.3f} s; wall / alone: {wall / alone:.2f}×")
+    layout_text = "its own loopback address" if args.addresses else "127.0.0.1, its own port"
+    print(f"DNS client             : {'none (in-process answers)' if args.no_dns else args.dns}")
+    print(f"MX host layout         : each host on {layout_text}")
+    for line in extra:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import click
 
 from mxflip import __version__
 from mxflip.errors import ExitCode, MxflipError
+from mxflip.loop import command_loop
 
 if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
@@ -185,6 +186,8 @@ def cli(
     runtime.logger.debug(
         "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
     )
+    # One event loop for the whole command, closed when it ends (mxflip/loop.py).
+    ctx.with_resource(command_loop())
 
 
 json_option = click.option(

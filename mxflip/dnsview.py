@@ -20,6 +20,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from mxflip import loop
 from mxflip.hostport import HostPort
 from mxflip.net.dns import DNSClient, Limits, make_question
 from mxflip.records import MX, RRset
@@ -123,4 +124,4 @@ def query_batch(
             )
         )
 
-    return asyncio.run(run())
+    return loop.run(run())

@@ -13,9 +13,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mxflip.aliases import find_aliases
+from mxflip.cname_targets import find_cname_targets
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
+from mxflip.findings import Finding, Severity
 from mxflip.hostport import HostPort
 from mxflip.journal import (
     JournalStep,
@@ -27,7 +28,6 @@ from mxflip.journal import (
 from mxflip.logs import timed
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
-    Finding,
     Plan,
     PlanOptions,
     Readiness,
@@ -189,7 +189,7 @@ class Engine:
             for host in rrset.hosts:
                 if host == domain.zone or host.endswith("." + domain.zone):
                     checks.append((host, self.servers(domain)))
-        return find_aliases(checks, timeout=self.dns_timeout)
+        return find_cname_targets(checks, timeout=self.dns_timeout)
 
     def first_unsettled(self) -> Operation | None:
         """The latest operation that may have left zones half-way (every change is
@@ -321,7 +321,7 @@ class Engine:
             if parts > 1:
                 notes.append(
                     Finding(
-                        "warn",
+                        Severity.WARN,
                         "split-write",
                         f"zone {zone.rstrip('.')} is switched in {parts} atomic parts "
                         f"({len(changes)} domains do not fit in one write); an interruption "

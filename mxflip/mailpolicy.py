@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mxflip import certs
+from mxflip.findings import Finding, fail, warn
 from mxflip.hostport import HostPort
-from mxflip.lookup import Lookup, TLSAAnswer, TLSARecord
 from mxflip.net import https
-from mxflip.probe import Finding, TLSInfo, fail, warn
+from mxflip.net.lookup import Lookup, TLSAAnswer, TLSARecord
+from mxflip.net.smtp import TLSInfo
 from mxflip.retry import AsyncSleep, async_retrying
 
 _MAX_POLICY_BYTES = 64 * 1024

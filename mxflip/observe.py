@@ -12,9 +12,9 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
@@ -127,6 +127,10 @@ def build_provider(config: Config, name: str) -> Provider:
     return cls.from_settings(name, pconf.settings)
 
 
+#: Provider reads (one per zone) in flight at once, each in a thread.
+_PROVIDER_READS = 8
+
+
 class Observer:
     """Builds providers lazily and observes domains; close() releases them."""
 
@@ -161,19 +165,32 @@ class Observer:
     ) -> dict[str, tuple[RRset | None, str | None]]:
         """One batched read per (provider, zone), concurrently. Maps domain name →
         (rrset, error message)."""
+        return loop.run(self.read_provider_async(domains))
+
+    async def read_provider_async(
+        self, domains: Sequence[DomainConfig]
+    ) -> dict[str, tuple[RRset | None, str | None]]:
+        """:meth:`read_provider` as a coroutine: each zone's read in a thread (provider
+        SDKs block), at most 8 at once."""
         groups: dict[tuple[str, str], list[DomainConfig]] = defaultdict(list)
         for d in domains:
             groups[(d.provider, d.zone)].append(d)
         out: dict[str, tuple[RRset | None, str | None]] = {}
+        limit = asyncio.Semaphore(_PROVIDER_READS)
 
-        def read(key: tuple[str, str]) -> None:
+        async def read(key: tuple[str, str]) -> None:
             provider_name, zone = key
             members = groups[key]
             try:
-                with timed(
-                    _log, "provider read", provider=provider_name, zone=zone, names=len(members)
-                ):
-                    found = self.provider(provider_name).read(zone, [d.name for d in members])
+                async with limit:
+                    with timed(
+                        _log, "provider read", provider=provider_name, zone=zone, names=len(members)
+                    ):
+                        found = await asyncio.to_thread(
+                            lambda: self.provider(provider_name).read(
+                                zone, [d.name for d in members]
+                            )
+                        )
             except MxflipError as exc:
                 for d in members:
                     out[d.name] = (None, str(exc))
@@ -181,8 +198,7 @@ class Observer:
             for d in members:
                 out[d.name] = (found.get(d.name), None)
 
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(groups)))) as pool:
-            list(pool.map(read, groups))
+        await asyncio.gather(*(read(key) for key in groups))
         return out
 
     def verification_servers(self, domain: DomainConfig) -> tuple[list[HostPort], str | None]:
@@ -205,16 +221,16 @@ class Observer:
 
     def status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         """Observe ``domains``: provider reads and DNS queries, all concurrent."""
-        return asyncio.run(self._status(domains))
+        return loop.run(self._status(domains))
 
     async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
-        loop = asyncio.get_running_loop()
-        provider_task = loop.run_in_executor(None, self.read_provider, domains)
+        # Provider SDKs block: their calls run in threads while the DNS questions go out.
+        provider_task = asyncio.ensure_future(self.read_provider_async(domains))
         # The provider is asked for NS records once per zone (in a thread: it may block),
         # not once per domain: thousands of thread hand-offs cost more than the questions.
         by_zone = {(d.provider, d.zone): d for d in domains if not d.nameservers}
         looked_up = await asyncio.gather(
-            *(loop.run_in_executor(None, self.verification_servers, d) for d in by_zone.values())
+            *(asyncio.to_thread(self.verification_servers, d) for d in by_zone.values())
         )
         zone_servers = dict(zip(by_zone, looked_up, strict=True))
         servers = [

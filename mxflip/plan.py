@@ -16,14 +16,13 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mxflip.config import DomainConfig
+from mxflip.findings import Finding, Severity
 from mxflip.journal import JournalStep, rrset_json
 from mxflip.observe import DomainStatus
 from mxflip.records import MX, RRset
-
-Severity = Literal["block", "warn"]
 
 #: Rough time of one provider write plus its "served" wait, for the expected completion.
 WRITE_SECONDS = 2.0
@@ -47,17 +46,6 @@ Readiness = Callable[[Sequence[DomainConfig], Mapping[str, RRset]], Mapping[str,
 
 
 # --------------------------------------------------------------------- plan values
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A safety finding: ``block`` stops the operation, ``warn`` is shown."""
-
-    severity: Severity
-    code: str
-    message: str
-    #: ``--force --reason`` may override this block (an empty target never).
-    overridable: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,7 +138,7 @@ class Plan:
         return [
             (d, f)
             for d, f in self.all_findings
-            if f.severity == "block" and (not f.overridable or not self.options.force)
+            if f.severity is Severity.BLOCK and (not f.overridable or not self.options.force)
         ]
 
     @property
@@ -158,7 +146,9 @@ class Plan:
         """Block findings that ``--force`` overrides."""
         if not self.options.force:
             return []
-        return [(d, f) for d, f in self.all_findings if f.severity == "block" and f.overridable]
+        return [
+            (d, f) for d, f in self.all_findings if f.severity is Severity.BLOCK and f.overridable
+        ]
 
     @property
     def expected_seconds(self) -> float:
@@ -234,7 +224,7 @@ def _target_findings(
     if after is None or not after.records:
         found.append(
             Finding(
-                "block",
+                Severity.BLOCK,
                 "empty-target",
                 "the change would leave the domain with no MX records",
                 overridable=False,
@@ -245,12 +235,16 @@ def _target_findings(
         labels = mx.host.rstrip(".").split(".")
         if all(label.isdigit() for label in labels):
             found.append(
-                Finding("block", "address-literal", f"{mx.host} is an address literal, not a host")
+                Finding(
+                    Severity.BLOCK,
+                    "address-literal",
+                    f"{mx.host} is an address literal, not a host",
+                )
             )
         if mx.host in aliases:
             found.append(
                 Finding(
-                    "block",
+                    Severity.BLOCK,
                     "cname-target",
                     f"{mx.host} is a CNAME (to {aliases[mx.host]}); an MX target must not be "
                     "an alias (RFC 2181 10.3), many senders refuse it",
@@ -265,26 +259,32 @@ def _readiness_findings(
     opts: PlanOptions,
 ) -> list[Finding]:
     if opts.skip_readiness:
-        return [Finding("warn", "readiness-skipped", "readiness checks skipped (--skip-readiness)")]
+        return [
+            Finding(
+                Severity.WARN, "readiness-skipped", "readiness checks skipped (--skip-readiness)"
+            )
+        ]
     if verdicts is None:
         return [
             Finding(
-                "block",
+                Severity.BLOCK,
                 "readiness-unavailable",
-                "the SMTP readiness checks are not available in this installation; "
+                "no SMTP readiness checks were given to the engine; "
                 "a switch needs them (or --skip-readiness --reason TEXT)",
                 overridable=False,
             )
         ]
     verdict = verdicts.get(name)
     if verdict is None:
-        return [Finding("block", "readiness-unknown", "no readiness verdict for the target set")]
+        return [
+            Finding(Severity.BLOCK, "readiness-unknown", "no readiness verdict for the target set")
+        ]
     why = "; ".join(verdict.reasons)
     if verdict.verdict == "ready":
         return []
     if verdict.verdict == "degraded":
-        return [Finding("warn", "target-degraded", f"target set is degraded: {why}")]
-    return [Finding("block", "target-not-ready", f"target set is not ready: {why}")]
+        return [Finding(Severity.WARN, "target-degraded", f"target set is degraded: {why}")]
+    return [Finding(Severity.BLOCK, "target-not-ready", f"target set is not ready: {why}")]
 
 
 def _live_findings(status: DomainStatus, expected: Sequence[str]) -> list[Finding]:
@@ -292,7 +292,7 @@ def _live_findings(status: DomainStatus, expected: Sequence[str]) -> list[Findin
     if status.provider_error is not None:
         found.append(
             Finding(
-                "block",
+                Severity.BLOCK,
                 "provider-unreadable",
                 f"the provider could not be read: {status.provider_error}",
                 overridable=False,
@@ -304,7 +304,7 @@ def _live_findings(status: DomainStatus, expected: Sequence[str]) -> list[Findin
         what = m.active + ("" if m.exact else " (partial)")
         found.append(
             Finding(
-                "block",
+                Severity.BLOCK,
                 "unexpected-live",
                 f"the live records are {what}, not {' or '.join(expected)} as expected",
             )
@@ -312,7 +312,7 @@ def _live_findings(status: DomainStatus, expected: Sequence[str]) -> list[Findin
     if not status.consistent:
         found.append(
             Finding(
-                "warn",
+                Severity.WARN,
                 "nameservers-disagree",
                 "the nameservers do not all serve what the provider holds",
             )
@@ -327,7 +327,7 @@ def _nameserver_findings(status: DomainStatus) -> list[Finding]:
     if status.nameserver_error is not None:
         found.append(
             Finding(
-                "block",
+                Severity.BLOCK,
                 "nameservers-unknown",
                 f"the verification nameservers cannot be found: {status.nameserver_error}",
             )
@@ -336,7 +336,7 @@ def _nameserver_findings(status: DomainStatus) -> list[Finding]:
         if view.answer.error is not None:
             found.append(
                 Finding(
-                    "block",
+                    Severity.BLOCK,
                     "nameserver-unreachable",
                     f"verification nameserver {view.server} does not answer "
                     f"({view.answer.error}); the change could not be verified there",
@@ -437,7 +437,7 @@ def plan_drain(
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     findings = []
     if not steps:
-        findings.append(Finding("warn", "host-not-live", f"{host} is in no live MX set"))
+        findings.append(Finding(Severity.WARN, "host-not-live", f"{host} is in no live MX set"))
     return _finish("drain", host, steps, opts, findings=findings)
 
 
@@ -469,7 +469,9 @@ def plan_restore(
         steps.append(Step(d, before, after, _prelower(before, d, opts), tuple(findings)))
     findings = []
     if not steps:
-        findings.append(Finding("warn", "host-not-drained", f"no live set is missing {host}"))
+        findings.append(
+            Finding(Severity.WARN, "host-not-drained", f"no live set is missing {host}")
+        )
     return _finish("restore", host, steps, opts, findings=findings)
 
 
@@ -527,7 +529,7 @@ def _settle(
         elif live not in known_states(rec, d):
             findings.append(
                 Finding(
-                    "block",
+                    Severity.BLOCK,
                     "changed-since",
                     f"the live records ({_short(live)}) are none of operation {op_id}'s "
                     "states; someone else changed them",

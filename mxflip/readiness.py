@@ -14,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from mxflip import loop
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
+from mxflip.findings import Finding, fail, warn
 from mxflip.hostport import HostPort
-from mxflip.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.mailpolicy import (
     MTASTS,
     coverage_findings,
@@ -31,30 +32,28 @@ from mxflip.mailpolicy import (
     fetch_mta_sts,
     usable_tlsa,
 )
+from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer
+from mxflip.net.smtp import SMTPSettings, Timer, helo_name
 from mxflip.probe import (
     AddressResult,
-    Clock,
     DomainReadiness,
-    Finding,
     HostResult,
     Prober,
-    ProbeSettings,
     Session,
     Transaction,
     Verdict,
-    WallClock,
     assess_address,
     consistency_findings,
-    fail,
     verdict_of,
-    warn,
 )
 from mxflip.records import RRset
 from mxflip.retry import AsyncSleep
 
 _T = TypeVar("_T")
 
-PROFILES = ("backup", "primary", "live")
+#: What ``check`` can judge: a configured profile (:data:`mxflip.config.PROFILES`) or the
+#: MX set published now.
+CHECK_PROFILES = ("backup", "primary", "live")
 #: Domains asked in one SMTP session; more go in the next session to the same address.
 #: Postfix counts RSET as a junk command (smtpd_junk_command_limit = 100) and a rejected
 #: RCPT as an error (it slows down after smtpd_soft_error_limit = 10 and hangs up at
@@ -78,8 +77,9 @@ class _Target:
 
 
 @dataclass
-class _Plan:
-    """Per domain: the hosts to judge and their preferences."""
+class _DomainChecks:
+    """Per domain: the hosts to judge and their preferences (what the check will look at;
+    unrelated to :class:`mxflip.plan.Plan`)."""
 
     domain: DomainConfig
     hosts: dict[str, int | None] = field(default_factory=dict)
@@ -90,27 +90,22 @@ class _Plan:
 def probe_settings(
     probe: ProbeConfig,
     *,
-    clock: Clock = time.monotonic,
+    timer: Timer = time.monotonic,
     sleep: AsyncSleep = asyncio.sleep,
-) -> ProbeSettings:
+) -> SMTPSettings:
     """Handshake settings from the ``[probe]`` table (the EHLO name defaults to this
     machine's FQDN, the sender to ``postmaster@`` that name)."""
-    helo = probe.helo or _local_fqdn()
-    return ProbeSettings(
+    helo = helo_name(probe.helo)
+    return SMTPSettings(
         helo=helo,
         mail_from=probe.mail_from or f"postmaster@{helo}",
         timeout=probe.timeout,
         slow_step=probe.slow_step,
         rcpt_retry_wait=probe.rcpt_retry_wait,
         ca_file=probe.ca_file,
-        clock=clock,
+        timer=timer,
         sleep=sleep,
     )
-
-
-def _local_fqdn() -> str:
-    name = socket.getfqdn().rstrip(".").lower()
-    return name if "." in name else "localhost.localdomain"
 
 
 def check_domains(
@@ -120,22 +115,22 @@ def check_domains(
     *,
     live_records: Mapping[str, RRset | None] | None = None,
     lookup: Lookup | None = None,
-    clock: Clock = time.monotonic,
-    wallclock: WallClock = time.time,
+    timer: Timer = time.monotonic,
+    clock: Clock | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
     """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
     order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
     again when the caller has observed them; otherwise they are resolved."""
-    return asyncio.run(
+    return loop.run(
         check_domains_async(
             config,
             domains,
             profile,
             live_records=live_records,
             lookup=lookup,
+            timer=timer,
             clock=clock,
-            wallclock=wallclock,
             sleep=sleep,
         )
     )
@@ -148,106 +143,103 @@ async def check_domains_async(
     *,
     live_records: Mapping[str, RRset | None] | None = None,
     lookup: Lookup | None = None,
-    clock: Clock = time.monotonic,
-    wallclock: WallClock = time.time,
+    timer: Timer = time.monotonic,
+    clock: Clock | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
     """The coroutine behind :func:`check_domains`."""
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r} (expected one of: {', '.join(PROFILES)})")
+    if profile not in CHECK_PROFILES:
+        raise UsageError(
+            f"unknown profile {profile!r} (expected one of: {', '.join(CHECK_PROFILES)})"
+        )
     probe = config.probe
     lookup = lookup or Lookup(probe.resolvers, timeout=min(probe.timeout, 10.0))
-    try:
-        settings = probe_settings(probe, clock=clock, sleep=sleep)
-        verifying, _ = settings.ssl_contexts()
+    settings = probe_settings(probe, timer=timer, sleep=sleep)
+    verifying, _ = settings.ssl_contexts()
 
-        # A host's pipeline (resolve, then probe each address) starts as soon as its name is
-        # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
-        # published MX sets be known first.
-        plans = [_Plan(d) for d in domains]
-        live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in plans))
-        if profile == "live":
-            await live_sets
-        else:
-            for plan in plans:
-                for mx in sorted(plan.domain.profile(profile)):
-                    plan.hosts[mx.host] = mx.preference
-        target_hosts = sorted({h for p in plans for h in p.hosts})
-        transactions: dict[str, list[Transaction]] = {}
-        for plan in plans:
-            tx = _transaction(plan.domain, probe)
-            for host in plan.hosts:
-                transactions.setdefault(host, []).append(tx)
+    # A host's pipeline (resolve, then probe each address) starts as soon as its name is
+    # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
+    # published MX sets be known first.
+    checks = [_DomainChecks(d) for d in domains]
+    live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
+    if profile == "live":
+        await live_sets
+    else:
+        for dc in checks:
+            for mx in sorted(dc.domain.profile(profile)):
+                dc.hosts[mx.host] = mx.preference
+    target_hosts = sorted({h for p in checks for h in p.hosts})
+    transactions: dict[str, list[Transaction]] = {}
+    for dc in checks:
+        tx = _transaction(dc.domain, probe)
+        for host in dc.hosts:
+            transactions.setdefault(host, []).append(tx)
 
-        prober = Prober(settings)
-        limit = asyncio.Semaphore(probe.concurrency)
-        locks: dict[tuple[str, int], asyncio.Lock] = {}
-        resolved: dict[str, HostAddresses | DNSQueryError] = {}
-        targets: dict[str, list[_Target]] = {}
-        sessions: dict[tuple[_Target, str], Session] = {}
+    prober = Prober(settings)
+    limit = asyncio.Semaphore(probe.concurrency)
+    locks: dict[tuple[str, int], asyncio.Lock] = {}
+    resolved: dict[str, HostAddresses | DNSQueryError] = {}
+    targets: dict[str, list[_Target]] = {}
+    sessions: dict[tuple[_Target, str], Session] = {}
 
-        async def probe_target(target: _Target, txs: list[Transaction]) -> None:
-            # One connection per address at a time, even when two host names share it;
-            # the domains asking it share sessions, in batches.
-            lock = locks.setdefault((target.address, target.port), asyncio.Lock())
-            size = session_batch(probe)
-            for i in range(0, len(txs), size):
-                batch = txs[i : i + size]
-                async with lock, limit:
-                    session = await prober.session(target.host, target.address, target.port, batch)
-                for tx in batch:
-                    sessions[(target, tx.domain)] = session
+    async def probe_target(target: _Target, txs: list[Transaction]) -> None:
+        # One connection per address at a time, even when two host names share it;
+        # the domains asking it share sessions, in batches.
+        lock = locks.setdefault((target.address, target.port), asyncio.Lock())
+        size = session_batch(probe)
+        for i in range(0, len(txs), size):
+            batch = txs[i : i + size]
+            async with lock, limit:
+                session = await prober.session(target.host, target.address, target.port, batch)
+            for tx in batch:
+                sessions[(target, tx.domain)] = session
 
-        async def host_pipeline(host: str) -> None:
-            try:
-                addrs = await lookup.addresses(host)
-            except DNSQueryError as exc:
-                resolved[host] = exc
-                return
-            resolved[host] = addrs
-            if not addrs.addresses:
-                return
-            overrides = probe.connect.get(host)
-            connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
-            targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
-            await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
+    async def host_pipeline(host: str) -> None:
+        try:
+            addrs = await lookup.addresses(host)
+        except DNSQueryError as exc:
+            resolved[host] = exc
+            return
+        resolved[host] = addrs
+        if not addrs.addresses:
+            return
+        overrides = probe.connect.get(host)
+        connect: Iterable[HostPort] = overrides or (HostPort(a, 25) for a in addrs.addresses)
+        targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
+        await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
 
-        async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
-            await live_sets
-            hosts = {h for p in plans for h in p.hosts} | {
-                h for p in plans for h in p.live_hosts or ()
-            }
-            return await _gather_map(sorted(hosts), lookup.tlsa)
+    async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
+        await live_sets
+        hosts = {h for p in checks for h in p.hosts} | {
+            h for p in checks for h in p.live_hosts or ()
+        }
+        return await _gather_map(sorted(hosts), lookup.tlsa)
 
-        policies_task = _gather_map(
-            [p.domain.name for p in plans],
-            lambda name: fetch_mta_sts(
-                name,
-                lookup,
-                url_template=probe.mta_sts_url,
-                context=verifying,
-                timeout=probe.timeout,
-                sleep=sleep,
-                connect=probe.connect,
-            ),
-        )
-        _, tlsa, policies, _ = await asyncio.gather(
-            live_sets,
-            all_tlsa(),
-            policies_task,
-            asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
-        )
+    policies_task = _gather_map(
+        [p.domain.name for p in checks],
+        lambda name: fetch_mta_sts(
+            name,
+            lookup,
+            url_template=probe.mta_sts_url,
+            context=verifying,
+            timeout=probe.timeout,
+            sleep=sleep,
+            connect=probe.connect,
+        ),
+    )
+    _, tlsa, policies, _ = await asyncio.gather(
+        live_sets,
+        all_tlsa(),
+        policies_task,
+        asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
+    )
 
-        now = wallclock()
-        results = []
-        for plan in plans:
-            sts = policies[plan.domain.name]
-            results.append(
-                _judge(plan, profile, sts, resolved, tlsa, targets, sessions, now, probe)
-            )
-        return results
-    finally:
-        lookup.close()  # its sockets belong to this event loop
+    now = (clock or SystemClock()).now()
+    results = []
+    for dc in checks:
+        sts = policies[dc.domain.name]
+        results.append(_judge(dc, profile, sts, resolved, tlsa, targets, sessions, now, probe))
+    return results
 
 
 async def _gather_map(
@@ -267,14 +259,14 @@ async def _gather_map(
 
 
 async def _live(
-    plan: _Plan,
+    dc: _DomainChecks,
     profile: str,
     live_records: Mapping[str, RRset | None] | None,
     lookup: Lookup,
 ) -> None:
     """Learn the published MX set (for ``live``: the hosts to probe; otherwise the hosts
     whose DANE records a switch would drop)."""
-    domain = plan.domain
+    domain = dc.domain
     live: RRset | None = None
     if live_records is not None and domain.name in live_records:
         live = live_records[domain.name]
@@ -283,17 +275,17 @@ async def _live(
             live = await lookup.mx(domain.name, urgent=profile == "live")
         except DNSQueryError as exc:
             if profile == "live":
-                plan.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
+                dc.findings.append(fail("live-unknown", f"the live MX set is unknown: {exc}"))
             return
-    plan.live_hosts = live.hosts if live else frozenset()
+    dc.live_hosts = live.hosts if live else frozenset()
     if profile == "live":
         if live is None or not live.records:
-            plan.findings.append(
+            dc.findings.append(
                 fail("no-mx", f"{domain.display} publishes no MX hosts (or only a null MX)")
             )
             return
         for mx in sorted(live.records):
-            plan.hosts[mx.host] = mx.preference
+            dc.hosts[mx.host] = mx.preference
 
 
 def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:
@@ -310,7 +302,7 @@ def _transaction(domain: DomainConfig, probe: ProbeConfig) -> Transaction:
 
 
 def _judge(
-    plan: _Plan,
+    dc: _DomainChecks,
     profile: str,
     sts: MTASTS | DNSQueryError,
     resolved: Mapping[str, HostAddresses | DNSQueryError],
@@ -320,20 +312,20 @@ def _judge(
     now: float,
     probe: ProbeConfig,
 ) -> DomainReadiness:
-    domain = plan.domain
-    findings = list(plan.findings)
+    domain = dc.domain
+    findings = list(dc.findings)
     now_dt = dt.datetime.fromtimestamp(now, dt.UTC)
     mode: str | None = None
     if isinstance(sts, MTASTS):
         mode = sts.mode
         findings.extend(sts.findings)
-        findings.extend(coverage_findings(sts, plan.hosts))
+        findings.extend(coverage_findings(sts, dc.hosts))
     else:
         findings.append(warn("mta-sts-lookup", f"the MTA-STS TXT lookup failed: {sts}"))
     tls_required = "the domain's MTA-STS policy (mode enforce)" if mode == "enforce" else None
 
     hosts = []
-    for host, preference in plan.hosts.items():
+    for host, preference in dc.hosts.items():
         host_findings: list[Finding] = []
         name = host.rstrip(".")
         addrs = resolved.get(host)
@@ -377,10 +369,10 @@ def _judge(
         verdict = Verdict.worst([verdict_of(host_findings), *(a.verdict for a in results)])
         hosts.append(HostResult(host, verdict, tuple(results), tuple(host_findings), preference))
 
-    if profile != "live" and plan.live_hosts:
-        live_dane = [h for h in plan.live_hosts if _has_usable(tlsa.get(h))]
-        target_dane = [h for h in plan.hosts if _has_usable(tlsa.get(h))]
-        if live_dane and not target_dane and set(plan.hosts) != set(plan.live_hosts):
+    if profile != "live" and dc.live_hosts:
+        live_dane = [h for h in dc.live_hosts if _has_usable(tlsa.get(h))]
+        target_dane = [h for h in dc.hosts if _has_usable(tlsa.get(h))]
+        if live_dane and not target_dane and set(dc.hosts) != set(dc.live_hosts):
             findings.append(
                 warn(
                     "dane-dropped",

@@ -273,7 +273,7 @@ class Rollout:
                 states.update({s.name: "unknown" for s in steps})
                 continue
             for s in steps:
-                states[s.name] = classify(s, live.get(s.name))
+                states[s.name] = step_state(s, live.get(s.name))
         return states
 
     # ------------------------------------------------------------------ run
@@ -556,7 +556,7 @@ class Rollout:
         self._phases.append(("auto-rollback", "done"))
 
 
-def classify(step: Step, live: RRset | None) -> str:
+def step_state(step: Step, live: RRset | None) -> str:
     """Name the state of ``live`` among the step's states."""
     if live == step.after:
         return "after"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,8 @@ from mxflip.canary import (
     MaildirMailbox,
     WaitProgress,
     canary_domains,
-    classify,
     run_canaries,
+    status_by_age,
 )
 from mxflip.config import load_config
 from mxflip.duration import MAX_SECONDS, format_duration, parse_duration
@@ -495,13 +496,13 @@ def test_a_shown_duration_can_be_typed_back(seconds: float) -> None:
     assert seconds >= 3600 or error <= 1
 
 
-def test_classify() -> None:
-    assert classify(10, True, 900, 3600) == "on_time"
-    assert classify(901, True, 900, 3600) == "late"
-    assert classify(99999, True, 900, 3600) == "late"
-    assert classify(10, False, 900, 3600) == "pending"
-    assert classify(1000, False, 900, 3600) == "late"
-    assert classify(3600, False, 900, 3600) == "missing"
+def test_status_by_age() -> None:
+    assert status_by_age(10, True, 900, 3600) == "on_time"
+    assert status_by_age(901, True, 900, 3600) == "late"
+    assert status_by_age(99999, True, 900, 3600) == "late"
+    assert status_by_age(10, False, 900, 3600) == "pending"
+    assert status_by_age(1000, False, 900, 3600) == "late"
+    assert status_by_age(3600, False, 900, 3600) == "missing"
 
 
 def test_maildir_reader_ignores_ordinary_mail(tmp_path: Path) -> None:
@@ -512,6 +513,20 @@ def test_maildir_reader_ignores_ordinary_mail(tmp_path: Path) -> None:
     (tmp_path / "cur" / "c").write_bytes(b"X-Mxflip-Canary: not a token!\n\nbody\n")
     found = MaildirMailbox(tmp_path).find()
     assert [(f.token, Path(f.ref).name) for f in found] == [("abcdef0123", "b")]
+
+
+def test_maildir_arrival_is_the_file_time_and_delete_removes_it(tmp_path: Path) -> None:
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / sub).mkdir()
+    path = tmp_path / "cur" / "1700000000.M1P1.host:2,S"
+    path.write_bytes(b"X-Mxflip-Canary: 0123abcdef\n\n" + b"x" * 300_000 + b"\n")
+    os.utime(path, (1_700_000_123, 1_700_000_123))
+    box = MaildirMailbox(tmp_path)
+    (found,) = box.find()
+    assert (found.token, found.arrived_at) == ("0123abcdef", 1_700_000_123)
+    box.delete([found])
+    assert not path.exists() and box.find() == []
+    box.delete([found])  # already gone: nothing to do
 
 
 def test_state_defaults_to_the_xdg_state_folder(

@@ -23,9 +23,10 @@ import pytest
 import trustme
 
 from mxflip import certs
-from mxflip.lookup import TLSARecord
 from mxflip.mailpolicy import dane_findings
-from mxflip.probe import Prober, ProbeSettings, TLSInfo
+from mxflip.net.lookup import TLSARecord
+from mxflip.net.smtp import SMTPSettings, TLSInfo
+from mxflip.probe import Prober
 from tests.support.required import find_binary, server_unavailable
 from tests.support.smtplab import Handler, Lab, lab  # noqa: F401  (lab is a fixture)
 
@@ -92,7 +93,7 @@ def openssl_verdict(port: int, rrdata: str) -> tuple[bool, str]:
 
 
 def mxflip_tls(port: int) -> TLSInfo:
-    settings = ProbeSettings(helo="probe.dane.test", mail_from="probe@dane.test", timeout=10)
+    settings = SMTPSettings(helo="probe.dane.test", mail_from="probe@dane.test", timeout=10)
     session = asyncio.run(Prober(settings).session(HOST, "127.0.0.1", port, []))
     assert session.tls is not None and session.tls.chain_complete
     return session.tls

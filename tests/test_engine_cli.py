@@ -170,7 +170,7 @@ def test_without_readiness_checks_a_switch_needs_skip_readiness(
     monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: None)
     refused = run(path, "failover", "--all", "--yes", "--now")
     assert refused.exit_code == 3
-    assert "readiness checks are not available" in refused.stderr
+    assert "no SMTP readiness checks were given to the engine" in refused.stderr
     assert live(cbind, names) == seeded
     done = run(
         path, "failover", "--all", "--yes", "--now", "--skip-readiness", "--reason", "proxy down"

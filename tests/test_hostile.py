@@ -85,9 +85,9 @@ def test_probe_recipient_expands_domain(tmp_path: Path) -> None:
 
 def test_the_probe_never_sends_a_line_break() -> None:
     from mxflip.errors import ConfigError
-    from mxflip.probe import _Conversation
+    from mxflip.net.smtp import SMTPClient
 
-    conv = _Conversation.__new__(_Conversation)
+    conv = SMTPClient.__new__(SMTPClient)
     conv.reader, conv.writer = object(), object()  # type: ignore[assignment]
     with pytest.raises(ConfigError, match="line break"):
         asyncio.run(conv._send("RCPT TO:<a@b.test>\r\nDATA"))
@@ -151,13 +151,13 @@ backup = ["10 mail.example.test"]
 
 
 def test_escape_sequences_in_an_smtp_reply_never_reach_the_terminal() -> None:
-    from mxflip.probe import _read_reply
+    from mxflip.net.smtp import read_reply
 
     async def read() -> tuple[str, ...]:
         reader = asyncio.StreamReader()
         reader.feed_data(b"550-\x1b[2J\x1b[Hmailbox unavailable\r\n550 forged\rline\x07\r\n")
         reader.feed_eof()
-        return (await _read_reply(reader)).lines
+        return (await read_reply(reader)).lines
 
     lines = asyncio.run(read())
     assert lines == ("mailbox unavailable", "forged line ")

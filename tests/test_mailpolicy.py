@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from mxflip import certs
-from mxflip.lookup import TLSAAnswer, TLSARecord
+from mxflip.findings import Severity
 from mxflip.mailpolicy import (
     MTASTS,
     MTASTSPolicy,
@@ -21,7 +21,8 @@ from mxflip.mailpolicy import (
     parse_txt,
     tlsa_matches,
 )
-from mxflip.probe import Severity, TLSInfo
+from mxflip.net.lookup import TLSAAnswer, TLSARecord
+from mxflip.net.smtp import TLSInfo
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import dns.rrset
 import pytest
 from pytest import MonkeyPatch
 
-from mxflip._dnswire import Question, WireError, parse, to_text
+from mxflip.net.dnswire import Question, WireError, parse, to_text
 
 
 def rrset(text: str) -> dns.rrset.RRset:
@@ -137,7 +137,7 @@ def test_ad_is_trusted_only_from_named_or_local_resolvers(monkeypatch: MonkeyPat
     import dns.resolver
 
     from mxflip.hostport import HostPort
-    from mxflip.lookup import Lookup
+    from mxflip.net.lookup import Lookup
 
     class System:
         def __init__(self) -> None:

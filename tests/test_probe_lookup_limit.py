@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mxflip.lookup import _Limiter
+from mxflip.net.lookup import _Limiter
 
 
 def test_urgent_waiters_go_first_and_the_bound_holds() -> None:

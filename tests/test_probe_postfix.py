@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
+from mxflip.findings import Severity
 from mxflip.hostport import HostPort
-from mxflip.probe import DomainReadiness, Severity, Verdict
+from mxflip.probe import DomainReadiness, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX
 from tests.support.bind import BindServer, zone_text

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
+from mxflip.findings import Severity
 from mxflip.hostport import HostPort
-from mxflip.probe import DomainReadiness, HostResult, Severity, Verdict
+from mxflip.probe import DomainReadiness, HostResult, Verdict
 from mxflip.readiness import check_domains
 from mxflip.records import MX, normalize_name
 from tests.support.bind import BindServer
@@ -341,8 +342,8 @@ def test_connection_refused_fails(env: Env) -> None:
 def test_slow_banner_warns(env: Env) -> None:
     port = env.good()
     ticks = itertools.count()
-    # each clock reading is 11 s after the last: every step looks slow, nothing waits
-    result = check(config_for(env, {"mx.good.lab.test": port}), clock=lambda: next(ticks) * 11.0)
+    # each timer reading is 11 s after the last: every step looks slow, nothing waits
+    result = check(config_for(env, {"mx.good.lab.test": port}), timer=lambda: next(ticks) * 11.0)
     assert result.verdict is Verdict.DEGRADED
     messages = [f.message for f in one_host(result).addresses[0].findings]
     assert "banner took 11.0 s (over 10 s)" in messages
@@ -812,7 +813,7 @@ def test_refusing_resolver_is_a_finding(env: Env) -> None:
 def test_truncated_answers_are_asked_again_over_tcp(env: Env) -> None:
     import asyncio
 
-    from mxflip.lookup import Lookup
+    from mxflip.net.lookup import Lookup
 
     lookup = Lookup([HostPort("127.0.0.1", env.dns.port)], timeout=5)
     [text] = asyncio.run(lookup.txt("big.lab.test."))

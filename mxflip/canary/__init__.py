@@ -27,9 +27,8 @@ from mxflip.canary._base import (
     TOKEN_HEADER,
     VIA_CHOICES,
     CanaryError,
-    Clock,
-    classify,
     require_canary,
+    status_by_age,
 )
 from mxflip.canary.mailbox import (
     FoundCanary,
@@ -58,6 +57,7 @@ from mxflip.canary.state import (
     default_state_dir,
     state_file,
 )
+from mxflip.clock import Clock
 from mxflip.config import CanaryConfig, Config, DomainConfig
 from mxflip.errors import ExitCode
 
@@ -91,7 +91,6 @@ __all__ = [
     "canary_status",
     "canary_store",
     "check_canaries",
-    "classify",
     "default_state_dir",
     "new_token",
     "open_mailbox",
@@ -100,6 +99,7 @@ __all__ = [
     "send_canaries",
     "send_one",
     "state_file",
+    "status_by_age",
     "wait_for",
 ]
 
@@ -192,9 +192,11 @@ def check_canaries(
                     r.arrived_at = f.arrived_at
                     # Clocks differ between this host and the mailbox: never below zero.
                     r.delay = max(0.0, f.arrived_at - r.sent_at)
-                    status = classify(r.delay, True, canary.warn_after, canary.fail_after)
+                    status = status_by_age(r.delay, True, canary.warn_after, canary.fail_after)
                 else:
-                    status = classify(now - r.sent_at, False, canary.warn_after, canary.fail_after)
+                    status = status_by_age(
+                        now - r.sent_at, False, canary.warn_after, canary.fail_after
+                    )
                 if r.status == "missing" and status == "missing":
                     # Reported once already; watched quietly in case it turns up late,
                     # so that a recovered path is not reported as failing for days.
@@ -362,7 +364,7 @@ def canary_status(
     # Outstanding canaries on a path that has no summary yet.
     for r in state.records:
         if r.domain in names and r.outstanding and state.summary(r.domain, r.path) is None:
-            status = classify(now - r.sent_at, False, canary.warn_after, canary.fail_after)
+            status = status_by_age(now - r.sent_at, False, canary.warn_after, canary.fail_after)
             if status != "pending" and not any(
                 c.summary.path == r.path for c in out.get(r.domain, [])
             ):
@@ -394,7 +396,7 @@ def _path_status(
             age = now - failing_since
             s = replace(
                 s,
-                status=classify(age, False, canary.warn_after, canary.fail_after),
+                status=status_by_age(age, False, canary.warn_after, canary.fail_after),
                 delay=age,
             )
     if failing_since is None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mxflip.clock import Clock as Clock
-from mxflip.clock import SystemClock
+from mxflip.clock import Clock, SystemClock
 from mxflip.config import CanaryConfig, Config
 from mxflip.errors import ConfigError, MxflipError
 
@@ -23,11 +22,11 @@ class CanaryError(MxflipError):
     """A canary could not be sent, looked for or recorded."""
 
 
-#: The canary's default clock: the one clock of mxflip (the CLI passes its Runtime's).
+#: The canary's wall time and sleeping: mxflip's one clock, injectable so tests never wait.
 SYSTEM_CLOCK: Clock = SystemClock()
 
 
-def classify(delay: float, arrived: bool, warn_after: float, fail_after: float) -> str:
+def status_by_age(delay: float, arrived: bool, warn_after: float, fail_after: float) -> str:
     """``on_time`` / ``late`` for an arrived canary; ``pending`` / ``late`` / ``missing``
     for one not found yet, by its age."""
     if arrived:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import mailbox
 import os
 import re
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,8 +50,7 @@ class Mailbox(Protocol):
     def close(self) -> None: ...
 
 
-def _token_of(headers: bytes) -> str | None:
-    msg = BytesHeaderParser().parsebytes(headers)
+def _token_of(msg: Message) -> str | None:
     value = msg.get(TOKEN_HEADER)
     if value is None:
         return None
@@ -58,59 +59,63 @@ def _token_of(headers: bytes) -> str | None:
 
 
 class MaildirMailbox:
-    """A local Maildir (``new/`` and ``cur/``). The arrival time is the file's
-    modification time, as Dovecot reports it for INTERNALDATE."""
+    """A local Maildir (``new/`` and ``cur/``), read with the standard library's
+    :class:`mailbox.Maildir`. The arrival time is the file's modification time, as Dovecot
+    reports it for INTERNALDATE; only the headers of each message are read."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._maildir: mailbox.Maildir | None = None
 
-    def find(self) -> list[FoundCanary]:
+    def _open(self) -> mailbox.Maildir:
         if not (self.path / "new").is_dir() and not (self.path / "cur").is_dir():
             raise CanaryError(
                 f"{self.path} is not a Maildir (no new/ or cur/ folder)",
                 hint="check [canary] maildir",
             )
+        if self._maildir is None:
+            self._maildir = mailbox.Maildir(self.path, factory=_headers_only, create=False)
+        return self._maildir
+
+    def find(self) -> list[FoundCanary]:
+        maildir = self._open()
         found = []
-        for sub in ("new", "cur"):
-            folder = self.path / sub
+        try:
+            keys = sorted(maildir.iterkeys())
+        except OSError as exc:
+            raise CanaryError(f"cannot read {self.path}: {exc.strerror}") from None
+        for key in keys:
             try:
-                entries = sorted(folder.iterdir())
-            except FileNotFoundError:
-                continue
+                message = maildir.get_message(key)
+            except (KeyError, FileNotFoundError, IsADirectoryError):
+                continue  # moved or removed by the mail server meanwhile
             except OSError as exc:
-                raise CanaryError(f"cannot read {folder}: {exc.strerror}") from None
-            for entry in entries:
-                try:
-                    with entry.open("rb") as f:
-                        head = _read_headers(f)
-                    mtime = entry.stat().st_mtime
-                except (FileNotFoundError, IsADirectoryError):
-                    continue  # moved or removed by the mail server meanwhile
-                except OSError as exc:
-                    raise CanaryError(f"cannot read {entry}: {exc.strerror}") from None
-                token = _token_of(head)
-                if token:
-                    found.append(FoundCanary(token, mtime, str(entry)))
+                raise CanaryError(f"cannot read {self.path} ({key}): {exc.strerror}") from None
+            token = _token_of(message)
+            if token:
+                found.append(FoundCanary(token, message.get_date(), key))
         return found
 
     def delete(self, found: Sequence[FoundCanary]) -> None:
+        maildir = self._open()
         for f in found:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f.ref)
+            maildir.discard(f.ref)  # already gone is fine
 
     def close(self) -> None:
         pass  # a Maildir holds no connection
 
 
-def _read_headers(f: Any, limit: int = 256 * 1024) -> bytes:
+def _headers_only(f: Iterable[bytes]) -> mailbox.MaildirMessage:
+    """A Maildir message of just the headers (at most 256 KiB of them): a canary is found
+    by a header, and a mailbox may hold large ordinary mail beside it."""
     lines = []
     size = 0
     for line in f:
-        if line in (b"\n", b"\r\n") or size > limit:
+        if line in (b"\n", b"\r\n") or size > 256 * 1024:
             break
         lines.append(line)
         size += len(line)
-    return b"".join(lines)
+    return mailbox.MaildirMessage(BytesHeaderParser().parsebytes(b"".join(lines)))
 
 
 _FETCH_RE = re.compile(rb"UID (\d+)")
@@ -214,7 +219,7 @@ class ImapMailbox:
             meta, headers = item
             uid = _FETCH_RE.search(meta)
             when = imaplib.Internaldate2tuple(meta)
-            token = _token_of(headers)
+            token = _token_of(BytesHeaderParser().parsebytes(headers))
             if uid and when and token:
                 found.append(FoundCanary(token, time.mktime(when), uid.group(1).decode()))
         return found

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import secrets
-import smtplib
-import socket
-import ssl
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
+from mxflip import loop
 from mxflip.canary._base import (
     PATH_HEADER,
     SENT_HEADER,
     SYSTEM_CLOCK,
     TOKEN_HEADER,
     VIA_CHOICES,
-    Clock,
     require_canary,
 )
 from mxflip.canary.state import CanaryRecord, canary_store
+from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
 from mxflip.logs import timed
+from mxflip.net.smtp import Abort, SMTPSettings, StartTLSFailed, SubmissionClient, helo_name
 from mxflip.records import MX, RRset
 
 _log = logging.getLogger(__name__)
@@ -67,6 +66,9 @@ def _rfc3339(t: float) -> str:
 
 
 # ----------------------------------------------------------------------- sending
+
+#: Submissions in flight at once.
+_CONCURRENT = 8
 
 
 @dataclass(frozen=True)
@@ -149,71 +151,76 @@ def _ordered(records: frozenset[MX]) -> list[MX]:
     return sorted(records, key=lambda mx: (mx.preference, mx.host))
 
 
-def _opportunistic_tls() -> ssl.SSLContext:
-    # Like the senders whose experience the canary measures: MTAs encrypt when STARTTLS is
-    # offered and do not refuse a certificate they cannot verify (certificate checks are
-    # the SMTP probe's job, not the canary's).
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+class _Refused(Exception):
+    """The server refused the envelope or the message; ``text`` is what is recorded."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
 
 
-def _smtp_error(exc: BaseException) -> str:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, text = next(iter(exc.recipients.values()))
-        return f"recipient refused: {code} {_text(text)}"
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return f"sender refused: {exc.smtp_code} {_text(exc.smtp_error)}"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return "the server closed the connection"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}"
-    if isinstance(exc, TimeoutError | socket.timeout):
+def _abort_error(exc: Abort) -> str:
+    """What a conversation that stopped records: short, like the reasons an MTA logs."""
+    if exc.reply is not None:
+        return f"{exc.reply.code} {exc.reply.text}"
+    code = exc.finding.code
+    if code.endswith("-timeout") or exc.finding.message.endswith("timed out"):
         return "timed out"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    if code == "connect-refused":
+        return "Connection refused"
+    if code == "connection-lost":
+        return "the server closed the connection"
+    if isinstance(exc, StartTLSFailed):
+        return f"TLS failed: {exc.finding.message.removeprefix('TLS handshake failed: ')}"
+    return exc.finding.message
 
 
-def _text(value: bytes | str) -> str:
-    """A remote server's reply text, safe to show and store (no terminal escapes)."""
-    from mxflip.sanitize import clean
-
-    return clean(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
-
-
-def _permanent(exc: BaseException) -> bool:
-    code = getattr(exc, "smtp_code", None)
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code = next(iter(exc.recipients.values()))[0]
-    return isinstance(code, int) and 500 <= code < 600
-
-
-def _submit(
+async def _submit(
     target: HostPort,
     message: EmailMessage,
     mail_from: str,
     rcpt: str,
-    *,
-    helo: str,
-    timeout: float,
+    settings: SMTPSettings,
 ) -> str:
-    """One SMTP transaction; returns the TLS state. Raises what smtplib raises."""
-    with smtplib.SMTP(target.host, target.port, local_hostname=helo, timeout=timeout) as smtp:
-        smtp.ehlo()
+    """One SMTP transaction; returns the TLS state. Raises :class:`_Refused` for a refused
+    envelope or message and :class:`~mxflip.net.smtp.Abort` when the conversation stops."""
+    client = SubmissionClient(settings, target.host, target.host, target.port)
+    polite = False
+    try:
+        await client.connect("connect")
+        polite = True
+        await client.banner("banner")
+        await client.ehlo("ehlo", "ehlo-rejected")
         tls = "none"
-        if smtp.has_extn("starttls"):
-            smtp.starttls(context=_opportunistic_tls())
+        if "STARTTLS" in client.extensions:
+            # Like the senders whose experience the canary measures: MTAs encrypt when
+            # STARTTLS is offered and do not refuse a certificate they cannot verify
+            # (certificate checks are the SMTP probe's job, not the canary's).
+            await client.starttls("starttls", settings.ssl_contexts()[1])
             tls = "starttls"
-            smtp.ehlo()
-        smtp.send_message(message, from_addr=mail_from, to_addrs=[rcpt])
+            await client.ehlo("ehlo-tls", "ehlo-tls-rejected")
+        mail = await client.command("mail", f"MAIL FROM:<{mail_from}>", lambda c: c == 250)
+        if mail.code != 250:
+            raise _Refused(mail.code, f"sender refused: {mail.code} {mail.text}")
+        to = await client.command("rcpt", f"RCPT TO:<{rcpt}>", lambda c: c in (250, 251))
+        if to.code not in (250, 251):
+            raise _Refused(to.code, f"recipient refused: {to.code} {to.text}")
+        done = await client.data(message)
+        if done.code != 250:
+            raise _Refused(done.code, f"{done.code} {done.text}")
         return tls
+    except Abort as exc:
+        polite = exc.alive
+        raise
+    finally:
+        if polite:
+            await client.close(polite=True)
+        else:
+            client.abandon()
 
 
-def send_one(
+async def send_one(
     config: Config,
     domain: DomainConfig,
     via: str,
@@ -243,7 +250,7 @@ def send_one(
         path=path,
         sent_at=sent_at,
     )
-    helo = config.probe.helo or socket.getfqdn()
+    settings = _settings(config)
     attempts: list[SendAttempt] = []
     for mx in hosts:
         # [probe.connect] may list several targets per host (probed as its addresses);
@@ -254,17 +261,15 @@ def send_one(
             with timed(
                 _log, "canary submit", level=logging.INFO, domain=domain.display, host=str(target)
             ):
-                tls = _submit(
-                    target,
-                    message,
-                    mail_from,
-                    address,
-                    helo=helo,
-                    timeout=config.probe.timeout,
-                )
-        except (smtplib.SMTPException, OSError, ValueError) as exc:
-            attempts.append(SendAttempt(mx.host, str(target), _smtp_error(exc)))
-            if _permanent(exc):
+                tls = await _submit(target, message, mail_from, address, settings)
+        except _Refused as exc:
+            attempts.append(SendAttempt(mx.host, str(target), exc.text))
+            if 500 <= exc.code < 600:
+                break  # permanent: another host of the same domain says the same
+            continue
+        except Abort as exc:
+            attempts.append(SendAttempt(mx.host, str(target), _abort_error(exc)))
+            if exc.reply is not None and 500 <= exc.reply.code < 600:
                 break
             continue
         attempts.append(SendAttempt(mx.host, str(target), None, tls))
@@ -291,12 +296,7 @@ def send_canaries(
     live: dict[str, tuple[RRset | None, str | None]] = {}
     if via == "live":
         live = (live_reader or _observer_reader(config))(domains)
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(domains)))) as pool:
-        results = list(
-            pool.map(
-                lambda d: send_one(config, d, via, live=live.get(d.name), clock=clock), domains
-            )
-        )
+    results = loop.run(_send_all(config, domains, via, live, clock))
     require_canary(config)
     store = canary_store(config)
     with store.update() as state:
@@ -318,6 +318,30 @@ def send_canaries(
             if not r.ok:
                 state.record_result(record, "send_failed", r.sent_at)
     return results
+
+
+async def _send_all(
+    config: Config,
+    domains: Sequence[DomainConfig],
+    via: str,
+    live: Mapping[str, tuple[RRset | None, str | None]],
+    clock: Clock,
+) -> list[SendResult]:
+    # At most 8 submissions at once, as many as the thread pool this replaced allowed.
+    limit = asyncio.Semaphore(_CONCURRENT)
+
+    async def one(d: DomainConfig) -> SendResult:
+        async with limit:
+            return await send_one(config, d, via, live=live.get(d.name), clock=clock)
+
+    return list(await asyncio.gather(*(one(d) for d in domains)))
+
+
+def _settings(config: Config) -> SMTPSettings:
+    """The SMTP client's settings: the probe's EHLO name and timeout (the envelope sender
+    is the canary's own)."""
+    helo = helo_name(config.probe.helo)
+    return SMTPSettings(helo=helo, mail_from="", timeout=config.probe.timeout)
 
 
 def _observer_reader(config: Config) -> LiveReader:

@@ -1,6 +1,8 @@
-"""mxflip's network code: :mod:`mxflip.net.dns` is the one DNS client (status,
-verification, the CNAME check and the RFC 2136 adapter's reads ask through it);
-:mod:`mxflip.net.https` fetches MTA-STS policies with the probe's resolvers and
-``connect`` rules. (The readiness checks' resolver, ``mxflip.lookup``, still has its own
-wire code; it moves to :mod:`mxflip.net.dns` next.)
+"""mxflip's network code, one home per protocol: :mod:`mxflip.net.dns` is the one DNS
+client (status, verification, the CNAME check, the readiness lookups of
+:mod:`mxflip.net.lookup` and the RFC 2136 adapter's reads ask through it; the readiness
+questions are written and read by :mod:`mxflip.net.dnswire`), :mod:`mxflip.net.smtp` the
+one SMTP client (the probe's handshakes, the canary's submissions) and
+:mod:`mxflip.net.https` the MTA-STS policy fetch. Every one resolves through
+``[probe] resolvers`` and ``connect``, never the system resolver behind mxflip's back.
 """

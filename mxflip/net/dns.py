@@ -1,17 +1,22 @@
 """The one DNS client: bounded, retried, and honest about slow versus unreachable servers.
 
-Every question status, verification, the CNAME check and the RFC 2136 adapter's reads ask
-goes through a :class:`DNSClient` (dnspython's asyncio API underneath):
+Every question status, verification, the CNAME check, the readiness lookups
+(:mod:`mxflip.net.lookup`) and the RFC 2136 adapter's reads ask goes through a
+:class:`DNSClient`, as a dnspython message (:meth:`DNSClient.ask`) or, for the readiness
+lookups, thousands per check, in the small wire format of :mod:`mxflip.net.dnswire`
+(:meth:`DNSClient.ask_wire`: dnspython's message objects cost about 0.5 ms of CPU per
+lookup more, ``bench/bench_check.py --dns dnspython``):
 
 * **Bounded in flight**, overall and per server. Firing thousands of questions at once
   makes the kernel drop answers (receive buffers overflow) and real authoritative servers
   with response-rate limiting drop far more; each dropped answer looked like an
   unreachable server.
-* **A timed-out question is asked again**, as a fresh message: dnspython draws a new
-  random ID for every message (from the system's random source) and every try opens its
-  own socket, so it leaves from a new random source port. Try timeouts double within the
-  budget: with 3 s and 3 tries, 0.43 s, 0.86 s and 1.71 s. Waiting for a free slot does not
-  count against the budget: the timeout measures the server, not our queue.
+* **A timed-out question is asked again**, as a fresh message: every try has a new
+  random ID (dnspython's from the system's random source, the wire format's from
+  :mod:`secrets`) and opens its own socket, so it leaves from a new random source
+  port. Try timeouts double within the budget: with 3 s and 3 tries, 0.43 s, 0.86 s and
+  1.71 s. Waiting for a free slot does not count against the budget: the timeout
+  measures the server, not our queue.
 * **Slow is not unreachable.** An answer that needed more than one try is a
   :class:`DNSReply` with ``tries > 1`` (:attr:`DNSReply.slow`); only a server that answered none
   of the tries is :attr:`DNSReply.unreachable`. After ``give_up_after`` questions in a row
@@ -27,8 +32,9 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import dns.asyncquery
 import dns.exception
@@ -38,6 +44,9 @@ import dns.rcode
 import dns.rdatatype
 
 from mxflip.hostport import HostPort
+from mxflip.net.dnswire import Question, Response, WireError, tcp_exchange, udp_exchange
+
+_M = TypeVar("_M")
 
 _log = logging.getLogger(__name__)
 
@@ -57,10 +66,10 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class DNSReply:
+class Reply(Generic[_M]):
     """The outcome of one question to one server address."""
 
-    response: dns.message.Message | None
+    response: _M | None
     #: Why there is no usable response; None when there is one.
     error: str | None = None
     tries: int = 1
@@ -76,6 +85,11 @@ class DNSReply:
         """Answered, but only after a retry."""
         return self.response is not None and self.tries > 1
 
+
+#: A reply as dnspython reads it (:meth:`DNSClient.ask`).
+DNSReply = Reply[dns.message.Message]
+#: A reply in the readiness lookups' wire format (:meth:`DNSClient.ask_wire`).
+WireReply = Reply[Response]
 
 MessageFactory = Callable[[], dns.message.Message]
 
@@ -134,6 +148,56 @@ class DNSClient:
     async def ask(self, make: MessageFactory, address: str, port: int = 53) -> DNSReply:
         """Ask ``address``: each try sends a fresh message from ``make`` (UDP, TCP when the
         answer is truncated)."""
+
+        async def one_try(timeout: float) -> dns.message.Message:
+            try:
+                response, _ = await dns.asyncquery.udp_with_fallback(
+                    make(), address, timeout=timeout, port=port
+                )
+            except dns.exception.Timeout:
+                raise TimeoutError from None
+            return response
+
+        reply = await self._ask(one_try, address, port)
+        if _log.isEnabledFor(logging.DEBUG):
+            question = make().question  # a fresh message: only built when -vv asks for it
+            response = reply.response
+            _log_reply(
+                address,
+                port,
+                reply,
+                question[0].name.to_text() if question else None,
+                dns.rdatatype.to_text(question[0].rdtype) if question else None,
+                None if response is None else dns.rcode.to_text(response.rcode()),
+            )
+        return reply
+
+    async def ask_wire(self, question: Question, address: str, port: int = 53) -> WireReply:
+        """Ask ``address`` a readiness question in the small wire format: each try from a
+        socket of its own with a random ID (UDP, TCP when the answer is truncated)."""
+
+        async def one_try(timeout: float) -> Response:
+            response = await udp_exchange(question, address, port, timeout)
+            if response.truncated:
+                response = await tcp_exchange(question, address, port, timeout)
+            return response
+
+        reply = await self._ask(one_try, address, port)
+        if _log.isEnabledFor(logging.DEBUG):
+            response = reply.response
+            _log_reply(
+                address,
+                port,
+                reply,
+                question.text,
+                question.type_text,
+                None if response is None else dns.rcode.to_text(dns.rcode.Rcode(response.rcode)),
+            )
+        return reply
+
+    async def _ask(
+        self, one_try: Callable[[float], Awaitable[_M]], address: str, port: int
+    ) -> Reply[_M]:
         key = (address, port)
         server = self._per_server.get(key)
         if server is None:
@@ -142,33 +206,27 @@ class DNSClient:
         async with server, self._all:
             given_up = self._unanswered.get(key, 0)
             if given_up >= self.limits.give_up_after:
-                reply = DNSReply(
+                return Reply(
                     None,
                     error=f"not asked: {given_up} questions in a row went unanswered",
                     tries=0,
                     unreachable=True,
                 )
-            else:
-                reply = await self._tries(make, address, port, key)
-        if _log.isEnabledFor(logging.DEBUG):
-            _log_reply(make, address, port, reply)
-        return reply
+            return await self._tries(one_try, key)
 
     async def _tries(
-        self, make: MessageFactory, address: str, port: int, key: tuple[str, int]
-    ) -> DNSReply:
+        self, one_try: Callable[[float], Awaitable[_M]], key: tuple[str, int]
+    ) -> Reply[_M]:
         started = time.monotonic()
         timeouts = self.try_timeouts()
         for number, timeout in enumerate(timeouts, start=1):
             try:
-                response, _ = await dns.asyncquery.udp_with_fallback(
-                    make(), address, timeout=timeout, port=port
-                )
-            except dns.exception.Timeout:
+                response = await one_try(timeout)
+            except TimeoutError:
                 continue
             except OSError as exc:  # a refused port (ICMP) or no route: no use asking again
                 self._unanswered[key] = self._unanswered.get(key, 0) + 1
-                return DNSReply(
+                return Reply(
                     None,
                     error=exc.strerror or str(exc),
                     tries=number,
@@ -176,9 +234,9 @@ class DNSClient:
                     unreachable=True,
                     exception=exc,
                 )
-            except dns.exception.DNSException as exc:
+            except (dns.exception.DNSException, WireError) as exc:
                 self._unanswered[key] = 0
-                return DNSReply(
+                return Reply(
                     None,
                     error=f"bad answer: {exc}",
                     tries=number,
@@ -186,9 +244,9 @@ class DNSClient:
                     exception=exc,
                 )
             self._unanswered[key] = 0
-            return DNSReply(response, tries=number, seconds=time.monotonic() - started)
+            return Reply(response, tries=number, seconds=time.monotonic() - started)
         self._unanswered[key] = self._unanswered.get(key, 0) + 1
-        return DNSReply(
+        return Reply(
             None,
             error=f"no answer to {len(timeouts)} tries within {self.timeout:g} s",
             tries=len(timeouts),
@@ -197,16 +255,20 @@ class DNSClient:
         )
 
 
-def _log_reply(make: MessageFactory, address: str, port: int, reply: DNSReply) -> None:
+def _log_reply(
+    address: str,
+    port: int,
+    reply: Reply[Any],
+    qname: str | None,
+    rdtype: str | None,
+    rcode: str | None,
+) -> None:
     """One DEBUG line per question: server, name, type, rcode (or error), tries, ms."""
-    question = make().question  # a fresh message: only built when -vv asks for it
     fields: dict[str, object] = {"server": f"{address}#{port}"}
-    if question:
-        fields.update(
-            qname=question[0].name.to_text(), rdtype=dns.rdatatype.to_text(question[0].rdtype)
-        )
-    if reply.response is not None:
-        fields["rcode"] = dns.rcode.to_text(reply.response.rcode())
+    if qname is not None:
+        fields.update(qname=qname, rdtype=rdtype)
+    if rcode is not None:
+        fields["rcode"] = rcode
     else:
         fields["error"] = reply.error
     fields.update(tries=reply.tries, ms=round(reply.seconds * 1000, 1))

@@ -1,5 +1,5 @@
 """A minimal HTTPS GET for MTA-STS policies (RFC 8461 §3.3), resolved like every other
-lookup of a check: through ``[probe] resolvers`` (a :class:`~mxflip.lookup.Lookup`) and
+lookup of a check: through ``[probe] resolvers`` (a :class:`~mxflip.net.lookup.Lookup`) and
 ``[probe] connect`` (curl's ``--connect-to``), never the system resolver behind mxflip's
 back. No redirects (the RFC forbids following them), a bounded body, HTTP/1.0.
 """
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from mxflip.errors import DNSQueryError
 from mxflip.hostport import HostPort
-from mxflip.lookup import Lookup
+from mxflip.net.lookup import Lookup
 
 #: CNAMEs followed from the URL's host to its addresses (a policy host is often a CNAME
 #: to a hosting service).

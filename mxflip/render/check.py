@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mxflip.probe import AddressResult, DomainReadiness, Finding, Verdict
+from mxflip.findings import Finding
+from mxflip.probe import AddressResult, DomainReadiness, Verdict
 from mxflip.records import display_name
 from mxflip.render.common import JSON_VERSION
 

@@ -561,7 +561,7 @@ class Watcher:
         if not chosen:
             return {}
         assert self.config.canary is not None
-        clock = self.clock  # the canary takes mxflip's one clock
+        clock = self.clock  # mxflip's one clock, as the canary takes it
         check_canaries(self.config, domains=[d.display for d in chosen], clock=clock)
         records = canary_store(self.config).load().records
         out = {}
@@ -589,7 +589,7 @@ class Watcher:
         chosen = self._canary_domains(domains)
         if not chosen:
             return
-        clock = self.clock  # the canary takes mxflip's one clock
+        clock = self.clock  # mxflip's one clock, as the canary takes it
         live: dict[str, RRset | None] = {}
         if reread:
             for name, (rrset, error) in observer.read_provider(chosen).items():

@@ -1,4 +1,5 @@
-"""Just enough DNS wire format for readiness lookups: one question out, its answer in.
+"""Just enough DNS wire format for readiness lookups: one question out, its answer in,
+over UDP (:func:`udp_exchange`) or TCP (:func:`tcp_exchange`).
 
 dnspython builds and parses whole messages into Name, Rdata and Rdataset objects, down to
 the SOA of every negative answer. A check of hundreds of domains asks thousands of
@@ -12,7 +13,10 @@ lower-cased labels; dnspython still turns names into text and validates query na
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -234,3 +238,95 @@ def parse(data: bytes) -> Response:
             rcode |= (ttl >> 24) << 4  # the upper eight bits of a 12-bit RCODE
         pos = end
     return Response(qid, flags, rcode, question, tuple(answer))
+
+
+# ----------------------------------------------------------------------- exchanges
+
+#: Datagrams read per wake-up at most (the rest wait for the next one): a flood of stray
+#: datagrams cannot hold the event loop.
+_MAX_DATAGRAMS = 64
+
+
+async def udp_exchange(question: Question, host: str, port: int, timeout: float) -> Response:
+    """One try over UDP from a socket of its own with a cryptographically random ID.
+    Raises TimeoutError when no matching answer came within ``timeout``.
+
+    The socket is connected to the server, so the kernel drops datagrams from anywhere
+    else; with a fresh source port and a random ID per query, a spoofed answer has to
+    guess both (32 bits), not just the ID of a socket that lives for the whole check. A
+    bare socket and a reader callback, not a datagram transport: thousands of lookups a
+    check, and a transport per query costs ~45 µs of CPU more (half again)."""
+    loop = asyncio.get_running_loop()
+    qid = secrets.randbits(16)
+    future: asyncio.Future[Response] = loop.create_future()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect((host, port))
+        loop.add_reader(sock.fileno(), _receive, sock, question, qid, future)
+        try:
+            # The timeout fails the future itself: one timer, where asyncio.timeout() also
+            # cancels and uncancels the task.
+            expiry = loop.call_later(timeout, _expire, future)
+            try:
+                sock.send(question.to_wire(qid))
+                return await future
+            finally:
+                expiry.cancel()
+        finally:
+            loop.remove_reader(sock.fileno())
+    finally:
+        sock.close()
+
+
+async def tcp_exchange(question: Question, host: str, port: int, timeout: float) -> Response:
+    """One try over TCP (a truncated UDP answer is asked again here); one connection per
+    question, a cryptographically random ID."""
+    qid = secrets.randbits(16)
+    query = question.to_wire(qid)
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(len(query).to_bytes(2, "big") + query)
+            await writer.drain()
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            response = parse(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            raise OSError("the server closed the TCP connection mid-answer") from None
+        finally:
+            writer.close()
+    if response.id != qid or not response.answers(question):
+        raise WireError("the TCP answer does not match the question")
+    return response
+
+
+def _receive(
+    sock: socket.socket, question: Question, qid: int, future: asyncio.Future[Response]
+) -> None:
+    """The socket is readable: take the datagrams waiting; the first that is the reply
+    to this query (its ID and its question) answers it. Late, stray or broken ones and
+    ICMP errors (a refused port) are dropped: a silent server times out, as before."""
+    for _ in range(_MAX_DATAGRAMS):
+        if future.done():
+            return
+        try:
+            data = sock.recv(65535)
+        except BlockingIOError:
+            return
+        except OSError:
+            continue  # an ICMP error reported on this socket: treated like silence
+        if len(data) < 12 or int.from_bytes(data[:2], "big") != qid:
+            continue
+        try:
+            response = parse(data)
+        except WireError:
+            continue
+        # the ID alone is 16 bits; the question must match too
+        if response.answers(question):
+            future.set_result(response)
+
+
+def _expire(future: asyncio.Future[Response]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

@@ -1,4 +1,4 @@
-"""Which MX target hosts are aliases (CNAMEs): an MX must name a host, not an alias
+"""Which MX target hosts are CNAMEs (aliases): an MX must name a host, not an alias
 (RFC 2181 section 10.3), and many senders refuse or mis-handle one.
 
 Only hosts inside the domain's own zone are checked here, at that zone's verification
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import dns.name
 import dns.rdatatype
 
+from mxflip import loop
 from mxflip.hostport import HostPort
 from mxflip.net.dns import DNSClient, make_question
 
@@ -48,11 +49,11 @@ async def _find(checks: Sequence[tuple[str, Sequence[HostPort]]], timeout: float
     return found
 
 
-def find_aliases(
+def find_cname_targets(
     checks: Iterable[tuple[str, Sequence[HostPort]]], *, timeout: float = 2.0
 ) -> dict[str, str]:
     """Host → CNAME target for every ``(host, servers)`` whose host is an alias."""
     unique = {host: servers for host, servers in checks}
     if not unique:
         return {}
-    return asyncio.run(_find(list(unique.items()), timeout))
+    return loop.run(_find(list(unique.items()), timeout))

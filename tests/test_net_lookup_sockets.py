@@ -1,0 +1,85 @@
+"""Readiness lookups resist spoofed answers: every query leaves from a socket of its own
+(a fresh source port) with an unpredictable ID, and only the resolver's own answer to that
+question is taken."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import dns.message
+import dns.rrset
+
+from mxflip.hostport import HostPort
+from mxflip.net.lookup import Lookup
+
+
+class Resolver(asyncio.DatagramProtocol):
+    """A loopback resolver that answers every A question with 192.0.2.1 and records where
+    each query came from; ``spoof`` first sends a forged answer from another socket."""
+
+    def __init__(self, spoof: bool = False) -> None:
+        self.seen: list[tuple[int, int]] = []  # (source port, query ID)
+        self.spoof = spoof
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        query = dns.message.from_wire(data)
+        self.seen.append((addr[1], query.id))
+        question = query.question[0]
+        if question.rdtype != 1:  # only A; AAAA and others get no data
+            assert self.transport is not None
+            self.transport.sendto(dns.message.make_response(query).to_wire(), addr)
+            return
+        if self.spoof:
+            forged = dns.message.make_response(query)
+            forged.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "203.0.113.66"))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                other.sendto(forged.to_wire(), addr)  # right ID, wrong source port
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "192.0.2.1"))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+async def serve(spoof: bool = False) -> tuple[Resolver, asyncio.DatagramTransport, HostPort]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: Resolver(spoof), local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    return protocol, transport, HostPort("127.0.0.1", port)
+
+
+def test_every_query_has_its_own_source_port_and_a_random_id() -> None:
+    async def scenario() -> list[tuple[int, int]]:
+        resolver, transport, where = await serve()
+        try:
+            lookup = Lookup([where], timeout=5)
+            found = await asyncio.gather(*(lookup.addresses(f"mx{i}.lab.test.") for i in range(40)))
+            assert all(f.addresses == ("192.0.2.1",) for f in found)
+        finally:
+            transport.close()
+        return resolver.seen
+
+    seen = asyncio.run(scenario())
+    assert len(seen) == 80  # A and AAAA of 40 hosts
+    ports = [port for port, _ in seen]
+    ids = [qid for _, qid in seen]
+    assert len(set(ports)) == len(ports)  # no socket shared between two queries
+    assert len(set(ids)) > 70  # 16 random bits each: a few collisions at most, no sequence
+    assert sorted(ids) != ids
+
+
+def test_an_answer_from_another_port_is_ignored() -> None:
+    async def scenario() -> tuple[str, ...]:
+        _, transport, where = await serve(spoof=True)
+        try:
+            return (await Lookup([where], timeout=5).addresses("mx.lab.test.")).addresses
+        finally:
+            transport.close()
+
+    assert asyncio.run(scenario()) == ("192.0.2.1",)

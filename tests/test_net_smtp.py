@@ -1,0 +1,134 @@
+"""The one SMTP client (mxflip.net.smtp): the probe's client cannot send DATA, the
+canary's submission client hands over a message byte-exactly (dot-stuffed), and both use
+one EHLO name."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mxflip.errors import ConfigError
+from mxflip.net.smtp import SMTPClient, SMTPSettings, SubmissionClient, _dot_stuffed, helo_name
+from mxflip.probe import Prober, Transaction
+from tests.support.smtplab import Lab, lab, scripted  # noqa: F401  (lab is a fixture)
+
+
+def settings() -> SMTPSettings:
+    return SMTPSettings(helo="probe.lab.test", mail_from="probe@lab.test", timeout=5)
+
+
+def recording(seen: list[str]) -> object:
+    """A scripted server that also keeps every command line it receives."""
+    inner = scripted()
+
+    async def run(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        class Tap:
+            async def readline(self) -> bytes:
+                line = await r.readline()
+                seen.append(line.decode(errors="replace").rstrip("\r\n"))
+                return line
+
+        await inner(Tap(), w)  # type: ignore[arg-type]
+
+    return run
+
+
+def test_the_probe_never_sends_data(lab: Lab) -> None:  # noqa: F811
+    seen: list[str] = []
+    port = lab.raw(recording(seen))  # type: ignore[arg-type]
+    txs = [Transaction(f"d{i}.lab.test.", f"postmaster@d{i}.lab.test") for i in range(3)]
+    session = asyncio.run(Prober(settings()).session("mx.lab.test.", "127.0.0.1", port, txs))
+    verbs = [line.split()[0].upper() for line in seen if line]
+    assert verbs == ["EHLO"] + ["MAIL", "RCPT", "RSET"] * 3 + ["QUIT"]
+    assert set(session.transactions) == {tx.domain for tx in txs}
+    # and the probe's client has no way to: DATA is the submission client's alone
+    assert not hasattr(SMTPClient, "data")
+    assert not issubclass(SMTPClient, SubmissionClient)
+
+
+@pytest.mark.parametrize("line", ["DATA", "data", "BDAT 10 LAST", "Data now"])
+def test_the_probes_client_refuses_data_before_writing(line: str) -> None:
+    client = SMTPClient(settings(), "mx.lab.test", "127.0.0.1", 25)
+    client.reader, client.writer = object(), object()  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match="never sends mail"):
+        asyncio.run(client._send(line))
+
+
+def test_the_submission_client_delivers_a_dot_stuffed_message(lab: Lab) -> None:  # noqa: F811
+    received: list[bytes] = []
+
+    async def server(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        async def say(text: str) -> None:
+            w.write(text.encode() + b"\r\n")
+            await w.drain()
+
+        await say("220 mx.lab.test ESMTP")
+        for _ in range(20):
+            line = (await r.readline()).decode().strip().upper()
+            if line.startswith("EHLO"):
+                await say("250 mx.lab.test")
+            elif line == "DATA":
+                await say("354 go ahead")
+                body = b""
+                while not body.endswith(b"\r\n.\r\n"):
+                    body += await r.readline()
+                received.append(body)
+                await say("250 2.0.0 queued")
+            elif line == "QUIT":
+                await say("221 bye")
+                return
+            else:
+                await say("250 OK")
+
+    port = lab.raw(server)
+    msg = EmailMessage()
+    msg["Subject"] = "canary"
+    msg.set_content(".starts with a dot\n..two\nlast\n")
+
+    async def submit() -> int:
+        client = SubmissionClient(settings(), "mx.lab.test", "127.0.0.1", port)
+        await client.connect("connect")
+        await client.banner("banner")
+        await client.ehlo("ehlo", "ehlo-rejected")
+        await client.command("mail", "MAIL FROM:<a@lab.test>", lambda c: c == 250)
+        await client.command("rcpt", "RCPT TO:<b@lab.test>", lambda c: c == 250)
+        reply = await client.data(msg)
+        await client.close(polite=True)
+        return reply.code
+
+    assert asyncio.run(submit()) == 250
+    (body,) = received
+    assert b"\r\n...two\r\n" in body and b"\r\n..starts with a dot\r\n" in body
+    unstuffed = body[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+    payload = email.message_from_bytes(unstuffed).get_payload()
+    assert payload.replace("\r\n", "\n") == msg.get_payload()
+
+
+@given(st.text(alphabet=".\r\nab", max_size=60))
+def test_dot_stuffing_round_trips(text: str) -> None:
+    content = text.encode()
+    wire = _dot_stuffed(content)
+    assert wire.endswith(b"\r\n.\r\n")
+    lines = wire[: -len(b".\r\n")].split(b"\r\n")[:-1]
+    assert all(not line.startswith(b".") or line.startswith(b"..") for line in lines)
+    normalized = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not normalized.endswith(b"\n"):
+        normalized += b"\n"  # the message always ends with a line break
+    expected = normalized.split(b"\n")
+    if expected and expected[-1] == b"":
+        expected.pop()
+    assert [line[1:] if line.startswith(b".") else line for line in lines] == expected
+
+
+def test_one_helo_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert helo_name("mx-probe.example.test") == "mx-probe.example.test"
+    monkeypatch.setattr(socket, "getfqdn", lambda: "Host.Example.TEST.")
+    assert helo_name(None) == "host.example.test"
+    monkeypatch.setattr(socket, "getfqdn", lambda: "localhost")
+    assert helo_name(None) == "localhost.localdomain"
