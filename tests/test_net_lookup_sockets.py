@@ -5,10 +5,12 @@ question is taken."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import dns.message
 import dns.rrset
+import pytest
 
 from mxflip.hostport import HostPort
 from mxflip.net.lookup import Lookup
@@ -83,3 +85,22 @@ def test_an_answer_from_another_port_is_ignored() -> None:
             transport.close()
 
     assert asyncio.run(scenario()) == ("192.0.2.1",)
+
+
+def test_a_wire_lookup_is_one_dns_query_debug_line(caplog: pytest.LogCaptureFixture) -> None:
+    """``-vv`` shows the readiness lookups (the wire format) as it shows dnspython's."""
+
+    async def scenario() -> HostPort:
+        _, transport, where = await serve()
+        try:
+            await Lookup([where], timeout=5).addresses("mx.lab.test.")
+        finally:
+            transport.close()
+        return where
+
+    with caplog.at_level(logging.DEBUG, logger="mxflip.net.dns"):
+        where = asyncio.run(scenario())
+    lines = {r.__dict__["rdtype"]: r.__dict__ for r in caplog.records if r.msg == "dns query"}
+    assert set(lines) == {"A", "AAAA"}
+    assert lines["A"]["server"] == f"127.0.0.1#{where.port}"
+    assert lines["A"]["qname"] == "mx.lab.test." and lines["A"]["rcode"] == "NOERROR"
