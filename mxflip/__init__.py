@@ -42,6 +42,7 @@ _EXPORTS = {
     "atomic_write": "mxflip.files",
     "locked": "mxflip.files",
     "register_secret": "mxflip.sanitize",
+    "timed": "mxflip.logs",
     "DNSClient": "mxflip.net.dns",
     "DNSReply": "mxflip.net.dns",
     "MessageFactory": "mxflip.net.dns",
@@ -80,6 +81,7 @@ __all__ = [
     "parse_hostport",
     "register_secret",
     "retrying",
+    "timed",
 ]
 
 if TYPE_CHECKING:
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
     from mxflip.files import locked as locked
     from mxflip.hostport import HostPort as HostPort
     from mxflip.hostport import parse_hostport as parse_hostport
+    from mxflip.logs import timed as timed
     from mxflip.net.dns import DNSClient as DNSClient
     from mxflip.net.dns import DNSReply as DNSReply
     from mxflip.net.dns import MessageFactory as MessageFactory

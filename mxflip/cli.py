@@ -7,7 +7,6 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
     from mxflip.engine import Engine
     from mxflip.plan import Plan, PlanOptions
-    from mxflip.rollout import Clock, RolloutResult
+    from mxflip.rollout import RolloutResult
+    from mxflip.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Builds the plan of one changing command from the engine and the parsed options.
@@ -44,6 +44,8 @@ class State:
 
     config_path: str | None
     debug: bool
+    #: The clock, terminal and environment every command uses (built once, in ``cli``).
+    runtime: Runtime
 
     def load_config(self) -> Config:
         from mxflip.config import load_config
@@ -108,22 +110,6 @@ def _json_written() -> int:
     return int(common.written[0]) if common is not None else 0
 
 
-class _StderrWarnings(logging.Handler):
-    """The core logs warnings (a loose key file); a person sees them as one line each."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from mxflip.sanitize import clean
-
-        click.echo(clean(record.getMessage()), err=True)
-
-
-def _show_warnings() -> None:
-    log = logging.getLogger("mxflip")
-    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
-        handler = _StderrWarnings(logging.WARNING)
-        log.addHandler(handler)
-
-
 def _on_sigterm(signum: int, frame: object) -> None:
     # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
     # records that it was interrupted and a drill puts back what it changed.
@@ -155,22 +141,53 @@ def _on_sigterm(signum: int, frame: object) -> None:
     help="For scripts: print no tables or progress, only errors and --json documents; "
     "exit codes as usual.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    "verbosity",
+    count=True,
+    help="Log what mxflip does on stderr: -v provider calls, phases and decisions; "
+    "-vv also every DNS query, SMTP step and timing. Secrets are never logged.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line (ts, level, logger, msg, "
+    "fields) for machines.",
+)
 @click.version_option(__version__, prog_name="mxflip")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, debug: bool, color: str, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    debug: bool,
+    color: str,
+    quiet: bool,
+    verbosity: int,
+    log_format: str,
+) -> None:
     """MX failover controller: see which MX set is live, prove the backup, switch safely.
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
-    from mxflip.output import configure
+    from mxflip.output import configure as configure_output
+    from mxflip.runtime import Runtime
 
-    configure(color=color, quiet=quiet)
-    ctx.call_on_close(configure)  # back to the defaults for code run in the same process
+    configure_output(color=color, quiet=quiet)
+    ctx.call_on_close(configure_output)  # back to the defaults for code run in the same process
     ctx.color = {"always": True, "never": False}.get(color)
-    ctx.obj = State(config_path=config_path, debug=debug)
+    # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
+    ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
+    runtime.verbosity, runtime.log_format = verbosity, log_format
+    runtime.show_logs()
+    runtime.logger.debug(
+        "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
+    )
     # One event loop for the whole command, closed when it ends (mxflip/loop.py).
     ctx.with_resource(command_loop())
-    _show_warnings()
 
 
 json_option = click.option(
@@ -209,15 +226,21 @@ def status(
     attention (or the live set is degraded), 3 when a provider or every nameserver is
     unreachable (or the live set is not ready).
     """
-    from mxflip.render import render_status, status_json, stdout_console, write_json
+    from mxflip.render import render_status, status_json, write_json
     from mxflip.status import gather_status
 
     config = state.load_config()
-    report = gather_status(config, config.select(domains), dns_timeout=timeout, probe=with_probe)
+    report = gather_status(
+        config,
+        config.select(domains),
+        dns_timeout=timeout,
+        probe=with_probe,
+        runtime=state.runtime,
+    )
     if as_json:
         write_json(status_json(report))
     else:
-        render_status(stdout_console(), report)
+        render_status(state.runtime.stdout_console(), report)
     sys.exit(int(report.exit_code))
 
 
@@ -244,7 +267,7 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     """
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
-    from mxflip.render import check_json, render_check, stdout_console, write_json
+    from mxflip.render import check_json, render_check, write_json
 
     config = state.load_config()
     results = check_domains(config, config.select(domains), profile)
@@ -256,7 +279,7 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
     if as_json:
         write_json(check_json(results, profile, int(code)))
     else:
-        render_check(stdout_console(), results, profile)
+        render_check(state.runtime.stdout_console(), results, profile)
     sys.exit(int(code))
 
 
@@ -409,8 +432,6 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         operation_json,
         render_plan,
         render_result,
-        stderr_console,
-        stdout_console,
         write_json,
     )
 
@@ -418,10 +439,9 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         raise UsageError("--force needs --reason TEXT (it is recorded in the journal)")
     if change.skip_readiness and not change.reason:
         raise UsageError("--skip-readiness needs --reason TEXT (it is recorded in the journal)")
+    runtime = state.runtime
     config = state.load_config()
-    from mxflip.state import open_state
-
-    journal = open_state(config)
+    journal = runtime.open_state(config)
     opts = PlanOptions(
         now=change.now,
         force=change.force,
@@ -430,15 +450,15 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         restore_ttl_after=change.restore_ttl_after,
         auto_rollback=not change.no_auto_rollback,
     )
-    console = stderr_console() if change.as_json else stdout_console()
+    console = runtime.stderr_console() if change.as_json else runtime.stdout_console()
     command = ["mxflip", change.kind, *change.argv]
-    clock = _clock()
+    clock = runtime.clock
     engine = Engine(
         config,
         journal,
         clock=clock,
         readiness=default_readiness(config),
-        events=EventPrinter(as_json=change.as_json),
+        events=EventPrinter(as_json=change.as_json, console=runtime.stderr_console()),
         verify_timeout=change.verify_timeout,
     )
     plan: Plan | None = None
@@ -446,7 +466,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(engine, change)
+                settle = _settle_unsettled(engine, change, runtime)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
@@ -468,7 +488,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             if not plan.changes and plan.parent is None:
                 _finish(change, plan, None, ExitCode.OK, message="Nothing to do.")
             if plan.changes:
-                _confirm(change)
+                _confirm(change, runtime)
             # A rollback/resume with nothing to write still runs: it settles its parent.
             result = engine.execute(plan, command=command)
     except MxflipError as exc:
@@ -508,13 +528,6 @@ def _report_state_problems(journal: Any) -> list[str]:
     return problems
 
 
-def _clock() -> Clock:
-    """The clock changing commands use (tests replace this function)."""
-    from mxflip.rollout import SystemClock
-
-    return SystemClock()
-
-
 def _finish(
     change: ChangeRequest,
     plan: Plan,
@@ -533,12 +546,12 @@ def _finish(
     sys.exit(int(code))
 
 
-def _confirm(change: ChangeRequest) -> None:
+def _confirm(change: ChangeRequest, runtime: Runtime) -> None:
     from mxflip.errors import UsageError
 
     if change.yes:
         return
-    if not _interactive():
+    if not runtime.can_prompt():
         raise UsageError(
             "refusing to change DNS without confirmation: stdin is not a terminal",
             hint="review the plan and pass --yes (and --plan-hash HASH to pin it)",
@@ -548,7 +561,9 @@ def _confirm(change: ChangeRequest) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
-def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] | None:
+def _settle_unsettled(
+    engine: Engine, change: ChangeRequest, runtime: Runtime
+) -> tuple[str, str] | None:
     """An interrupted or failed operation must be resumed or rolled back first (the
     engine's check). On a terminal the person is offered both; otherwise the command is
     refused, naming them. Returns (kind, operation id) when the person chose to settle
@@ -561,7 +576,7 @@ def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] 
     if change.dry_run:
         click.echo(f"mxflip: warning: {unsettled_text(op)}", err=True)
         return None
-    if _interactive() and not change.yes and not change.as_json:
+    if runtime.can_prompt() and not change.yes and not change.as_json:
         click.echo(f"mxflip: {unsettled_text(op)}.", err=True)
         choice = click.prompt(
             "Resume it, roll it back, or abort?",
@@ -572,11 +587,6 @@ def _settle_unsettled(engine: Engine, change: ChangeRequest) -> tuple[str, str] 
         if choice != "abort":
             return choice, op.id
     raise Unsettled(op)
-
-
-def _interactive() -> bool:
-    """True when a person can answer prompts (tests replace this function)."""
-    return sys.stdin.isatty()
 
 
 def _settle_builder(kind: str, op_id: str) -> Build:
@@ -783,7 +793,7 @@ def drill(
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
     from mxflip.readiness_api import default_readiness
-    from mxflip.render import drill_json, drill_junit, render_drill, stdout_console, write_json
+    from mxflip.render import drill_json, drill_junit, render_drill, write_json
     from mxflip.render.operations import CountdownPrinter
     from mxflip.state import StateBackend
 
@@ -799,10 +809,8 @@ def drill(
             config = box.config
             journal: StateBackend = LocalBackend(box.journal_path)
         else:
-            from mxflip.state import open_state
-
             config = state.load_config()
-            journal = open_state(config)
+            journal = state.runtime.open_state(config)
             stack.callback(journal.close)
         chosen = config.select(domains)
         report = Drill(
@@ -810,12 +818,12 @@ def drill(
             chosen,
             journal,
             readiness=default_readiness(config),
-            clock=_clock(),
+            clock=state.runtime.clock,
             planned=planned,
             reason=reason,
             verify_timeout=verify_timeout,
             progress=_DrillProgress(as_json),
-            events=CountdownPrinter(as_json=as_json),
+            events=CountdownPrinter(as_json=as_json, console=state.runtime.stderr_console()),
             command=[
                 "mxflip",
                 "drill",
@@ -836,7 +844,7 @@ def drill(
     if as_json:
         write_json(drill_json(report))
     else:
-        render_drill(stdout_console(), report)
+        render_drill(state.runtime.stdout_console(), report)
     sys.exit(int(report.exit_code))
 
 
@@ -869,11 +877,10 @@ def history(state: State, as_json: bool, limit: int | None) -> None:
     Newest first. An operation without a result was interrupted; `mxflip resume` or
     `mxflip rollback` settles it.
     """
-    from mxflip.render import history_json, render_history, stdout_console, write_json
-    from mxflip.state import open_state
+    from mxflip.render import history_json, render_history, write_json
 
     config = state.load_config()
-    backend = open_state(config)
+    backend = state.runtime.open_state(config)
     try:
         view = backend.read()
     finally:
@@ -881,7 +888,7 @@ def history(state: State, as_json: bool, limit: int | None) -> None:
     if as_json:
         write_json(history_json(view, limit))
     else:
-        render_history(stdout_console(), view, limit)
+        render_history(state.runtime.stdout_console(), view, limit)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -903,7 +910,6 @@ def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) 
     from mxflip.journal import iso
     from mxflip.render import write_json
     from mxflip.render.common import JSON_VERSION
-    from mxflip.state import open_state
 
     if not force:
         raise UsageError(
@@ -912,7 +918,7 @@ def unlock(state: State, lock_id: str, force: bool, reason: str, as_json: bool) 
     if not reason.strip():
         raise UsageError("--reason needs some text (it is recorded in the journal)")
     config = state.load_config()
-    backend = open_state(config)
+    backend = state.runtime.open_state(config)
     try:
         held = backend.force_unlock(lock_id, reason)
     finally:
@@ -1013,17 +1019,17 @@ def canary_send(state: State, domains: tuple[str, ...], via: str, as_json: bool)
     Tries each MX host of the path once, in preference order, with STARTTLS when offered
     and the [probe] timeout. Exit 0 when every canary was accepted, 3 when one was not.
     """
-    from mxflip.canary import canary_domains, default_clock, send_canaries
-    from mxflip.render import canary_send_json, render_canary_send, stdout_console, write_json
+    from mxflip.canary import canary_domains, send_canaries
+    from mxflip.render import canary_send_json, render_canary_send, write_json
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    results = send_canaries(config, chosen, via, clock=default_clock())
+    results = send_canaries(config, chosen, via, clock=state.runtime.clock)
     code = ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILURE
     if as_json:
         write_json(canary_send_json(results, int(code)))
     else:
-        render_canary_send(stdout_console(), results)
+        render_canary_send(state.runtime.stdout_console(), results)
     sys.exit(int(code))
 
 
@@ -1052,7 +1058,7 @@ def canary_check(
     Exit 0 when all arrived on time (or are younger than warn_after), 1 when one is late,
     3 when one is missing (not found after fail_after) or could not be sent.
     """
-    from mxflip.canary import check_canaries, default_clock
+    from mxflip.canary import check_canaries
 
     config = state.load_config()
     if domains:
@@ -1061,7 +1067,7 @@ def canary_check(
         config,
         domains=domains,
         delete=None if keep is None else not keep,
-        clock=default_clock(),
+        clock=state.runtime.clock,
     )
     _canary_report(config, report, "canary check", as_json, prometheus_file)
 
@@ -1092,13 +1098,13 @@ def canary_run(
     Exit 0 when every canary arrived on time, 1 when one is late, 3 when one is missing
     or could not be sent.
     """
-    from mxflip.canary import canary_domains, default_clock, run_canaries
+    from mxflip.canary import canary_domains, run_canaries
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    with _WaitDisplay(enabled=not as_json) as display:
+    with _WaitDisplay(state.runtime, enabled=not as_json) as display:
         report = run_canaries(
-            config, chosen, via, wait=wait, clock=default_clock(), progress=display.update
+            config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
         )
     _canary_report(config, report, "canary run", as_json, prometheus_file)
 
@@ -1106,16 +1112,15 @@ def canary_run(
 class _WaitDisplay:
     """A progress bar on stderr while ``canary run`` waits (only on a terminal)."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, runtime: Runtime, enabled: bool) -> None:
+        self.runtime = runtime
+        self.enabled = enabled and runtime.stderr_is_terminal()
         self._progress: Any = None
         self._task: Any = None
 
     def __enter__(self) -> _WaitDisplay:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn
-
-            from mxflip.render import stderr_console
 
             self._progress = Progress(
                 TextColumn("waiting for canaries"),
@@ -1124,7 +1129,7 @@ class _WaitDisplay:
                     "{task.fields[arrived]}/{task.fields[count]} arrived, "
                     "{task.completed:.0f}/{task.total:.0f} s"
                 ),
-                console=stderr_console(),
+                console=self.runtime.stderr_console(),
                 transient=True,
             )
             self._progress.start()

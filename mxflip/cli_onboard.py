@@ -78,19 +78,20 @@ def init(
     from pathlib import Path
 
     from mxflip.init import discover, ensure_toml, write_config
-    from mxflip.render import stderr_console
     from mxflip.render.init import init_summary, init_toml
 
     result = discover(state.config_path, provider_name, zones, domains, backup)
     text = init_toml(result)
     ensure_toml(text, result.source)
     if dry_run:
-        sys.stdout.write(text)
+        state.runtime.out.write(text)
         return
     target = Path(output) if output else result.source
     bak = write_config(target, text, overwrite=force or output is None, keep_backup=output is None)
     kept = f" (the previous version is in {bak})" if bak else ""
-    stderr_console().print(f"Wrote {target}{kept}: {init_summary(result)}.", markup=False)
+    state.runtime.stderr_console().print(
+        f"Wrote {target}{kept}: {init_summary(result)}.", markup=False
+    )
 
 
 @click.command(epilog="Exit codes: 0 all checks passed, 1 a warning, 3 a check failed.")
@@ -120,14 +121,14 @@ def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> No
     or --json.
     """
     from mxflip.doctor import run_doctor
-    from mxflip.render import stdout_console, write_json
+    from mxflip.render import write_json
     from mxflip.render.doctor import doctor_json, render_doctor
 
     report = run_doctor(state.config_path, test_notify=test_notify, dns_timeout=timeout)
     if as_json:
         write_json(doctor_json(report))
     else:
-        render_doctor(stdout_console(), report)
+        render_doctor(state.runtime.stdout_console(), report)
     sys.exit(int(report.exit_code))
 
 

@@ -18,6 +18,7 @@ and records what happened. It never prints and never prompts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,8 @@ from mxflip.provider import Provider
 from mxflip.records import RRset
 from mxflip.rollout import Clock, DNSQuery, Event, RolloutResult, SystemClock, default_query
 from mxflip.state.base import JournalStore
+
+_log = logging.getLogger(__name__)
 
 StepStatus = Literal["pass", "fail", "skipped"]
 
@@ -131,6 +134,16 @@ class _Recorder:
         for domain in self.order:
             status, message = results[domain]
             self.steps[domain].append(StepResult(step, status, max(0.0, seconds), message))
+            _log.info(
+                "drill step",
+                extra={
+                    "step": step,
+                    "domain": domain,
+                    "status": status,
+                    "seconds": round(seconds, 3),
+                    "detail": message,
+                },
+            )
 
     def skip_rest(self, after: str, reason: str, *, keep: Sequence[str] = ()) -> None:
         """Mark the steps after ``after`` that did not run as skipped (except ``keep``)."""

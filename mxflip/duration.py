@@ -49,11 +49,17 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """``"2d 3h"``, ``"14m 5s"``, ``"3.2s"``: the two largest units, for people."""
+    """``"2d 3h"``, ``"14m 5s"``, ``"1h"``, ``"3.2s"``: the two largest units, for people.
+
+    The one way mxflip shows a duration (plans, countdowns, canary delays, status), in the
+    units the configuration and ``--restore-ttl-after`` accept, so what is shown can be
+    typed back."""
     if seconds < 0:
         return "-" + format_duration(-seconds)
     if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{seconds:.0f}s"
+        # Tenths below ten seconds, where they matter; never a trailing ".0".
+        text = f"{seconds:.1f}" if seconds < 10 else f"{seconds:.0f}"
+        return f"{text.removesuffix('.0')}s"
     parts = []
     rest = round(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

@@ -8,6 +8,7 @@ never prints.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from mxflip.journal import (
     OperationLog,
     new_operation_id,
 )
+from mxflip.logs import timed
 from mxflip.observe import DomainStatus, Observer
 from mxflip.plan import (
     Plan,
@@ -51,6 +53,8 @@ from mxflip.rollout import (
     default_query,
 )
 from mxflip.state.base import JournalStore
+
+_log = logging.getLogger(__name__)
 
 #: Kinds that change DNS on their own (rollback and resume settle one of these).
 PRIMARY_KINDS = ("failover", "failback", "prepare", "finalize", "drain", "restore")
@@ -90,6 +94,10 @@ def refuse_blocked(plan: Plan) -> None:
     """Raise :class:`PlanRefused` when ``plan`` has blocking findings (the one check the
     CLI, the drill and :meth:`Engine.execute` share)."""
     if plan.blockers:
+        _log.info(
+            "plan refused",
+            extra={"kind": plan.kind, "blockers": [f.code for _, f in plan.blockers]},
+        )
         raise PlanRefused(
             "refusing to apply the plan: "
             + "; ".join(blocker_text(d, f) for d, f in plan.blockers),
@@ -159,12 +167,17 @@ class Engine:
             return {}
         domains = [s.domain for s in statuses if s.domain.name in wanted]
         try:
-            return self.readiness(domains, wanted)
+            with timed(_log, "readiness", level=logging.INFO, domains=len(domains)):
+                verdicts = self.readiness(domains, wanted)
         except MxflipError as exc:
+            _log.info("readiness check failed", extra={"error": str(exc)})
             return {
                 n: ReadinessVerdict("not-ready", (f"readiness check failed: {exc}",))
                 for n in wanted
             }
+        for name, verdict in verdicts.items():
+            _log.info("readiness verdict", extra={"domain": name, "verdict": verdict.verdict})
+        return verdicts
 
     def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
         """CNAME targets among the new hosts that live in their domain's own zone."""
@@ -188,6 +201,7 @@ class Engine:
         """Raise :class:`Unsettled` when an earlier operation must be settled first."""
         op = self.first_unsettled()
         if op is not None:
+            _log.info("unsettled operation", extra={"op": op.id, "outcome": op.outcome})
             raise Unsettled(op)
 
     # ------------------------------------------------------------------ planning
@@ -316,8 +330,8 @@ class Engine:
                     )
                 )
         if not notes:
-            return plan
-        return dataclasses.replace(plan, findings=(*plan.findings, *notes))
+            return _planned(plan)
+        return _planned(dataclasses.replace(plan, findings=(*plan.findings, *notes)))
 
     # ------------------------------------------------------------------ executing
 
@@ -350,7 +364,9 @@ class Engine:
             prelowered_at=prelowered_at,
             user=self.user,
         )
-        result = rollout.run()
+        with timed(_log, "operation", level=logging.INFO, kind=plan.kind) as fields:
+            result = rollout.run()
+            fields.update(op=result.op_id, outcome=result.outcome)
         if plan.parent is not None and result.outcome == "done":
             self._note_settled(plan, result.op_id or "-", why=None)
         return result
@@ -397,6 +413,20 @@ class Engine:
             found, _ = self.observer.verification_servers(domain)
             self._servers[domain.name] = found
         return self._servers[domain.name]
+
+
+def _planned(plan: Plan) -> Plan:
+    """Log what was decided (the plan's size, findings and hash) and return ``plan``."""
+    _log.info(
+        "plan",
+        extra={
+            "kind": plan.kind,
+            "changes": len(plan.changes),
+            "blockers": [f.code for _, f in plan.blockers],
+            "hash": plan.hash,
+        },
+    )
+    return plan
 
 
 def switch_readiness(status: DomainStatus, view: JournalView, now: float) -> SwitchReadiness:

@@ -13,7 +13,7 @@ import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mxflip.retry import Sleep, retrying
@@ -30,11 +30,11 @@ class LockBusy(Exception):
     """Another process holds the lock (after waiting, when a wait was asked for)."""
 
 
-def state_dir() -> Path:
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The user state folder: ``$XDG_STATE_HOME/mxflip`` (an absolute one only, as the
     XDG spec asks; a relative value is ignored), else the platform's default
-    (``~/.local/state/mxflip`` on Linux)."""
-    env = os.environ.get("XDG_STATE_HOME", "")
+    (``~/.local/state/mxflip`` on Linux). ``environ`` defaults to the process's."""
+    env = (os.environ if environ is None else environ).get("XDG_STATE_HOME", "")
     if env and Path(env).is_absolute():
         return Path(env) / "mxflip"
     if env:  # relative: platformdirs would use it as it is, relative to the cwd

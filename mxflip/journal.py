@@ -19,6 +19,7 @@ import errno
 import fcntl
 import getpass
 import json
+import logging
 import math
 import os
 import secrets
@@ -42,6 +43,7 @@ from mxflip.files import (
 )
 from mxflip.records import MX, RRset
 
+_log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from mxflip.state.base import JournalStore
 
@@ -71,16 +73,19 @@ class AmbiguousOperation(UsageError):
 _HOLDER_BYTES = 1024
 
 
-def default_journal_path(configured: Path | None = None) -> Path:
+def default_journal_path(
+    configured: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path:
     """``$MXFLIP_JOURNAL``, else the config's ``[journal] path``, else the user state
     directory (``$XDG_STATE_HOME/mxflip/journal.jsonl`` or
-    ``~/.local/state/mxflip/journal.jsonl``)."""
-    env = os.environ.get(JOURNAL_ENV)
+    ``~/.local/state/mxflip/journal.jsonl``). ``environ`` defaults to the process's."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(JOURNAL_ENV)
     if env:
         return Path(env).expanduser()
     if configured is not None:
         return configured
-    return state_dir() / JOURNAL_NAME
+    return state_dir(environ) / JOURNAL_NAME
 
 
 def new_operation_id(now: float) -> str:
@@ -371,6 +376,7 @@ class Journal:
         try:
             append_synced(self.path, line.encode())
         except OSError as exc:
+            _log.debug("journal append failed", extra={"path": str(self.path), "error": str(exc)})
             raise JournalError(
                 f"cannot write the journal {self.path}: {_why(exc)}",
                 hint="set [journal] path in the config or $MXFLIP_JOURNAL to a writable file",
@@ -384,7 +390,16 @@ class Journal:
             return JournalView([])
         except OSError as exc:
             raise JournalError(f"cannot read the journal {self.path}: {_why(exc)}") from None
-        return parse_journal(data)
+        view = parse_journal(data)
+        _log.debug(
+            "journal read",
+            extra={
+                "path": str(self.path),
+                "operations": len(view.operations),
+                "skipped": view.skipped_lines,
+            },
+        )
+        return view
 
     def holder(self) -> str | None:
         """Who holds the operation lock now (None: nobody, or it cannot be told)."""
@@ -419,12 +434,15 @@ class Journal:
                     info["command"] = command[:100] + " …"
                     text = json.dumps(info)
                 _write_holder(fd, text)
+                _log.info("lock taken", extra={"path": str(self.lock_path), "command": command})
                 try:
                     yield
                 finally:
                     with contextlib.suppress(OSError):
                         _write_holder(fd, "")
+                    _log.info("lock released", extra={"path": str(self.lock_path)})
         except LockBusy:
+            _log.info("lock busy", extra={"path": str(self.lock_path)})
             raise LockedError(
                 f"another mxflip operation is running: {self._busy_holder()}",
                 hint="wait for it to finish; the lock is released when that process ends",
@@ -493,6 +511,7 @@ class OperationLog:
         self.journal.append(
             {"type": record_type, "op": self.id, "ts": ts, "time": iso(ts), **fields}
         )
+        _log.debug("journal record", extra={"op": self.id, "record": record_type})
 
     def intent(
         self,
@@ -543,6 +562,7 @@ class OperationLog:
                 **detail,
             }
         )
+        _log.debug("journal record", extra={"op": self.id, "record": "note", "about": about})
 
 
 def command_line() -> list[str]:

@@ -8,6 +8,7 @@ provider and zone); DNS queries run concurrently on asyncio. Nothing here prints
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,9 +19,12 @@ from mxflip.config import Config, DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort, parse_hostport
+from mxflip.logs import timed
 from mxflip.net.dns import DNSClient
 from mxflip.provider import Provider, load_provider_class
 from mxflip.records import RRset
+
+_log = logging.getLogger(__name__)
 
 #: Profile names a record set can match, plus the states that are not a profile.
 ACTIVE_STATES = ("primary", "backup", "mixed", "unknown", "absent")
@@ -179,9 +183,14 @@ class Observer:
             members = groups[key]
             try:
                 async with limit:
-                    found = await asyncio.to_thread(
-                        lambda: self.provider(provider_name).read(zone, [d.name for d in members])
-                    )
+                    with timed(
+                        _log, "provider read", provider=provider_name, zone=zone, names=len(members)
+                    ):
+                        found = await asyncio.to_thread(
+                            lambda: self.provider(provider_name).read(
+                                zone, [d.name for d in members]
+                            )
+                        )
             except MxflipError as exc:
                 for d in members:
                     out[d.name] = (None, str(exc))
@@ -200,7 +209,10 @@ class Observer:
         try:
             if key not in self._zone_nameservers:
                 provider = self.provider(domain.provider)
-                self._zone_nameservers[key] = provider.nameservers(domain.zone)
+                with timed(
+                    _log, "provider nameservers", provider=domain.provider, zone=domain.zone
+                ):
+                    self._zone_nameservers[key] = provider.nameservers(domain.zone)
             return [parse_hostport(n, 53) for n in self._zone_nameservers[key]], None
         except (MxflipError, ValueError) as exc:
             return [], f"cannot find the nameservers of zone {domain.zone}: {exc}"

@@ -14,6 +14,7 @@ progress goes to an event callback.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +29,16 @@ from mxflip.dnsview import ServerAnswer, query_batch
 from mxflip.errors import MxflipError
 from mxflip.hostport import HostPort
 from mxflip.journal import OperationLog, new_operation_id
+from mxflip.logs import timed
 from mxflip.plan import Plan, Readiness, Step
 from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
 from mxflip.records import RRset
 from mxflip.retry import retrying
 from mxflip.state.base import JournalStore
+
+_log = logging.getLogger(__name__)
+#: Events logged at INFO (-v); countdown ticks and pending answers only at DEBUG (-vv).
+_INFO_EVENTS = frozenset({"phase-start", "phase-done", "rollback", "info"})
 
 #: Every point where a failpoint hook is called, in order (tests inject faults at each).
 BOUNDARIES = (
@@ -176,6 +182,10 @@ class Rollout:
     # ------------------------------------------------------------------ plumbing
 
     def _emit(self, kind: str, phase: str | None, message: str, **data: Any) -> None:
+        level = logging.INFO if kind in _INFO_EVENTS else logging.DEBUG
+        if _log.isEnabledFor(level):
+            fields = {k: v for k, v in data.items() if isinstance(v, str | int | float | bool)}
+            _log.log(level, f"{kind}: {message}", extra={"event": kind, "phase": phase, **fields})
         self._events(Event(kind, phase, message, data))
 
     def _start(self, phase: str) -> None:
@@ -200,12 +210,28 @@ class Rollout:
                 groups[(d.provider, d.zone)].append(Change(d.name, expected, new))
         handles = []
         for (provider, zone), changes in groups.items():
-            handles.append(apply_changes(self._provider(provider), zone, changes))
+            with timed(
+                _log,
+                "provider apply",
+                level=logging.INFO,
+                provider=provider,
+                zone=zone,
+                changes=len(changes),
+            ):
+                handles.append(apply_changes(self._provider(provider), zone, changes))
         return handles
 
     def _wait(self, handles: Sequence[ChangeHandle]) -> None:
         for handle in handles:
-            self._provider(handle.provider).wait(handle, self.wait_timeout)
+            with timed(
+                _log,
+                "provider wait",
+                level=logging.INFO,
+                provider=handle.provider,
+                zone=handle.zone,
+                changes=len(handle.changes),
+            ):
+                self._provider(handle.provider).wait(handle, self.wait_timeout)
 
     def _phase_write(
         self, phase: str, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
@@ -241,7 +267,8 @@ class Rollout:
             groups[(step.domain.provider, step.domain.zone)].append(step)
         for (provider, zone), steps in groups.items():
             try:
-                live = self._provider(provider).read(zone, [s.name for s in steps])
+                with timed(_log, "provider read", provider=provider, zone=zone, names=len(steps)):
+                    live = self._provider(provider).read(zone, [s.name for s in steps])
             except MxflipError:
                 states.update({s.name: "unknown" for s in steps})
                 continue

@@ -12,6 +12,7 @@ variables, an adapter for a key file) and are only ever kept in this process's m
 
 from __future__ import annotations
 
+import logging
 import re
 
 #: C0 and C1 control characters, DEL, and whole ANSI escape sequences (CSI, OSC, …).
@@ -55,3 +56,35 @@ def clean(text: str) -> str:
     if not _ESCAPES.search(text):
         return text
     return _ESCAPES.sub(lambda m: " " if len(m.group()) == 1 and m.group() != "\x1b" else "", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Makes a log record safe to show: its message, string ``extra`` fields and
+    traceback with every registered secret redacted and control characters cleaned
+    (the log handler of :mod:`mxflip.logs` passes every record through it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clean(record.getMessage())
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if key in _RECORD_TEXT or key.startswith("_"):
+                continue
+            if isinstance(value, str):
+                setattr(record, key, clean(value))
+            elif isinstance(value, list | tuple) and any(isinstance(v, str) for v in value):
+                setattr(record, key, [clean(v) if isinstance(v, str) else v for v in value])
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            # A traceback keeps its lines; only the secrets go.
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+#: Record attributes that are not message text (names, paths, the level).
+_RECORD_TEXT = frozenset(
+    {"name", "levelname", "pathname", "filename", "module", "funcName", "processName"}
+    | {"threadName", "taskName", "msg", "exc_text", "stack_info"}
+)

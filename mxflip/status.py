@@ -8,7 +8,6 @@ only renders one report.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.observe import DomainStatus, Observer
+from mxflip.runtime import Runtime
 
 if TYPE_CHECKING:
     from mxflip.canary import CanaryStatus
@@ -72,13 +72,21 @@ class StatusReport:
 
 
 def gather_status(
-    config: Config, domains: Sequence[DomainConfig], *, dns_timeout: float, probe: bool = False
+    config: Config,
+    domains: Sequence[DomainConfig],
+    *,
+    dns_timeout: float,
+    probe: bool = False,
+    runtime: Runtime | None = None,
 ) -> StatusReport:
     """Observe ``domains`` and add the journal's and the canary's view of them; with
-    ``probe``, the SMTP readiness of each domain's live set too."""
+    ``probe``, the SMTP readiness of each domain's live set too. ``runtime`` gives the
+    clock and the environment (default: the process's)."""
     from mxflip.engine import switch_readiness_all
     from mxflip.journal import JournalView
-    from mxflip.state import StateBackend, open_state
+    from mxflip.state import StateBackend
+
+    runtime = runtime or Runtime()
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
@@ -87,20 +95,20 @@ def gather_status(
         observer.close()
     journal: StateBackend | None = None
     try:
-        journal = open_state(config)
+        journal = runtime.open_state(config)
         view = journal.read()
         journal_error = None
     except MxflipError as exc:  # reported, not fatal: status must work in an outage
         view, journal_error = JournalView([]), str(exc)
-    now = time.time()
+    now = runtime.now()
     switch = switch_readiness_all(statuses, view, now)
     canary = None
     canary_error = None
     if config.canary is not None:
-        from mxflip.canary import canary_status, default_clock
+        from mxflip.canary import canary_status
 
         try:
-            canary = canary_status(config, domains, clock=default_clock())
+            canary = canary_status(config, domains, clock=runtime.clock)
         except MxflipError as exc:  # a damaged state file must not hide the DNS view
             canary_error = str(exc)
     probes = None

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from click.testing import CliRunner, Result
+from click.testing import Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mxflip.canary
 from mxflip.canary import (
@@ -24,11 +26,10 @@ from mxflip.canary import (
     run_canaries,
     status_by_age,
 )
-from mxflip.cli import cli
-from mxflip.clock import SystemClock
 from mxflip.config import load_config
-from mxflip.duration import format_duration, parse_duration
+from mxflip.duration import MAX_SECONDS, format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.ports import free_port
 from tests.support.relay import Relay, RelayHandler
 
@@ -44,12 +45,12 @@ def lab(tmp_path: Path, ca: trustme.CA) -> Iterator[Lab]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The CLI's clock, moved by hand (sleeps advance it; nothing waits)."""
     fake = FakeClock()
-    monkeypatch.setattr(mxflip.canary, "default_clock", fake.clock)
+    use_runtime(monkeypatch, fake_runtime(fake))
     return fake
 
 
 def mxflip_(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(config), *args])
+    return invoke(["-c", str(config), *args])
 
 
 def json_of(result: Result) -> dict:  # type: ignore[type-arg]
@@ -478,6 +479,21 @@ def test_format_duration() -> None:
     assert format_duration(2 * 86400 + 3 * 3600 + 5) == "2d 3h"
     assert format_duration(65) == "1m 5s"
     assert format_duration(3.25) == "3.2s"
+    # One style everywhere (issue 11): 25 hours is "1d 1h", never "25 h 0 min".
+    assert format_duration(25 * 3600) == "1d 1h"
+    assert format_duration(3600) == "1h" and format_duration(0) == "0s"
+
+
+@given(st.floats(min_value=1, max_value=MAX_SECONDS))
+def test_a_shown_duration_can_be_typed_back(seconds: float) -> None:
+    """What mxflip shows is what its options accept, close to the value shown: the two
+    largest units keep it within one of the smaller unit (a day, an hour, a minute)."""
+    shown = format_duration(seconds)
+    back = parse_duration(shown)
+    error = abs(back - seconds)
+    assert error < 3600
+    assert seconds >= 86400 or error < 60
+    assert seconds >= 3600 or error <= 1
 
 
 def test_status_by_age() -> None:
@@ -538,4 +554,8 @@ def test_damaged_state_is_one_line(lab: Lab) -> None:
 
 
 def test_clock_default_is_the_system_clock() -> None:
-    assert isinstance(mxflip.canary.default_clock(), SystemClock)
+    from mxflip.clock import SystemClock
+    from mxflip.runtime import Runtime
+
+    assert isinstance(Runtime().clock, SystemClock)
+    assert isinstance(mxflip.canary.SYSTEM_CLOCK, SystemClock)

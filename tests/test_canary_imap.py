@@ -13,9 +13,9 @@ import pytest
 import trustme
 from click.testing import CliRunner, Result
 
-import mxflip.canary
 from mxflip.cli import cli
 from tests.support.canary_lab import DOMAIN, FakeClock, Lab, ca, make_lab
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.dovecot import DovecotServer, dovecot
 
 pytestmark = pytest.mark.real_server
@@ -48,7 +48,7 @@ def imap_config(lab: Lab, dovecot: DovecotServer, *, ca_file: bool = True) -> Pa
 
 
 def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(config), "canary", *args])
+    return invoke(["-c", str(config), "canary", *args])
 
 
 def canaries_on_server(dovecot: DovecotServer) -> int:
@@ -91,7 +91,7 @@ def test_run_missing_over_imap(
     lab: Lab, dovecot: DovecotServer, creds: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeClock()
-    monkeypatch.setattr(mxflip.canary, "default_clock", fake.clock)
+    use_runtime(monkeypatch, fake_runtime(fake))
     lab.proxy.handler.drop = True
     result = run(imap_config(lab, dovecot), "run", "--via", "primary", "--json")
     assert result.exit_code == 3

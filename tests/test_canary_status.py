@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import trustme
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-import mxflip.canary
 from mxflip.provider import Change
 from mxflip.records import RRset
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
 from tests.support.bind import BindServer
 from tests.support.canary_lab import DOMAIN, FakeClock, Lab, ca, make_lab
+from tests.support.cli import fake_runtime, invoke, use_runtime
 
 pytestmark = pytest.mark.real_server
 
@@ -57,7 +57,7 @@ def config(lab: Lab, bind: BindServer) -> Path:
 
 
 def mxflip_(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli_(), ["-c", str(path), *args])
+    return invoke(["-c", str(path), *args])
 
 
 def cli_():  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def cli_():  # type: ignore[no-untyped-def]
 
 def at(monkeypatch: pytest.MonkeyPatch, t: float) -> FakeClock:
     fake = FakeClock(t)
-    monkeypatch.setattr(mxflip.canary, "default_clock", fake.clock)
+    use_runtime(monkeypatch, fake_runtime(fake))
     return fake
 
 

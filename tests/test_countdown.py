@@ -43,9 +43,9 @@ def test_plain_countdown_lines_name_the_end_time() -> None:
     for remaining in (3600.0, 3000.0, 0.0):
         printer(countdown(remaining))
     assert out.getvalue().splitlines() == [
-        f"  waiting for caches of the old TTL to expire: 1 h 0 min left (until {when(UNTIL)})",
-        f"  waiting for caches of the old TTL to expire: 50 min left (until {when(UNTIL)})",
-        f"  waiting for caches of the old TTL to expire: 0 s left (until {when(UNTIL)})",
+        f"  waiting for caches of the old TTL to expire: 1h left (until {when(UNTIL)})",
+        f"  waiting for caches of the old TTL to expire: 50m left (until {when(UNTIL)})",
+        f"  waiting for caches of the old TTL to expire: 0s left (until {when(UNTIL)})",
     ]
 
 
@@ -57,5 +57,5 @@ def test_countdown_printer_shows_only_countdowns() -> None:
     printer(Event("phase-start", "switch", "write"))
     printer(countdown(0.0))
     assert out.getvalue().splitlines() == [
-        f"  waiting for caches of the old TTL to expire: 0 s left (until {when(UNTIL)})"
+        f"  waiting for caches of the old TTL to expire: 0s left (until {when(UNTIL)})"
     ]

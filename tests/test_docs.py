@@ -95,7 +95,10 @@ def resolve(words: list[str]) -> tuple[tuple[str, ...], list[str]]:
                 (p for p in TREE[path].params if isinstance(p, click.Option) and word in p.opts),
                 None,
             )
-            takes_value = param is not None and not param.is_flag and "=" not in word
+            # A flag or a counted option (-v, -vv) takes no value.
+            takes_value = (
+                param is not None and not param.is_flag and not param.count and "=" not in word
+            )
             continue
         first = word.replace("\\|", "|").split("|")[0]
         if (*path, first) in TREE:

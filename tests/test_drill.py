@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mxflip import cli as cli_module
-from mxflip.cli import cli
 from mxflip.config import Config, DomainConfig, load_config
 from mxflip.drill import STEPS, Drill, DrillReport
 from mxflip.journal import Journal
@@ -30,6 +28,7 @@ from mxflip.readiness_api import default_readiness
 from mxflip.records import RRset
 from mxflip.render import drill_json, drill_junit
 from tests.support.bind import BindServer, zone_text
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.engine import FailingQuery, FakeClock, fresh_label, live, seed
 from tests.support.ports import free_port
 from tests.support.smtplab import Handler, Lab, lab, make_certs  # noqa: F401  (lab: fixture)
@@ -285,13 +284,13 @@ def test_domain_not_on_primary_is_not_drilled(dlab: DrillLab, tmp_path: Path) ->
 @pytest.fixture
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
+    use_runtime(monkeypatch, fake_runtime(clock))
     monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
     return clock
 
 
 def run(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(path), "drill", *args])
+    return invoke(["-c", str(path), "drill", *args])
 
 
 def check_junit(data: bytes, report_doc: dict[str, Any]) -> ET.Element:
@@ -355,7 +354,7 @@ def test_cli_passing_drill_exit_0_with_json_and_junit(
     events = [json.loads(line) for line in result.stderr.splitlines()]
     assert [e["step"] for e in events] == list(STEPS)
     assert live(dlab.bind, names) == seeded
-    history = json.loads(CliRunner().invoke(cli, ["-c", str(path), "history", "--json"]).stdout)
+    history = json.loads(invoke(["-c", str(path), "history", "--json"]).stdout)
     ops = {o["kind"]: o for o in history["operations"]}
     failover, rollback = ops["failover"], ops["rollback"]
     assert failover["reason"] == "drill" and failover["command"][:2] == ["mxflip", "drill"]

@@ -157,10 +157,10 @@ def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(tmp_path
     lines = [line for line in result.stderr.splitlines() if "left (until " in line]
     assert lines, result.stderr
     assert lines[0].startswith(
-        f"  waiting for caches of the old TTL to expire: {SANDBOX_TTL} s left (until 20"
+        f"  waiting for caches of the old TTL to expire: {SANDBOX_TTL}s left (until 20"
     )
     assert re.fullmatch(r".* left \(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", lines[-1])
-    assert lines[-1].split(": ", 1)[1].startswith("0 s left")
+    assert lines[-1].split(": ", 1)[1].startswith("0s left")
 
 
 def test_planned_sandbox_drill_countdown_in_json(tmp_path: Path) -> None:

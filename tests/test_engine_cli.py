@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mxflip import cli as cli_module
 from mxflip.journal import Journal
 from mxflip.records import RRset
 from tests.support.bind import BindServer
-from tests.support.cli import doc_of, inject, run
+from tests.support.cli import doc_of, fake_runtime, inject, run
 from tests.support.engine import (
     BACKUP,
     PRIMARY,
@@ -83,7 +82,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     out = result.stdout
     assert "failover → backup" in out
     assert "10 mail.direct.test." in out and "→" in out
-    assert "prelower-wait" in out and "Expected completion in ~1 h 0 min" in out
+    assert "prelower-wait" in out and "Expected completion in ~1h" in out
     assert "Plan hash: " in out
     assert live(cbind, names) == seeded
     assert not (path.parent / "state" / "journal.jsonl").exists()
@@ -356,14 +355,14 @@ def test_json_progress_events_go_to_stderr(
 def test_on_a_terminal_the_next_command_offers_to_settle(
     cbind: BindServer,
     setup: tuple[Path, list[str], dict[str, RRset]],
-    monkeypatch: pytest.MonkeyPatch,
+    injected: FakeClock,
 ) -> None:
     path, names, seeded = setup
     journal = interrupted_failover(path, names)
     # Half-way: the first domain was switched before the process died.
     seed(cbind, names[:1], BACKUP, 60)
-    monkeypatch.setattr(cli_module, "_interactive", lambda: True)
-    result = run(path, "failback", "--all", input="rollback\ny\n")
+    terminal = fake_runtime(injected, interactive=True)
+    result = run(path, "failback", "--all", input="rollback\ny\n", runtime=terminal)
     assert result.exit_code == 0, result.output
     assert "was interrupted and may have left zones half-way" in result.stderr
     assert "Resume it, roll it back, or abort?" in result.stderr
@@ -372,5 +371,5 @@ def test_on_a_terminal_the_next_command_offers_to_settle(
     op = journal.read().find("20270115T080000Z-abcdef")
     assert op is not None and op.outcome == "rolled-back"
     aborted = interrupted_failover(path, names)
-    result = run(path, "failback", "--all", input="abort\n")
+    result = run(path, "failback", "--all", input="abort\n", runtime=terminal)
     assert result.exit_code == 3 and aborted.read().unsettled()

@@ -13,19 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mxflip import cli as cli_module
-from mxflip.cli import cli
 from mxflip.journal import Journal
 from mxflip.records import RRset
 from tests.support.bind import BindServer
+from tests.support.cli import inject, run
 from tests.support.engine import (
     BACKUP,
     FakeClock,
     domain_names,
     live,
-    ready,
     seed,
     start_engine_bind,
 )
@@ -46,10 +43,7 @@ def kbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 @pytest.fixture(autouse=True)
 def injected(monkeypatch: pytest.MonkeyPatch) -> None:
     # The child's fake clock starts at the real time; so does this one.
-    clock = FakeClock(time.time() + 5)
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
-    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
+    inject(monkeypatch, FakeClock(time.time() + 5))
 
 
 def child(config: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -92,10 +86,10 @@ def test_sigkill_at_a_phase_boundary_then_settle(
     (op,) = journal(config).read().operations
     assert op.outcome == "interrupted" and op.result is None
     # The next changing command notices and refuses until it is settled.
-    refused = CliRunner().invoke(cli, ["-c", str(config), "failback", "--all", "--yes"])
+    refused = run(config, "failback", "--all", "--yes")
     assert refused.exit_code == 3 and f"mxflip {settle} {op.id}" in refused.stderr
 
-    result = CliRunner().invoke(cli, ["-c", str(config), settle, "--yes", "--json"])
+    result = run(config, settle, "--yes", "--json")
     assert result.exit_code == 0, result.output
     final = journal(config).read().find(op.id)
     assert final is not None
@@ -127,14 +121,14 @@ def test_sigkill_after_the_switch_then_resume_has_nothing_to_do_and_settles(
     (op,) = journal(config).read().operations
     assert op.outcome == "interrupted"
     assert live(kbind, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
-    result = CliRunner().invoke(cli, ["-c", str(config), "resume", "--yes"])
+    result = run(config, "resume", "--yes")
     assert result.exit_code == 0, result.output
     assert "Nothing to do: every zone is already in operation" in result.stdout
     final = journal(config).read().find(op.id)
     assert final is not None and final.outcome == "done"
     assert final.notes[-1]["why"].startswith("nothing to do")
     assert journal(config).read().unsettled() == []
-    nxt = CliRunner().invoke(cli, ["-c", str(config), "failback", "--all", "--yes", "--now"])
+    nxt = run(config, "failback", "--all", "--yes", "--now")
     assert nxt.exit_code == 0, nxt.output
 
 
@@ -152,7 +146,7 @@ def test_second_concurrent_failover_is_refused_by_the_lock(
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "child never reached the boundary"
             time.sleep(0.02)
-        second = CliRunner().invoke(cli, ["-c", str(config), "failover", "--all", "--yes", "--now"])
+        second = run(config, "failover", "--all", "--yes", "--now")
         assert second.exit_code == 3
         assert f"another mxflip operation is running: pid {proc.pid}, " in second.stderr
         assert "'mxflip failover --all --restore-ttl-after 600', since " in second.stderr

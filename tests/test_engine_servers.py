@@ -15,6 +15,7 @@ from mxflip.plan import PlanOptions
 from mxflip.records import RRset
 from mxflip.rollout import Event
 from tests.support.bind import zone_text
+from tests.support.cli import run
 from tests.support.engine import (
     BACKUP,
     PRIMARY,
@@ -119,13 +120,9 @@ def test_cached_until_rounds_up_and_adds_a_second(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cli_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    from mxflip import cli as cli_module
+    from tests.support.cli import inject
 
-    clock = FakeClock()
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
-    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
-    return clock
+    return inject(monkeypatch)
 
 
 def test_failover_and_failback_through_the_cli(
@@ -135,10 +132,6 @@ def test_failover_and_failback_through_the_cli(
     server, and the cached-until time in the JSON document and the human output."""
     import json
     import re
-
-    from click.testing import CliRunner
-
-    from mxflip.cli import cli
 
     names = domain_names(2)
     seed(server, names)
@@ -154,7 +147,7 @@ def test_failover_and_failback_through_the_cli(
     path = tmp_path / "mxflip.toml"
     path.write_text(text)
 
-    ran = CliRunner().invoke(cli, ["-c", str(path), "failover", "--all", "--yes", "--json"])
+    ran = run(path, "failover", "--all", "--yes", "--json")
     assert ran.exit_code == 0, ran.output
     doc = json.loads(ran.stdout)
     assert doc["operation"]["outcome"] == "done"
@@ -162,7 +155,7 @@ def test_failover_and_failback_through_the_cli(
     assert until is not None and until > doc["operation"]["started"]
     assert live(server, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
 
-    back = CliRunner().invoke(cli, ["-c", str(path), "failback", "--all", "--yes"])
+    back = run(path, "failback", "--all", "--yes")
     assert back.exit_code == 0, back.output
     [line] = [x for x in back.stdout.splitlines() if x.startswith("Old answers may stay")]
     assert re.fullmatch(

@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mxflip import cli as cli_module
-from mxflip.cli import cli
 from mxflip.config import load_config
 from mxflip.engine import Engine
 from mxflip.errors import MxflipError, ProviderError
@@ -25,6 +23,7 @@ from mxflip.journal import Journal
 from mxflip.plan import PlanOptions
 from mxflip.records import RRset
 from tests.support.bind import BindServer
+from tests.support.cli import inject, invoke
 from tests.support.engine import (
     BACKUP,
     PRIMARY,
@@ -51,15 +50,11 @@ def lbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 
 @pytest.fixture(autouse=True)
 def injected(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    clock = FakeClock()
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
-    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
-    return clock
+    return inject(monkeypatch)
 
 
 def run(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(path), *args])
+    return invoke(["-c", str(path), *args])
 
 
 def journal_at(path: Path) -> Journal:

@@ -5,10 +5,12 @@ question is taken."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import dns.message
 import dns.rrset
+import pytest
 
 from mxflip.hostport import HostPort
 from mxflip.net.lookup import Lookup
@@ -121,3 +123,22 @@ def test_status_questions_end_at_an_unreadable_answer() -> None:
     assert refused.error.startswith("no answer")  # type: ignore[attr-defined]
     assert garbled.error.startswith("bad answer") and not garbled.unreachable  # type: ignore[attr-defined]
     assert lenient.unreachable and lenient.tries == 3  # type: ignore[attr-defined]
+
+
+def test_a_wire_lookup_is_one_dns_query_debug_line(caplog: pytest.LogCaptureFixture) -> None:
+    """``-vv`` shows the readiness lookups (the wire format) as it shows dnspython's."""
+
+    async def scenario() -> HostPort:
+        _, transport, where = await serve()
+        try:
+            await Lookup([where], timeout=5).addresses("mx.lab.test.")
+        finally:
+            transport.close()
+        return where
+
+    with caplog.at_level(logging.DEBUG, logger="mxflip.net.dns"):
+        where = asyncio.run(scenario())
+    lines = {r.__dict__["rdtype"]: r.__dict__ for r in caplog.records if r.msg == "dns query"}
+    assert set(lines) == {"A", "AAAA"}
+    assert lines["A"]["server"] == f"127.0.0.1#{where.port}"
+    assert lines["A"]["qname"] == "mx.lab.test." and lines["A"]["rcode"] == "NOERROR"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import logging
 import socket
 from email.message import EmailMessage
 
@@ -132,3 +133,22 @@ def test_one_helo_name(monkeypatch: pytest.MonkeyPatch) -> None:
     assert helo_name(None) == "host.example.test"
     monkeypatch.setattr(socket, "getfqdn", lambda: "localhost")
     assert helo_name(None) == "localhost.localdomain"
+
+
+def test_each_smtp_step_is_one_debug_line(
+    lab: Lab,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``-vv``'s SMTP story comes from the one client: a line per step, with its reply code."""
+    port = lab.raw(scripted())
+    tx = Transaction("d.lab.test.", "postmaster@d.lab.test")
+    with caplog.at_level(logging.DEBUG, logger="mxflip.net.smtp"):
+        session = asyncio.run(Prober(settings()).session("mx.lab.test.", "127.0.0.1", port, [tx]))
+    lines = [r for r in caplog.records if r.name == "mxflip.net.smtp" and r.msg == "smtp step"]
+    steps = [r.__dict__["step"] for r in lines]
+    # the session's own steps, then the transaction's
+    assert steps[: len(session.steps)] == [s.name for s in session.steps]
+    assert {"mail", "rcpt"} <= set(steps[len(session.steps) :])
+    assert lines and all(r.__dict__["address"] == f"127.0.0.1:{port}" for r in lines)
+    banner = next(r for r in lines if r.__dict__["step"] == "banner")
+    assert banner.__dict__["host"] == "mx.lab.test" and banner.__dict__["code"] == 220

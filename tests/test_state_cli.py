@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mxflip import cli as cli_module
-from mxflip.cli import cli
 from mxflip.config import load_config
 from mxflip.engine import Engine
 from mxflip.plan import PlanOptions
@@ -24,6 +22,7 @@ from mxflip.state import open_state
 from mxflip.state.lease import Lease
 from mxflip.state.s3 import PENDING_NAME, S3Backend
 from tests.support.bind import BindServer
+from tests.support.cli import inject, invoke
 from tests.support.engine import (
     BACKUP,
     PRIMARY,
@@ -56,10 +55,7 @@ def sbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 
 @pytest.fixture(autouse=True)
 def injected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeClock:
-    clock = FakeClock()
-    monkeypatch.setattr(cli_module, "_clock", lambda: clock)
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
-    monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
+    clock = inject(monkeypatch)
     s3_environment(monkeypatch, tmp_path)
     return clock
 
@@ -84,7 +80,7 @@ lease = "{lease}"
 
 
 def run(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["-c", str(path), *args])
+    return invoke(["-c", str(path), *args])
 
 
 @pytest.fixture

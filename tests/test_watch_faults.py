@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from click.testing import CliRunner
 
-import mxflip.cli
 from mxflip.config import load_config
 from mxflip.errors import ConfigError
 from mxflip.journal import Journal
@@ -27,6 +25,7 @@ from mxflip.watch.rounds import Watcher
 from mxflip.watch.store import LocalWatchStore
 from tests.support.bind import BindServer
 from tests.support.canary_lab import FakeClock, ca
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.dovecot import DovecotServer, dovecot
 from tests.support.ports import free_port
 from tests.support.watch_lab import WatchLab, hold, lab, make_watch_lab, rounds
@@ -228,7 +227,7 @@ def test_notify_urls_from_the_environment(lab: WatchLab, monkeypatch: pytest.Mon
     assert config.watch is not None
     assert [r.ok for r in send_test_notification(config.watch)] == [True]
     monkeypatch.setenv("WATCH_URLS", "nosuch://x")
-    result = CliRunner().invoke(mxflip.cli.cli, ["-c", str(config.path), "watch", "--once"])
+    result = invoke(["-c", str(config.path), "watch", "--once"])
     assert result.exit_code == 2
     assert "watch.notify_env ($WATCH_URLS): Apprise cannot use this nosuch://… URL" in result.stderr
     with pytest.raises(ConfigError):
@@ -243,12 +242,12 @@ def test_notify_urls_from_the_environment(lab: WatchLab, monkeypatch: pytest.Mon
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
-    monkeypatch.setattr(mxflip.cli, "_clock", lambda: clock)
+    use_runtime(monkeypatch, fake_runtime(clock))
     return clock
 
 
 def once(path: Path) -> dict:  # type: ignore[type-arg]
-    result = CliRunner().invoke(mxflip.cli.cli, ["-c", str(path), "watch", "--once", "--json"])
+    result = invoke(["-c", str(path), "watch", "--once", "--json"])
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
@@ -261,7 +260,7 @@ def test_an_expired_proposal_is_proposed_again(lab: WatchLab, fake: FakeClock) -
         ids += [p["id"] for p in doc["proposals"] if p["id"] not in ids]
         fake.t += 60
     assert len(ids) >= 2
-    result = CliRunner().invoke(mxflip.cli.cli, ["-c", str(path), "approve", ids[0]])
+    result = invoke(["-c", str(path), "approve", ids[0]])
     assert result.exit_code == 2 and "expired" in result.stderr
     assert lab.served() == sorted(lab.primary)
 
@@ -274,14 +273,12 @@ def test_approve_refuses_a_plan_that_changed(lab: WatchLab, fake: FakeClock) -> 
         fake.t += 60
     (p,) = doc["proposals"]
     lab.set_mx(lab.primary, ttl=600)  # someone changed the TTL: the reviewed plan is stale
-    result = CliRunner().invoke(mxflip.cli.cli, ["-c", str(path), "approve", p["id"]])
+    result = invoke(["-c", str(path), "approve", p["id"]])
     assert result.exit_code == 3
     assert f"not {p['plan_hash']}; nothing was changed" in result.stderr
     assert lab.served() == sorted(lab.primary)
     assert Journal(lab.folder / "state" / "journal.jsonl").read().operations == []
-    listed = json.loads(
-        CliRunner().invoke(mxflip.cli.cli, ["-c", str(path), "proposals", "--all", "--json"]).stdout
-    )
+    listed = json.loads(invoke(["-c", str(path), "proposals", "--all", "--json"]).stdout)
     assert listed["proposals"][0]["status"] == "failed"
 
 
@@ -309,9 +306,7 @@ def test_hand_edits_and_a_long_held_lock_are_alerted(lab: WatchLab) -> None:
 
 def test_listen_binds_loopback_by_default(lab: WatchLab, fake: FakeClock) -> None:
     path = lab.write('interval = "60s"')
-    bad = CliRunner().invoke(
-        mxflip.cli.cli, ["-c", str(path), "watch", "--once", "--listen", "x:y"]
-    )
+    bad = invoke(["-c", str(path), "watch", "--once", "--listen", "x:y"])
     assert bad.exit_code == 2 and "--listen 'x:y'" in bad.stderr
 
 

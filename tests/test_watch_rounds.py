@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import mxflip.cli
 from mxflip.config import load_config
 from mxflip.journal import Journal
 from mxflip.watch.rounds import Watcher
 from mxflip.watch.store import LocalWatchStore
 from tests.support.canary_lab import FakeClock, ca
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.watch_lab import WatchLab, hold, lab, rounds
 
 __all__ = ["ca", "lab"]
@@ -56,13 +55,13 @@ def test_a_holding_proxy_leads_to_a_journalled_automatic_failover(lab: WatchLab)
 
 
 def cli_(config: Path, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(mxflip.cli.cli, ["-c", str(config), *args])
+    return invoke(["-c", str(config), *args])
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
-    monkeypatch.setattr(mxflip.cli, "_clock", lambda: clock)
+    use_runtime(monkeypatch, fake_runtime(clock))
     return clock
 
 

@@ -16,9 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-import mxflip.cli
 from mxflip.clock import SystemClock
 from mxflip.config import load_config
 from mxflip.state import open_state
@@ -31,6 +30,7 @@ from mxflip.watch.store import (
     WatchStateConflict,
 )
 from tests.support.canary_lab import FakeClock, ca
+from tests.support.cli import fake_runtime, invoke, use_runtime
 from tests.support.moto_s3 import (
     MotoServer,
     child_environment,
@@ -60,13 +60,13 @@ def shared_config(lab: WatchLab, moto: MotoServer, watch: str, lease: str = "2m"
 
 
 def cli_(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(mxflip.cli.cli, ["-c", str(config), *args])
+    return invoke(["-c", str(config), *args])
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeClock:
     clock = FakeClock()
-    monkeypatch.setattr(mxflip.cli, "_clock", lambda: clock)
+    use_runtime(monkeypatch, fake_runtime(clock))
     s3_environment(monkeypatch, tmp_path)
     return clock
 

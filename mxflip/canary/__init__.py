@@ -91,7 +91,6 @@ __all__ = [
     "canary_status",
     "canary_store",
     "check_canaries",
-    "default_clock",
     "default_state_dir",
     "new_token",
     "open_mailbox",
@@ -103,11 +102,6 @@ __all__ = [
     "status_by_age",
     "wait_for",
 ]
-
-
-def default_clock() -> Clock:
-    """The clock the CLI uses (tests replace this function)."""
-    return SYSTEM_CLOCK
 
 
 # ----------------------------------------------------------------------- checking

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 import mailbox
 import os
 import re
@@ -19,6 +20,9 @@ from typing import Any, Protocol
 from mxflip.canary._base import TOKEN_HEADER, CanaryError, require_canary
 from mxflip.config import CanaryConfig, Config
 from mxflip.errors import ConfigError
+from mxflip.logs import timed
+
+_log = logging.getLogger(__name__)
 
 _TOKEN_RE = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -166,7 +170,9 @@ class ImapMailbox:
                 f"cannot reach IMAP server {self.where}: {exc.strerror or exc}"
             ) from None
         try:
-            imap.login(user, password)
+            # The login is logged by the variable that holds it, never its value.
+            with timed(_log, "imap login", server=self.where, user_env=self.user_env):
+                imap.login(user, password)
         except imaplib.IMAP4.error:
             with contextlib.suppress(Exception):
                 imap.shutdown()
@@ -180,7 +186,9 @@ class ImapMailbox:
 
     def _call(self, what: str, fn: Callable[[], tuple[str, list[Any]]]) -> list[Any]:
         try:
-            typ, data = fn()
+            with timed(_log, "imap command", server=self.where, command=what) as fields:
+                typ, data = fn()
+                fields["status"] = typ
         except (imaplib.IMAP4.error, OSError) as exc:
             self._drop()
             raise CanaryError(f"IMAP server {self.where}: {what} failed: {exc}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +25,11 @@ from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
+from mxflip.logs import timed
 from mxflip.net.smtp import Abort, SMTPSettings, StartTLSFailed, SubmissionClient, helo_name
 from mxflip.records import MX, RRset
+
+_log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------- message
 
@@ -254,7 +258,10 @@ async def send_one(
         overrides = config.probe.connect.get(mx.host)
         target = overrides[0] if overrides else HostPort(mx.host.rstrip("."), 25)
         try:
-            tls = await _submit(target, message, mail_from, address, settings)
+            with timed(
+                _log, "canary submit", level=logging.INFO, domain=domain.display, host=str(target)
+            ):
+                tls = await _submit(target, message, mail_from, address, settings)
         except _Refused as exc:
             attempts.append(SendAttempt(mx.host, str(target), exc.text))
             if 500 <= exc.code < 600:

@@ -30,22 +30,26 @@ One client serves one batch (one event loop); build a new one for the next.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 
 from mxflip.hostport import HostPort
 from mxflip.net.dnswire import Question, Response, WireError, tcp_exchange, udp_exchange
 
 _M = TypeVar("_M")
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,19 @@ class DNSClient:
                 raise TimeoutError from None
             return response
 
-        return await self._ask(one_try, address, port)
+        reply = await self._ask(one_try, address, port)
+        if _log.isEnabledFor(logging.DEBUG):
+            question = make().question  # a fresh message: only built when -vv asks for it
+            response = reply.response
+            _log_reply(
+                address,
+                port,
+                reply,
+                question[0].name.to_text() if question else None,
+                dns.rdatatype.to_text(question[0].rdtype) if question else None,
+                None if response is None else dns.rcode.to_text(response.rcode()),
+            )
+        return reply
 
     async def ask_wire(
         self, question: Question, address: str, port: int = 53, *, strict: bool = False
@@ -171,7 +187,20 @@ class DNSClient:
                 response = await tcp_exchange(question, address, port, timeout)
             return response
 
-        return await self._ask(one_try, address, port)
+        reply = await self._ask(one_try, address, port)
+        if _log.isEnabledFor(logging.DEBUG):
+            response = reply.response
+            _log_reply(
+                address,
+                port,
+                reply,
+                question.text,
+                question.type_text,
+                None
+                if response is None
+                else dns.rcode.to_text(dns.rcode.Rcode.make(response.rcode)),
+            )
+        return reply
 
     async def _ask(
         self, one_try: Callable[[float], Awaitable[_M]], address: str, port: int
@@ -231,3 +260,23 @@ class DNSClient:
             seconds=time.monotonic() - started,
             unreachable=True,
         )
+
+
+def _log_reply(
+    address: str,
+    port: int,
+    reply: Reply[Any],
+    qname: str | None,
+    rdtype: str | None,
+    rcode: str | None,
+) -> None:
+    """One DEBUG line per question: server, name, type, rcode (or error), tries, ms."""
+    fields: dict[str, object] = {"server": f"{address}#{port}"}
+    if qname is not None:
+        fields.update(qname=qname, rdtype=rdtype)
+    if rcode is not None:
+        fields["rcode"] = rcode
+    else:
+        fields["error"] = reply.error
+    fields.update(tries=reply.tries, ms=round(reply.seconds * 1000, 1))
+    _log.debug("dns query", extra=fields)

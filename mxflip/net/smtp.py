@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import email.policy
 import hashlib
+import logging
 import re
 import socket
 import ssl
@@ -32,6 +33,7 @@ from mxflip.sanitize import clean
 #: Monotonic seconds, for step timings (injectable so tests control "slow").
 Timer = Callable[[], float]
 
+_log = logging.getLogger(__name__)
 _REPLY = re.compile(r"^([2-5][0-9][0-9])([ -]|$)(.*)$")
 _MAX_REPLY_LINES = 100
 _LINE_LIMIT = 8192
@@ -230,6 +232,19 @@ class SMTPClient:
     def _record(self, name: str, code: int | None, start: float, ok: bool, detail: str) -> int:
         ms = self._ms(start)
         self.steps.append(SMTPStep(name, code, ms, ok, detail))
+        if _log.isEnabledFor(logging.DEBUG):
+            address = f"[{self.address}]" if ":" in self.address else self.address
+            _log.debug(
+                "smtp step",
+                extra={
+                    "host": self.host,
+                    "address": f"{address}:{self.port}",
+                    "step": name,
+                    "code": code,
+                    "ok": ok,
+                    "ms": ms,
+                },
+            )
         if ms > self.s.slow_step * 1000:
             self.findings.append(
                 warn("slow-step", f"{name} took {ms / 1000:.1f} s (over {self.s.slow_step:g} s)")

@@ -24,7 +24,6 @@ _EXPORTS = {
     "readiness_json": "mxflip.render.check",
     "render_check": "mxflip.render.check",
     "JSON_VERSION": "mxflip.render.common",
-    "duration_text": "mxflip.render.common",
     "records_text": "mxflip.render.common",
     "stderr_console": "mxflip.render.common",
     "stdout_console": "mxflip.render.common",
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
     from mxflip.render.check import readiness_json as readiness_json
     from mxflip.render.check import render_check as render_check
     from mxflip.render.common import JSON_VERSION as JSON_VERSION
-    from mxflip.render.common import duration_text as duration_text
     from mxflip.render.common import records_text as records_text
     from mxflip.render.common import stderr_console as stderr_console
     from mxflip.render.common import stdout_console as stdout_console

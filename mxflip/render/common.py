@@ -41,22 +41,24 @@ def people_stream() -> TextIO:
     return io.StringIO() if settings().quiet else sys.stdout
 
 
-def stdout_console() -> Console:
-    """Rich console for results. Piped output gets a wide fixed width (unless COLUMNS is
-    set) so that tables are not truncated to 80 columns in logs and scripts."""
+def stdout_console(file: TextIO | None = None) -> Console:
+    """Rich console for results on ``file`` (default: stdout). Piped output gets a wide
+    fixed width (unless COLUMNS is set) so that tables are not truncated to 80 columns in
+    logs and scripts."""
     from rich.console import Console
 
+    out = file or sys.stdout
     width = None
-    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+    if not out.isatty() and "COLUMNS" not in os.environ:
         width = 160
-    return Console(file=sys.stdout, highlight=False, width=width, **_style_options())
+    return Console(file=out, highlight=False, width=width, **_style_options())
 
 
-def stderr_console() -> Console:
-    """Rich console for progress and diagnostics."""
+def stderr_console(file: TextIO | None = None) -> Console:
+    """Rich console for progress and diagnostics on ``file`` (default: stderr)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True, **_style_options())
+    return Console(file=file or sys.stderr, highlight=False, soft_wrap=True, **_style_options())
 
 
 #: How many JSON documents this process wrote (the CLI writes an error document for
@@ -75,16 +77,6 @@ def when(ts: float | None) -> str | None:
     from mxflip.journal import iso
 
     return None if ts is None else iso(ts)
-
-
-def duration_text(seconds: float) -> str:
-    """A duration for people in plans and countdowns (``45 s``, ``5 min``, ``1 h 30 min``)."""
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
 
 
 def records_text(rrset: RRset | None) -> str:

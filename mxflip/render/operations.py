@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mxflip.duration import format_duration
 from mxflip.journal import JournalView
 from mxflip.plan import Plan
 from mxflip.records import RRset, display_name
-from mxflip.render.common import JSON_VERSION, duration_text, records_text, stderr_console, when
+from mxflip.render.common import JSON_VERSION, records_text, stderr_console, when
 from mxflip.rollout import Event, RolloutResult
 from mxflip.sanitize import clean
 
@@ -96,10 +97,10 @@ def render_plan(console: Console, plan: Plan, now: float | None = None) -> None:
         console.print("Phases:", markup=False)
         for p in plan.phases:
             console.print(
-                f"  {p.name:<14} {_PHASE_TEXT.get(p.name, '')} (~{duration_text(p.seconds)})",
+                f"  {p.name:<14} {_PHASE_TEXT.get(p.name, '')} (~{format_duration(p.seconds)})",
                 markup=False,
             )
-        eta = f"~{duration_text(plan.expected_seconds)}"
+        eta = f"~{format_duration(plan.expected_seconds)}"
         if now is not None:
             eta += f" (around {when(now + plan.expected_seconds)} if started now)"
         console.print(f"Expected completion in {eta}", markup=False)
@@ -172,7 +173,7 @@ def render_result(console: Console, result: RolloutResult) -> None:
         return
     console.print(
         f"Operation {result.op_id}: {result.outcome} "
-        f"in {duration_text(result.finished - result.started)}",
+        f"in {format_duration(result.finished - result.started)}",
         markup=False,
     )
     for domain, state in result.states.items():
@@ -249,7 +250,7 @@ class EventPrinter:
         if self._last_shown is None or self._last_shown - remaining >= step or remaining <= 0:
             self._last_shown = remaining
             self.console.print(
-                f"  {event.message}: {duration_text(remaining)} left{ends}", markup=False
+                f"  {event.message}: {format_duration(remaining)} left{ends}", markup=False
             )
         if remaining <= 0:
             self._last_shown = None

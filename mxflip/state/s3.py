@@ -40,6 +40,7 @@ from mxflip.clock import Clock, SystemClock
 from mxflip.errors import UsageError
 from mxflip.files import append_synced, atomic_write, ensure_private_folder, read_bytes
 from mxflip.journal import JournalView, LockedError, iso, parse_journal, whoami
+from mxflip.logs import timed
 from mxflip.retry import Sleep, retrying
 from mxflip.state.base import Document, PreconditionFailed, StateError, check_key, encode
 from mxflip.state.lease import Lease, LeaseHeld, LeaseInfo, Renewer
@@ -155,15 +156,17 @@ class S3Backend:
                 raise error from None
 
         try:
-            for attempt in retrying(
-                lambda e: isinstance(e, _Retryable),
-                attempts=self._attempts,
-                max_wait=4.0,
-                max_total=30.0,
-                sleep=self._sleep,
-            ):
-                with attempt:
-                    return once()
+            with timed(log, "s3 request", operation=operation, key=params.get("Key")) as fields:
+                for attempt in retrying(
+                    lambda e: isinstance(e, _Retryable),
+                    attempts=self._attempts,
+                    max_wait=4.0,
+                    max_total=30.0,
+                    sleep=self._sleep,
+                ):
+                    with attempt:
+                        fields["attempts"] = attempt.retry_state.attempt_number
+                        return once()
         except _Retryable as exc:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover

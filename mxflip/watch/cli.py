@@ -3,7 +3,6 @@ group by :func:`register`)."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -60,19 +59,19 @@ def register(cli: click.Group) -> None:
     def proposals(state: Any, as_json: bool, all_: bool) -> None:
         """List the watcher's proposals (open ones by default), with the command to
         approve each."""
-        from mxflip.render import stdout_console, write_json
+        from mxflip.render import write_json
         from mxflip.render.watch import proposals_json, render_proposals
 
         config = state.load_config()
-        store = _store(config)
-        now = _clock().now()
+        store = _store(state, config)
+        now = state.runtime.now()
         st = store.load()
         shown = [p for p in st.proposals if all_ or p.open(now)]
         code = ExitCode.ATTENTION if any(p.open(now) for p in shown) else ExitCode.OK
         if as_json:
             write_json(proposals_json(shown, int(code)))
         else:
-            render_proposals(stdout_console(), shown)
+            render_proposals(state.runtime.stdout_console(), shown)
         sys.exit(int(code))
 
     @cli.command(
@@ -95,23 +94,15 @@ def register(cli: click.Group) -> None:
         approve_proposal(state, proposal, as_json=as_json, verify_timeout=verify_timeout)
 
 
-def _clock() -> Any:
-    from mxflip import cli
-
-    return cli._clock()
-
-
-def _store(config: Any) -> Any:
+def _store(state: Any, config: Any) -> Any:
     """The watch state where the watcher keeps it: the local file, or the shared
     document of ``[state] backend = "s3"`` (the backend lives as long as the command)."""
-    from mxflip.journal import default_journal_path
-    from mxflip.state import open_state
     from mxflip.watch.config import WatchConfig
     from mxflip.watch.store import open_store
 
     settings = config.watch or WatchConfig()
-    backend = open_state(config) if config.state.backend != "local" else None
-    return open_store(settings.state_file, default_journal_path(config.journal.path), backend)
+    backend = state.runtime.open_state(config) if config.state.backend != "local" else None
+    return open_store(settings.state_file, state.runtime.journal_path(config.journal.path), backend)
 
 
 def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: float) -> None:
@@ -119,8 +110,8 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
     from mxflip.watch.actions import find_proposal
 
     config = state.load_config()
-    store = _store(config)
-    now = _clock().now()
+    store = _store(state, config)
+    now = state.runtime.now()
     p = find_proposal(store.load(), ident, now)
     domains = (p.target,) if p.kind == "drain" else (p.domain,)
     change = cli._change(
@@ -150,9 +141,7 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
     finally:
         op = None
         if code == 0:
-            from mxflip.state import open_state
-
-            backend = open_state(config)
+            backend = state.runtime.open_state(config)
             try:
                 view = backend.read()
             finally:
@@ -182,18 +171,6 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
                     raise
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Logs to whatever ``sys.stderr`` is at the time (it is swapped under test runners)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
 def run_watch(
     state: Any,
     domains: tuple[str, ...],
@@ -205,7 +182,7 @@ def run_watch(
 ) -> None:
     import signal
 
-    from mxflip.render import stdout_console, write_json
+    from mxflip.render import write_json
     from mxflip.render.watch import render_watch, watch_json
     from mxflip.watch.config import check_env_urls
     from mxflip.watch.rounds import Watcher
@@ -224,20 +201,16 @@ def run_watch(
             address = parse_hostport(spec if ":" in spec else f"127.0.0.1:{spec}", 9387)
         except ValueError as exc:
             raise UsageError(f"--listen {listen!r}: {exc}") from None
-    logger = logging.getLogger("mxflip")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    # A round's story on stderr for a service's journal; only warnings for a cron run.
-    logger.setLevel(logging.WARNING if once else logging.INFO)
+    # A round's story on stderr for a service's journal (at least -v); a cron run shows
+    # only warnings unless -v is given.
+    state.runtime.show_logs(at_least=0 if once else 1)
     from mxflip.watch.metrics import WatchMetrics
 
     metrics = WatchMetrics(config)
     watcher = Watcher(
         config,
         domains,
-        clock=_clock(),
+        clock=state.runtime.clock,
         load_config=state.load_config,
         hooks=metrics.hooks(),
         dns_timeout=timeout,
@@ -265,6 +238,6 @@ def run_watch(
         if as_json:
             write_json(watch_json(report))
         else:
-            render_watch(stdout_console(), report)
+            render_watch(state.runtime.stdout_console(), report)
         sys.exit(int(report.exit_code))
     sys.exit(0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from mxflip import (
     StaleExpectationError,
     normalize_name,
     retrying,
+    timed,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: What Cloudflare serves for a record whose TTL is 1 ("automatic").
 AUTO_TTL_SECONDS = 300
@@ -221,9 +224,11 @@ class CloudflareClient:
         )
         retry = retry.copy(wait=self._wait(retry.wait))
         try:
-            for attempt in retry:
-                with attempt:
-                    return fn()
+            with timed(_log, "cloudflare request", request=what, zone=zone) as fields:
+                for attempt in retry:
+                    with attempt:
+                        fields["attempts"] = attempt.retry_state.attempt_number
+                        return fn()
         except cloudflare.APIError as exc:
             raise translate(exc, what, zone, batch=batch) from None
         raise AssertionError("unreachable")  # pragma: no cover - retrying returns or raises

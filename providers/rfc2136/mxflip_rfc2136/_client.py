@@ -6,6 +6,7 @@ Translates dnspython's exceptions and response codes into mxflip errors with hin
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -33,10 +34,12 @@ from mxflip import (
     StaleExpectationError,
     make_question,
     retrying,
+    timed,
 )
 from mxflip_rfc2136.keyfile import TsigKey
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: How dnspython says that a reply to a signed message carries no TSIG at all.
 _UNSIGNED = "requires a TSIG but does not have one"
@@ -178,7 +181,10 @@ class DNSClient:
             )
             return response
 
-        response = self._call(f"query {name} {rdtype}", send)
+        where = str(self.server)
+        with timed(_log, "dns query", server=where, qname=name, rdtype=rdtype) as fields:
+            response = self._call(f"query {name} {rdtype}", send)
+            fields["rcode"] = dns.rcode.to_text(response.rcode())
         self._check_answer(response, name, rdtype)
         return response
 
@@ -197,6 +203,14 @@ class DNSClient:
         refuse transfers): the caller then asks name by name, and those queries report
         what is wrong with the server or the key."""
         found: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        with timed(_log, "dns transfer", server=str(self.server), zone=zone) as fields:
+            found_or_none = self._transfer(zone, found)
+            fields["rrsets"] = -1 if found_or_none is None else len(found_or_none)
+        return found_or_none
+
+    def _transfer(
+        self, zone: str, found: dict[dns.name.Name, list[dns.rrset.RRset]]
+    ) -> dict[dns.name.Name, list[dns.rrset.RRset]] | None:
         try:
             for message in dns.query.xfr(
                 self.address,
@@ -268,7 +282,17 @@ class DNSClient:
         def send() -> dns.message.Message:
             return dns.query.tcp(message, self.address, timeout=self.timeout, port=self.server.port)
 
-        response = self._call(f"UPDATE of zone {zone}", send)
+        changes = sum(len(rrset) for rrset in message.update)
+        with timed(
+            _log,
+            "dns update",
+            level=logging.INFO,
+            server=str(self.server),
+            zone=zone,
+            rrsets=changes,
+        ) as fields:
+            response = self._call(f"UPDATE of zone {zone}", send)
+            fields["rcode"] = dns.rcode.to_text(response.rcode())
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
             return

@@ -23,7 +23,7 @@ import dns.tsig
 
 from mxflip import register_secret
 
-_log = logging.getLogger("mxflip.rfc2136")
+_log = logging.getLogger(__name__)
 
 ALGORITHMS = ("hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512")
 

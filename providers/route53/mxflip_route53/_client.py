@@ -7,6 +7,7 @@ AWS sends back is scrubbed of the secret key and session token before it is quot
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,10 @@ from mxflip import (
     Sleep,
     StaleExpectationError,
     retrying,
+    timed,
 )
+
+_log = logging.getLogger(__name__)
 
 #: Route53 answers these when it is busy or rate-limits the account (5 requests/s), or
 #: while a previous change to the same zone is still being processed.
@@ -216,9 +220,11 @@ class Route53Client:
             sleep=self._sleep,
         )
         try:
-            for attempt in retry:
-                with attempt:
-                    return method(**params)
+            with timed(_log, "route53 request", operation=operation) as fields:
+                for attempt in retry:
+                    with attempt:
+                        fields["attempts"] = attempt.retry_state.attempt_number
+                        return method(**params)
         except (BotoCoreError, ClientError) as exc:
             self._raise(operation, exc, int(retry.statistics.get("attempt_number", 1)))
         raise AssertionError("unreachable")  # pragma: no cover - retrying returns or raises

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -25,11 +26,14 @@ from mxflip import (
     ZoneMX,
     atomic_write,
     normalize_name,
+    timed,
 )
 from mxflip_zonefile import _reload, _zonefile
 from mxflip_zonefile._lock import LockBusy, exclusive_lock, lock_path
 from mxflip_zonefile._patch import edit_in_place
 from mxflip_zonefile._zonefile import ZoneFileError
+
+_log = logging.getLogger(__name__)
 
 Today = Callable[[], datetime.date]
 
@@ -232,7 +236,16 @@ class ZoneFileProvider(Provider):
             return handle
         path = self.path_for(zone).resolve()  # a symlinked zone file is written where it lives
         try:
-            with exclusive_lock(path, timeout=self._settings.lock_timeout, sleep=self._sleep):
+            with (
+                exclusive_lock(path, timeout=self._settings.lock_timeout, sleep=self._sleep),
+                timed(
+                    _log,
+                    "zone file write",
+                    level=logging.INFO,
+                    file=str(path),
+                    changes=len(changes),
+                ),
+            ):
                 written = self._write_locked(zone, path, changes)
         except LockBusy:
             raise ProviderError(
@@ -303,10 +316,11 @@ class ZoneFileProvider(Provider):
         if not command:
             return
         try:
-            _reload.run(
-                _reload.expand(command, _zone_name(zone), path),
-                timeout=self._settings.reload_timeout,
-            )
+            with timed(_log, "reload command", level=logging.INFO, program=command[0], zone=zone):
+                _reload.run(
+                    _reload.expand(command, _zone_name(zone), path),
+                    timeout=self._settings.reload_timeout,
+                )
         except _reload.ReloadError as exc:
             raise ProviderError(
                 f"zone file {path} was written (serial {serial}), but the reload command "
