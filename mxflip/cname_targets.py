@@ -11,26 +11,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-import dns.name
-import dns.rdatatype
-
 from mxflip import loop
 from mxflip.hostport import HostPort
-from mxflip.net.dns import DNSClient, make_question
+from mxflip.net.dns import DNSClient
+from mxflip.net.dnswire import CNAME, Question, to_text
 
 
 async def _cname(client: DNSClient, server: HostPort, host: str) -> str | None:
     if not server.is_ip:
         return None  # verification servers given by name: leave it to the readiness checks
-    reply = await client.ask(
-        make_question(host, dns.rdatatype.CNAME, recursive=False), server.host, server.port
-    )
+    question = Question.make(host, "CNAME", recursive=False)
+    reply = await client.ask_wire(question, server.host, server.port, strict=True)
     if reply.response is None:
         return None  # unreachable servers are reported by verification, not here
-    owner = dns.name.from_text(host)
-    for rrset in reply.response.answer:
-        if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == owner:
-            return str(next(iter(rrset)).target)
+    for record in reply.response.answer:
+        if record.rdtype == CNAME and record.owner == question.labels:
+            return to_text(record.target)
     return None
 
 

@@ -87,6 +87,44 @@ def test_an_answer_from_another_port_is_ignored() -> None:
     assert asyncio.run(scenario()) == ("192.0.2.1",)
 
 
+def test_status_questions_end_at_an_unreadable_answer() -> None:
+    """Strict questions (status, verification) report a garbled answer with our ID at
+    once, as dnspython did; readiness treats it like silence. A refused port is silence
+    for both (as it was through dnspython)."""
+    from mxflip.net.dns import DNSClient
+    from mxflip.net.dnswire import Question
+    from tests.support.ports import free_port
+
+    class Garbler(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+            # our ID, a reply header, then a question name cut short
+            self.transport.sendto(data[:2] + b"\x84\x00" + b"\x00\x01" + bytes(6) + b"\x03ab", addr)
+
+    async def run() -> tuple[object, ...]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Garbler, local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        question = Question.make("example.test.", "MX", recursive=False)
+        client = DNSClient(0.7)
+        try:
+            return await asyncio.gather(
+                client.ask_wire(question, "127.0.0.1", free_port(), strict=True),
+                client.ask_wire(question, "127.0.0.1", port, strict=True),
+                client.ask_wire(question, "127.0.0.1", port),
+            )
+        finally:
+            transport.close()
+
+    refused, garbled, lenient = asyncio.run(run())
+    assert refused.unreachable and refused.tries == 3  # type: ignore[attr-defined]
+    assert refused.error.startswith("no answer")  # type: ignore[attr-defined]
+    assert garbled.error.startswith("bad answer") and not garbled.unreachable  # type: ignore[attr-defined]
+    assert lenient.unreachable and lenient.tries == 3  # type: ignore[attr-defined]
+
+
 def test_a_wire_lookup_is_one_dns_query_debug_line(caplog: pytest.LogCaptureFixture) -> None:
     """``-vv`` shows the readiness lookups (the wire format) as it shows dnspython's."""
 

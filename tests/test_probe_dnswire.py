@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdata
+import dns.rdatatype
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest import MonkeyPatch
 
 from mxflip.net.dnswire import Question, WireError, parse, to_text
@@ -149,3 +155,71 @@ def test_ad_is_trusted_only_from_named_or_local_resolvers(monkeypatch: MonkeyPat
     system = ["127.0.0.53", "::1"]
     assert Lookup().trust_ad is True  # systemd-resolved or a local Unbound
     assert Lookup([HostPort("192.0.2.1", 53)]).trust_ad is True  # named in [probe] resolvers
+
+
+# ------------------------------------------------- status and verification: MX answers
+
+_label = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789-_", min_size=1, max_size=12)
+_host = st.lists(_label, min_size=1, max_size=4).map(lambda labels: ".".join(labels) + ".")
+
+
+@given(
+    owner=_host,
+    mx=st.lists(st.tuples(st.integers(0, 65535), _host, st.integers(0, 2**31 - 1)), max_size=6),
+    others=st.lists(st.tuples(_host, st.integers(0, 65535), _host), max_size=3),
+    aa=st.booleans(),
+    rcode=st.sampled_from([0, 2, 3, 5, 16]),
+)
+@settings(max_examples=200, deadline=None)
+def test_mx_answers_read_as_dnspython_reads_them(
+    owner: str,
+    mx: list[tuple[int, str, int]],
+    others: list[tuple[str, int, str]],
+    aa: bool,
+    rcode: int,
+) -> None:
+    """MX RRset, its TTL (the lowest, as dnspython merges records), AA and RCODE agree
+    with dnspython's parse of the same (name-compressed) bytes."""
+    question = Question.make(owner, "MX", recursive=False)
+    query = dns.message.from_wire(question.to_wire(77))
+    assert not query.flags & dns.flags.RD
+    response = dns.message.make_response(query)
+    for pref, host, ttl in mx:
+        response.find_rrset(
+            response.answer, dns.name.from_text(owner), 1, dns.rdatatype.MX, create=True
+        ).add(dns.rdata.from_text("IN", "MX", f"{pref} {host}"), ttl)
+    for name, pref, host in others:  # other owners' records are not the answer
+        if dns.name.from_text(name) != dns.name.from_text(owner):
+            response.answer.append(rrset(f"{name} 60 MX {pref} {host}"))
+    if aa:
+        response.flags |= dns.flags.AA
+    response.set_rcode(dns.rcode.Rcode(rcode))
+    data = response.to_wire()
+
+    ours = parse(data)
+    theirs = dns.message.from_wire(data)
+    assert ours.answers(question) and theirs.rcode() == ours.rcode
+    assert ours.authoritative == bool(theirs.flags & dns.flags.AA)
+    found = ours.mx(question)
+    expected = theirs.get_rrset(theirs.answer, dns.name.from_text(owner), 1, dns.rdatatype.MX)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None
+        ttl, records = found
+        assert ttl == expected.ttl
+        assert {(p, to_text(t)) for p, t in records} == {
+            (r.preference, r.exchange.to_text().lower()) for r in expected
+        }
+
+
+def test_an_mx_record_whose_name_overruns_its_length_is_refused() -> None:
+    question = Question.make("example.test.", "MX")
+    good = reply(question, "example.test. 300 MX 10 mx.example.test.")
+    # shrink the record's RDLENGTH by one: its name now runs past the record
+    at = good.rindex(b"\x00\x0f\x00\x01") + 8
+    bad = good[:at] + (int.from_bytes(good[at : at + 2], "big") - 1).to_bytes(2, "big")
+    with pytest.raises(WireError):
+        parse(bad + good[at + 2 : -1])
+    with pytest.raises(dns.exception.DNSException):
+        dns.message.from_wire(bad + good[at + 2 : -1])

@@ -2,10 +2,11 @@
 
 Every question status, verification, the CNAME check, the readiness lookups
 (:mod:`mxflip.net.lookup`) and the RFC 2136 adapter's reads ask goes through a
-:class:`DNSClient`, as a dnspython message (:meth:`DNSClient.ask`) or, for the readiness
-lookups, thousands per check, in the small wire format of :mod:`mxflip.net.dnswire`
-(:meth:`DNSClient.ask_wire`: dnspython's message objects cost about 0.5 ms of CPU per
-lookup more, ``bench/bench_check.py --dns dnspython``):
+:class:`DNSClient`, as a dnspython message (:meth:`DNSClient.ask`: the adapter's signed
+reads) or, for the rest, thousands per command, in the small wire format of
+:mod:`mxflip.net.dnswire` (:meth:`DNSClient.ask_wire`: dnspython's message objects cost
+about 0.5 ms of CPU per lookup more, ``bench/bench_check.py --dns dnspython``; status at
+5,000 domains spent half its CPU in them, ``bench/bench_status.py``):
 
 * **Bounded in flight**, overall and per server. Firing thousands of questions at once
   makes the kernel drop answers (receive buffers overflow) and real authoritative servers
@@ -172,12 +173,16 @@ class DNSClient:
             )
         return reply
 
-    async def ask_wire(self, question: Question, address: str, port: int = 53) -> WireReply:
-        """Ask ``address`` a readiness question in the small wire format: each try from a
-        socket of its own with a random ID (UDP, TCP when the answer is truncated)."""
+    async def ask_wire(
+        self, question: Question, address: str, port: int = 53, *, strict: bool = False
+    ) -> WireReply:
+        """Ask ``address`` a question in the small wire format: each try from a socket of
+        its own with a random ID (UDP, TCP when the answer is truncated). ``strict``: an
+        unreadable answer ends the question at once (see
+        :func:`~mxflip.net.dnswire.udp_exchange`)."""
 
         async def one_try(timeout: float) -> Response:
-            response = await udp_exchange(question, address, port, timeout)
+            response = await udp_exchange(question, address, port, timeout, strict=strict)
             if response.truncated:
                 response = await tcp_exchange(question, address, port, timeout)
             return response
@@ -191,7 +196,9 @@ class DNSClient:
                 reply,
                 question.text,
                 question.type_text,
-                None if response is None else dns.rcode.to_text(dns.rcode.Rcode(response.rcode)),
+                None
+                if response is None
+                else dns.rcode.to_text(dns.rcode.Rcode.make(response.rcode)),
             )
         return reply
 

@@ -31,6 +31,7 @@ MX = 15
 OPT = 41
 CLASS_IN = 1
 _QR = 0x8000
+_AA = 0x0400
 _TC = 0x0200
 _RD = 0x0100
 #: Authentic Data: set in a query it asks a validating resolver to say whether the answer
@@ -43,12 +44,13 @@ _PAYLOAD = 1232
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _TYPE_CLASS = struct.Struct("!HH")
+_U16 = struct.Struct("!H")
 #: An OPT pseudo-record: root owner, type OPT, class = payload size, no flags, no options.
 _OPT_RR = b"\x00" + _RR.pack(OPT, _PAYLOAD, 0, 0)
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.\Z")
-_TYPES = {"A": 1, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
+_TYPES = {"A": 1, "CNAME": 5, "AAAA": 28, "MX": 15, "TXT": 16, "TLSA": 52}
 
 
 class WireError(ValueError):
@@ -64,9 +66,11 @@ class Question:
     labels: Labels
     rdtype: int
     type_text: str
+    #: RD set (a resolver's question); clear for an authoritative server's own data.
+    recursive: bool = True
 
     @classmethod
-    def make(cls, name: str, rdtype: str) -> Question:
+    def make(cls, name: str, rdtype: str, *, recursive: bool = True) -> Question:
         """The question for ``name`` (absolute); raises ``dns.exception.DNSException`` for
         a name that is not valid."""
         # Host names (letters, digits, hyphen, underscore) are encoded here: dnspython's
@@ -81,13 +85,14 @@ class Question:
             labels = tuple(label.lower() for label in parsed.labels[:-1])
             wire = parsed.to_wire() or b""  # None only when writing to a file
         code = _TYPES.get(rdtype) or dns.rdatatype.from_text(rdtype)
-        return cls(name, wire, labels, code, rdtype)
+        return cls(name, wire, labels, code, rdtype, recursive)
 
     def to_wire(self, qid: int) -> bytes:
         """A recursive query with EDNS0, as ``dns.message.make_query(use_edns=0)`` makes,
-        with the AD bit set (the answer says whether a validating resolver validated it)."""
+        with the AD bit set (the answer says whether a validating resolver validated it);
+        a non-recursive one has no flags set."""
         return (
-            _HEADER.pack(qid, _RD | _AD, 1, 0, 0, 1)
+            _HEADER.pack(qid, _RD | _AD if self.recursive else 0, 1, 0, 0, 1)
             + self.wire
             + _TYPE_CLASS.pack(self.rdtype, CLASS_IN)
             + _OPT_RR
@@ -116,6 +121,20 @@ class Response:
     @property
     def truncated(self) -> bool:
         return bool(self.flags & _TC)
+
+    @property
+    def authoritative(self) -> bool:
+        """The server answered from its own zone (the AA bit)."""
+        return bool(self.flags & _AA)
+
+    def mx(self, question: Question) -> tuple[int, list[tuple[int, Labels]]] | None:
+        """The MX RRset owned by the query name itself (no CNAME followed: an
+        authoritative server's own data), as (TTL, [(preference, exchange)]); the TTL is
+        the lowest of its records', as dnspython merges them. None when there is none."""
+        found = [r for r in self.answer if r.owner == question.labels and r.rdtype == MX]
+        if not found:
+            return None
+        return min(r.ttl for r in found), [(_U16.unpack_from(r.rdata)[0], r.target) for r in found]
 
     @property
     def authenticated(self) -> bool:
@@ -151,8 +170,9 @@ def to_text(labels: Labels) -> str:
     return dns.name.Name((*labels, b"")).to_text()
 
 
-def _name(data: bytes, pos: int) -> tuple[Labels, int]:
-    """The name at ``pos`` (following compression pointers) and the offset after it."""
+def _name(data: bytes, pos: int, limit: int = -1) -> tuple[Labels, int]:
+    """The name at ``pos`` (following compression pointers) and the offset after it;
+    its uncompressed part must end by ``limit`` (the end of its record) when given."""
     labels: list[bytes] = []
     end = -1
     total = 0
@@ -161,7 +181,10 @@ def _name(data: bytes, pos: int) -> tuple[Labels, int]:
             raise WireError("truncated name")
         length = data[pos]
         if length == 0:
-            return tuple(labels), (pos + 1 if end < 0 else end)
+            after = pos + 1 if end < 0 else end
+            if 0 <= limit < after:
+                raise WireError("name runs past its record")
+            return tuple(labels), after
         if length & 0xC0 == 0xC0:
             if pos + 2 > len(data):
                 raise WireError("truncated name")
@@ -229,10 +252,14 @@ def parse(data: bytes) -> Response:
         if in_answer:
             if rdclass == CLASS_IN:
                 target: Labels = ()
-                if rdtype == CNAME:
-                    target = _name(data, pos)[0]
-                elif rdtype == MX and rdlength >= 3:
-                    target = _name(data, pos + 2)[0]
+                # the name must fill the rest of the record exactly, as dnspython insists
+                if rdtype in (CNAME, MX):
+                    start = pos if rdtype == CNAME else pos + 2
+                    if start >= end:
+                        raise WireError("record data too short")
+                    target, after = _name(data, start, end)
+                    if after != end:
+                        raise WireError("bad record data length")
                 answer.append(Record(owner, rdtype, ttl, data[pos:end], target))
         elif rdtype == OPT and index >= ancount + nscount:
             rcode |= (ttl >> 24) << 4  # the upper eight bits of a 12-bit RCODE
@@ -247,9 +274,15 @@ def parse(data: bytes) -> Response:
 _MAX_DATAGRAMS = 64
 
 
-async def udp_exchange(question: Question, host: str, port: int, timeout: float) -> Response:
+async def udp_exchange(
+    question: Question, host: str, port: int, timeout: float, *, strict: bool = False
+) -> Response:
     """One try over UDP from a socket of its own with a cryptographically random ID.
     Raises TimeoutError when no matching answer came within ``timeout``.
+
+    ``strict`` (status and verification, as dnspython did for them): a datagram with our
+    ID that cannot be read raises WireError ("bad answer"), where readiness treats it
+    like silence.
 
     The socket is connected to the server, so the kernel drops datagrams from anywhere
     else; with a fresh source port and a random ID per query, a spoofed answer has to
@@ -264,7 +297,7 @@ async def udp_exchange(question: Question, host: str, port: int, timeout: float)
     try:
         sock.setblocking(False)
         sock.connect((host, port))
-        loop.add_reader(sock.fileno(), _receive, sock, question, qid, future)
+        loop.add_reader(sock.fileno(), _receive, sock, question, qid, future, strict)
         try:
             # The timeout fails the future itself: one timer, where asyncio.timeout() also
             # cancels and uncancels the task.
@@ -302,7 +335,11 @@ async def tcp_exchange(question: Question, host: str, port: int, timeout: float)
 
 
 def _receive(
-    sock: socket.socket, question: Question, qid: int, future: asyncio.Future[Response]
+    sock: socket.socket,
+    question: Question,
+    qid: int,
+    future: asyncio.Future[Response],
+    strict: bool = False,
 ) -> None:
     """The socket is readable: take the datagrams waiting; the first that is the reply
     to this query (its ID and its question) answers it. Late, stray or broken ones and
@@ -315,12 +352,17 @@ def _receive(
         except BlockingIOError:
             return
         except OSError:
-            continue  # an ICMP error reported on this socket: treated like silence
+            # an ICMP error reported on this socket: treated like silence (a refused port
+            # times out, as it did through dnspython for status and verification)
+            continue
         if len(data) < 12 or int.from_bytes(data[:2], "big") != qid:
             continue
         try:
             response = parse(data)
-        except WireError:
+        except WireError as exc:
+            if strict:
+                future.set_exception(exc)
+                return
             continue
         # the ID alone is 16 bits; the question must match too
         if response.answers(question):
