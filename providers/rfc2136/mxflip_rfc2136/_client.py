@@ -23,8 +23,8 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-from mxflip import DNSClient as AsyncDNSClient
 from mxflip import (
+    DNSClient,
     DNSReply,
     HostPort,
     MessageFactory,
@@ -53,7 +53,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-class DNSClient:
+class RFC2136Client:
     """Talks to one authoritative server, optionally signing every message with TSIG."""
 
     def __init__(
@@ -244,7 +244,7 @@ class DNSClient:
             return signed
 
         async def ask_all() -> list[DNSReply]:
-            client = AsyncDNSClient(self.timeout)
+            client = DNSClient(self.timeout)
             address, port = self.address, self.server.port
             return list(await asyncio.gather(*(client.ask(make(n), address, port) for n in names)))
 

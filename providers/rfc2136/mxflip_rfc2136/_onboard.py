@@ -28,7 +28,7 @@ from mxflip import (
     RRset,
     ZoneMX,
 )
-from mxflip_rfc2136._client import DNSClient
+from mxflip_rfc2136._client import RFC2136Client
 
 #: A skew above this many seconds is a warning: dnspython signs with a fudge of 300 s,
 #: and clocks that drift this far are on their way there.
@@ -37,7 +37,7 @@ SKEW_WARN = 30.0
 SKEW_FAIL = 300.0
 
 
-def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
+def transfer_mx(client: RFC2136Client, zone: str) -> ZoneMX:
     """Every MX RRset of ``zone`` by the client's AXFR; NotSupportedError when the server
     will not transfer the zone to this key."""
     transferred = client.transfer_mx(zone)
@@ -62,7 +62,7 @@ def transfer_mx(client: DNSClient, zone: str) -> ZoneMX:
     return ZoneMX(zone, tuple(sorted(rrsets, key=lambda r: r.name)))
 
 
-def check_access(client: DNSClient, zone: str, now: Callable[[], float]) -> list[AccessCheck]:
+def check_access(client: RFC2136Client, zone: str, now: Callable[[], float]) -> list[AccessCheck]:
     """Read (signed SOA query), clock skew (the answer's TSIG time), change (no-op UPDATE)."""
     try:
         response = client.query(zone, "SOA")

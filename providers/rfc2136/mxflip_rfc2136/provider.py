@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     # The client (dnspython's query and update machinery, retries) loads when one is
     # built: `mxflip validate` only checks settings.
     from mxflip import Clock
-    from mxflip_rfc2136._client import DNSClient
+    from mxflip_rfc2136._client import RFC2136Client
 
 
 class RFC2136Settings(ProviderSettings):
@@ -176,7 +176,7 @@ class RFC2136Provider(Provider):
     def __init__(
         self,
         name: str,
-        client: DNSClient,
+        client: RFC2136Client,
         *,
         clock: Clock | None = None,
         max_update_bytes: int = 65535,
@@ -192,7 +192,7 @@ class RFC2136Provider(Provider):
 
     @classmethod
     def from_settings(cls, name: str, settings: ProviderSettings) -> RFC2136Provider:
-        from mxflip_rfc2136._client import DNSClient
+        from mxflip_rfc2136._client import RFC2136Client
 
         assert isinstance(settings, RFC2136Settings)
         try:
@@ -202,7 +202,7 @@ class RFC2136Provider(Provider):
         server = parse_hostport(settings.server, 53)
         return cls(
             name,
-            DNSClient(server, key, timeout=settings.timeout),
+            RFC2136Client(server, key, timeout=settings.timeout),
             max_update_bytes=settings.max_update_bytes,
             zone_transfer=settings.zone_transfer,
         )

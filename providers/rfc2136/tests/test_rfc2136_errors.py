@@ -12,7 +12,7 @@ import pytest
 
 from mxflip import Change, ProviderAuthError, ProviderError, RRset, parse_hostport
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
-from mxflip_rfc2136._client import DNSClient
+from mxflip_rfc2136._client import RFC2136Client
 from mxflip_rfc2136.keyfile import KeyFileError, read_key_file
 from tests.support.bind import BindServer, zone_text
 from tests.support.ports import free_port
@@ -84,7 +84,7 @@ def test_zone_the_server_does_not_serve(bind: BindServer) -> None:
 
 def test_dead_server_times_out_with_hint_and_bounded_retries(bind: BindServer) -> None:
     slept: list[float] = []
-    client = DNSClient(
+    client = RFC2136Client(
         parse_hostport(f"127.0.0.1:{free_port()}", 53),
         read_key_file(bind.key_file),
         timeout=0.2,

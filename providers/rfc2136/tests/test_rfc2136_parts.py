@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mxflip import Change, ProviderError, RRset, parse_hostport
 from mxflip_rfc2136 import RFC2136Provider
-from mxflip_rfc2136._client import DNSClient
+from mxflip_rfc2136._client import RFC2136Client
 from mxflip_rfc2136.keyfile import TsigKey
 from mxflip_rfc2136.provider import _update_message
 
@@ -49,7 +49,7 @@ def changes(draw: st.DrawFn) -> list[Change]:
 
 
 def provider(limit: int) -> RFC2136Provider:
-    client = DNSClient(parse_hostport("127.0.0.1:1", 53), KEY, timeout=1)
+    client = RFC2136Client(parse_hostport("127.0.0.1:1", 53), KEY, timeout=1)
     return RFC2136Provider("parts", client, max_update_bytes=limit)
 
 
