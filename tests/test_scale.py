@@ -22,7 +22,7 @@ from mxflip.provider import Change
 from mxflip.records import RRset
 from mxflip.status import gather_status
 from mxflip_rfc2136 import RFC2136Provider, RFC2136Settings
-from mxflip_rfc2136._client import DNSClient as UpdateClient
+from mxflip_rfc2136._client import RFC2136Client as UpdateClient
 from tests.support.bind import BindServer
 from tests.support.engine import Crash, FakeClock, ready
 from tests.support.lossy import LossyProxy
