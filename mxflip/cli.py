@@ -194,17 +194,20 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Write one JSON document to stdout."
 )
 
-
-@cli.command()
-@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
-@json_option
-@click.option(
+# One --timeout for every command that asks nameservers (status, watch, doctor).
+dns_timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(0.1, 60),
     default=3.0,
     show_default=True,
     help="Seconds to wait for each nameserver or resolver (over up to 3 tries).",
 )
+
+
+@cli.command()
+@click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
+@json_option
+@dns_timeout_option
 @click.option(
     "--probe",
     "with_probe",

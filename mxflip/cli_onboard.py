@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from mxflip.cli import State, json_option
+from mxflip.cli import State, dns_timeout_option, json_option
 from mxflip.completion import SHELLS
 
 
@@ -101,13 +101,7 @@ def init(
     is_flag=True,
     help="Also send a test message to every notification channel ([watch] notify).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 60),
-    default=3.0,
-    show_default=True,
-    help="Seconds to wait for each nameserver.",
-)
+@dns_timeout_option
 @click.pass_obj
 def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> None:
     """Check everything a drill or an incident will need, and say what to fix.

@@ -20,7 +20,7 @@ Exit codes (--once, like status):
 
 
 def register(cli: click.Group) -> None:
-    from mxflip.cli import json_option
+    from mxflip.cli import dns_timeout_option, json_option
 
     @cli.command(epilog=WATCH_EXIT)
     @click.argument("domains", nargs=-1, metavar="[DOMAIN]...")
@@ -31,13 +31,7 @@ def register(cli: click.Group) -> None:
         help="Serve /metrics, /healthz and a status page (HOST defaults to 127.0.0.1).",
     )
     @json_option
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(0.1, 60),
-        default=3.0,
-        show_default=True,
-        help="Seconds to wait for each nameserver.",
-    )
+    @dns_timeout_option
     @click.pass_obj
     def watch(state: Any, /, domains: tuple[str, ...], **options: Any) -> None:
         """Watch DOMAINs (default: all) continuously: DNS, readiness, canaries.
