@@ -129,7 +129,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
     "--color",
-    type=click.Choice(["auto", "always", "never"]),
+    type=click.Choice(["auto", "always", "never"]),  # mxflip.runtime.COLOR_CHOICES
     default="auto",
     show_default=True,
     help="Colour: auto (on a terminal, unless NO_COLOR is set), always or never.",
@@ -172,16 +172,14 @@ def cli(
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
-    from mxflip.output import configure as configure_output
     from mxflip.runtime import Runtime
 
-    configure_output(color=color, quiet=quiet)
-    ctx.call_on_close(configure_output)  # back to the defaults for code run in the same process
     ctx.color = {"always": True, "never": False}.get(color)
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
     runtime.verbosity, runtime.log_format = verbosity, log_format
+    runtime.color, runtime.quiet = color, quiet
     runtime.show_logs()
     runtime.logger.debug(
         "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
@@ -288,17 +286,17 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 
 @cli.command()
 @json_option
-def providers(as_json: bool) -> None:
+@click.pass_obj
+def providers(state: State, as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
     from mxflip.entrypoints import installed_providers
     from mxflip.render import providers_json, render_providers, write_json
-    from mxflip.render.common import people_stream
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(people_stream(), found)
+        render_providers(state.runtime.people_stream(), found)
 
 
 @cli.command()
@@ -312,7 +310,6 @@ def validate(state: State, as_json: bool) -> None:
     the key and the problem when not.
     """
     from mxflip.render import config_json, render_config, write_json
-    from mxflip.render.common import people_stream
     from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
@@ -322,7 +319,7 @@ def validate(state: State, as_json: bool) -> None:
     if as_json:
         write_json({**config_json(config), "warnings": warnings})
     else:
-        render_config(people_stream(), config)
+        render_config(state.runtime.people_stream(), config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -429,7 +426,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.plan import PlanOptions
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.render import (
         EventPrinter,
         operation_json,
@@ -795,7 +792,7 @@ def drill(
 
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, write_json
     from mxflip.render.operations import CountdownPrinter
     from mxflip.state import StateBackend
@@ -825,7 +822,7 @@ def drill(
             planned=planned,
             reason=reason,
             verify_timeout=verify_timeout,
-            progress=_DrillProgress(as_json),
+            progress=_DrillProgress(as_json, quiet=state.runtime.quiet),
             events=CountdownPrinter(as_json=as_json, console=state.runtime.stderr_console()),
             command=[
                 "mxflip",
@@ -854,8 +851,9 @@ def drill(
 class _DrillProgress:
     """Which drill step is running, on stderr (a JSON line each with ``--json``)."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, *, quiet: bool) -> None:
         self.as_json = as_json
+        self.quiet = quiet
 
     def __call__(self, step: str, domains: Any) -> None:
         import json
@@ -863,11 +861,8 @@ class _DrillProgress:
         if self.as_json:
             doc = {"event": "drill-step", "step": step, "domains": list(domains)}
             click.echo(json.dumps(doc), err=True)
-        else:
-            from mxflip.output import settings
-
-            if not settings().quiet:
-                click.echo(f"… {step}: {', '.join(domains)}", err=True)
+        elif not self.quiet:
+            click.echo(f"… {step}: {', '.join(domains)}", err=True)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -1072,7 +1067,7 @@ def canary_check(
         delete=None if keep is None else not keep,
         clock=state.runtime.clock,
     )
-    _canary_report(config, report, "canary check", as_json, prometheus_file)
+    _canary_report(state, config, report, "canary check", as_json, prometheus_file)
 
 
 @canary.command("run")
@@ -1109,7 +1104,7 @@ def canary_run(
         report = run_canaries(
             config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
         )
-    _canary_report(config, report, "canary run", as_json, prometheus_file)
+    _canary_report(state, config, report, "canary run", as_json, prometheus_file)
 
 
 class _WaitDisplay:
@@ -1151,7 +1146,12 @@ class _WaitDisplay:
 
 
 def _canary_report(
-    config: Any, report: Any, command: str, as_json: bool, prometheus_file: str | None
+    state: State,
+    config: Any,
+    report: Any,
+    command: str,
+    as_json: bool,
+    prometheus_file: str | None,
 ) -> None:
     from pathlib import Path
 
@@ -1160,7 +1160,6 @@ def _canary_report(
     from mxflip.render import (
         canary_check_json,
         render_canary_check,
-        stdout_console,
         write_json,
     )
 
@@ -1171,7 +1170,7 @@ def _canary_report(
     if as_json:
         write_json(canary_check_json(report, int(code), command))
     else:
-        render_canary_check(stdout_console(), report)
+        render_canary_check(state.runtime.stdout_console(), report)
     sys.exit(int(code))
 
 

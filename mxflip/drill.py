@@ -198,7 +198,7 @@ class _Outcome:
 class Drill:
     """One drill over ``domains``; build one per run and call :meth:`run` once.
 
-    ``readiness`` is the readiness seam (:func:`mxflip.readiness_api.default_readiness`):
+    ``readiness`` is the readiness seam (:func:`mxflip.readiness.default_readiness`):
     it proves the backup set before the switch, and probes the hosts that are live after
     it. ``clock``, ``query`` and ``providers`` are injectable like the engine's.
     """

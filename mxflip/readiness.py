@@ -23,7 +23,7 @@ from mxflip import loop
 from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
-from mxflip.findings import Finding, fail, warn
+from mxflip.findings import Finding, Severity, fail, warn
 from mxflip.hostport import HostPort
 from mxflip.mailpolicy import (
     MTASTS,
@@ -34,6 +34,7 @@ from mxflip.mailpolicy import (
 )
 from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.net.smtp import SMTPSettings, Timer, helo_name
+from mxflip.plan import Readiness, ReadinessVerdict
 from mxflip.probe import (
     AddressResult,
     DomainReadiness,
@@ -134,6 +135,32 @@ def check_domains(
             sleep=sleep,
         )
     )
+
+
+def default_readiness(config: Config) -> Readiness:
+    """The engine's readiness check (:data:`mxflip.plan.Readiness`) for ``config``: is the
+    MX set a switch is about to publish ready to receive mail, per domain? An engine built
+    without one refuses every switch unless ``--skip-readiness --reason`` is given: an
+    unknown verdict is never taken for "ready"."""
+
+    def readiness(
+        domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
+    ) -> dict[str, ReadinessVerdict]:
+        # "live" with live_records = the target sets probes exactly the hosts a switch
+        # would publish (drained and restored sets are not a configured profile).
+        results = check_domains(config, list(domains), "live", live_records=dict(targets))
+        out: dict[str, ReadinessVerdict] = {}
+        for r in results:
+            # Most findings are on a host or an address; say where each was found.
+            reasons = tuple(
+                f"{where}: {f.message}" if where else f.message
+                for where, f in r.located_findings()
+                if f.severity is not Severity.INFO
+            )
+            out[r.domain] = ReadinessVerdict(str(r.verdict), reasons)
+        return out
+
+    return readiness
 
 
 async def check_domains_async(

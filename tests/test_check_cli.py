@@ -242,7 +242,7 @@ def test_unusable_ca_file_is_one_line_exit_2(cli_lab: CliLab, tmp_path: Path) ->
 
 def test_the_engine_seam_gets_verdicts_with_located_reasons(cli_lab: CliLab) -> None:
     from mxflip.config import load_config
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.records import RRset
 
     config = load_config(cli_lab.config())

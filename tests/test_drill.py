@@ -24,7 +24,7 @@ from mxflip.config import Config, DomainConfig, load_config
 from mxflip.drill import STEPS, Drill, DrillReport
 from mxflip.journal import Journal
 from mxflip.plan import ReadinessVerdict
-from mxflip.readiness_api import default_readiness
+from mxflip.readiness import default_readiness
 from mxflip.records import RRset
 from mxflip.render import drill_json, drill_junit
 from tests.support.bind import BindServer, zone_text

@@ -82,7 +82,7 @@ def test_plan_hash_pins_the_reviewed_plan(path: Path, memory_store: MemoryStore)
 def test_blocked_plan_is_refused_and_changes_nothing(
     path: Path, memory_store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: not_ready)
     result = run(path, "failover", "--all", "--yes")
     assert result.exit_code == 3
     assert "BLOCKED:" in result.stdout and "[target-not-ready]" in result.stdout

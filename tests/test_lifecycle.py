@@ -378,7 +378,7 @@ def test_prepare_is_never_blocked_by_the_live_hosts_health(
     from tests.support.engine import not_ready
 
     path, names = lab
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: not_ready)
     result = run(path, "prepare", "--yes")
     assert result.exit_code == 0, result.output
     assert live(lbind, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}

@@ -69,7 +69,7 @@ class Actions:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            from mxflip.readiness_api import default_readiness
+            from mxflip.readiness import default_readiness
 
             self._engine = Engine(
                 self.config,
