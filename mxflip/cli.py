@@ -266,12 +266,13 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 
     Exit 0 when every domain is ready, 1 when one is degraded, 3 when one is not ready.
     """
+    from mxflip import loop
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
     from mxflip.render import check_json, render_check, write_json
 
     config = state.load_config()
-    results = check_domains(config, config.select(domains), profile)
+    results = loop.run(check_domains(config, config.select(domains), profile))
     code = {
         Verdict.READY: ExitCode.OK,
         Verdict.DEGRADED: ExitCode.ATTENTION,
@@ -1017,12 +1018,13 @@ def canary_send(state: State, domains: tuple[str, ...], via: str, as_json: bool)
     Tries each MX host of the path once, in preference order, with STARTTLS when offered
     and the [probe] timeout. Exit 0 when every canary was accepted, 3 when one was not.
     """
+    from mxflip import loop
     from mxflip.canary import canary_domains, send_canaries
     from mxflip.render import canary_send_json, render_canary_send, write_json
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    results = send_canaries(config, chosen, via, clock=state.runtime.clock)
+    results = loop.run(send_canaries(config, chosen, via, clock=state.runtime.clock))
     code = ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILURE
     if as_json:
         write_json(canary_send_json(results, int(code)))

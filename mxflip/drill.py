@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.engine import Engine, Unsettled, blocker_text
 from mxflip.errors import ExitCode, MxflipError
@@ -251,7 +252,7 @@ class Drill:
 
     # ------------------------------------------------------------------ helpers
 
-    def _proven_readiness(
+    async def _proven_readiness(
         self, domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
     ) -> Mapping[str, ReadinessVerdict]:
         """The engine asks before planning and again after the switch; the drill's own
@@ -260,7 +261,9 @@ class Drill:
         missing = [d for d in domains if d.name not in self._proven]
         out = dict(self._proven)
         if missing and self.readiness is not None:
-            out.update(self.readiness(missing, {d.name: targets[d.name] for d in missing}))
+            out.update(
+                loop.run(self.readiness(missing, {d.name: targets[d.name] for d in missing}))
+            )
         return {name: out[name] for name in targets if name in out}
 
     def _names(self) -> list[str]:
@@ -369,7 +372,7 @@ class Drill:
             return False
         targets = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(self.readiness(self.domains, targets))
+            verdicts = dict(loop.run(self.readiness(self.domains, targets)))
         except MxflipError as exc:
             self._rec.record(
                 "readiness",
@@ -423,7 +426,7 @@ class Drill:
         assert self.readiness is not None  # the readiness step needed it
         live = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(self.readiness(self.domains, live))
+            verdicts = dict(loop.run(self.readiness(self.domains, live)))
         except MxflipError as exc:
             self._rec.record(
                 "probe", self._all("fail", f"SMTP probe failed: {exc}"), self.clock.now() - t0

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mxflip import loop
 from mxflip.cname_targets import find_cname_targets
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import MxflipError, UsageError
@@ -155,7 +156,7 @@ class Engine:
     # ------------------------------------------------------------------ observing
 
     def observe(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
-        return self.observer.status(domains)
+        return loop.run(self.observer.status(domains))
 
     def _verdicts(
         self, statuses: Sequence[DomainStatus], targets: Mapping[str, RRset | None]
@@ -168,7 +169,7 @@ class Engine:
         domains = [s.domain for s in statuses if s.domain.name in wanted]
         try:
             with timed(_log, "readiness", level=logging.INFO, domains=len(domains)):
-                verdicts = self.readiness(domains, wanted)
+                verdicts = loop.run(self.readiness(domains, wanted))
         except MxflipError as exc:
             _log.info("readiness check failed", extra={"error": str(exc)})
             return {
@@ -189,7 +190,7 @@ class Engine:
             for host in rrset.hosts:
                 if host == domain.zone or host.endswith("." + domain.zone):
                     checks.append((host, self.servers(domain)))
-        return find_cname_targets(checks, timeout=self.dns_timeout)
+        return loop.run(find_cname_targets(checks, timeout=self.dns_timeout))
 
     def first_unsettled(self) -> Operation | None:
         """The latest operation that may have left zones half-way (every change is

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mxflip import loop
 from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
@@ -109,46 +108,18 @@ def probe_settings(
     )
 
 
-def check_domains(
-    config: Config,
-    domains: Sequence[DomainConfig],
-    profile: str,
-    *,
-    live_records: Mapping[str, RRset | None] | None = None,
-    lookup: Lookup | None = None,
-    timer: Timer = time.monotonic,
-    clock: Clock | None = None,
-    sleep: AsyncSleep = asyncio.sleep,
-) -> list[DomainReadiness]:
-    """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
-    order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
-    again when the caller has observed them; otherwise they are resolved."""
-    return loop.run(
-        check_domains_async(
-            config,
-            domains,
-            profile,
-            live_records=live_records,
-            lookup=lookup,
-            timer=timer,
-            clock=clock,
-            sleep=sleep,
-        )
-    )
-
-
 def default_readiness(config: Config) -> Readiness:
     """The engine's readiness check (:data:`mxflip.plan.Readiness`) for ``config``: is the
     MX set a switch is about to publish ready to receive mail, per domain? An engine built
     without one refuses every switch unless ``--skip-readiness --reason`` is given: an
     unknown verdict is never taken for "ready"."""
 
-    def readiness(
+    async def readiness(
         domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
-    ) -> dict[str, ReadinessVerdict]:
+    ) -> Mapping[str, ReadinessVerdict]:
         # "live" with live_records = the target sets probes exactly the hosts a switch
         # would publish (drained and restored sets are not a configured profile).
-        results = check_domains(config, list(domains), "live", live_records=dict(targets))
+        results = await check_domains(config, list(domains), "live", live_records=dict(targets))
         out: dict[str, ReadinessVerdict] = {}
         for r in results:
             # Most findings are on a host or an address; say where each was found.
@@ -163,7 +134,7 @@ def default_readiness(config: Config) -> Readiness:
     return readiness
 
 
-async def check_domains_async(
+async def check_domains(
     config: Config,
     domains: Sequence[DomainConfig],
     profile: str,
@@ -174,7 +145,9 @@ async def check_domains_async(
     clock: Clock | None = None,
     sleep: AsyncSleep = asyncio.sleep,
 ) -> list[DomainReadiness]:
-    """The coroutine behind :func:`check_domains`."""
+    """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
+    order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
+    again when the caller has observed them; otherwise they are resolved."""
     if profile not in CHECK_PROFILES:
         raise UsageError(
             f"unknown profile {profile!r} (expected one of: {', '.join(CHECK_PROFILES)})"

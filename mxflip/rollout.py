@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Re-exported: engine and drill take the clock from here.
+from mxflip import loop
 from mxflip.clock import Clock as Clock
 from mxflip.clock import SystemClock as SystemClock
 from mxflip.config import DomainConfig
@@ -127,7 +128,7 @@ def default_query(
 ) -> list[list[ServerAnswer]]:
     """Ask every (servers, name) pair through one bounded client; one list of answers per
     pair."""
-    return query_batch(batch, recursive=recursive, timeout=timeout)
+    return loop.run(query_batch(batch, recursive=recursive, timeout=timeout))
 
 
 class _NotServed(Exception):
@@ -507,7 +508,7 @@ class Rollout:
                 if s.after is not None and not s.after.same_records(s.prelower or s.before)
             }
             verdicts = (
-                self._readiness([s.domain for s in steps if s.name in targets], targets)
+                loop.run(self._readiness([s.domain for s in steps if s.name in targets], targets))
                 if targets
                 else {}
             )

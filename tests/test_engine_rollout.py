@@ -289,9 +289,9 @@ def test_drain_rechecks_remaining_hosts(ebind: BindServer, tmp_path: Path) -> No
     engine, _, _ = make_engine(ebind, tmp_path, names)
     seen: dict[str, RRset] = {}
 
-    def spy(domains, targets):  # type: ignore[no-untyped-def]
+    async def spy(domains, targets):  # type: ignore[no-untyped-def]
         seen.update(targets)
-        return not_ready(domains, targets)
+        return await not_ready(domains, targets)
 
     engine.readiness = spy
     plan = engine.plan_drain("mx1.proxy.test", PlanOptions(now=True))

@@ -161,11 +161,11 @@ def engine_config(
     return parse_config(raw, path=tmp_path / "mxflip.toml")
 
 
-def ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
+async def ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
     return {name: ReadinessVerdict("ready") for name in targets}
 
 
-def not_ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
+async def not_ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
     return {name: ReadinessVerdict("not-ready", ("connection refused",)) for name in targets}
 
 
