@@ -110,9 +110,18 @@ def _json_written() -> int:
     return int(common.written[0]) if common is not None else 0
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: Any) -> None:
     # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
-    # records that it was interrupted and a drill puts back what it changed.
+    # records that it was interrupted and a drill puts back what it changed. While the
+    # command's event loop runs, its SIGINT handler cancels the running coroutine (which
+    # journals and unwinds, then surfaces as KeyboardInterrupt); outside it, Ctrl-C's
+    # default raises KeyboardInterrupt where the program is.
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+        return
     raise KeyboardInterrupt
 
 

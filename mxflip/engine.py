@@ -366,7 +366,7 @@ class Engine:
             user=self.user,
         )
         with timed(_log, "operation", level=logging.INFO, kind=plan.kind) as fields:
-            result = rollout.run()
+            result = loop.run(rollout.run())
             fields.update(op=result.op_id, outcome=result.outcome)
         if plan.parent is not None and result.outcome == "done":
             self._note_settled(plan, result.op_id or "-", why=None)

@@ -160,7 +160,7 @@ def test_verification_failure_without_auto_rollback_fails(
     seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
 
-    def never(batch, recursive, timeout):  # type: ignore[no-untyped-def]
+    async def never(batch, recursive, timeout):  # type: ignore[no-untyped-def]
         from mxflip.dnsview import ServerAnswer
 
         return [[ServerAnswer("ns", error="injected: no answer")] for _ in batch]

@@ -339,8 +339,8 @@ def test_countdown_starts_once_every_nameserver_serves_the_lowered_ttl(
     config = load_config(path)
     lag = {"polls": 3}
 
-    def lagging(batch, recursive, timeout):  # type: ignore[no-untyped-def]
-        answers = default_query(batch, recursive, timeout)
+    async def lagging(batch, recursive, timeout):  # type: ignore[no-untyped-def]
+        answers = await default_query(batch, recursive, timeout)
         if lag["polls"] > 0:  # a secondary still serving the old TTL
             lag["polls"] -= 1
             return [

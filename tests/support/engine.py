@@ -228,7 +228,7 @@ class FailingQuery:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(
+    async def __call__(
         self, batch: Sequence[tuple[Sequence[Any], str]], recursive: bool, timeout: float
     ) -> list[list[ServerAnswer]]:
         self.calls += 1
