@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Builds the plan of one changing command from the engine and the parsed options.
-Build = Callable[["Engine", "PlanOptions"], "Plan"]
+#: Plans a change on the engine (a coroutine function: the engine observes on the loop).
+Build = Callable[["Engine", "PlanOptions"], Coroutine[Any, Any, "Plan"]]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -433,6 +434,7 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
 
 def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
+    from mxflip import loop
     from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.plan import PlanOptions
@@ -483,7 +485,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
                     change.kind, change.argv = kind, (op_id,)
                     command = ["mxflip", kind, op_id]
                     build = _settle_builder(kind, op_id)
-            plan = build(engine, opts)
+            plan = loop.run(build(engine, opts))
             if not change.as_json:
                 render_plan(console, plan, now=clock.now())
             if change.dry_run:
@@ -500,7 +502,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             if plan.changes:
                 _confirm(change, runtime)
             # A rollback/resume with nothing to write still runs: it settles its parent.
-            result = engine.execute(plan, command=command)
+            result = loop.run(engine.execute(plan, command=command))
     except MxflipError as exc:
         _report_state_problems(journal)
         if change.as_json and plan is not None:
@@ -624,9 +626,9 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Engine, opts: PlanOptions) -> Plan:
+        async def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
-            return engine.plan_switch(kind, chosen, opts)
+            return await engine.plan_switch(kind, chosen, opts)
 
         _run_change(state, _change(kind, domains + (("--all",) if all_ else ()), **kw), build)
 

@@ -19,9 +19,9 @@ and records what happened. It never prints and never prompts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mxflip import loop
 from mxflip.config import Config, DomainConfig
@@ -353,7 +353,7 @@ class Drill:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
         try:
-            statuses = self.engine.observe(self.domains)
+            statuses = loop.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
@@ -511,7 +511,7 @@ class Drill:
     def _final_status(self) -> None:
         t0 = self._start("final-status")
         try:
-            statuses = self.engine.observe(self.domains)
+            statuses = loop.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("final-status", self._all("fail", str(exc)), self.clock.now() - t0)
             return
@@ -523,11 +523,11 @@ class Drill:
 
     # ------------------------------------------------------------------ operations
 
-    def _operate(self, build: Callable[[], Plan], t0: float) -> _Outcome:
+    def _operate(self, build: Callable[[], Coroutine[Any, Any, Plan]], t0: float) -> _Outcome:
         """Plan and execute one engine operation; time its write and verify parts."""
         self._phases.reset()
         try:
-            plan = build()
+            plan = loop.run(build())
         except MxflipError as exc:
             return _Outcome(None, None, exc, self.clock.now() - t0, 0.0)
         if plan.blockers:
@@ -536,7 +536,7 @@ class Drill:
         result: RolloutResult | None = None
         error: MxflipError | None = None
         try:
-            result = self.engine.execute(plan, command=self.command)
+            result = loop.run(self.engine.execute(plan, command=self.command))
         except MxflipError as exc:
             error = exc
         except KeyboardInterrupt:
