@@ -29,7 +29,8 @@ from mxflip.files import (
 from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
-#: Resolved canaries kept in the state file for history (outstanding ones are always kept).
+#: Resolved canaries kept in the state file for history (outstanding ones are always kept;
+#: ``check`` gives up on them after twice the retry window, so they are bounded too).
 _HISTORY = 200
 
 # ------------------------------------------------------------------------- state
@@ -67,12 +68,20 @@ class CanaryRecord:
     delay: float | None = None
     checked_at: float | None = None
     error: str | None = None
+    #: When ``check`` stopped looking for it: past twice the senders' retry window it can no
+    #: longer arrive (the sender has bounced it), and keeping it would grow the state file
+    #: for every canary lost during a long outage.
+    given_up_at: float | None = None
 
     @property
     def outstanding(self) -> bool:
         """Still worth looking for: not found yet (a "missing" canary can still arrive,
-        late — which is exactly what a delaying proxy does)."""
-        return self.status in ("pending", "late", "missing") and self.arrived_at is None
+        late — which is exactly what a delaying proxy does), and not given up on."""
+        return (
+            self.status in ("pending", "late", "missing")
+            and self.arrived_at is None
+            and self.given_up_at is None
+        )
 
 
 @dataclass
