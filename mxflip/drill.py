@@ -261,9 +261,7 @@ class Drill:
         missing = [d for d in domains if d.name not in self._proven]
         out = dict(self._proven)
         if missing and self.readiness is not None:
-            out.update(
-                loop.run(self.readiness(missing, {d.name: targets[d.name] for d in missing}))
-            )
+            out.update(await self.readiness(missing, {d.name: targets[d.name] for d in missing}))
         return {name: out[name] for name in targets if name in out}
 
     def _names(self) -> list[str]:
