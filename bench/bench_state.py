@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -102,7 +103,9 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
     return backend.calls, records
 
 
-def cli_failover(config: Path, env: dict[str, str]) -> float:
+def cli_failover(config: Path, env: dict[str, str]) -> tuple[float, float]:
+    """The process's wall time and CPU time (user + sys), in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [
@@ -127,9 +130,11 @@ def cli_failover(config: Path, env: dict[str, str]) -> float:
         timeout=120,
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failover failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -181,6 +186,7 @@ def main() -> None:
                 # local and s3 runs interleaved so that load from elsewhere hits both
                 for count in args.domains:
                     times: dict[str, list[float]] = {"local": [], "s3": []}
+                    cpus: dict[str, list[float]] = {"local": [], "s3": []}
                     for run in range(args.runs):
                         for kind in ("local", "s3"):
                             names = fresh_names(bind, count, f"w{count}r{run}{kind}")
@@ -188,14 +194,18 @@ def main() -> None:
                             state = table if kind == "s3" else ""
                             journal = folder / f"wall-{kind}" / "journal.jsonl"
                             path.write_text(config_text(bind, names, journal, state))
-                            times[kind].append(cli_failover(path, env))
-                    report_wall(count, args.runs, times)
+                            wall, cpu = cli_failover(path, env)
+                            times[kind].append(wall)
+                            cpus[kind].append(cpu)
+                    report_wall(count, args.runs, times, cpus)
             finally:
                 moto.stop()
                 bind.stop()
 
 
-def report_wall(count: int, runs: int, times: dict[str, list[float]]) -> None:
+def report_wall(
+    count: int, runs: int, times: dict[str, list[float]], cpus: dict[str, list[float]]
+) -> None:
     local, s3 = statistics.median(times["local"]), statistics.median(times["s3"])
     fastest = min(times["s3"]) / min(times["local"])
     print(f"failover --all --now, {count} domains, {runs} runs each (process wall time)")
@@ -204,6 +214,11 @@ def report_wall(count: int, runs: int, times: dict[str, list[float]]) -> None:
     print(
         f"  ratio s3/local: {s3 / local:.2f} (fastest runs: {fastest:.2f}); goal <= 1.5: "
         + ("met" if s3 <= 1.5 * local else "NOT met")
+    )
+    cpu_local, cpu_s3 = statistics.median(cpus["local"]), statistics.median(cpus["s3"])
+    print(
+        f"  CPU (user+sys) median: local {cpu_local:.3f} s, s3 {cpu_s3:.3f} s, "
+        f"ratio {cpu_s3 / cpu_local:.2f} (load {os.getloadavg()[0]:.1f})"
     )
 
 
