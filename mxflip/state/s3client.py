@@ -47,6 +47,9 @@ def make_client(settings: Any, *, home: Path | None) -> Any:
     path = _data_path(home, loader, botocore.__version__) if home is not None else None
     preloaded = path is not None and _preload(loader, path)
     session.register_component("data_loader", loader)
+    # Timestamps stay strings: mxflip reads none, and parsing every LastModified of a
+    # journal listing (dateutil, per key) costs more than the request itself.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     config = BotoConfig(
         retries={"total_max_attempts": 1},  # retried, bounded, by mxflip.retry
         connect_timeout=5,
