@@ -488,20 +488,30 @@ class S3Backend:
         snapshot is a shortcut, never the journal."""
         with self._key_lock:
             keys = list(self._keys)
-        records = [[k, self._cache[k]] for k in keys if self._cache.get(k) is not None]
+        records: list[tuple[str, dict[str, Any] | None]] = [
+            (k, self._cache[k]) for k in keys if self._cache.get(k) is not None
+        ]
         if not records:
             return
-        body = encode({"format": 1, "upto": records[-1][0], "records": records})
+        upto = str(records[-1][0])
+        body = encode({"format": 1, "upto": upto, "records": records})
         name = self._doc_key(SNAPSHOT_KEY)
         for _ in range(2):  # bounded: a second refusal means another writer is at it
             try:
                 if not self._snapshot_known:
-                    self._snapshot_version = self._snapshot_etag(name)
+                    self._snapshot_version, theirs = self._snapshot_head(name)
                     self._snapshot_known = True
+                    if theirs >= upto:
+                        return  # a later operation's snapshot is there already
                 version = self._snapshot_version
                 condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
                 reply = self._call(
-                    "PutObject", Key=name, Body=body, ContentType="application/json", **condition
+                    "PutObject",
+                    Key=name,
+                    Body=body,
+                    ContentType="application/json",
+                    Metadata={"upto": upto[len(self.journal_prefix) :]},
+                    **condition,
                 )
             except (PreconditionFailed, _Missing):
                 self._snapshot_known = False  # another writer: ask for its version
@@ -513,11 +523,14 @@ class S3Backend:
             return
         log.info("the journal snapshot %s kept changing; left to the next operation", name)
 
-    def _snapshot_etag(self, name: str) -> str | None:
+    def _snapshot_head(self, name: str) -> tuple[str | None, str]:
+        """The snapshot's version (None: absent) and the last record key it holds."""
         try:
-            return str(self._call("HeadObject", Key=name)["ETag"])
+            reply = self._call("HeadObject", Key=name)
         except _Missing:
-            return None
+            return None, ""
+        upto = str(reply.get("Metadata", {}).get("upto", ""))
+        return str(reply["ETag"]), self.journal_prefix + upto if upto else ""
 
     # ------------------------------------------------------------------ pending records
 
@@ -634,9 +647,14 @@ class S3Backend:
                 self.problems.append(
                     f"{renewer.lost} while this operation ran: check 'mxflip history'"
                 )
-            elif self._wrote and not self.problems:
-                # Under the lock, so no other operation's records are missing from it.
-                self._write_snapshot()
+            snapshot: threading.Thread | None = None
+            if not renewer.lost and self._wrote and not self.problems:
+                # Taken under the lock, so no other operation's records are missing from
+                # it; written while the lock is released (one round trip, not two).
+                snapshot = threading.Thread(
+                    target=self._write_snapshot, name="mxflip-snapshot", daemon=True
+                )
+                snapshot.start()
             try:
                 lease.release()
             except StateError as exc:
@@ -644,6 +662,9 @@ class S3Backend:
                     f"the lock {lease.info.id if lease.info else ''} could not be released "
                     f"({exc.message}); it expires by itself after the lease"
                 )
+            finally:
+                if snapshot is not None:
+                    snapshot.join(timeout=60.0)  # bounded by the retries' own 30 s
 
     def _journal_lock_event(self, event: str, lock_id: str, **detail: Any) -> None:
         user, host = whoami()
