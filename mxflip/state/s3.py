@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +110,16 @@ class S3Backend:
         self.clock = clock or SystemClock()
         self._sleep = sleep
         self._attempts = attempts
-        self._client = client if client is not None else _make_client(settings, home)
+        self._client_future: Future[Any] = Future()
+        if client is not None:
+            self._client_future.set_result(client)
+        else:
+            # Built in the background (importing botocore and reading its data is most of
+            # the backend's fixed cost): the command's own start-up, and any network wait
+            # before its first state call, overlap it. The first call waits for it.
+            threading.Thread(
+                target=self._build_client, name="mxflip-s3-client", daemon=True
+            ).start()
         #: API calls made, by operation (every attempt counts): the benchmark's figure.
         self.calls: Counter[str] = Counter()
         #: What could not be written or released, for the command to report (exit 3).
@@ -129,6 +138,16 @@ class S3Backend:
         self._snapshot_known = False
         self._snapshot_saved: str | None = None
         self._wrote = False
+
+    def _build_client(self) -> None:
+        try:
+            self._client_future.set_result(_make_client(self.settings, self.home))
+        except BaseException as exc:  # raised where the client is first used
+            self._client_future.set_exception(exc)
+
+    @property
+    def _client(self) -> Any:
+        return self._client_future.result()
 
     # ------------------------------------------------------------------ naming
 
@@ -710,8 +729,9 @@ class S3Backend:
 
     def close(self) -> None:
         self._save_cache()
-        with contextlib.suppress(Exception):
-            self._client.close()
+        if self._client_future.done():  # never built: nothing to close
+            with contextlib.suppress(Exception):
+                self._client.close()
 
 
 class _Missing(Exception):
