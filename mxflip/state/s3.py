@@ -60,9 +60,6 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = "lock"
 SNAPSHOT_KEY = "journal-snapshot"
-#: A reader missing more listed records than this takes them from the snapshot first (one
-#: call) before fetching the rest one by one.
-SNAPSHOT_AFTER = 2
 PENDING_NAME = "s3-pending.jsonl"
 
 _THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
@@ -137,6 +134,7 @@ class S3Backend:
         self._snapshot_version: str | None = None
         self._snapshot_known = False
         self._snapshot_saved: str | None = None
+        self._snapshot_read = False
         self._wrote = False
 
     def _build_client(self) -> None:
@@ -373,7 +371,11 @@ class S3Backend:
         keys.sort()
         self._load_disk_cache()
         missing = [k for k in keys if self._cache.get(k) is None]
-        if len(missing) > SNAPSHOT_AFTER:
+        if missing and not self._snapshot_read:
+            # Another machine wrote since this one last read: its snapshot has them all
+            # in one call (and its version is what the next snapshot write needs). Once
+            # per command: a record that stays unreadable costs its own fetch only.
+            self._snapshot_read = True
             self._load_snapshot(set(missing))
             missing = [k for k in keys if self._cache.get(k) is None]
         if missing:
