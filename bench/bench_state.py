@@ -15,6 +15,7 @@ Run from the repo root:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -92,11 +93,13 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
     engine = Engine(config, backend, clock=FakeClock(time.time()), readiness=ready)
     with backend.lock("mxflip failover --all --now"):
         backend.read().unsettled()  # the check every changing command makes first
-        plan = engine.plan_switch(
-            "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
+        plan = asyncio.run(
+            engine.plan_switch(
+                "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
+            )
         )
         before = backend.calls["PutObject"]
-        result = engine.execute(plan)
+        result = asyncio.run(engine.execute(plan))
         records = backend.calls["PutObject"] - before
     engine.close()
     backend.close()

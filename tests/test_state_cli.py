@@ -5,6 +5,7 @@ operation; canary state in the bucket. Real BIND9 for DNS, moto's S3 on loopback
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,8 +284,10 @@ def test_bucket_lost_mid_operation_finishes_reports_and_next_command_settles(
             config, backend, clock=FakeClock(), readiness=ready, failpoint=CutAfterIntent()
         )
         with backend.lock("mxflip failover --all"):
-            plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
-            result = engine.execute(plan)
+            plan = asyncio.run(
+                engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
+            )
+            result = asyncio.run(engine.execute(plan))
         engine.close()
         assert result.outcome == "done"
         assert live(sbind, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
