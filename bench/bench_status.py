@@ -16,12 +16,19 @@ answer with an error: none is expected on loopback), answers that needed a retry
 latter includes the ``rndc`` it runs, a child of the process) and the CPU time
 per domain, so the growth from the smallest to the largest N can be read off directly.
 
-    python bench/bench_status.py [--adapter rfc2136|zonefile|both] [--domains 100 1000 5000]
-                                 [--runs 3]
+The series: every status run counts as failed when any nameserver answer is
+``unreachable`` (or has an error) or its exit code is not the expected one (0 before the
+failover: every domain on primary; 1 after it: every domain on backup); the load
+(``uptime``) is printed at the start and end of each series. ``--runs 20`` is the issue's
+"no spurious timeouts in 20 runs". The growth table prints, per command, the CPU seconds at
+each N and the marginal CPU cost per domain between consecutive N (flat = linear growth).
 
-Goals (issue 14, 2-core machine): status --json at N = 5000 <= 3 s, no spurious timeouts,
-after a failover <= 1.2 x before; failover and rollback at N = 5000 <= 8 s; peak memory
-<= 200 MiB; time per domain roughly flat (linear growth).
+    python bench/bench_status.py [--adapter rfc2136|zonefile|both]
+                                 [--domains 100 500 1000 2000 5000] [--runs 3]
+
+Goals (issue 14, 2-core machine): status --json at N = 5000 <= 3 s, no spurious timeouts in
+20 runs, after a failover <= 1.2 x before; failover and rollback at N = 5000 <= 8 s; peak
+memory <= 200 MiB; growth linear from 100 to 5000 for every command.
 """
 
 from __future__ import annotations
@@ -54,6 +61,12 @@ class Run:
     errors: int = 0
     slow: int = 0
     stderr: str = ""
+    #: Nameserver answers marked unreachable (status only).
+    unreachable: int = 0
+
+    def failed(self, expected_code: int) -> bool:
+        """A status run with an unreachable nameserver, an error or an unexpected exit."""
+        return self.code != expected_code or self.errors > 0 or self.unreachable > 0
 
 
 def mxflip(config: Path, *args: str) -> Run:
@@ -79,19 +92,26 @@ def mxflip(config: Path, *args: str) -> Run:
         cpu = usage.ru_utime + usage.ru_stime
         # Only counts are kept: a child's peak RSS starts from this process's size at the
         # fork (Linux keeps ru_maxrss across exec), so the benchmark must stay small.
-        errors, slow = dns_errors(doc)
+        errors, slow, unreachable = dns_errors(doc)
         stderr = err.read().decode()[-2000:]
-        return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, cpu, errors, slow, stderr)
+        rss = usage.ru_maxrss / 1024
+        return Run(seconds, proc.returncode, rss, cpu, errors, slow, stderr, unreachable)
 
 
-def dns_errors(doc: dict[str, object]) -> tuple[int, int]:
-    """(nameserver answers with an error, answers that needed a retry) in a status doc."""
-    errors = slow = 0
+def dns_errors(doc: dict[str, object]) -> tuple[int, int, int]:
+    """(nameserver answers with an error, answers that needed a retry, unreachable
+    answers) in a status doc."""
+    errors = slow = unreachable = 0
     for domain in doc.get("domains", []):  # type: ignore[attr-defined]
         for ns in domain["nameservers"]:
             errors += ns["error"] is not None
             slow += bool(ns.get("slow"))
-    return errors, slow
+            unreachable += bool(ns.get("unreachable"))
+    return errors, slow, unreachable
+
+
+def load_text() -> str:
+    return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 @dataclass
@@ -102,6 +122,8 @@ class Row:
     failover: Run
     status_after: list[Run]
     rollback: Run
+    #: The load at the start and end of each status series (before, after).
+    loads: tuple[str, str, str, str] = ("", "", "", "")
 
 
 def measure(adapter: str, count: int, runs: int) -> Row:
@@ -109,7 +131,9 @@ def measure(adapter: str, count: int, runs: int) -> Row:
         lab = ScaleLab(Path(tmp), count, adapter).start()
         try:
             config = lab.config()
+            load0 = load_text()
             before = [mxflip(config, "status", "--json") for _ in range(runs)]
+            load1 = load_text()
             failover = mxflip(
                 config,
                 *("failover", "--all", "--now", "--yes", "--skip-readiness"),
@@ -117,13 +141,15 @@ def measure(adapter: str, count: int, runs: int) -> Row:
             )
             if failover.code != 0:
                 raise SystemExit(f"failover failed ({failover.code}): {failover.stderr[-1500:]}")
+            load2 = load_text()
             after = [mxflip(config, "status", "--json") for _ in range(runs)]
+            load3 = load_text()
             rollback = mxflip(config, "rollback", "--yes", "--reason", "benchmark", "--json")
             if rollback.code != 0:
                 raise SystemExit(f"rollback failed ({rollback.code}): {rollback.stderr[-1500:]}")
         finally:
             lab.stop()
-    return Row(adapter, count, before, failover, after, rollback)
+    return Row(adapter, count, before, failover, after, rollback, (load0, load1, load2, load3))
 
 
 def median(runs: list[Run]) -> float:
@@ -164,12 +190,57 @@ def report(rows: list[Row], runs: int) -> None:
             f"{errors:>10} {slow:>5} {cpu / r.domains * 100 * 1000:>21.1f}"
             + ("" if codes <= {0, 1} else f"  exit codes {sorted(codes)}")
         )
+    print()
+    print(
+        "status series: a run fails on any unreachable nameserver answer, DNS error or "
+        "unexpected exit (0 before the failover, 1 after it)"
+    )
+    for r in rows:
+        failed_before = sum(s.failed(0) for s in r.status_before)
+        failed_after = sum(s.failed(1) for s in r.status_after)
+        print(
+            f"{r.adapter:>8} {r.domains:>5}  before: {failed_before} of {len(r.status_before)} "
+            f"failed ({r.loads[0]} -> {r.loads[1]})  after: {failed_after} of "
+            f"{len(r.status_after)} failed ({r.loads[2]} -> {r.loads[3]})"
+        )
+    growth(rows)
+
+
+def growth(rows: list[Row]) -> None:
+    """Per adapter and command: CPU s at each N, then the marginal CPU ms per domain
+    between consecutive N (constant when growth is linear)."""
+    print()
+    print(
+        "growth: CPU s of the mxflip process at each N  |  marginal CPU ms per domain "
+        "between consecutive N (flat = linear)"
+    )
+    commands = {
+        "status": lambda r: statistics.median(s.cpu for s in r.status_before),
+        "after": lambda r: statistics.median(s.cpu for s in r.status_after),
+        "failover": lambda r: r.failover.cpu,
+        "rollback": lambda r: r.rollback.cpu,
+    }
+    for adapter in dict.fromkeys(r.adapter for r in rows):
+        mine = sorted((r for r in rows if r.adapter == adapter), key=lambda r: r.domains)
+        print(f"{adapter:>8} N: " + " ".join(f"{r.domains:>7}" for r in mine))
+        for name, cpu in commands.items():
+            values = [cpu(r) for r in mine]
+            marginal = [
+                (b - a) / (rb.domains - ra.domains) * 1000
+                for a, b, ra, rb in zip(values, values[1:], mine, mine[1:], strict=False)
+            ]
+            print(
+                f"{name:>12}: "
+                + " ".join(f"{v:>7.2f}" for v in values)
+                + "  |  "
+                + " ".join(f"{m:>5.2f}" for m in marginal)
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter", choices=[*ADAPTERS, "both"], default="both")
-    parser.add_argument("--domains", type=int, nargs="+", default=[100, 1000, 2000, 5000])
+    parser.add_argument("--domains", type=int, nargs="+", default=[100, 500, 1000, 2000, 5000])
     parser.add_argument("--runs", type=int, default=3, help="status runs before and after")
     args = parser.parse_args()
     adapters = ADAPTERS if args.adapter == "both" else (args.adapter,)
