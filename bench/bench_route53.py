@@ -53,20 +53,25 @@ def seed(admin: Any, zones: list[str], per_zone: int) -> dict[str, list[str]]:
     """Create the zones and every domain's primary MX set, behind mxflip's back."""
     domains: dict[str, list[str]] = {}
     for zone in zones:
-        zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)[
-            "HostedZone"
-        ]["Id"]
         names = [f"d{i:05}.{zone}" for i in range(per_zone)]
-        # Within Route53's per-request limits (1,000 records, 32,000 value characters):
-        # the adapter's own packing, so 5,000 domains seed in a few batches.
-        groups = [_batch.items_for(Change(n, None, RRset.of(n, 3600, PRIMARY))) for n in names]
-        for batch in _batch.split(groups):
-            admin.change_resource_record_sets(
-                HostedZoneId=zone_id,
-                ChangeBatch={"Changes": [item.to_api() for item in batch]},
-            )
+        seed_names(admin, zone, names, PRIMARY)
         domains[zone] = names
     return domains
+
+
+def seed_names(admin: Any, zone: str, names: list[str], records: list[str]) -> None:
+    """Create the hosted zone ``zone`` holding ``records`` (TTL 3600) at every name."""
+    zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)["HostedZone"][
+        "Id"
+    ]
+    # Within Route53's per-request limits (1,000 records, 32,000 value characters): the
+    # adapter's own packing, so 5,000 domains seed in a few batches.
+    groups = [_batch.items_for(Change(n, None, RRset.of(n, 3600, records))) for n in names]
+    for batch in _batch.split(groups):
+        admin.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={"Changes": [item.to_api() for item in batch]},
+        )
 
 
 def main() -> int:

@@ -25,6 +25,13 @@ each N and the marginal CPU cost per domain between consecutive N (flat = linear
 
     python bench/bench_status.py [--adapter rfc2136|zonefile|both]
                                  [--domains 100 500 1000 2000 5000] [--runs 3]
+    python bench/bench_status.py --adapter route53|cloudflare|api --domains 5000 --runs 3
+
+``route53`` (moto in server mode) and ``cloudflare`` (the adapter's loopback fake API) are
+measured for ``status --json`` only: the same BIND answers the nameserver questions, the
+API backend holds the same records (seeded behind mxflip's back) and serves the provider's
+read. A failover against them would leave BIND behind, so their failover figures come from
+``bench_route53.py`` and ``providers/cloudflare/bench``.
 
 Goals (issue 14, 2-core machine): status --json at N = 5000 <= 3 s, no spurious timeouts in
 20 runs, after a failover <= 1.2 x before; failover and rollback at N = 5000 <= 8 s; peak
@@ -34,6 +41,7 @@ memory <= 200 MiB; growth linear from 100 to 5000 for every command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -41,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +161,140 @@ def measure(adapter: str, count: int, runs: int) -> Row:
     return Row(adapter, count, before, failover, after, rollback, (load0, load1, load2, load3))
 
 
+API_ADAPTERS = ("route53", "cloudflare")
+
+
+@dataclass
+class ApiRow:
+    adapter: str
+    domains: int
+    status: list[Run]
+    #: API requests the provider sent per status run (listing pages, zone lookup).
+    requests: float
+    loads: tuple[str, str]
+
+
+def measure_api(adapter: str, count: int, runs: int) -> ApiRow:
+    """``status --json`` with the provider on an API backend and BIND as nameserver."""
+    from tests.support.scale import PRIMARY, SCALE_ZONE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = ScaleLab(Path(tmp), count, "rfc2136").start()
+        try:
+            if adapter == "route53":
+                backend = _route53_backend(tmp, lab.names, PRIMARY, SCALE_ZONE)
+            else:
+                backend = _cloudflare_backend(lab.names, PRIMARY, SCALE_ZONE)
+            with backend as (provider_table, counter):
+                config = lab.config()
+                text = config.read_text()
+                start = text.index("[providers.lab]")
+                end = text.index("[sets]")
+                config.write_text(text[:start] + provider_table + "\n" + text[end:])
+                load0 = load_text()
+                before = counter()
+                status = [mxflip(config, "status", "--json") for _ in range(runs)]
+                requests = (counter() - before) / runs
+                load1 = load_text()
+        finally:
+            lab.stop()
+    for run in status:
+        if run.code not in (0, 1):
+            print(f"{adapter} status exited {run.code}: {run.stderr[-800:]}", file=sys.stderr)
+    return ApiRow(adapter, count, status, requests, (load0, load1))
+
+
+@contextlib.contextmanager
+def _route53_backend(
+    home: str, names: list[str], records: list[str], zone: str
+) -> Iterator[tuple[str, Callable[[], int]]]:
+    import boto3
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_route53 import seed_names
+
+    from tests.support.moto_route53 import (
+        AWS_VARIABLES_TO_CLEAR,
+        MotoServer,
+        fake_aws_environment,
+        strict_route53,
+    )
+
+    saved = dict(os.environ)
+    for name in AWS_VARIABLES_TO_CLEAR:
+        os.environ.pop(name, None)
+    os.environ.update(fake_aws_environment(home))  # the mxflip processes inherit it
+    server = MotoServer().start()
+    seen = [0]
+    try:
+        with strict_route53():
+            admin = boto3.session.Session().client("route53", endpoint_url=server.url)
+            seed_names(admin, zone, names, records)
+
+            real = server._server.RequestHandlerClass.handle_one_request
+
+            def counting(handler: object) -> None:
+                seen[0] += 1
+                real(handler)  # type: ignore[arg-type]
+
+            server._server.RequestHandlerClass.handle_one_request = counting  # type: ignore[method-assign]
+            yield (
+                f'[providers.lab]\ntype = "route53"\nendpoint_url = "{server.url}"\n',
+                (lambda: seen[0]),
+            )
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _cloudflare_backend(
+    names: list[str], records: list[str], zone: str
+) -> Iterator[tuple[str, Callable[[], int]]]:
+    from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
+
+    fake = FakeCloudflare()
+    fake.add_token("bench-token")
+    fake.add_zone(zone)
+    for name in names:
+        for record in records:
+            priority, host = record.split()
+            fake.put_record(zone, name, host, int(priority), 3600)
+    saved = os.environ.get("CLOUDFLARE_API_TOKEN")
+    os.environ["CLOUDFLARE_API_TOKEN"] = "bench-token"  # the mxflip processes inherit it
+    try:
+        with fake.serve():
+            yield (
+                f'[providers.lab]\ntype = "cloudflare"\nbase_url = "{fake.base_url}"\n',
+                (lambda: len(fake.requests)),
+            )
+    finally:
+        if saved is None:
+            os.environ.pop("CLOUDFLARE_API_TOKEN", None)
+        else:
+            os.environ["CLOUDFLARE_API_TOKEN"] = saved
+
+
+def report_api(rows: list[ApiRow], runs: int) -> None:
+    print(
+        f"status --json with the provider on its test backend, BIND on loopback as nameserver "
+        f"({os.cpu_count()} cores); median of {runs} runs; wall s (CPU s of the mxflip process)"
+    )
+    print(
+        f"{'adapter':>10} {'N':>5} {'status':>12} {'peak MiB':>8} {'API requests/run':>16} "
+        f"{'failed runs':>11}  load"
+    )
+    for r in rows:
+        failed = sum(s.failed(0) for s in r.status)
+        peak = max(s.max_rss_mib for s in r.status)
+        print(
+            f"{r.adapter:>10} {r.domains:>5} {both(r.status):>12} {peak:>8.0f} "
+            f"{r.requests:>16.1f} {failed:>5} of {len(r.status):<3}  "
+            f"{r.loads[0]} -> {r.loads[1]}"
+        )
+
+
 def median(runs: list[Run]) -> float:
     return statistics.median(r.seconds for r in runs)
 
@@ -239,10 +382,19 @@ def growth(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", choices=[*ADAPTERS, "both"], default="both")
+    parser.add_argument(
+        "--adapter",
+        choices=[*ADAPTERS, "both", *API_ADAPTERS, "api"],
+        default="both",
+        help="both: rfc2136 and zonefile; api: route53 and cloudflare (status only)",
+    )
     parser.add_argument("--domains", type=int, nargs="+", default=[100, 500, 1000, 2000, 5000])
     parser.add_argument("--runs", type=int, default=3, help="status runs before and after")
     args = parser.parse_args()
+    if args.adapter in (*API_ADAPTERS, "api"):
+        apis = API_ADAPTERS if args.adapter == "api" else (args.adapter,)
+        report_api([measure_api(a, n, args.runs) for a in apis for n in args.domains], args.runs)
+        return
     adapters = ADAPTERS if args.adapter == "both" else (args.adapter,)
     rows = [measure(a, n, args.runs) for a in adapters for n in args.domains]
     report(rows, args.runs)
