@@ -5,6 +5,9 @@ Run by hand from the repository root::
     python bench/bench_route53.py [--zones 10] [--domains 1000]
     python bench/bench_route53.py --zones 1 --domains 5000   # one zone, split batches
 
+It then times ``mxflip status --json`` over one zone of ``--domains // --zones`` domains
+(``--status-runs``, default 3; BIND on loopback answers the nameserver questions).
+
 Route53 is moto in server mode on loopback (real HTTP through botocore, fake keys, no
 traffic elsewhere). Every HTTP request the provider sends is counted with a botocore
 ``before-send`` hook. For each zone the failover does what mxflip does: read every
@@ -78,6 +81,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zones", type=int, default=10)
     parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument(
+        "--status-runs",
+        type=int,
+        default=3,
+        help="then time `mxflip status --json` over one zone of that many domains this "
+        "many times (0: skip)",
+    )
     args = parser.parse_args()
     per_zone = args.domains // args.zones
 
@@ -160,7 +170,30 @@ def main() -> int:
         and switched == per_zone * args.zones
     )
     print(f"  goal met: {'yes' if met else 'NO'}")
+    if args.status_runs:
+        status_figures(per_zone, args.status_runs)
     return 0 if met else 1
+
+
+def status_figures(count: int, runs: int) -> None:
+    """``mxflip status --json`` over ``count`` domains in one zone held by Route53 (moto),
+    BIND on loopback answering the nameserver questions (see bench_status.py)."""
+    import shutil
+
+    if shutil.which("named") is None:
+        print("  status --json: skipped (BIND's named is not installed)")
+        return
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_status import both, measure_api
+
+    row = measure_api("route53", count, runs)
+    failed = sum(run.failed(0) for run in row.status)
+    peak = max(run.max_rss_mib for run in row.status)
+    print(
+        f"  status --json, {count} domains in one zone, median of {runs}: wall s (CPU s) "
+        f"{both(row.status)}, peak {peak:.0f} MiB, {row.requests:.0f} API requests per run, "
+        f"{failed} failed runs (goal: <= 3 s; {row.loads[0]} -> {row.loads[1]})"
+    )
 
 
 if __name__ == "__main__":
