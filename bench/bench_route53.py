@@ -184,17 +184,10 @@ def status_figures(count: int, runs: int) -> None:
         print("  status --json: skipped (BIND's named is not installed)")
         return
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_status import both, measure_api
+    from bench_status import measure_api, report_api
 
-    row = measure_api("route53", count, runs)
-    failed = sum(run.failed(0) for run in row.status)
-    peak = max(run.max_rss_mib for run in row.status)
-    print(
-        f"  status --json, {count} domains in one zone, median of {runs}: wall s (CPU s) "
-        f"{both(row.status)}, peak {peak:.0f} MiB, {row.requests:.0f} API requests per run, "
-        f"{failed} failed runs (goal: <= 3 s; {row.loads[0]} -> {row.loads[1]})"
-    )
-
+    print()
+    report_api([measure_api("route53", count, runs)], runs)  # goal: status <= 3 s
 
 if __name__ == "__main__":
     raise SystemExit(main())
