@@ -189,5 +189,6 @@ def status_figures(count: int, runs: int) -> None:
     print()
     report_api([measure_api("route53", count, runs)], runs)  # goal: status <= 3 s
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
