@@ -312,7 +312,7 @@ def report(rows: list[Row], runs: int) -> None:
         f"status: median of {runs} runs; wall s (CPU s of the mxflip process)"
     )
     head = (
-        f"{'adapter':>8} {'N':>5} {'status':>12} {'after':>12} {'ratio':>6} "
+        f"{'adapter':>8} {'N':>5} {'status':>12} {'after':>12} {'ratio (CPU)':>11} "
         f"{'failover':>12} {'rollback':>12} {'peak MiB':>10} {'DNS errors':>10} "
         f"{'slow':>5} {'status CPU ms/100 dom':>21}"
     )
@@ -326,9 +326,11 @@ def report(rows: list[Row], runs: int) -> None:
         change_peak = max(x.max_rss_mib for x in (r.failover, r.rollback))
         before, after = median(r.status_before), median(r.status_after)
         cpu = statistics.median(s.cpu for s in r.status_before)
+        cpu_after = statistics.median(s.cpu for s in r.status_after)
+        ratio = f"{after / before:.2f} ({cpu_after / cpu:.2f})"
         print(
             f"{r.adapter:>8} {r.domains:>5} {both(r.status_before):>12} "
-            f"{both(r.status_after):>12} {after / before:>6.2f} "
+            f"{both(r.status_after):>12} {ratio:>11} "
             f"{both([r.failover]):>12} {both([r.rollback]):>12} {peak:>5.0f}/{change_peak:<4.0f} "
             f"{errors:>10} {slow:>5} {cpu / r.domains * 100 * 1000:>21.1f}"
             + ("" if codes <= {0, 1} else f"  exit codes {sorted(codes)}")
