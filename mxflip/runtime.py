@@ -119,7 +119,9 @@ class Runtime:
 
     def open_state(self, config: Config) -> StateBackend:
         """The configured state backend (see :func:`mxflip.state.open_state`), its local
-        files where :meth:`journal_path` says."""
+        files where :meth:`journal_path` says, its lock and lease on :attr:`clock`."""
         from mxflip.state import open_state
 
-        return open_state(config, journal_path=self.journal_path(config.journal.path))
+        return open_state(
+            config, journal_path=self.journal_path(config.journal.path), clock=self.clock
+        )
