@@ -51,7 +51,8 @@ class Runtime:
     #: ``-v`` count and ``--log-format`` of the command (set by the CLI group).
     verbosity: int = 0
     log_format: str = "text"
-    #: ``--color`` (auto — a terminal unless ``NO_COLOR`` is set —, always, never) and ``--quiet`` (no tables or progress for
+    #: ``--color`` (``auto``: colour a terminal unless ``NO_COLOR`` is set; ``always``;
+    #: ``never``) and ``--quiet`` (no tables or progress for
     #: people; errors and ``--json`` documents still appear), set by the CLI group and
     #: read by every console and plain-text stream made below.
     color: str = "auto"
