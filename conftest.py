@@ -86,3 +86,33 @@ def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
     server = PowerDNSServer(tmp_path_factory.mktemp("pdns"), _lab_zones()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session in a test worker shares one data loader.
+
+    Each new botocore/boto3 session (one per ``S3Backend``, Route53 provider, admin client or
+    in-process CLI command) otherwise re-reads and re-parses botocore's JSON data (endpoints,
+    service models, the service listing): ~0.1-0.3 s of CPU per session, a large share of the
+    moto-backed tests' time. The loader only caches read-only files from botocore's data
+    directory, so sharing it changes no request and no result; a child process still
+    builds its own, as a real command does.
+    """
+    try:
+        import botocore.loaders
+        import botocore.session
+    except ImportError:  # the S3/Route53 tests fail or skip on their own (required.py)
+        yield
+        return
+    original = botocore.session.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared
+    yield
+    botocore.session.create_loader = original
