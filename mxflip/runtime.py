@@ -122,4 +122,8 @@ class Runtime:
         files where :meth:`journal_path` says."""
         from mxflip.state import open_state
 
-        return open_state(config, journal_path=self.journal_path(config.journal.path))
+        # The backend's retry waits go through this runtime's sleep (real for a command,
+        # instant for a test's fake clock), like every other wait of the command.
+        return open_state(
+            config, journal_path=self.journal_path(config.journal.path), sleep=self.sleep
+        )
