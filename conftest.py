@@ -10,6 +10,7 @@ import pytest
 
 from mxflip.testing.memory import MemoryStore
 from tests.support.bind import BindServer, zone_text
+from tests.support.engine import start_engine_bind
 from tests.support.knot import KnotServer
 from tests.support.memory import fresh_store
 from tests.support.pdns import PowerDNSServer
@@ -41,7 +42,9 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whatever uses the shared BIND9, Knot or PowerDNS is a real-server test, marked or not."""
     for item in items:
-        if {"bind", "bind_key_file", "knot", "pdns"} & set(getattr(item, "fixturenames", ())):
+        if {"bind", "bind_key_file", "engine_bind", "knot", "pdns"} & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.real_server)
 
 
@@ -57,6 +60,17 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
     TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
     server = BindServer(tmp_path_factory.mktemp("bind"), _lab_zones()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    """One BIND9 per test worker for the engine-level tests (zones engine.test and
+    other.test, see ``start_engine_bind``). Those tests seed fresh names
+    (``domain_names``) and read back only those, so the modules share one server instead of
+    starting one each (~0.6 s per start)."""
+    server = start_engine_bind(tmp_path_factory.mktemp("engine-bind"))
     yield server
     server.stop()
 

@@ -11,7 +11,7 @@ test_engine_kill.py.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +40,6 @@ from tests.support.engine import (
     live,
     ready,
     seed,
-    start_engine_bind,
 )
 from tests.support.engine import journal_of as local_journal_of
 from tests.support.moto_s3 import (
@@ -59,10 +58,9 @@ RESTORE_AFTER = 600.0
 
 
 @pytest.fixture(scope="module")
-def fbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("fault-bind"))
-    yield server
-    server.stop()
+def fbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(params=["local", "s3"])
