@@ -68,18 +68,24 @@ def journal_of(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> JournalFactory:
     """The journal each engine gets: the local files, or the S3 backend on moto (a fresh
-    backend per call, as a new command on another machine would have)."""
+    backend per call, as a new command on another machine would have). The backends of
+    one test share the botocore client (the HTTP connection pool, which holds no state of
+    the backend's): building one costs more than most of a case's requests."""
     if request.param == "local":
         return local_journal_of
-    from mxflip.state.s3 import S3Backend
+    from mxflip.state.s3 import S3Backend, _make_client
 
     s3_environment(monkeypatch, tmp_path)
     moto: MotoServer = request.getfixturevalue("moto_s3")
     bucket = new_bucket(moto)
+    client = _make_client(state_config(moto.url, bucket))
 
     def factory(config: Config) -> JournalStore:
         return S3Backend(
-            state_config(moto.url, bucket), home=tmp_path / "home", sleep=lambda s: None
+            state_config(moto.url, bucket),
+            home=tmp_path / "home",
+            sleep=lambda s: None,
+            client=client,
         )
 
     return factory
