@@ -14,6 +14,8 @@ import importlib
 import os
 import re
 import sys
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from mxflip.provider import Provider
 
 ENTRY_POINT_GROUP = "mxflip.providers"
+#: Where pydantic looks for its plugins (``pydantic.plugin._loader``).
+PYDANTIC_GROUP = "pydantic"
 
 
 @dataclass(frozen=True)
@@ -51,19 +55,48 @@ def installed_providers() -> dict[str, InstalledProvider]:
     """Every adapter registered in the ``mxflip.providers`` entry-point group, by type
     (the first distribution on ``sys.path`` that registers a type wins)."""
     found: dict[str, InstalledProvider] = {}
-    seen: set[str] = set()
-    for folder in _metadata_folders():
-        key = _normalize(os.path.basename(folder))
-        if key in seen:
-            continue
-        seen.add(key)
-        group = _group(os.path.join(folder, "entry_points.txt"))
+    for folder, group in _entry_points(ENTRY_POINT_GROUP):
         if group:
             # Only the few adapters' METADATA is read, not every distribution's.
             name, version = _name_and_version(folder)
             for ep_name, target in group:
                 found.setdefault(ep_name, InstalledProvider(ep_name, target, name, version))
     return found
+
+
+def skip_pydantic_plugin_scan() -> None:
+    """Tell pydantic that no pydantic plugin is installed, when none is.
+
+    The first model pydantic builds imports ``importlib.metadata`` and reads every
+    installed distribution's entry points to find plugins (the ``pydantic`` group): about
+    a third of ``mxflip validate``'s start-up beyond click. When that group is empty, which
+    the scan here answers without ``importlib.metadata``, pydantic's loader module is
+    given its answer for "no plugins" (an empty ``get_plugins()``, what the real one
+    returns then), so validators are built exactly as they would be. With a plugin
+    installed, or the loader already imported, nothing changes and pydantic finds it.
+    """
+    name = "pydantic.plugin._loader"
+    if name in sys.modules or any(group for _, group in _entry_points(PYDANTIC_GROUP)):
+        return
+    loader = types.ModuleType(name, "No pydantic plugins are installed (mxflip.entrypoints).")
+    loader.get_plugins = _no_plugins  # type: ignore[attr-defined]
+    sys.modules[name] = loader
+
+
+def _no_plugins() -> tuple[()]:
+    return ()
+
+
+def _entry_points(group_name: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Each distribution's metadata folder with its entries of ``group_name`` (the first
+    distribution of a name on ``sys.path`` only)."""
+    seen: set[str] = set()
+    for folder in _metadata_folders():
+        key = _normalize(os.path.basename(folder))
+        if key in seen:
+            continue
+        seen.add(key)
+        yield folder, _group(os.path.join(folder, "entry_points.txt"), group_name)
 
 
 def _metadata_folders() -> list[str]:
@@ -80,8 +113,8 @@ def _metadata_folders() -> list[str]:
     return folders
 
 
-def _group(path: str) -> list[tuple[str, str]]:
-    """``name = target`` lines of the ``[mxflip.providers]`` section of one file."""
+def _group(path: str, group_name: str) -> list[tuple[str, str]]:
+    """``name = target`` lines of the ``[group_name]`` section of one file."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -92,7 +125,7 @@ def _group(path: str) -> list[tuple[str, str]]:
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("["):
-            inside = line == f"[{ENTRY_POINT_GROUP}]"
+            inside = line == f"[{group_name}]"
         elif inside and "=" in line and not line.startswith(("#", ";")):
             name, _, target = line.partition("=")
             out.append((name.strip(), target.strip()))
