@@ -313,10 +313,13 @@ def validate(state: State, as_json: bool) -> None:
     """
     from mxflip.render import config_json, render_config, write_json
     from mxflip.render.common import people_stream
-    from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
-    warnings = watch_warnings(config.watch)
+    warnings: list[str] = []
+    if config.watch is not None:  # watch.config's models load only for a [watch] table
+        from mxflip.watch.config import watch_warnings
+
+        warnings = watch_warnings(config.watch)
     for warning in warnings:
         click.echo(f"mxflip: warning: {warning}", err=True)
     if as_json:

@@ -521,8 +521,11 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         # Relative to the config file, like key files, so a config folder is self-contained.
         journal_path = base_dir / Path(journal.path).expanduser()
     canary = _parse_canary(raw, where, base_dir)
-    from mxflip.watch.config import parse_watch  # here: watch.config builds on this module
+    watch = None
+    if "watch" in raw:  # a file without [watch] does not load its models (start-up)
+        from mxflip.watch.config import parse_watch  # here: watch.config builds on this
 
+        watch = parse_watch(raw, where, base_dir)
     return Config(
         path=path,
         providers=providers,
@@ -531,7 +534,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         journal=JournalConfig(path=journal_path),
         canary=canary,
         state=_parse_state(_table(raw, "state", where), where),
-        watch=parse_watch(raw, where, base_dir),
+        watch=watch,
     )
 
 

@@ -90,13 +90,48 @@ def _no_plugins() -> tuple[()]:
 def _entry_points(group_name: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Each distribution's metadata folder with its entries of ``group_name`` (the first
     distribution of a name on ``sys.path`` only)."""
+    for folder, text in _entry_point_files():
+        yield folder, _group(text, group_name)
+
+
+#: The last scan, keyed by ``sys.path`` and its folders' modification times: a command
+#: asks twice (adapters, pydantic plugins) and pays once; a distribution installed or
+#: removed since (a new or deleted ``*.dist-info`` folder) is seen at the next ask.
+_last_scan: tuple[object, list[tuple[str, str]]] | None = None
+
+
+def _entry_point_files() -> list[tuple[str, str]]:
+    """``(metadata folder, entry_points.txt text)`` of each distribution, the first of a
+    name on ``sys.path`` only."""
+    global _last_scan
+    key = tuple((entry, _mtime(entry or ".")) for entry in sys.path)
+    if _last_scan is not None and _last_scan[0] == key:
+        return _last_scan[1]
+    files: list[tuple[str, str]] = []
     seen: set[str] = set()
     for folder in _metadata_folders():
-        key = _normalize(os.path.basename(folder))
-        if key in seen:
+        name = _normalize(os.path.basename(folder))
+        if name in seen:
             continue
-        seen.add(key)
-        yield folder, _group(os.path.join(folder, "entry_points.txt"), group_name)
+        seen.add(name)
+        files.append((folder, _read(os.path.join(folder, "entry_points.txt"))))
+    _last_scan = (key, files)
+    return files
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return ""
 
 
 def _metadata_folders() -> list[str]:
@@ -113,13 +148,8 @@ def _metadata_folders() -> list[str]:
     return folders
 
 
-def _group(path: str, group_name: str) -> list[tuple[str, str]]:
-    """``name = target`` lines of the ``[group_name]`` section of one file."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError:
-        return []
+def _group(text: str, group_name: str) -> list[tuple[str, str]]:
+    """``name = target`` lines of the ``[group_name]`` section of an entry_points.txt."""
     out: list[tuple[str, str]] = []
     inside = False
     for raw in text.splitlines():
