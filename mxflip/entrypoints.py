@@ -72,11 +72,15 @@ def skip_pydantic_plugin_scan() -> None:
     a third of ``mxflip validate``'s start-up beyond click. When that group is empty, which
     the scan here answers without ``importlib.metadata``, pydantic's loader module is
     given its answer for "no plugins" (an empty ``get_plugins()``, what the real one
-    returns then), so validators are built exactly as they would be. With a plugin
-    installed, or the loader already imported, nothing changes and pydantic finds it.
+    returns then, as it does when ``PYDANTIC_DISABLE_PLUGINS`` disables them all), so
+    validators are built exactly as they would be. With a plugin installed and enabled,
+    or the loader already imported, nothing changes and pydantic finds it.
     """
     name = "pydantic.plugin._loader"
-    if name in sys.modules or any(group for _, group in _entry_points(PYDANTIC_GROUP)):
+    if name in sys.modules:
+        return
+    disabled = os.environ.get("PYDANTIC_DISABLE_PLUGINS") in ("__all__", "1", "true")
+    if not disabled and any(group for _, group in _entry_points(PYDANTIC_GROUP)):
         return
     loader = types.ModuleType(name, "No pydantic plugins are installed (mxflip.entrypoints).")
     loader.get_plugins = _no_plugins  # type: ignore[attr-defined]

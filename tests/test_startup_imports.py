@@ -27,7 +27,11 @@ LAB_KEY = 'key "mxflip-lab" { algorithm hmac-sha256; secret "c2VjcmV0"; };\n'
 #: it), the renderer's terminal library.
 NOT_AT_STARTUP = ("asyncio", "tenacity", "ssl", "dns", "rich", "platformdirs")
 #: `--help` (of the group and of a command) builds no model and reads no config.
-NOT_FOR_HELP = (*NOT_AT_STARTUP, "pydantic", "tomllib", "json", "mxflip.config", "mxflip.render")
+#: A command's help skips the group's set-up too (runtime, logging: cli._asks_for_help).
+NOT_FOR_HELP = (
+    *(*NOT_AT_STARTUP, "pydantic", "tomllib", "json", "logging"),
+    *("mxflip.config", "mxflip.render", "mxflip.runtime"),
+)
 
 
 def _loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
@@ -63,6 +67,25 @@ def test_help_loads_no_pydantic_asyncio_or_rich(argv: list[str]) -> None:
     modules, out = modules_after(*argv)
     assert _loaded(modules, NOT_FOR_HELP) == []
     assert out.startswith("Usage: mxflip ")
+
+
+def test_help_as_an_option_value_runs_the_command(tmp_path: Path) -> None:
+    """``--reason --help`` is a reason, not a request for help: the command runs (and
+    here stops at the missing configuration, exit 2) with the group's set-up done."""
+    missing = str(tmp_path / "none.toml")
+    code = (
+        "import sys\n"
+        "from mxflip.cli import main\n"
+        f"sys.argv = ['mxflip', '-c', {missing!r}, 'failover', '--reason', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print(exc.code, 'mxflip.runtime' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["2", "True"]
+    assert "configuration file not found" in result.stderr
+    assert "Usage:" not in result.stdout + result.stderr
 
 
 def loaded_by(*argv: str) -> tuple[list[str], str]:
