@@ -92,7 +92,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21, help="runs per command (median)")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    env = dict(os.environ)
+    # Any non-empty PYTHONDONTWRITEBYTECODE (even "0") stops Python writing .pyc files:
+    # with it, a module edited since its .pyc was written is compiled again on every run
+    # and the figures measure the compiler. The warm-up run below writes them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("MXFLIP_CONFIG", None)
     mxflip = mxflip_script()
     with tempfile.TemporaryDirectory() as tmp:

@@ -138,17 +138,18 @@ def _read(path: str) -> str:
         return ""
 
 
+_METADATA = (".dist-info", ".egg-info")
+
+
 def _metadata_folders() -> list[str]:
     folders = []
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as listing:
-                names = sorted(e.name for e in listing)
+                names = sorted(e.name for e in listing if e.name.endswith(_METADATA))
         except OSError:
             continue  # a zip file or a missing folder
-        for name in names:
-            if name.endswith((".dist-info", ".egg-info")):
-                folders.append(os.path.join(entry or ".", name))
+        folders.extend(os.path.join(entry or ".", name) for name in names)
     return folders
 
 
