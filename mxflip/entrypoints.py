@@ -142,7 +142,7 @@ _METADATA = (".dist-info", ".egg-info")
 
 
 def _metadata_folders() -> list[str]:
-    folders = []
+    folders: list[str] = []
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as listing:
