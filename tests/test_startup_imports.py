@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mxflip.entrypoints import ENTRY_POINT_GROUP, installed_providers
+from mxflip.entrypoints import ENTRY_POINT_GROUP, installed_providers, skip_pydantic_plugin_scan
 from mxflip.testing.memory import register_memory_provider
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +171,46 @@ def test_discovery_agrees_with_importlib_metadata(
     found = {p.type: (p.target, p.distribution, p.version) for p in installed_providers().values()}
     assert found == expected
     assert "memory" in found and "rfc2136" in found
+
+
+def _dist_with_pydantic_plugin(folder: Path) -> Path:
+    info = folder / "some_pydantic_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: some-pydantic-plugin\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nsome = some_pydantic_plugin:plugin\n")
+    return folder
+
+
+def test_pydantic_finds_its_plugins_when_one_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "pydantic.plugin._loader", raising=False)
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    monkeypatch.syspath_prepend(str(_dist_with_pydantic_plugin(tmp_path)))
+    skip_pydantic_plugin_scan()
+    assert "pydantic.plugin._loader" not in sys.modules  # pydantic's own loader will run
+
+
+@pytest.mark.parametrize("disabled", [None, "__all__"])
+def test_no_pydantic_plugin_means_no_lookup(
+    disabled: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "pydantic.plugin._loader", raising=False)
+    if disabled is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+        assert not pydantic_plugins_installed()
+    else:  # installed but disabled, as pydantic's own loader would treat it
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", disabled)
+        monkeypatch.syspath_prepend(str(_dist_with_pydantic_plugin(tmp_path)))
+    skip_pydantic_plugin_scan()
+    assert sys.modules["pydantic.plugin._loader"].get_plugins() == ()
+
+    # Models built then validate as before: the plain validator, no plugin wrapper.
+    from pydantic import BaseModel, ConfigDict
+
+    class Model(BaseModel):
+        model_config = ConfigDict(defer_build=True)
+        x: int
+
+    assert Model.model_validate({"x": 1}).x == 1
+    assert type(Model.__pydantic_validator__).__name__ == "SchemaValidator"
