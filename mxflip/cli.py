@@ -111,7 +111,7 @@ def _asks_for_help(group: click.Group, ctx: click.Context, args: list[str]) -> b
 
 def _debug(ctx: click.Context) -> bool:
     state = ctx.find_object(State)
-    return bool(state and state.debug)
+    return bool(state.debug if state else ctx.meta.get("mxflip.debug"))
 
 
 def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
@@ -196,14 +196,18 @@ def cli(
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
+    ctx.meta["mxflip.debug"] = debug
     if ctx.meta.get("mxflip.help_only"):
         return  # the command only prints its help (see _asks_for_help)
     from mxflip.output import configure as configure_output
-    from mxflip.runtime import Runtime
 
     configure_output(color=color, quiet=quiet)
     ctx.call_on_close(configure_output)  # back to the defaults for code run in the same process
     ctx.color = {"always": True, "never": False}.get(color)
+    if ctx.invoked_subcommand in _NO_RUNTIME:
+        return
+    from mxflip.runtime import Runtime
+
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
@@ -215,6 +219,10 @@ def cli(
     # One event loop for the whole command, closed when it ends (mxflip/loop.py).
     ctx.with_resource(command_loop())
 
+
+#: Commands that only list what is installed: they log nothing, read no state and run no
+#: event loop, so they skip that set-up (logging alone is a fifth of their start-up).
+_NO_RUNTIME = frozenset({"providers"})
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Write one JSON document to stdout."
