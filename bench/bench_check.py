@@ -307,7 +307,7 @@ def compare_plain(
     ]
     start, before = time.perf_counter(), time.process_time()
     lookup = PreResolved(config.probe.resolvers, timeout=10)
-    results = check_domains(config, list(domains.values()), "backup", lookup=lookup)
+    results = asyncio.run(check_domains(config, list(domains.values()), "backup", lookup=lookup))
     probe_wall, probe_cpu = time.perf_counter() - start, time.process_time() - before
     start, before = time.perf_counter(), time.process_time()
     done = asyncio.run(plain_dialogue(targets, ca_file, config.probe.concurrency))
@@ -461,7 +461,7 @@ def main() -> None:
                 ) -> tuple[float, float, list[DomainReadiness]]:
                     start, cpu = time.perf_counter(), time.process_time()
                     lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
-                    results = check_domains(config, targets, "backup", lookup=lookup)
+                    results = asyncio.run(check_domains(config, targets, "backup", lookup=lookup))
                     return time.perf_counter() - start, time.process_time() - cpu, results
 
                 alone, _, _ = run(list(domains.values())[:1])

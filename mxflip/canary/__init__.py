@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from mxflip import loop
 from mxflip.canary._base import (
     FAILING,
     PATH_HEADER,
@@ -297,7 +298,7 @@ def run_canaries(
         # Look once before sending: missing credentials or an unreachable mailbox should
         # stop the run before a canary goes out that nobody can look for.
         box.find()
-        sent = send_canaries(config, domains, via, live_reader=live_reader, clock=clock)
+        sent = loop.run(send_canaries(config, domains, via, live_reader=live_reader, clock=clock))
         tokens = [s.token for s in sent if s.ok]
         if tokens:
             wait_for(
