@@ -76,3 +76,7 @@ _.log_message  # mxflip/watch/server.py
 
 # For `mxflip doctor` (onboarding): a test alert through every configured channel.
 _.send_test_notification  # mxflip/watch/alerts.py
+
+# pydantic's schema builder calls get_plugins() on the loader module mxflip stands in for
+# when no pydantic plugin is installed (start-up).
+_.get_plugins  # mxflip/entrypoints.py skip_pydantic_plugin_scan

@@ -64,6 +64,7 @@ class MxflipGroup(click.Group):
         # (a config error, the lock): the error is written as that document.
         as_json = (args[0] if args else "") if "--json" in args else None
         ctx.meta["mxflip.json_written"] = _json_written()
+        ctx.meta["mxflip.help_only"] = _asks_for_help(self, ctx, args)
         try:
             return super().invoke(ctx)
         except MxflipError as exc:
@@ -86,9 +87,32 @@ class MxflipGroup(click.Group):
             )
 
 
+def _asks_for_help(group: click.Group, ctx: click.Context, args: list[str]) -> bool:
+    """Whether the command's arguments ask for its ``--help`` (``mxflip status --help``).
+
+    click shows that help while parsing them, which it does after running the group's
+    callback; knowing it first lets the callback skip the set-up (runtime, logging, event
+    loop) that help never uses, so a command's help starts as fast as ``mxflip --help``.
+    The arguments are only read here (click's parser, no conversions or callbacks): when
+    ``--help`` is an option's value, or the arguments are wrong, the answer is no and
+    everything runs as usual.
+    """
+    if not any(arg in ctx.help_option_names for arg in args[1:]):
+        return False
+    try:
+        _, command, rest = group.resolve_command(ctx, list(args))
+        if command is None or isinstance(command, click.Group):
+            return False  # a nested group parses its own command's help later
+        options, _, _ = command.make_parser(ctx).parse_args(list(rest))
+    except click.ClickException:
+        return False
+    help_option = command.get_help_option(ctx)
+    return help_option is not None and help_option.name in options
+
+
 def _debug(ctx: click.Context) -> bool:
     state = ctx.find_object(State)
-    return bool(state and state.debug)
+    return bool(state.debug if state else ctx.meta.get("mxflip.debug"))
 
 
 def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = None) -> NoReturn:
@@ -182,6 +206,9 @@ def cli(
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
+    ctx.meta["mxflip.debug"] = debug
+    if ctx.meta.get("mxflip.help_only"):
+        return  # the command only prints its help (see _asks_for_help)
     from mxflip.runtime import Runtime
 
     ctx.color = {"always": True, "never": False}.get(color)
@@ -321,10 +348,13 @@ def validate(state: State, as_json: bool) -> None:
     the key and the problem when not.
     """
     from mxflip.render import config_json, render_config, write_json
-    from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
-    warnings = watch_warnings(config.watch)
+    warnings: list[str] = []
+    if config.watch is not None:  # watch.config's models load only for a [watch] table
+        from mxflip.watch.config import watch_warnings
+
+        warnings = watch_warnings(config.watch)
     for warning in warnings:
         click.echo(f"mxflip: warning: {warning}", err=True)
     if as_json:

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from mxflip.duration import parse_duration
+from mxflip.entrypoints import skip_pydantic_plugin_scan
 from mxflip.errors import ConfigError
 from mxflip.hostport import HostPort, parse_hostport
 from mxflip.provider import Provider, ProviderSettings, load_provider_class
@@ -221,10 +222,14 @@ def _check_server(value: str) -> str:
 ServerAddress = Annotated[str, AfterValidator(_check_server)]
 
 
+# Every model defers building its validator to its first use (``defer_build``): a file
+# without [canary], [state] or [watch] never pays for theirs at start-up.
+
+
 class _DomainTable(BaseModel):
     """One ``[domains.X]`` or the ``[defaults]`` table: every key optional here."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     provider: str | None = None
     zone: str | None = None
@@ -287,13 +292,13 @@ def _check_address(value: str | None) -> str | None:
 
 
 class _JournalTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     path: str | None = Field(default=None, min_length=1)
 
 
 class _CanaryTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True, populate_by_name=False)
 
     mailbox: Literal["imap", "maildir"] = "maildir"
     imap_host: str | None = None
@@ -328,7 +333,7 @@ class _CanaryTable(BaseModel):
 
 
 class _ProbeTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     helo: str | None = None
     mail_from: str | None = None
@@ -482,6 +487,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     where = str(path) if path is not None else "<config>"
     base_dir = path.resolve().parent if path is not None else Path.cwd()
     _adapter.cache_clear()  # adapters installed since the last parse are seen
+    skip_pydantic_plugin_scan()  # before the first model is built: start-up
 
     for key in raw:
         if key not in _TOP_LEVEL:
@@ -509,14 +515,17 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             raise ConfigError("domain is configured twice", path=where, key=_key("domains", name))
         domains[domain.name] = domain
     probe = _parse_probe(_table(raw, "probe", where), where, base_dir)
-    journal = _validate(_JournalTable, _table(raw, "journal", where), where, "journal")
+    journal = _validate_or_defaults(_JournalTable, _table(raw, "journal", where), where, "journal")
     journal_path = None
     if journal.path is not None:
         # Relative to the config file, like key files, so a config folder is self-contained.
         journal_path = base_dir / Path(journal.path).expanduser()
     canary = _parse_canary(raw, where, base_dir)
-    from mxflip.watch.config import parse_watch  # here: watch.config builds on this module
+    watch = None
+    if "watch" in raw:  # a file without [watch] does not load its models (start-up)
+        from mxflip.watch.config import parse_watch  # here: watch.config builds on this
 
+        watch = parse_watch(raw, where, base_dir)
     return Config(
         path=path,
         providers=providers,
@@ -525,7 +534,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         journal=JournalConfig(path=journal_path),
         canary=canary,
         state=_parse_state(_table(raw, "state", where), where),
-        watch=parse_watch(raw, where, base_dir),
+        watch=watch,
     )
 
 
@@ -572,6 +581,17 @@ def _validate(
         return model.model_validate(table, context=context)
     except ValidationError as exc:
         raise _config_error(exc, where, prefix) from None
+
+
+def _validate_or_defaults(
+    model: type[BaseModel], table: Mapping[str, Any], where: str, *prefix: object
+) -> Any:
+    """``_validate`` for a table whose keys all have valid defaults: an empty or absent
+    table is the defaults, without building the model's validator (``defer_build``: a
+    few ms of start-up per model, paid only for the tables a file has)."""
+    if not table:
+        return model.model_construct()
+    return _validate(model, table, where, *prefix)
 
 
 def _config_error(exc: ValidationError, where: str, prefix: Sequence[object]) -> ConfigError:
@@ -891,7 +911,7 @@ def _parse_canary(raw: Mapping[str, Any], where: str, base_dir: Path) -> CanaryC
 
 
 class _StateTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     backend: Literal["local", "s3"] = "local"
     bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -902,7 +922,7 @@ class _StateTable(BaseModel):
 
 
 def _parse_state(table: dict[str, Any], where: str) -> StateConfig:
-    state = _validate(_StateTable, table, where, "state")
+    state = _validate_or_defaults(_StateTable, table, where, "state")
     if state.backend == "s3" and state.bucket is None:
         raise ConfigError(
             'backend = "s3" needs a bucket',

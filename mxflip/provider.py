@@ -40,7 +40,7 @@ class ProviderSettings(BaseModel):
     relative paths.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)

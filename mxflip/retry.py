@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from tenacity import (
-    AsyncRetrying,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
+if TYPE_CHECKING:
+    # tenacity loads asyncio, ssl and socket: imported when a retry loop is made (a call
+    # to a provider), not when an adapter is imported (``mxflip validate``).
+    from tenacity import AsyncRetrying, Retrying
 
 Sleep = Callable[[float], None]
 
@@ -29,6 +25,14 @@ def retrying(
     """A tenacity ``Retrying`` with full-jitter exponential backoff, bounded in attempts
     and in total time; re-raises the last error. ``sleep`` is injectable so tests never
     wait."""
+    from tenacity import (
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        stop_after_delay,
+        wait_random_exponential,
+    )
+
     return Retrying(
         retry=retry_if_exception(should_retry),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_total),
@@ -51,6 +55,16 @@ def async_retrying(
 ) -> AsyncRetrying:
     """The asyncio twin of :func:`retrying` (same bounds and jitter) for coroutines:
     ``async for attempt in async_retrying(...): with attempt: ...``."""
+    import asyncio
+
+    from tenacity import (
+        AsyncRetrying,
+        retry_if_exception,
+        stop_after_attempt,
+        stop_after_delay,
+        wait_random_exponential,
+    )
+
     return AsyncRetrying(
         retry=retry_if_exception(should_retry),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_total),

@@ -1,6 +1,7 @@
-"""What start-up loads (the figures are in bench/bench_startup.py): `mxflip providers`
-and `mxflip validate` load no provider SDK and no rich, and adapter discovery agrees with
-importlib.metadata."""
+"""What start-up loads (the figures are in bench/bench_startup.py): `--help` loads no
+pydantic, asyncio or rich; `mxflip providers` and `mxflip validate` load no provider SDK,
+no rich, no asyncio and only the renderer they use; adapter discovery agrees with
+importlib.metadata. Not timings: the modules a fresh interpreter ends up with."""
 
 from __future__ import annotations
 
@@ -13,12 +14,78 @@ from pathlib import Path
 
 import pytest
 
-from mxflip.entrypoints import ENTRY_POINT_GROUP, installed_providers
+from mxflip.entrypoints import ENTRY_POINT_GROUP, installed_providers, skip_pydantic_plugin_scan
 from mxflip.testing.memory import register_memory_provider
 
 ROOT = Path(__file__).resolve().parents[1]
 SDKS = ("boto3", "botocore", "cloudflare", "httpx", "pygments", "rich")
 LAB_KEY = 'key "mxflip-lab" { algorithm hmac-sha256; secret "c2VjcmV0"; };\n'
+
+
+#: What no start-up command needs: the event loop and what tenacity drags in with it
+#: (retries are made when a provider is called), dnspython (key files are read without
+#: it), the renderer's terminal library.
+NOT_AT_STARTUP = ("asyncio", "tenacity", "ssl", "dns", "rich", "platformdirs")
+#: `--help` (of the group and of a command) builds no model and reads no config.
+#: A command's help skips the group's set-up too (runtime, logging: cli._asks_for_help).
+NOT_FOR_HELP = (
+    *(*NOT_AT_STARTUP, "pydantic", "tomllib", "json", "logging"),
+    *("mxflip.config", "mxflip.render", "mxflip.runtime"),
+)
+
+
+def _loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    """The modules among ``modules`` that are one of ``names`` or inside one."""
+    return sorted(m for m in modules if any(m == n or m.startswith(f"{n}.") for n in names))
+
+
+def modules_after(*argv: str) -> tuple[list[str], str]:
+    """Run the CLI in a fresh interpreter: every module it imported, and its stdout."""
+    code = (
+        "import io, sys, contextlib\n"
+        "from mxflip.cli import main\n"
+        f"sys.argv = ['mxflip', *{list(argv)!r}]\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n        main()\n    except SystemExit as exc:\n        code = exc.code\n"
+        "print(repr((sorted(sys.modules), code, out.getvalue())))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules, exit_code, stdout = eval(result.stdout.strip().splitlines()[-1])
+    assert exit_code in (0, None), result.stderr + stdout
+    return modules, stdout
+
+
+def pydantic_plugins_installed() -> bool:
+    return bool(metadata.entry_points(group="pydantic"))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["status", "--help"], ["failover", "--help"]])
+def test_help_loads_no_pydantic_asyncio_or_rich(argv: list[str]) -> None:
+    modules, out = modules_after(*argv)
+    assert _loaded(modules, NOT_FOR_HELP) == []
+    assert out.startswith("Usage: mxflip ")
+
+
+def test_help_as_an_option_value_runs_the_command(tmp_path: Path) -> None:
+    """``--reason --help`` is a reason, not a request for help: the command runs (and
+    here stops at the missing configuration, exit 2) with the group's set-up done."""
+    missing = str(tmp_path / "none.toml")
+    code = (
+        "import sys\n"
+        "from mxflip.cli import main\n"
+        f"sys.argv = ['mxflip', '-c', {missing!r}, 'failover', '--reason', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print(exc.code, 'mxflip.runtime' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["2", "True"]
+    assert "configuration file not found" in result.stderr
+    assert "Usage:" not in result.stdout + result.stderr
 
 
 def loaded_by(*argv: str) -> tuple[list[str], str]:
@@ -59,6 +126,40 @@ def test_validate_loads_no_sdk_and_no_rich(example: str, tmp_path: Path) -> None
     assert out.startswith(f"{folder / 'mxflip.toml'}: OK — ")
 
 
+@pytest.mark.parametrize("example", ["rfc2136", "route53", "cloudflare"])
+def test_validate_loads_only_what_it_uses(example: str, tmp_path: Path) -> None:
+    folder = tmp_path / example
+    shutil.copytree(ROOT / "examples" / example, folder)
+    (folder / "lab.key").write_text(LAB_KEY)
+    modules, out = modules_after("-c", str(folder / "mxflip.toml"), "validate")
+    assert out.startswith(f"{folder / 'mxflip.toml'}: OK — ")
+    assert _loaded(modules, (*NOT_AT_STARTUP, *SDKS, "email", "json")) == []
+    # Only its own renderer; the [watch] models only for a file with a [watch] table.
+    renderers = _loaded(modules, ("mxflip.render",))
+    assert renderers == ["mxflip.render", "mxflip.render.common", "mxflip.render.inventory"]
+    assert _loaded(modules, ("mxflip.watch.config", "mxflip.engine", "mxflip.state")) == []
+    if not pydantic_plugins_installed():
+        # pydantic's plugin lookup is answered without importlib.metadata (entrypoints.py).
+        assert _loaded(modules, ("importlib.metadata",)) == []
+
+
+def test_validate_with_watch_still_loads_the_watch_models(tmp_path: Path) -> None:
+    folder = tmp_path / "rfc2136"
+    shutil.copytree(ROOT / "examples" / "rfc2136", folder)
+    (folder / "lab.key").write_text(LAB_KEY)
+    config = folder / "mxflip.toml"
+    config.write_text(config.read_text() + '\n[watch]\nnotify = ["json://127.0.0.1:9/"]\n')
+    modules, out = modules_after("-c", str(config), "validate")
+    assert out.startswith(f"{config}: OK — ")
+    assert "mxflip.watch.config" in modules
+
+
+def test_providers_loads_no_json_or_asyncio_without_json() -> None:
+    modules, out = modules_after("providers")
+    assert "mxflip_route53:Route53Provider" in out
+    assert _loaded(modules, (*NOT_AT_STARTUP, *SDKS, "pydantic", "json")) == []
+
+
 def test_discovery_agrees_with_importlib_metadata(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,3 +171,46 @@ def test_discovery_agrees_with_importlib_metadata(
     found = {p.type: (p.target, p.distribution, p.version) for p in installed_providers().values()}
     assert found == expected
     assert "memory" in found and "rfc2136" in found
+
+
+def _dist_with_pydantic_plugin(folder: Path) -> Path:
+    info = folder / "some_pydantic_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: some-pydantic-plugin\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nsome = some_pydantic_plugin:plugin\n")
+    return folder
+
+
+def test_pydantic_finds_its_plugins_when_one_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "pydantic.plugin._loader", raising=False)
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    monkeypatch.syspath_prepend(str(_dist_with_pydantic_plugin(tmp_path)))
+    skip_pydantic_plugin_scan()
+    assert "pydantic.plugin._loader" not in sys.modules  # pydantic's own loader will run
+
+
+@pytest.mark.parametrize("disabled", [None, "__all__"])
+def test_no_pydantic_plugin_means_no_lookup(
+    disabled: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "pydantic.plugin._loader", raising=False)
+    if disabled is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+        assert not pydantic_plugins_installed()
+    else:  # installed but disabled, as pydantic's own loader would treat it
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", disabled)
+        monkeypatch.syspath_prepend(str(_dist_with_pydantic_plugin(tmp_path)))
+    skip_pydantic_plugin_scan()
+    assert sys.modules["pydantic.plugin._loader"].get_plugins() == ()
+
+    # Models built then validate as before: the plain validator, no plugin wrapper.
+    from pydantic import BaseModel, ConfigDict
+
+    class Model(BaseModel):
+        model_config = ConfigDict(defer_build=True)
+        x: int
+
+    assert Model.model_validate({"x": 1}).x == 1
+    assert type(Model.__pydantic_validator__).__name__ == "SchemaValidator"

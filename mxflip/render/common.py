@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -71,6 +70,8 @@ written = [0]
 
 def write_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, newline-terminated."""
+    import json  # here: the plain output of `validate` and `providers` needs none (start-up)
+
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     written[0] += 1
 

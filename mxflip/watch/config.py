@@ -91,7 +91,7 @@ _NotifyURL = Annotated[str, AfterValidator(_check_url)]
 
 
 class _WatchTable(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     interval: _Duration = 300.0
     on_primary_failing: Literal["notify", "propose", "failover"] = "notify"

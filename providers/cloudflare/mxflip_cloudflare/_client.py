@@ -9,7 +9,6 @@ API token in its text.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import logging
 import math
@@ -139,6 +138,8 @@ def retry_after(exc: BaseException) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # only for an HTTP-date Retry-After: validate never needs it
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):

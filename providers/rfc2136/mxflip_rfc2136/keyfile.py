@@ -17,25 +17,28 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import dns.name
-import dns.tsig
+from typing import TYPE_CHECKING
 
 from mxflip import register_secret
+
+if TYPE_CHECKING:
+    import dns.name
 
 _log = logging.getLogger(__name__)
 
 ALGORITHMS = ("hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512")
 
-#: BIND's algorithm names → the names dnspython (and the TSIG record on the wire) use.
-#: hmac-md5 is the odd one: RFC 8945 names it ``HMAC-MD5.SIG-ALG.REG.INT``.
+#: BIND's algorithm names → the ``dns.tsig`` constants naming them as dnspython (and the
+#: TSIG record on the wire) spell them. hmac-md5 is the odd one: RFC 8945 names it
+#: ``HMAC-MD5.SIG-ALG.REG.INT``. Attribute names, not the constants: reading a key file
+#: (``mxflip validate``) needs no dnspython, which costs ~10 ms of start-up to import.
 _WIRE_NAMES = {
-    "hmac-md5": dns.tsig.HMAC_MD5,
-    "hmac-sha1": dns.tsig.HMAC_SHA1,
-    "hmac-sha224": dns.tsig.HMAC_SHA224,
-    "hmac-sha256": dns.tsig.HMAC_SHA256,
-    "hmac-sha384": dns.tsig.HMAC_SHA384,
-    "hmac-sha512": dns.tsig.HMAC_SHA512,
+    "hmac-md5": "HMAC_MD5",
+    "hmac-sha1": "HMAC_SHA1",
+    "hmac-sha224": "HMAC_SHA224",
+    "hmac-sha256": "HMAC_SHA256",
+    "hmac-sha384": "HMAC_SHA384",
+    "hmac-sha512": "HMAC_SHA512",
 }
 
 
@@ -50,7 +53,10 @@ class TsigKey:
     @property
     def wire_algorithm(self) -> dns.name.Name:
         """The algorithm's name as dnspython and the TSIG record spell it."""
-        return _WIRE_NAMES[self.algorithm]
+        import dns.tsig
+
+        name: dns.name.Name = getattr(dns.tsig, _WIRE_NAMES[self.algorithm])
+        return name
 
 
 class KeyFileError(ValueError):
