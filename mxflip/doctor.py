@@ -30,6 +30,7 @@ What each check proves, and its limits:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import inspect
@@ -524,6 +525,10 @@ async def run_doctor(
                     results += check_config(ctx)
                 if ctx.config is None:
                     break
+            # A turn of the loop before each check: Ctrl-C (or SIGTERM) during a
+            # synchronous check cancels this task, and the cancellation lands here, so no
+            # further check runs (nor sends a --test-notify message), as before.
+            await asyncio.sleep(0)
             try:
                 found = check(ctx)
                 results += await found if inspect.isawaitable(found) else found
