@@ -134,6 +134,11 @@ class Runtime:
         files where :meth:`journal_path` says, its lock and lease on :attr:`clock`."""
         from mxflip.state import open_state
 
+        # The backend's retry waits go through this runtime's sleep (real for a command,
+        # instant for a test's fake clock), like every other wait of the command.
         return open_state(
-            config, journal_path=self.journal_path(config.journal.path), clock=self.clock
+            config,
+            journal_path=self.journal_path(config.journal.path),
+            clock=self.clock,
+            sleep=self.sleep,
         )
