@@ -264,16 +264,19 @@ def status(
     attention (or the live set is degraded), 3 when a provider or every nameserver is
     unreachable (or the live set is not ready).
     """
+    from mxflip import loop
     from mxflip.render import render_status, status_json, write_json
     from mxflip.status import gather_status
 
     config = state.load_config()
-    report = gather_status(
-        config,
-        config.select(domains),
-        dns_timeout=timeout,
-        probe=with_probe,
-        runtime=state.runtime,
+    report = loop.run(
+        gather_status(
+            config,
+            config.select(domains),
+            dns_timeout=timeout,
+            probe=with_probe,
+            runtime=state.runtime,
+        )
     )
     if as_json:
         write_json(status_json(report))
@@ -1139,13 +1142,16 @@ def canary_run(
     Exit 0 when every canary arrived on time, 1 when one is late, 3 when one is missing
     or could not be sent.
     """
+    from mxflip import loop
     from mxflip.canary import canary_domains, run_canaries
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
     with _WaitDisplay(state.runtime, enabled=not as_json) as display:
-        report = run_canaries(
-            config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
+        report = loop.run(
+            run_canaries(
+                config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
+            )
         )
     _canary_report(state, config, report, "canary run", as_json, prometheus_file)
 

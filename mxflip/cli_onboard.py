@@ -114,11 +114,12 @@ def doctor(state: State, as_json: bool, test_notify: bool, timeout: float) -> No
     lockable; notification channels. A checklist (✓ ⚠ ✗, each problem with its fix),
     or --json.
     """
+    from mxflip import loop
     from mxflip.doctor import run_doctor
     from mxflip.render import write_json
     from mxflip.render.doctor import doctor_json, render_doctor
 
-    report = run_doctor(state.config_path, test_notify=test_notify, dns_timeout=timeout)
+    report = loop.run(run_doctor(state.config_path, test_notify=test_notify, dns_timeout=timeout))
     if as_json:
         write_json(doctor_json(report))
     else:

@@ -30,16 +30,17 @@ What each check proves, and its limits:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
+import inspect
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mxflip import loop
 from mxflip.config import Config, load_config
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.provider import AccessCheck, Provider
@@ -101,7 +102,10 @@ class DoctorContext:
             provider.close()
 
 
-Check = Callable[[DoctorContext], list[CheckResult]]
+#: A check: a plain function, or a coroutine function when it waits on the network
+#: concurrently (nameservers, readiness). Doctor runs the checks one after another on the
+#: command's loop, so a synchronous check blocking it costs nothing.
+Check = Callable[[DoctorContext], list[CheckResult] | Awaitable[list[CheckResult]]]
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def check_providers(ctx: DoctorContext) -> list[CheckResult]:
     return results
 
 
-def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
+async def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
     from mxflip.dnsview import query_batch
     from mxflip.observe import Observer
 
@@ -208,12 +212,10 @@ def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
             ctx.provider(name)
     observer = Observer(ctx.config, dns_timeout=ctx.dns_timeout, providers=ctx.providers)
     servers = [observer.verification_servers(d) for d in domains]
-    answers = loop.run(
-        query_batch(
-            [(ns, d.name) for d, (ns, _) in zip(domains, servers, strict=True)],
-            recursive=False,
-            timeout=ctx.dns_timeout,
-        )
+    answers = await query_batch(
+        [(ns, d.name) for d, (ns, _) in zip(domains, servers, strict=True)],
+        recursive=False,
+        timeout=ctx.dns_timeout,
     )
     results = []
     for d, (_, error), found in zip(domains, servers, answers, strict=True):
@@ -257,7 +259,7 @@ def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
     return results
 
 
-def check_readiness(ctx: DoctorContext) -> list[CheckResult]:
+async def check_readiness(ctx: DoctorContext) -> list[CheckResult]:
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
 
@@ -265,7 +267,7 @@ def check_readiness(ctx: DoctorContext) -> list[CheckResult]:
     domains = list(ctx.config.domains.values())
     results = []
     for profile in ("primary", "backup"):
-        verdicts = loop.run(check_domains(ctx.config, domains, profile))
+        verdicts = await check_domains(ctx.config, domains, profile)
         by: dict[Verdict, list[str]] = {}
         for r in verdicts:
             by.setdefault(r.verdict, []).append(r.display)
@@ -500,7 +502,7 @@ CHECKS: list[Check] = [
 ]
 
 
-def run_doctor(
+async def run_doctor(
     config_path: str | None,
     *,
     test_notify: bool = False,
@@ -523,8 +525,13 @@ def run_doctor(
                     results += check_config(ctx)
                 if ctx.config is None:
                     break
+            # A turn of the loop before each check: Ctrl-C (or SIGTERM) during a
+            # synchronous check cancels this task, and the cancellation lands here, so no
+            # further check runs (nor sends a --test-notify message), as before.
+            await asyncio.sleep(0)
             try:
-                results += check(ctx)
+                found = check(ctx)
+                results += await found if inspect.isawaitable(found) else found
             except MxflipError as exc:
                 name = check.__name__.removeprefix("check_")
                 results.append(CheckResult(name, FAIL, name, exc.message, exc.hint))

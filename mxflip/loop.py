@@ -5,8 +5,13 @@ The CLI opens :func:`command_loop` once per command; every coroutine the command
 on that loop through :func:`run`, so what one step makes (sockets, semaphores, waiters)
 belongs to the same loop as the next, and nothing re-binds to a new loop halfway through
 a command. The core below :func:`run` is ``async def`` (observe, readiness, the CNAME
-check, DNS batches, canary sends, the rollout); the engine's planning, the drill and the
-watch round are still synchronous and enter the loop where they need one of those.
+check, DNS batches, canary sends and runs, status, doctor's checks, the engine, the
+rollout, a watch round and its actions); a command enters the loop once, and ``watch``
+once per round (between rounds it waits on its clock and its stop/reload events, which
+its own signal handlers set). The drill is still synchronous and enters the loop for each
+engine step: it catches the KeyboardInterrupt that :class:`asyncio.Runner` raises after
+cancelling a step, to restore what it changed, and a second Ctrl-C during that restore
+interrupts the restore step the same way (each ``Runner.run`` counts Ctrl-C afresh).
 
 Ctrl-C while the loop runs: :class:`asyncio.Runner` cancels the running coroutine (which
 journals and unwinds) and then raises KeyboardInterrupt; SIGTERM is routed the same way

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.observe import DomainStatus, Observer
@@ -72,7 +71,7 @@ class StatusReport:
         return ExitCode.OK
 
 
-def gather_status(
+async def gather_status(
     config: Config,
     domains: Sequence[DomainConfig],
     *,
@@ -91,7 +90,7 @@ def gather_status(
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
-        statuses = loop.run(observer.status(domains))
+        statuses = await observer.status(domains)
     finally:
         observer.close()
     journal: StateBackend | None = None
@@ -118,7 +117,7 @@ def gather_status(
 
         # The provider's records are the truth of what is live; DNS may lag behind.
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
-        found = loop.run(check_domains(config, domains, "live", live_records=live))
+        found = await check_domains(config, domains, "live", live_records=live)
         probes = {r.domain: r for r in found}
     running = None
     if journal is not None and journal_error is None:

@@ -4,6 +4,7 @@ the Prometheus textfile, validated line by line."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import os
@@ -374,13 +375,15 @@ def test_run_reports_progress(lab: Lab) -> None:
     fake = FakeClock()
     seen: list[WaitProgress] = []
     config = load_config(lab.config())
-    report = run_canaries(
-        config,
-        canary_domains(config, []),
-        "primary",
-        wait=60,
-        clock=fake.clock(),
-        progress=seen.append,
+    report = asyncio.run(
+        run_canaries(
+            config,
+            canary_domains(config, []),
+            "primary",
+            wait=60,
+            clock=fake.clock(),
+            progress=seen.append,
+        )
     )
     assert [o.status for o in report.outcomes] == ["pending"]
     assert [p.arrived for p in seen] == [0] * 7

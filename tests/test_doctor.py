@@ -4,6 +4,7 @@ its fix."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -122,7 +123,7 @@ def test_bad_imap_password_names_the_variables(
     sandbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
-    report = run_doctor(str(sandbox), checks=[check_config, check_canary])
+    report = asyncio.run(run_doctor(str(sandbox), checks=[check_config, check_canary]))
     (canary,) = [r for r in report.results if r.check == "canary"]
     assert canary.status == "fail"
     assert "refused the login" in canary.detail
@@ -135,7 +136,9 @@ def test_dead_nameserver_names_the_server(sandbox: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"
     text = sandbox.read_text()
     sandbox.write_text(text.replace('nameservers = ["', f'nameservers = ["{dead}", "', 1))
-    report = run_doctor(str(sandbox), checks=[check_config, check_nameservers], dns_timeout=0.3)
+    report = asyncio.run(
+        run_doctor(str(sandbox), checks=[check_config, check_nameservers], dns_timeout=0.3)
+    )
     (ns,) = [r for r in report.results if r.check == "nameserver"]
     assert ns.status == "fail"
     assert ns.detail.startswith(f"{dead}: no answer")
@@ -168,7 +171,7 @@ def test_read_only_state_dir_names_the_fix(
     sandbox: Path, read_only: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MXFLIP_JOURNAL", str(read_only / "journal.jsonl"))
-    report = run_doctor(str(sandbox), checks=[check_config, check_state])
+    report = asyncio.run(run_doctor(str(sandbox), checks=[check_config, check_state]))
     state = next(r for r in report.results if r.check == "state")
     assert state.title == f"state directory {read_only}"
     assert state.status == "fail"
@@ -182,7 +185,7 @@ def test_canary_state_elsewhere_is_checked_too(
 ) -> None:
     text = sandbox.read_text()
     sandbox.write_text(text.replace(str(state_dir / "canary.json"), str(read_only / "c.json")))
-    report = run_doctor(str(sandbox), checks=[check_config, check_state])
+    report = asyncio.run(run_doctor(str(sandbox), checks=[check_config, check_state]))
     journal, canary = [r for r in report.results if r.check == "state"]
     assert journal.status == "ok"
     assert (canary.title, canary.status) == (f"canary state directory {read_only}", "fail")
@@ -193,7 +196,7 @@ def test_held_lock_is_a_warning(sandbox: Path, state_dir: Path) -> None:
     from mxflip.journal import Journal
 
     with Journal(state_dir / "journal.jsonl").lock("mxflip failover --all"):
-        report = run_doctor(str(sandbox), checks=[check_config, check_state])
+        report = asyncio.run(run_doctor(str(sandbox), checks=[check_config, check_state]))
     (state,) = [r for r in report.results if r.check == "state"]
     assert state.status == "warn"
     assert "mxflip failover --all" in state.detail
@@ -234,10 +237,12 @@ def test_skewed_tsig_clock_says_to_fix_ntp(bind: BindServer, tmp_path: Path) -> 
             return time.time() - 600
 
     provider = RFC2136Provider("lab", built._client, clock=Behind())
-    report = run_doctor(
-        str(rfc2136_config(tmp_path, bind)),
-        checks=[check_config, check_providers],
-        providers={"lab": provider},
+    report = asyncio.run(
+        run_doctor(
+            str(rfc2136_config(tmp_path, bind)),
+            checks=[check_config, check_providers],
+            providers={"lab": provider},
+        )
     )
     (clock,) = [r for r in report.results if r.check == "tsig-clock"]
     assert clock.status == "fail"
@@ -249,9 +254,11 @@ def test_skewed_tsig_clock_says_to_fix_ntp(bind: BindServer, tmp_path: Path) -> 
 
 
 def test_rfc2136_healthy_provider_and_nameserver(bind: BindServer, tmp_path: Path) -> None:
-    report = run_doctor(
-        str(rfc2136_config(tmp_path, bind)),
-        checks=[check_config, check_providers, check_nameservers],
+    report = asyncio.run(
+        run_doctor(
+            str(rfc2136_config(tmp_path, bind)),
+            checks=[check_config, check_providers, check_nameservers],
+        )
     )
     assert [(r.check, r.status) for r in report.results] == [
         ("config", "ok"),
@@ -266,7 +273,7 @@ def test_a_broken_check_does_not_hide_the_others(sandbox: Path) -> None:
     def check_broken(ctx: object) -> list[object]:
         raise RuntimeError("boom")
 
-    report = run_doctor(str(sandbox), checks=[check_config, check_broken, check_state])  # type: ignore[list-item]
+    report = asyncio.run(run_doctor(str(sandbox), checks=[check_config, check_broken, check_state]))  # type: ignore[list-item]
     assert [(r.check, r.status) for r in report.results] == [
         ("config", "ok"),
         ("broken", "fail"),

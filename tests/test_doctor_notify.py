@@ -4,6 +4,7 @@ exactly one message per channel; lines name channels by scheme only (URLs hold s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,7 +104,9 @@ def test_a_dead_port_is_a_failure_line_with_a_fix(config: Path) -> None:
 
 def test_no_channels_is_the_one_skip_line(config: Path) -> None:
     with_watch(config, "")
-    report = run_doctor(str(config), checks=[check_config, check_notify], test_notify=True)
+    report = asyncio.run(
+        run_doctor(str(config), checks=[check_config, check_notify], test_notify=True)
+    )
     (notify,) = [r for r in report.results if r.check == "notify"]
     assert (notify.status, notify.detail) == (
         "skip",

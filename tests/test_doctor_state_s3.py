@@ -4,6 +4,7 @@ its fix."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -32,17 +33,19 @@ def config(folder: Path, url: str, bucket: str) -> Path:
 
 def test_shared_state_is_read_and_locked(moto_s3: MotoServer, tmp_path: Path) -> None:
     bucket = new_bucket(moto_s3)
-    report = run_doctor(
-        str(config(tmp_path, moto_s3.url, bucket)), checks=[check_config, check_state]
+    report = asyncio.run(
+        run_doctor(str(config(tmp_path, moto_s3.url, bucket)), checks=[check_config, check_state])
     )
     (state,) = [r for r in report.results if r.check == "state"]
     assert (state.title, state.status) == (f"shared state s3://{bucket}/team", "ok")
 
 
 def test_missing_bucket_fails_with_a_fix(moto_s3: MotoServer, tmp_path: Path) -> None:
-    report = run_doctor(
-        str(config(tmp_path, moto_s3.url, "mxflip-no-such-bucket")),
-        checks=[check_config, check_state],
+    report = asyncio.run(
+        run_doctor(
+            str(config(tmp_path, moto_s3.url, "mxflip-no-such-bucket")),
+            checks=[check_config, check_state],
+        )
     )
     (state,) = [r for r in report.results if r.check == "state"]
     assert state.status == "fail"

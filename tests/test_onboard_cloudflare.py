@@ -8,6 +8,7 @@ own tests import only the public API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tomllib
 import uuid
@@ -130,7 +131,9 @@ def test_good_token_reads_and_may_change(
     fake: FakeCloudflare, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
-    report = run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    report = asyncio.run(
+        run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    )
     assert [(r.title, r.status) for r in report.results] == [
         ("configuration", "ok"),
         ("provider cf: read in example.test", "ok"),
@@ -144,7 +147,9 @@ def test_wrong_token_fails_with_the_fix(
     fake: FakeCloudflare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cf-wrong-token")
-    report = run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    report = asyncio.run(
+        run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    )
     (provider,) = [r for r in report.results if r.check == "provider"]
     assert provider.status == "fail"
     assert provider.title == "provider cf: reach example.test"
@@ -159,7 +164,9 @@ def test_token_without_edit_fails_the_change_check(
 ) -> None:
     fake.add_token("read-only", frozenset({"zone:read", "dns:read"}))
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "read-only")
-    report = run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    report = asyncio.run(
+        run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    )
     change = report.results[-1]
     assert (change.title, change.status) == ("provider cf: change records in example.test", "fail")
     assert change.fix is not None and "Zone:DNS:Edit" in change.fix
@@ -169,7 +176,9 @@ def test_missing_token_variable_fails_with_the_fix(
     fake: FakeCloudflare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
-    report = run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    report = asyncio.run(
+        run_doctor(str(config(tmp_path, fake)), checks=[check_config, check_providers])
+    )
     (provider,) = [r for r in report.results if r.check == "provider"]
     assert provider.status == "fail"
     assert "holds no Cloudflare API token" in provider.detail

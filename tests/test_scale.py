@@ -231,7 +231,7 @@ def test_status_through_a_lossy_nameserver_reports_slow_not_unreachable(
     proxy = LossyProxy(bind.port).start()
     try:
         config = config_for(small_lab, tmp_path, small_lab.names, proxy.address)
-        report = gather_status(config, list(config.domains.values()), dns_timeout=7.0)
+        report = asyncio.run(gather_status(config, list(config.domains.values()), dns_timeout=7.0))
     finally:
         proxy.stop()
     assert proxy.dropped > 0

@@ -4,6 +4,7 @@ notification channels, expired proposals and plans that changed before approval.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -97,7 +98,7 @@ def test_state_survives_a_restart(lab: WatchLab) -> None:
     assert lab.served() == sorted(lab.primary)  # one failing round so far: not yet
     second = Watcher(load_config(config.path), clock=clock)  # a new process, same state
     try:
-        after = second.round().domains[0]
+        after = asyncio.run(second.round()).domains[0]
     finally:
         second.close()
     assert after.actions and "automatic failover" in after.actions[0]
@@ -110,10 +111,10 @@ def test_reload_validates_first_and_keeps_the_running_config(lab: WatchLab) -> N
     path = lab.write(f'interval = "60s"\nnotify = ["{url}"]')
     w = Watcher(load_config(path), clock=clock, load_config=lambda: load_config(path))
     try:
-        w.round()
+        asyncio.run(w.round())
         path.write_text(path.read_text().replace('interval = "60s"', 'interval = "soon"'))
         w.request_reload()
-        w.round()
+        asyncio.run(w.round())
         assert w.settings.interval == 60
         titles = [a["title"] for a in lab.receiver.alerts()]
         assert "mxflip: configuration reload failed; the running configuration stays" in titles
@@ -121,7 +122,7 @@ def test_reload_validates_first_and_keeps_the_running_config(lab: WatchLab) -> N
         assert "watch.interval" in failed["message"]
         path.write_text(path.read_text().replace('interval = "soon"', 'interval = "90s"'))
         w.request_reload()
-        w.round()
+        asyncio.run(w.round())
         assert w.settings.interval == 90
     finally:
         w.close()
@@ -206,7 +207,7 @@ def test_a_slow_channel_is_bounded_and_retried_next_round(lab: WatchLab) -> None
         assert any("failing" in a["title"] for a in saved.outbox)
         lab.receiver.mode = "ok"
         lab.receiver.release.set()
-        w.round()
+        asyncio.run(w.round())
     finally:
         w.close()
     assert LocalWatchStore(lab.folder / "state" / "watch.json").load().outbox == []
@@ -291,11 +292,11 @@ def test_hand_edits_and_a_long_held_lock_are_alerted(lab: WatchLab) -> None:
     w = Watcher(config, clock=clock)
     journal = Journal(lab.folder / "state" / "journal.jsonl")
     try:
-        w.round()
+        asyncio.run(w.round())
         lab.set_mx([lab.primary[0]])  # someone removed mx2 by hand, no operation journalled
         clock.t += 60
         with journal.lock("mxflip failover stuck", now=clock.t - 3600):
-            report = w.round()
+            report = asyncio.run(w.round())
     finally:
         w.close()
     keys = {k: m for k, _, m in report.domains[0].conditions}

@@ -3,6 +3,7 @@ headless Chromium (Debian's, driven by Playwright; no browser download)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import urllib.error
 import urllib.request
@@ -59,7 +60,7 @@ def get(url: str) -> tuple[int, str]:
 def test_healthz_metrics(served: tuple[str, Watcher, FakeClock]) -> None:
     base, w, clock = served
     assert get(base + "/healthz")[0] == 503  # no round yet
-    w.round()
+    asyncio.run(w.round())
     assert get(base + "/healthz") == (200, "ok\n")
     code, text = get(base + "/metrics")
     assert code == 200
@@ -80,11 +81,11 @@ def test_page_in_headless_chromium(
 
     base, w, clock = served
     for _ in range(3):
-        w.round()
+        asyncio.run(w.round())
         clock.t += 60
     lab.proxy.handler.drop = lab.proxy2.handler.drop = True
     for _ in range(6):
-        w.round()
+        asyncio.run(w.round())
         clock.t += 60
     requests: list[str] = []
     with sync_playwright() as p:

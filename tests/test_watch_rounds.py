@@ -4,6 +4,7 @@ for ``json://`` alerts and the heartbeat. Time is a fake clock moved a round at 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def test_a_down_or_failing_channel_never_blocks_a_round(lab: WatchLab) -> None:
     lab.backup.handler.drop = True  # an alert: backup path failing → mailbox? no: readiness ok
     try:
         lab.set_mx(["10 stray.example.net."])  # drift: neither profile
-        report = w.round()
+        report = asyncio.run(w.round())
     finally:
         w.close()
     assert any(k == "drift" for k, _, _ in report.domains[0].conditions)
@@ -202,7 +203,7 @@ def test_failback_is_proposed_once_the_proxy_recovers_and_approved_back_to_ok(
     w = Watcher(load_config(path), clock=fake)
     try:
         fake.t += 60
-        assert w.round().domains[0].state == "ok"
+        assert asyncio.run(w.round()).domains[0].state == "ok"
     finally:
         w.close()
 

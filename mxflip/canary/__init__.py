@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from mxflip import loop
+from mxflip import clock as _clock
 from mxflip.canary._base import (
     FAILING,
     PATH_HEADER,
@@ -250,7 +250,7 @@ class WaitProgress:
     wait: float
 
 
-def wait_for(
+async def wait_for(
     mailbox: Mailbox,
     tokens: Sequence[str],
     *,
@@ -272,11 +272,11 @@ def wait_for(
             progress(WaitProgress(len(seen), len(wanted), elapsed, wait))
         if seen == wanted or elapsed >= wait:
             break
-        clock.sleep(min(poll_interval, wait - elapsed))
+        await _clock.wait(clock, min(poll_interval, wait - elapsed))
     return seen
 
 
-def run_canaries(
+async def run_canaries(
     config: Config,
     domains: Sequence[DomainConfig],
     via: str,
@@ -298,10 +298,10 @@ def run_canaries(
         # Look once before sending: missing credentials or an unreachable mailbox should
         # stop the run before a canary goes out that nobody can look for.
         box.find()
-        sent = loop.run(send_canaries(config, domains, via, live_reader=live_reader, clock=clock))
+        sent = await send_canaries(config, domains, via, live_reader=live_reader, clock=clock)
         tokens = [s.token for s in sent if s.ok]
         if tokens:
-            wait_for(
+            await wait_for(
                 box,
                 tokens,
                 wait=canary.fail_after if wait is None else wait,

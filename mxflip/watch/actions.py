@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mxflip import loop
 from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
@@ -82,11 +81,11 @@ class Actions:
             )
         return self._engine
 
-    def plan(self, d: DomainConfig, kind: str, target: str, opts: PlanOptions) -> Plan:
+    async def plan(self, d: DomainConfig, kind: str, target: str, opts: PlanOptions) -> Plan:
         engine = self.engine()
         if kind == "drain":
-            return loop.run(engine.plan_drain(target, opts))
-        return loop.run(engine.plan_switch(kind, [d], opts))
+            return await engine.plan_drain(target, opts)
+        return await engine.plan_switch(kind, [d], opts)
 
     def _now_flag(self, kind: str) -> bool:
         from mxflip.watch.config import WatchConfig
@@ -94,24 +93,26 @@ class Actions:
         settings = self.settings or WatchConfig()
         return settings.failover_now if kind == "failover" else kind == "drain"
 
-    def handle(self, d: DomainConfig, want: Want, now: float) -> Outcome:
+    async def handle(self, d: DomainConfig, want: Want, now: float) -> Outcome:
         try:
             if want.mode == "notify":
-                return self._notify(d, want)
+                return await self._notify(d, want)
             if want.mode == "propose":
-                return self._propose(d, want, now)
-            return self._auto(d, want)
+                return await self._propose(d, want, now)
+            return await self._auto(d, want)
         except MxflipError as exc:
             log.error("%s %s: %s", want.kind, want.target, exc)
             # Alerted by the watcher as a condition: once, reminded, resolved.
             return Outcome(failed=f"could not {want.kind} {want.target}: {exc}")
 
-    def _notify(self, d: DomainConfig, want: Want) -> Outcome:
+    async def _notify(self, d: DomainConfig, want: Want) -> Outcome:
         now_flag = self._now_flag(want.kind)
-        plan = self.plan(d, want.kind, want.target, PlanOptions(now=now_flag, skip_readiness=True))
+        plan = await self.plan(
+            d, want.kind, want.target, PlanOptions(now=now_flag, skip_readiness=True)
+        )
         return Outcome(command=command_for(want.kind, want.target, plan.hash, now_flag))
 
-    def _propose(self, d: DomainConfig, want: Want, now: float) -> Outcome:
+    async def _propose(self, d: DomainConfig, want: Want, now: float) -> Outcome:
         from mxflip.watch.config import WatchConfig
 
         settings = self.settings or WatchConfig()
@@ -124,7 +125,9 @@ class Actions:
                     command=f"mxflip approve {p.id}",
                 )
         now_flag = self._now_flag(want.kind)
-        plan = self.plan(d, want.kind, want.target, PlanOptions(now=now_flag, skip_readiness=True))
+        plan = await self.plan(
+            d, want.kind, want.target, PlanOptions(now=now_flag, skip_readiness=True)
+        )
         if not plan.changes:
             return Outcome()
         p = Proposal(
@@ -150,12 +153,12 @@ class Actions:
             alerts=[Alert(f"mxflip: {d.display}: {text}", text, "warning", d.display)],
         )
 
-    def _auto(self, d: DomainConfig, want: Want) -> Outcome:
+    async def _auto(self, d: DomainConfig, want: Want) -> Outcome:
         opts = PlanOptions(
             now=self._now_flag("failover"),
             reason=f"watch: automatic failover: {want.evidence}",
         )
-        plan = self.plan(d, "failover", d.display, opts)
+        plan = await self.plan(d, "failover", d.display, opts)
         if plan.blockers:
             reasons = "; ".join(f.message for _, f in plan.blockers)
             raise MxflipError(f"automatic failover refused by the safety checks: {reasons}")
@@ -167,8 +170,8 @@ class Actions:
                 "(mxflip resume / mxflip rollback first)"
             )
         with self.journal.lock(f"mxflip watch: failover {d.display}"):
-            result = loop.run(
-                self.engine().execute(plan, command=["mxflip", "watch", "failover", d.display])
+            result = await self.engine().execute(
+                plan, command=["mxflip", "watch", "failover", d.display]
             )
         if result.outcome not in ("done", "noop"):
             raise MxflipError(

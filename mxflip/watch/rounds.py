@@ -252,10 +252,12 @@ class Watcher:
         rounds = 0
         while not self._stop.is_set():
             started = self.clock.now()
+            # The command's loop, entered once per round: between rounds the watcher waits
+            # on its clock and its stop/reload events, which the signal handlers set.
             if once:
-                self.last = self.round()
+                self.last = loop.run(self.round())
             else:
-                self._guarded_round()
+                loop.run(self._guarded_round())
             rounds += 1
             if once or (max_rounds is not None and rounds >= max_rounds):
                 break
@@ -263,11 +265,11 @@ class Watcher:
             self._sleep(max(0.0, self.settings.interval - elapsed))
         return self.last
 
-    def _guarded_round(self) -> None:
+    async def _guarded_round(self) -> None:
         """A long-running watcher survives a failed round (a state file it cannot write, a
         bug): logged, alerted, and the next round tries again."""
         try:
-            self.last = self.round()
+            self.last = await self.round()
         except Exception as exc:
             log.exception("round failed")
             assert self.notifier is not None
@@ -289,7 +291,7 @@ class Watcher:
 
     # ---------------------------------------------------------------- one round
 
-    def round(self) -> RoundReport:
+    async def round(self) -> RoundReport:
         extra: list[Alert] = []
         if self._reload.is_set():
             extra += self._reload_now()
@@ -298,7 +300,7 @@ class Watcher:
         now = self.clock.now()
         settings = self.settings
         try:
-            return self._lead(now, settings, extra)
+            return await self._lead(now, settings, extra)
         except WatchStateConflict:
             # ``approve`` (or a watcher that took over while this round ran) saved the
             # shared state meanwhile: the round is lost, theirs is kept; the next round
@@ -353,14 +355,14 @@ class Watcher:
         self.hooks.on_round(report, st)
         return report
 
-    def _lead(self, now: float, settings: WatchConfig, extra: list[Alert]) -> RoundReport:
+    async def _lead(self, now: float, settings: WatchConfig, extra: list[Alert]) -> RoundReport:
         with self.store.update() as st:
             overrun = (
                 st.last_round_at is not None
                 and now - st.last_round_at > 2 * settings.interval
                 and self.last is not None
             )
-            report = self._round(st, now, extra)
+            report = await self._round(st, now, extra)
             finished = self.clock.now()
             overrun = overrun or finished - now > settings.interval
             report = RoundReport(
@@ -395,7 +397,7 @@ class Watcher:
             self._heartbeat()
         return report
 
-    def _round(self, st: WatchState, now: float, extra: list[Alert]) -> RoundReport:
+    async def _round(self, st: WatchState, now: float, extra: list[Alert]) -> RoundReport:
         cfg, settings = self.config, self.settings
         domains = self.domains
         observer = Observer(cfg, dns_timeout=self.dns_timeout)
@@ -406,7 +408,7 @@ class Watcher:
         watcher_conditions: dict[str, tuple[str, str]] = {}
         try:
             # 1. DNS
-            statuses = {s.domain.name: s for s in loop.run(observer.status(domains))}
+            statuses = {s.domain.name: s for s in await observer.status(domains)}
             try:
                 view = self.journal.read()
             except MxflipError as exc:
@@ -416,11 +418,11 @@ class Watcher:
             # sees them at least that old (a check first would see them a little younger
             # than fail_after and lose a round to detection)
             if not self.stopping and cfg.canary is not None:
-                self._send_canaries(st, domains, statuses, observer, reread=False)
+                await self._send_canaries(st, domains, statuses, observer, reread=False)
             # 3. readiness
             readiness: dict[str, dict[str, Any]] = {}
             if not self.stopping:
-                readiness = self._readiness(domains, statuses)
+                readiness = await self._readiness(domains, statuses)
             # 4. canary results
             verdicts: dict[str, PathVerdicts] = {}
             if not self.stopping and cfg.canary is not None:
@@ -452,7 +454,7 @@ class Watcher:
                     if want.mode == "auto":
                         automatic.append((d, want))
                     elif not self.stopping:
-                        self._record(row, actions.handle(d, want, now), st, extra, failed)
+                        self._record(row, await actions.handle(d, want, now), st, extra, failed)
                 st.domains[d.display] = new
                 active = self._conditions(
                     d, status, view, rd, sig, step.cause, new.state, row.command
@@ -478,7 +480,9 @@ class Watcher:
             # 7. automatic switches, through the engine under the journal lock
             for d, want in automatic:
                 if not self.stopping:
-                    self._record(rows[d.name], actions.handle(d, want, now), st, extra, failed)
+                    self._record(
+                        rows[d.name], await actions.handle(d, want, now), st, extra, failed
+                    )
             for row in rows.values():
                 failures = {f"action:{i}": ("failure", f) for i, f in enumerate(row.failures)}
                 row.state.action_conditions, alerts = track(
@@ -492,7 +496,7 @@ class Watcher:
             reports = [r.report() for r in rows.values()]
             # 8. after a switch, a canary through what is live now
             if not self.stopping and cfg.canary is not None and any(r.actions for r in reports):
-                self._send_canaries(st, domains, statuses, observer, reread=True)
+                await self._send_canaries(st, domains, statuses, observer, reread=True)
             # 9. watcher-wide conditions and alerts
             watcher_conditions.update(self._watcher_conditions(view, now))
             wc = st.domain(WATCHER)
@@ -518,14 +522,14 @@ class Watcher:
 
     # ---------------------------------------------------------------- phases
 
-    def _readiness(
+    async def _readiness(
         self, domains: Sequence[DomainConfig], statuses: dict[str, DomainStatus]
     ) -> dict[str, dict[str, Any]]:
         from mxflip.readiness import check_domains
 
         out: dict[str, dict[str, Any]] = {d.name: {} for d in domains}
         try:
-            for r in loop.run(check_domains(self.config, domains, "backup")):
+            for r in await check_domains(self.config, domains, "backup"):
                 out[r.domain]["backup"] = r.verdict.value
                 out[r.domain]["backup_reasons"] = tuple(
                     f"{w}: {f.message}" if w else f.message
@@ -544,7 +548,7 @@ class Watcher:
                     out[d.name]["live"] = out[d.name]["backup"]
             probe = [d for d in domains if d.name in live and "live" not in out[d.name]]
             if probe:
-                for r in loop.run(check_domains(self.config, probe, "live", live_records=live)):
+                for r in await check_domains(self.config, probe, "live", live_records=live):
                     out[r.domain]["live"] = r.verdict.value
         except MxflipError as exc:
             log.warning("readiness checks failed: %s", exc)
@@ -576,7 +580,7 @@ class Watcher:
             out[d.display] = path_verdicts(mine, ds.tokens, live)
         return out
 
-    def _send_canaries(
+    async def _send_canaries(
         self,
         st: WatchState,
         domains: Sequence[DomainConfig],
@@ -593,7 +597,7 @@ class Watcher:
         clock = self.clock  # mxflip's one clock, as the canary takes it
         live: dict[str, RRset | None] = {}
         if reread:
-            for name, (rrset, error) in loop.run(observer.read_provider(chosen)).items():
+            for name, (rrset, error) in (await observer.read_provider(chosen)).items():
                 live[name] = rrset if error is None else None
         else:
             live = {n: s.provider_rrset for n, s in statuses.items()}
@@ -627,8 +631,8 @@ class Watcher:
                     for d in ds
                 }
 
-            sent = loop.run(
-                send_canaries(self.config, members, "live", live_reader=reader, clock=clock)
+            sent = await send_canaries(
+                self.config, members, "live", live_reader=reader, clock=clock
             )
             for r in sent:
                 host = slot[_key(chosen, r.domain)].host.rstrip(".").lower()
@@ -636,9 +640,9 @@ class Watcher:
         # Differential: straight to the backup while on primary; straight to the primary
         # (is the proxy back?) while on backup.
         if on_primary:
-            loop.run(send_canaries(self.config, on_primary, "backup", clock=clock))
+            await send_canaries(self.config, on_primary, "backup", clock=clock)
         if on_backup:
-            for r in loop.run(send_canaries(self.config, on_backup, "primary", clock=clock)):
+            for r in await send_canaries(self.config, on_backup, "primary", clock=clock):
                 st.domain(r.domain).tokens[r.token] = ANY_HOST
 
     def _conditions(

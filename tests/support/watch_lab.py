@@ -4,6 +4,7 @@ loopback HTTP receiver for alerts and heartbeats, and a config tying them togeth
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Iterator
@@ -171,7 +172,7 @@ def rounds(watcher: Any, clock: Any, n: int, step: float = 60.0) -> list[Any]:
     """Run ``n`` rounds, moving the fake clock ``step`` seconds after each."""
     out = []
     for _ in range(n):
-        out.append(watcher.round())
+        out.append(asyncio.run(watcher.round()))
         clock.t += step
     return out
 
