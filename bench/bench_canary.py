@@ -13,6 +13,7 @@ that a private Dovecot serves. "round" is send (SMTP + STARTTLS) + find + delete
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -46,7 +47,7 @@ def bench(name: str, config_path: Path, rounds: int, many: int) -> None:
     send, check = [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        (result,) = send_canaries(config, domains, "primary")
+        (result,) = asyncio.run(send_canaries(config, domains, "primary"))
         t1 = time.perf_counter()
         report = check_canaries(config)
         t2 = time.perf_counter()
@@ -56,7 +57,7 @@ def bench(name: str, config_path: Path, rounds: int, many: int) -> None:
     figures(f"{name}: send (SMTP+STARTTLS)", send)
     figures(f"{name}: check one (find+delete)", check)
     for _ in range(many):
-        send_canaries(config, domains, "primary")
+        asyncio.run(send_canaries(config, domains, "primary"))
     t0 = time.perf_counter()
     report = check_canaries(config)
     elapsed = time.perf_counter() - t0

@@ -358,11 +358,13 @@ def compare_plain(
         cpu["plain"].append(time.process_time() - before)
         before = time.process_time()
         lookup = PreResolved(config.probe.resolvers, timeout=10)
-        results = check_domains(config, list(domains.values()), "backup", lookup=lookup)
+        results = asyncio.run(
+            check_domains(config, list(domains.values()), "backup", lookup=lookup)
+        )
         cpu["smtp"].append(time.process_time() - before)
         before = time.process_time()
         lookup = lookup_class(config.probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
-        check_domains(config, list(domains.values()), "backup", lookup=lookup)
+        asyncio.run(check_domains(config, list(domains.values()), "backup", lookup=lookup))
         cpu["dns"].append(time.process_time() - before)
         ready = sum(r.verdict is Verdict.READY for r in results)
     plain, smtp, dns = (statistics.median(cpu[k]) for k in ("plain", "smtp", "dns"))
@@ -531,7 +533,7 @@ def main() -> None:
                 ) -> tuple[float, float, list[DomainReadiness]]:
                     start, cpu = time.perf_counter(), time.process_time()
                     lookup = lookup_class(probe.resolvers, timeout=10, in_flight=args.dns_in_flight)
-                    results = check_domains(config, targets, "backup", lookup=lookup)
+                    results = asyncio.run(check_domains(config, targets, "backup", lookup=lookup))
                     return time.perf_counter() - start, time.process_time() - cpu, results
 
                 alone, _, _ = run(list(domains.values())[:1])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from mxflip.drill import Drill  # noqa: E402
 from mxflip.journal import Journal  # noqa: E402
-from mxflip.readiness_api import default_readiness  # noqa: E402
+from mxflip.readiness import default_readiness  # noqa: E402
 from mxflip.sandbox import Sandbox  # noqa: E402
 
 

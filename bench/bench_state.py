@@ -1,8 +1,9 @@
 """Benchmark: the shared (S3) state backend against moto's server on loopback.
 
 1. State API calls per failover, counted by the backend itself, for N domains, with a
-   journal that already holds other operations (cold: this machine never read them;
-   warm: it has). Goal: at most 6 calls beyond the journal records the failover writes.
+   journal that already holds other operations: on a new machine (it never read them),
+   the same machine again, and the same machine after another machine's operation.
+   Goal: at most 6 calls beyond the journal records the failover writes.
 2. Wall time of ``mxflip failover --all --now`` (a process per run, as a person runs it)
    on the S3 backend against the local backend. Goal: S3 at most 1.5 x local.
 
@@ -14,8 +15,10 @@ Run from the repo root:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,11 +93,13 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
     engine = Engine(config, backend, clock=FakeClock(time.time()), readiness=ready)
     with backend.lock("mxflip failover --all --now"):
         backend.read().unsettled()  # the check every changing command makes first
-        plan = engine.plan_switch(
-            "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
+        plan = asyncio.run(
+            engine.plan_switch(
+                "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
+            )
         )
         before = backend.calls["PutObject"]
-        result = engine.execute(plan)
+        result = asyncio.run(engine.execute(plan))
         records = backend.calls["PutObject"] - before
     engine.close()
     backend.close()
@@ -102,7 +107,9 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
     return backend.calls, records
 
 
-def cli_failover(config: Path, env: dict[str, str]) -> float:
+def cli_failover(config: Path, env: dict[str, str]) -> tuple[float, float]:
+    """The process's wall time and CPU time (user + sys), in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [
@@ -127,9 +134,11 @@ def cli_failover(config: Path, env: dict[str, str]) -> float:
         timeout=120,
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failover failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -161,19 +170,25 @@ def main() -> None:
                     f"State API calls per failover (S3 backend, journal holding "
                     f"{args.history} earlier operations)"
                 )
+                labels = ("new machine", "same machine again", "after another machine")
                 for count in (1, 10, 100):
-                    # cold: this machine's first command (it fetches every earlier record
-                    # once); warm: its next one (only what others wrote since).
                     home = folder / f"machine{count}"
-                    for label in ("cold", "warm"):
-                        names = fresh_names(bind, count, f"c{count}{label}")
-                        path = folder / f"c{count}{label}.toml"
+                    for n, label in enumerate(labels):
+                        if n == 2:  # the other machine runs one operation in between
+                            names = fresh_names(bind, 1, f"o{count}")
+                            path = folder / f"o{count}.toml"
+                            path.write_text(
+                                config_text(bind, names, writer / "journal.jsonl", table)
+                            )
+                            counted_failover(path, writer)
+                        names = fresh_names(bind, count, f"c{count}n{n}")
+                        path = folder / f"c{count}n{n}.toml"
                         path.write_text(config_text(bind, names, home / "journal.jsonl", table))
                         calls, records = counted_failover(path, home)
                         other = sum(calls.values()) - records
                         detail = ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
                         print(
-                            f"  {count:>3} domains, {label} cache: {records} journal records "
+                            f"  {count:>3} domains, {label:<21} {records} journal records "
                             f"+ {other} other calls ({detail}); goal <= 6 other: "
                             + ("met" if other <= 6 else "NOT met")
                         )
@@ -181,6 +196,7 @@ def main() -> None:
                 # local and s3 runs interleaved so that load from elsewhere hits both
                 for count in args.domains:
                     times: dict[str, list[float]] = {"local": [], "s3": []}
+                    cpus: dict[str, list[float]] = {"local": [], "s3": []}
                     for run in range(args.runs):
                         for kind in ("local", "s3"):
                             names = fresh_names(bind, count, f"w{count}r{run}{kind}")
@@ -188,14 +204,18 @@ def main() -> None:
                             state = table if kind == "s3" else ""
                             journal = folder / f"wall-{kind}" / "journal.jsonl"
                             path.write_text(config_text(bind, names, journal, state))
-                            times[kind].append(cli_failover(path, env))
-                    report_wall(count, args.runs, times)
+                            wall, cpu = cli_failover(path, env)
+                            times[kind].append(wall)
+                            cpus[kind].append(cpu)
+                    report_wall(count, args.runs, times, cpus)
             finally:
                 moto.stop()
                 bind.stop()
 
 
-def report_wall(count: int, runs: int, times: dict[str, list[float]]) -> None:
+def report_wall(
+    count: int, runs: int, times: dict[str, list[float]], cpus: dict[str, list[float]]
+) -> None:
     local, s3 = statistics.median(times["local"]), statistics.median(times["s3"])
     fastest = min(times["s3"]) / min(times["local"])
     print(f"failover --all --now, {count} domains, {runs} runs each (process wall time)")
@@ -204,6 +224,11 @@ def report_wall(count: int, runs: int, times: dict[str, list[float]]) -> None:
     print(
         f"  ratio s3/local: {s3 / local:.2f} (fastest runs: {fastest:.2f}); goal <= 1.5: "
         + ("met" if s3 <= 1.5 * local else "NOT met")
+    )
+    cpu_local, cpu_s3 = statistics.median(cpus["local"]), statistics.median(cpus["s3"])
+    print(
+        f"  CPU (user+sys) median: local {cpu_local:.3f} s, s3 {cpu_s3:.3f} s, "
+        f"ratio {cpu_s3 / cpu_local:.2f} (load {os.getloadavg()[0]:.1f})"
     )
 
 

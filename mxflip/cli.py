@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Builds the plan of one changing command from the engine and the parsed options.
-Build = Callable[["Engine", "PlanOptions"], "Plan"]
+#: Plans a change on the engine (a coroutine function: the engine observes on the loop).
+Build = Callable[["Engine", "PlanOptions"], Coroutine[Any, Any, "Plan"]]
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -110,9 +111,18 @@ def _json_written() -> int:
     return int(common.written[0]) if common is not None else 0
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: Any) -> None:
     # What CI sends when a job is cancelled: handled like Ctrl-C, so that an operation
-    # records that it was interrupted and a drill puts back what it changed.
+    # records that it was interrupted and a drill puts back what it changed. While the
+    # command's event loop runs, its SIGINT handler cancels the running coroutine (which
+    # journals and unwinds, then surfaces as KeyboardInterrupt); outside it, Ctrl-C's
+    # default raises KeyboardInterrupt where the program is.
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+        return
     raise KeyboardInterrupt
 
 
@@ -129,7 +139,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
     "--color",
-    type=click.Choice(["auto", "always", "never"]),
+    type=click.Choice(["auto", "always", "never"]),  # mxflip.runtime.COLOR_CHOICES
     default="auto",
     show_default=True,
     help="Colour: auto (on a terminal, unless NO_COLOR is set), always or never.",
@@ -172,16 +182,14 @@ def cli(
 
     Every command that reads DNS takes --json for one stable JSON document on stdout.
     """
-    from mxflip.output import configure as configure_output
     from mxflip.runtime import Runtime
 
-    configure_output(color=color, quiet=quiet)
-    ctx.call_on_close(configure_output)  # back to the defaults for code run in the same process
     ctx.color = {"always": True, "never": False}.get(color)
     # A caller (a test, an embedding program) may pass its own Runtime as click's ``obj``.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
     ctx.obj = State(config_path=config_path, debug=debug, runtime=runtime)
     runtime.verbosity, runtime.log_format = verbosity, log_format
+    runtime.color, runtime.quiet = color, quiet
     runtime.show_logs()
     runtime.logger.debug(
         "command started", extra={"command": ctx.invoked_subcommand, "version": __version__}
@@ -268,12 +276,13 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 
     Exit 0 when every domain is ready, 1 when one is degraded, 3 when one is not ready.
     """
+    from mxflip import loop
     from mxflip.probe import Verdict
     from mxflip.readiness import check_domains
     from mxflip.render import check_json, render_check, write_json
 
     config = state.load_config()
-    results = check_domains(config, config.select(domains), profile)
+    results = loop.run(check_domains(config, config.select(domains), profile))
     code = {
         Verdict.READY: ExitCode.OK,
         Verdict.DEGRADED: ExitCode.ATTENTION,
@@ -288,17 +297,17 @@ def check(state: State, domains: tuple[str, ...], profile: str, as_json: bool) -
 
 @cli.command()
 @json_option
-def providers(as_json: bool) -> None:
+@click.pass_obj
+def providers(state: State, as_json: bool) -> None:
     """List the installed provider adapters with their versions."""
     from mxflip.entrypoints import installed_providers
     from mxflip.render import providers_json, render_providers, write_json
-    from mxflip.render.common import people_stream
 
     found = installed_providers().values()
     if as_json:
         write_json(providers_json(found))
     else:
-        render_providers(people_stream(), found)
+        render_providers(state.runtime.people_stream(), found)
 
 
 @cli.command()
@@ -312,7 +321,6 @@ def validate(state: State, as_json: bool) -> None:
     the key and the problem when not.
     """
     from mxflip.render import config_json, render_config, write_json
-    from mxflip.render.common import people_stream
     from mxflip.watch.config import watch_warnings
 
     config = state.load_config()
@@ -322,7 +330,7 @@ def validate(state: State, as_json: bool) -> None:
     if as_json:
         write_json({**config_json(config), "warnings": warnings})
     else:
-        render_config(people_stream(), config)
+        render_config(state.runtime.people_stream(), config)
 
 
 # ------------------------------------------------------------------ changing commands
@@ -426,10 +434,11 @@ def _change(kind: str, argv: tuple[str, ...], **kw: Any) -> ChangeRequest:
 
 def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     """Lock, plan, show, confirm, execute, render: the one flow of every changing command."""
+    from mxflip import loop
     from mxflip.engine import Engine, PlanRefused, refuse_blocked
     from mxflip.errors import UsageError
     from mxflip.plan import PlanOptions
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.render import (
         EventPrinter,
         operation_json,
@@ -476,7 +485,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
                     change.kind, change.argv = kind, (op_id,)
                     command = ["mxflip", kind, op_id]
                     build = _settle_builder(kind, op_id)
-            plan = build(engine, opts)
+            plan = loop.run(build(engine, opts))
             if not change.as_json:
                 render_plan(console, plan, now=clock.now())
             if change.dry_run:
@@ -493,7 +502,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
             if plan.changes:
                 _confirm(change, runtime)
             # A rollback/resume with nothing to write still runs: it settles its parent.
-            result = engine.execute(plan, command=command)
+            result = loop.run(engine.execute(plan, command=command))
     except MxflipError as exc:
         _report_state_problems(journal)
         if change.as_json and plan is not None:
@@ -617,9 +626,9 @@ def _switch_command(kind: str, target: str) -> Any:
     @changing_options()
     @click.pass_obj
     def command(state: State, /, domains: tuple[str, ...], all_: bool, **kw: Any) -> None:
-        def build(engine: Engine, opts: PlanOptions) -> Plan:
+        async def build(engine: Engine, opts: PlanOptions) -> Plan:
             chosen = _select_switch(engine.config, domains, all_, kind)
-            return engine.plan_switch(kind, chosen, opts)
+            return await engine.plan_switch(kind, chosen, opts)
 
         _run_change(state, _change(kind, domains + (("--all",) if all_ else ()), **kw), build)
 
@@ -795,7 +804,7 @@ def drill(
 
     from mxflip.drill import Drill
     from mxflip.errors import UsageError
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.render import drill_json, drill_junit, render_drill, write_json
     from mxflip.render.operations import CountdownPrinter
     from mxflip.state import StateBackend
@@ -825,7 +834,7 @@ def drill(
             planned=planned,
             reason=reason,
             verify_timeout=verify_timeout,
-            progress=_DrillProgress(as_json),
+            progress=_DrillProgress(as_json, quiet=state.runtime.quiet),
             events=CountdownPrinter(as_json=as_json, console=state.runtime.stderr_console()),
             command=[
                 "mxflip",
@@ -854,8 +863,9 @@ def drill(
 class _DrillProgress:
     """Which drill step is running, on stderr (a JSON line each with ``--json``)."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, *, quiet: bool) -> None:
         self.as_json = as_json
+        self.quiet = quiet
 
     def __call__(self, step: str, domains: Any) -> None:
         import json
@@ -863,11 +873,8 @@ class _DrillProgress:
         if self.as_json:
             doc = {"event": "drill-step", "step": step, "domains": list(domains)}
             click.echo(json.dumps(doc), err=True)
-        else:
-            from mxflip.output import settings
-
-            if not settings().quiet:
-                click.echo(f"… {step}: {', '.join(domains)}", err=True)
+        elif not self.quiet:
+            click.echo(f"… {step}: {', '.join(domains)}", err=True)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -1022,12 +1029,13 @@ def canary_send(state: State, domains: tuple[str, ...], via: str, as_json: bool)
     Tries each MX host of the path once, in preference order, with STARTTLS when offered
     and the [probe] timeout. Exit 0 when every canary was accepted, 3 when one was not.
     """
+    from mxflip import loop
     from mxflip.canary import canary_domains, send_canaries
     from mxflip.render import canary_send_json, render_canary_send, write_json
 
     config = state.load_config()
     chosen = canary_domains(config, domains)
-    results = send_canaries(config, chosen, via, clock=state.runtime.clock)
+    results = loop.run(send_canaries(config, chosen, via, clock=state.runtime.clock))
     code = ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILURE
     if as_json:
         write_json(canary_send_json(results, int(code)))
@@ -1072,7 +1080,7 @@ def canary_check(
         delete=None if keep is None else not keep,
         clock=state.runtime.clock,
     )
-    _canary_report(config, report, "canary check", as_json, prometheus_file)
+    _canary_report(state, config, report, "canary check", as_json, prometheus_file)
 
 
 @canary.command("run")
@@ -1109,7 +1117,7 @@ def canary_run(
         report = run_canaries(
             config, chosen, via, wait=wait, clock=state.runtime.clock, progress=display.update
         )
-    _canary_report(config, report, "canary run", as_json, prometheus_file)
+    _canary_report(state, config, report, "canary run", as_json, prometheus_file)
 
 
 class _WaitDisplay:
@@ -1151,7 +1159,12 @@ class _WaitDisplay:
 
 
 def _canary_report(
-    config: Any, report: Any, command: str, as_json: bool, prometheus_file: str | None
+    state: State,
+    config: Any,
+    report: Any,
+    command: str,
+    as_json: bool,
+    prometheus_file: str | None,
 ) -> None:
     from pathlib import Path
 
@@ -1160,7 +1173,6 @@ def _canary_report(
     from mxflip.render import (
         canary_check_json,
         render_canary_check,
-        stdout_console,
         write_json,
     )
 
@@ -1171,7 +1183,7 @@ def _canary_report(
     if as_json:
         write_json(canary_check_json(report, int(code), command))
     else:
-        render_canary_check(stdout_console(), report)
+        render_canary_check(state.runtime.stdout_console(), report)
     sys.exit(int(code))
 
 

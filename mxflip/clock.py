@@ -26,3 +26,19 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
+
+
+async def wait(clock: Clock, seconds: float) -> None:
+    """Wait ``seconds`` on ``clock`` inside a coroutine (countdowns, verification polls).
+
+    The real clock waits on the event loop, so signals and other tasks go on meanwhile;
+    an injected clock (a test's, whose ``sleep`` only moves its own time) is asked as it
+    is, then the loop gets a turn: tests never sleep for real.
+    """
+    import asyncio
+
+    if isinstance(clock, SystemClock):
+        await asyncio.sleep(max(0.0, seconds))
+    else:
+        clock.sleep(seconds)
+        await asyncio.sleep(0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-from mxflip import loop
 from mxflip.hostport import HostPort
 from mxflip.net.dns import DNSClient
 from mxflip.net.dnswire import CNAME, Question, to_text
@@ -45,11 +44,11 @@ async def _find(checks: Sequence[tuple[str, Sequence[HostPort]]], timeout: float
     return found
 
 
-def find_cname_targets(
+async def find_cname_targets(
     checks: Iterable[tuple[str, Sequence[HostPort]]], *, timeout: float = 2.0
 ) -> dict[str, str]:
     """Host → CNAME target for every ``(host, servers)`` whose host is an alias."""
     unique = {host: servers for host, servers in checks}
     if not unique:
         return {}
-    return loop.run(_find(list(unique.items()), timeout))
+    return await _find(list(unique.items()), timeout)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import dns.rcode
 
-from mxflip import loop
 from mxflip.hostport import HostPort
 from mxflip.net.dns import DNSClient, Limits
 from mxflip.net.dnswire import Labels, Question, to_text
@@ -119,7 +118,7 @@ async def query_all(
     return [answer for answers in nested for answer in answers]
 
 
-def query_batch(
+async def query_batch(
     batch: Sequence[tuple[Sequence[HostPort], str]],
     *,
     recursive: bool,
@@ -127,13 +126,9 @@ def query_batch(
     limits: Limits | None = None,
 ) -> list[list[ServerAnswer]]:
     """Ask every (servers, name) pair through one client; one list of answers per pair."""
-
-    async def run() -> list[list[ServerAnswer]]:
-        client = DNSClient(timeout, limits)
-        return list(
-            await asyncio.gather(
-                *(query_all(client, servers, name, recursive=recursive) for servers, name in batch)
-            )
+    client = DNSClient(timeout, limits)
+    return list(
+        await asyncio.gather(
+            *(query_all(client, servers, name, recursive=recursive) for servers, name in batch)
         )
-
-    return loop.run(run())
+    )

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mxflip import loop
 from mxflip.config import Config, load_config
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.provider import AccessCheck, Provider
@@ -207,10 +208,12 @@ def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:
             ctx.provider(name)
     observer = Observer(ctx.config, dns_timeout=ctx.dns_timeout, providers=ctx.providers)
     servers = [observer.verification_servers(d) for d in domains]
-    answers = query_batch(
-        [(ns, d.name) for d, (ns, _) in zip(domains, servers, strict=True)],
-        recursive=False,
-        timeout=ctx.dns_timeout,
+    answers = loop.run(
+        query_batch(
+            [(ns, d.name) for d, (ns, _) in zip(domains, servers, strict=True)],
+            recursive=False,
+            timeout=ctx.dns_timeout,
+        )
     )
     results = []
     for d, (_, error), found in zip(domains, servers, answers, strict=True):
@@ -262,7 +265,7 @@ def check_readiness(ctx: DoctorContext) -> list[CheckResult]:
     domains = list(ctx.config.domains.values())
     results = []
     for profile in ("primary", "backup"):
-        verdicts = check_domains(ctx.config, domains, profile)
+        verdicts = loop.run(check_domains(ctx.config, domains, profile))
         by: dict[Verdict, list[str]] = {}
         for r in verdicts:
             by.setdefault(r.verdict, []).append(r.display)

@@ -19,10 +19,11 @@ and records what happened. It never prints and never prompts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.engine import Engine, Unsettled, blocker_text
 from mxflip.errors import ExitCode, MxflipError
@@ -198,7 +199,7 @@ class _Outcome:
 class Drill:
     """One drill over ``domains``; build one per run and call :meth:`run` once.
 
-    ``readiness`` is the readiness seam (:func:`mxflip.readiness_api.default_readiness`):
+    ``readiness`` is the readiness seam (:func:`mxflip.readiness.default_readiness`):
     it proves the backup set before the switch, and probes the hosts that are live after
     it. ``clock``, ``query`` and ``providers`` are injectable like the engine's.
     """
@@ -251,7 +252,7 @@ class Drill:
 
     # ------------------------------------------------------------------ helpers
 
-    def _proven_readiness(
+    async def _proven_readiness(
         self, domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
     ) -> Mapping[str, ReadinessVerdict]:
         """The engine asks before planning and again after the switch; the drill's own
@@ -260,7 +261,7 @@ class Drill:
         missing = [d for d in domains if d.name not in self._proven]
         out = dict(self._proven)
         if missing and self.readiness is not None:
-            out.update(self.readiness(missing, {d.name: targets[d.name] for d in missing}))
+            out.update(await self.readiness(missing, {d.name: targets[d.name] for d in missing}))
         return {name: out[name] for name in targets if name in out}
 
     def _names(self) -> list[str]:
@@ -350,7 +351,7 @@ class Drill:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
         try:
-            statuses = self.engine.observe(self.domains)
+            statuses = loop.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
@@ -369,7 +370,7 @@ class Drill:
             return False
         targets = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(self.readiness(self.domains, targets))
+            verdicts = dict(loop.run(self.readiness(self.domains, targets)))
         except MxflipError as exc:
             self._rec.record(
                 "readiness",
@@ -423,7 +424,7 @@ class Drill:
         assert self.readiness is not None  # the readiness step needed it
         live = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(self.readiness(self.domains, live))
+            verdicts = dict(loop.run(self.readiness(self.domains, live)))
         except MxflipError as exc:
             self._rec.record(
                 "probe", self._all("fail", f"SMTP probe failed: {exc}"), self.clock.now() - t0
@@ -508,7 +509,7 @@ class Drill:
     def _final_status(self) -> None:
         t0 = self._start("final-status")
         try:
-            statuses = self.engine.observe(self.domains)
+            statuses = loop.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("final-status", self._all("fail", str(exc)), self.clock.now() - t0)
             return
@@ -520,11 +521,11 @@ class Drill:
 
     # ------------------------------------------------------------------ operations
 
-    def _operate(self, build: Callable[[], Plan], t0: float) -> _Outcome:
+    def _operate(self, build: Callable[[], Coroutine[Any, Any, Plan]], t0: float) -> _Outcome:
         """Plan and execute one engine operation; time its write and verify parts."""
         self._phases.reset()
         try:
-            plan = build()
+            plan = loop.run(build())
         except MxflipError as exc:
             return _Outcome(None, None, exc, self.clock.now() - t0, 0.0)
         if plan.blockers:
@@ -533,7 +534,7 @@ class Drill:
         result: RolloutResult | None = None
         error: MxflipError | None = None
         try:
-            result = self.engine.execute(plan, command=self.command)
+            result = loop.run(self.engine.execute(plan, command=self.command))
         except MxflipError as exc:
             error = exc
         except KeyboardInterrupt:

@@ -154,10 +154,10 @@ class Engine:
 
     # ------------------------------------------------------------------ observing
 
-    def observe(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
-        return self.observer.status(domains)
+    async def observe(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
+        return await self.observer.status(domains)
 
-    def _verdicts(
+    async def _verdicts(
         self, statuses: Sequence[DomainStatus], targets: Mapping[str, RRset | None]
     ) -> Mapping[str, ReadinessVerdict] | None:
         if self.readiness is None:
@@ -168,7 +168,7 @@ class Engine:
         domains = [s.domain for s in statuses if s.domain.name in wanted]
         try:
             with timed(_log, "readiness", level=logging.INFO, domains=len(domains)):
-                verdicts = self.readiness(domains, wanted)
+                verdicts = await self.readiness(domains, wanted)
         except MxflipError as exc:
             _log.info("readiness check failed", extra={"error": str(exc)})
             return {
@@ -179,7 +179,7 @@ class Engine:
             _log.info("readiness verdict", extra={"domain": name, "verdict": verdict.verdict})
         return verdicts
 
-    def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
+    async def _aliases(self, targets: Mapping[str, RRset | None]) -> dict[str, str]:
         """CNAME targets among the new hosts that live in their domain's own zone."""
         checks = []
         for name, rrset in targets.items():
@@ -189,7 +189,7 @@ class Engine:
             for host in rrset.hosts:
                 if host == domain.zone or host.endswith("." + domain.zone):
                     checks.append((host, self.servers(domain)))
-        return find_cname_targets(checks, timeout=self.dns_timeout)
+        return await find_cname_targets(checks, timeout=self.dns_timeout)
 
     def first_unsettled(self) -> Operation | None:
         """The latest operation that may have left zones half-way (every change is
@@ -206,35 +206,38 @@ class Engine:
 
     # ------------------------------------------------------------------ planning
 
-    def plan_switch(self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+    async def plan_switch(
+        self, kind: str, domains: Sequence[DomainConfig], opts: PlanOptions
+    ) -> Plan:
         profile = "backup" if kind == "failover" else "primary"
-        statuses = self.observe(domains)
+        statuses = await self.observe(domains)
         targets = {
             s.domain.name: RRset(s.domain.name, s.domain.failover_ttl, s.domain.profile(profile))
             for s in statuses
             if s.domain.profile(profile) != (s.provider_rrset.records if s.provider_rrset else None)
         }
-        verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        plan = plan_switch(kind, statuses, profile, opts, verdicts, self._aliases(targets))
+        verdicts = None if opts.skip_readiness else await self._verdicts(statuses, targets)
+        plan = plan_switch(kind, statuses, profile, opts, verdicts, await self._aliases(targets))
         return self._note_parts(plan)
 
-    def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return self._note_parts(plan_prepare(self.observe(domains), opts))
+    async def plan_prepare(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+        return self._note_parts(plan_prepare(await self.observe(domains), opts))
 
-    def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
-        return self._note_parts(plan_finalize(self.observe(domains), opts))
+    async def plan_finalize(self, domains: Sequence[DomainConfig], opts: PlanOptions) -> Plan:
+        return self._note_parts(plan_finalize(await self.observe(domains), opts))
 
-    def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
+    async def plan_drain(self, host: str, opts: PlanOptions, *, restore: bool = False) -> Plan:
         try:
             name = normalize_name(host)
         except ValueError as exc:
             raise UsageError(f"{host!r} is not a host name: {exc}") from None
-        statuses = self.observe(list(self.config.domains.values()))
+        statuses = await self.observe(list(self.config.domains.values()))
         planner = plan_restore if restore else plan_drain
         draft = planner(statuses, name, opts, {}, {})
         targets = {s.name: s.after for s in draft.changes}
-        verdicts = None if opts.skip_readiness else self._verdicts(statuses, targets)
-        return self._note_parts(planner(statuses, name, opts, verdicts, self._aliases(targets)))
+        verdicts = None if opts.skip_readiness else await self._verdicts(statuses, targets)
+        aliases = await self._aliases(targets)
+        return self._note_parts(planner(statuses, name, opts, verdicts, aliases))
 
     def _target_op(self, op_id: str | None, *, for_resume: bool) -> Operation:
         view = self.journal.read()
@@ -264,7 +267,7 @@ class Engine:
             )
         return candidates[-1]
 
-    def _settle_inputs(self, op: Operation) -> tuple[Operation, list[DomainStatus]]:
+    async def _settle_inputs(self, op: Operation) -> tuple[Operation, list[DomainStatus]]:
         # A resume continues its parent: roll back / resume the parent's recorded states.
         view = self.journal.read()
         base = op
@@ -281,16 +284,16 @@ class Engine:
                     "which is not in this configuration"
                 )
             domains.append(self.config.domains[step.domain])
-        return base, self.observe(domains)
+        return base, await self.observe(domains)
 
-    def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
+    async def plan_rollback(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=False)
-        base, statuses = self._settle_inputs(op)
+        base, statuses = await self._settle_inputs(op)
         return self._note_parts(plan_rollback(base.id, base.steps, statuses, opts))
 
-    def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
+    async def plan_resume(self, op_id: str | None, opts: PlanOptions) -> Plan:
         op = self._target_op(op_id, for_resume=True)
-        base, statuses = self._settle_inputs(op)
+        base, statuses = await self._settle_inputs(op)
         recorded_opts = base.intent.get("options", {})
         merged = PlanOptions(
             force=opts.force,
@@ -335,7 +338,7 @@ class Engine:
 
     # ------------------------------------------------------------------ executing
 
-    def execute(self, plan: Plan, *, command: Sequence[str] = ()) -> RolloutResult:
+    async def execute(self, plan: Plan, *, command: Sequence[str] = ()) -> RolloutResult:
         """Run ``plan`` (the caller holds the journal lock and has confirmed it). A
         rollback or resume that finds nothing to do still settles its parent, and says
         why in the journal: the zones are already where it would take them."""
@@ -365,7 +368,7 @@ class Engine:
             user=self.user,
         )
         with timed(_log, "operation", level=logging.INFO, kind=plan.kind) as fields:
-            result = rollout.run()
+            result = await rollout.run()
             fields.update(op=result.op_id, outcome=result.outcome)
         if plan.parent is not None and result.outcome == "done":
             self._note_settled(plan, result.op_id or "-", why=None)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from mxflip.retry import Sleep, retrying
 
@@ -196,3 +198,83 @@ def locked(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+class JSONStateFile:
+    """A private JSON document (canary state, watch state): read whole, written atomically
+    (0600, in a private folder), read-modify-written under a lock file beside it.
+
+    One home for what each such store used to repeat: every failure comes back through
+    ``fail(message, hint)`` (the store's own error type), worded the same way for all.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        what: str,
+        fail: Callable[[str, str | None], Exception],
+        setting: str,
+        fresh: str,
+        wait: float,
+        holder: str,
+    ) -> None:
+        self.path = path
+        #: What the document is, for messages: "canary state".
+        self.what = what
+        self.fail = fail
+        #: The setting that moves the file ("[canary] state_file"), for the write hint.
+        self.setting = setting
+        #: What happens when a damaged file is moved aside.
+        self.fresh = fresh
+        #: How long ``updating`` waits for another holder, and who that usually is.
+        self.wait = wait
+        self.holder = holder
+
+    def damaged(self, why: object) -> Exception:
+        return self.fail(
+            f"{self.what} {self.path} is damaged: {why}", f"move it aside; {self.fresh}"
+        )
+
+    def read(self) -> Any:
+        """The decoded document, or None when the file does not exist yet."""
+        try:
+            text = read_bytes(self.path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self.fail(f"cannot read {self.what} {self.path}: {exc.strerror}", None) from None
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise self.damaged(exc) from None
+
+    def write(self, doc: Any) -> None:
+        try:
+            ensure_private_folder(self.path.parent)
+            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
+        except OSError as exc:
+            raise self.fail(
+                f"cannot write {self.what} {self.path}: {exc.strerror or exc}",
+                f"set {self.setting} to a writable place",
+            ) from None
+
+    @contextlib.contextmanager
+    def updating(self) -> Iterator[None]:
+        """Hold the document's lock (one read-modify-write at a time)."""
+        try:
+            ensure_private_folder(self.path.parent)
+            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=self.wait)
+            lock.__enter__()
+        except OSError as exc:
+            raise self.fail(
+                f"cannot lock {self.what} {self.path}: {exc.strerror or exc}", None
+            ) from None
+        except LockBusy:
+            raise self.fail(
+                f"{self.what} {self.path} stayed locked for {self.wait:g} s ({self.holder})", None
+            ) from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)

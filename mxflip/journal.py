@@ -25,13 +25,13 @@ import os
 import secrets
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mxflip.clock import Clock, SystemClock
 from mxflip.errors import ExitCode, MxflipError, UsageError
 from mxflip.files import (
     LockBusy,
@@ -348,8 +348,10 @@ class Journal:
     """Reads and appends the JSON-lines journal at ``path``; :meth:`lock` serialises
     operations that share it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Clock | None = None) -> None:
         self.path = path
+        #: The lock's "since" comes from it (the command's clock: tests inject one).
+        self.clock: Clock = clock or SystemClock()
 
     @property
     def lock_path(self) -> Path:
@@ -427,7 +429,7 @@ class Journal:
                     "user": user,
                     "host": host,
                     "command": command,
-                    "since": iso(now if now is not None else time.time()),
+                    "since": iso(now if now is not None else self.clock.now()),
                 }
                 text = json.dumps(info)
                 if len(text.encode()) > _HOLDER_BYTES:  # a very long command line

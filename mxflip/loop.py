@@ -1,9 +1,16 @@
 """One event loop per command.
 
 The CLI opens :func:`command_loop` once per command; every coroutine the command needs
-(readiness checks, DNS questions, canary submissions, status reads) runs on that loop
-through :func:`run`, so what one step makes (sockets, semaphores, waiters) belongs to the
-same loop as the next, and nothing re-binds to a new loop halfway through a command.
+(readiness checks, DNS questions, canary submissions, status reads, a whole rollout) runs
+on that loop through :func:`run`, so what one step makes (sockets, semaphores, waiters)
+belongs to the same loop as the next, and nothing re-binds to a new loop halfway through
+a command. The core below :func:`run` is ``async def`` (observe, readiness, the CNAME
+check, DNS batches, canary sends, the rollout); the engine's planning, the drill and the
+watch round are still synchronous and enter the loop where they need one of those.
+
+Ctrl-C while the loop runs: :class:`asyncio.Runner` cancels the running coroutine (which
+journals and unwinds) and then raises KeyboardInterrupt; SIGTERM is routed the same way
+(``mxflip.cli._on_sigterm``).
 The loop is made on the first :func:`run` (a command that never does I/O, or ``--help``,
 does not import asyncio at all) and closed when the command ends.
 

@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.dnsview import ServerAnswer, query_all
 from mxflip.errors import MxflipError
@@ -160,18 +159,12 @@ class Observer:
 
     # ----------------------------------------------------------------- provider side
 
-    def read_provider(
+    async def read_provider(
         self, domains: Sequence[DomainConfig]
     ) -> dict[str, tuple[RRset | None, str | None]]:
-        """One batched read per (provider, zone), concurrently. Maps domain name →
-        (rrset, error message)."""
-        return loop.run(self.read_provider_async(domains))
-
-    async def read_provider_async(
-        self, domains: Sequence[DomainConfig]
-    ) -> dict[str, tuple[RRset | None, str | None]]:
-        """:meth:`read_provider` as a coroutine: each zone's read in a thread (provider
-        SDKs block), at most 8 at once."""
+        """One batched read per (provider, zone), concurrently: each zone's read in a
+        thread (provider SDKs block), at most 8 at once. Maps domain name → (rrset, error
+        message)."""
         groups: dict[tuple[str, str], list[DomainConfig]] = defaultdict(list)
         for d in domains:
             groups[(d.provider, d.zone)].append(d)
@@ -219,13 +212,10 @@ class Observer:
 
     # ----------------------------------------------------------------- the whole view
 
-    def status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
+    async def status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         """Observe ``domains``: provider reads and DNS queries, all concurrent."""
-        return loop.run(self._status(domains))
-
-    async def _status(self, domains: Sequence[DomainConfig]) -> list[DomainStatus]:
         # Provider SDKs block: their calls run in threads while the DNS questions go out.
-        provider_task = asyncio.ensure_future(self.read_provider_async(domains))
+        provider_task = asyncio.ensure_future(self.read_provider(domains))
         # The provider is asked for NS records once per zone (in a thread: it may block),
         # not once per domain: thousands of thread hand-offs cost more than the questions.
         by_zone = {(d.provider, d.zone): d for d in domains if not d.nameservers}

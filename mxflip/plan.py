@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,10 @@ class ReadinessVerdict:
 
 #: What the engine needs of the SMTP readiness checks: for each domain, is the set it is
 #: about to publish (domain name → RRset) ready to receive mail? Keyed by domain name.
-Readiness = Callable[[Sequence[DomainConfig], Mapping[str, RRset]], Mapping[str, ReadinessVerdict]]
+Readiness = Callable[
+    [Sequence[DomainConfig], Mapping[str, RRset]],
+    Coroutine[Any, Any, Mapping[str, ReadinessVerdict]],
+]
 
 
 # --------------------------------------------------------------------- plan values

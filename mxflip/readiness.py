@@ -19,11 +19,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mxflip import loop
 from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.errors import DNSQueryError, UsageError
-from mxflip.findings import Finding, fail, warn
+from mxflip.findings import Finding, Severity, fail, warn
 from mxflip.hostport import HostPort
 from mxflip.mailpolicy import (
     MTASTS,
@@ -34,6 +33,7 @@ from mxflip.mailpolicy import (
 )
 from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer
 from mxflip.net.smtp import SMTPSettings, Timer, helo_name
+from mxflip.plan import Readiness, ReadinessVerdict
 from mxflip.probe import (
     AddressResult,
     DomainReadiness,
@@ -108,7 +108,33 @@ def probe_settings(
     )
 
 
-def check_domains(
+def default_readiness(config: Config) -> Readiness:
+    """The engine's readiness check (:data:`mxflip.plan.Readiness`) for ``config``: is the
+    MX set a switch is about to publish ready to receive mail, per domain? An engine built
+    without one refuses every switch unless ``--skip-readiness --reason`` is given: an
+    unknown verdict is never taken for "ready"."""
+
+    async def readiness(
+        domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
+    ) -> Mapping[str, ReadinessVerdict]:
+        # "live" with live_records = the target sets probes exactly the hosts a switch
+        # would publish (drained and restored sets are not a configured profile).
+        results = await check_domains(config, list(domains), "live", live_records=dict(targets))
+        out: dict[str, ReadinessVerdict] = {}
+        for r in results:
+            # Most findings are on a host or an address; say where each was found.
+            reasons = tuple(
+                f"{where}: {f.message}" if where else f.message
+                for where, f in r.located_findings()
+                if f.severity is not Severity.INFO
+            )
+            out[r.domain] = ReadinessVerdict(str(r.verdict), reasons)
+        return out
+
+    return readiness
+
+
+async def check_domains(
     config: Config,
     domains: Sequence[DomainConfig],
     profile: str,
@@ -122,32 +148,6 @@ def check_domains(
     """Probe ``profile``'s MX set of each domain and judge it; one result per domain, in
     order. ``live_records`` (domain → published MX RRset) saves looking the live sets up
     again when the caller has observed them; otherwise they are resolved."""
-    return loop.run(
-        check_domains_async(
-            config,
-            domains,
-            profile,
-            live_records=live_records,
-            lookup=lookup,
-            timer=timer,
-            clock=clock,
-            sleep=sleep,
-        )
-    )
-
-
-async def check_domains_async(
-    config: Config,
-    domains: Sequence[DomainConfig],
-    profile: str,
-    *,
-    live_records: Mapping[str, RRset | None] | None = None,
-    lookup: Lookup | None = None,
-    timer: Timer = time.monotonic,
-    clock: Clock | None = None,
-    sleep: AsyncSleep = asyncio.sleep,
-) -> list[DomainReadiness]:
-    """The coroutine behind :func:`check_domains`."""
     if profile not in CHECK_PROFILES:
         raise UsageError(
             f"unknown profile {profile!r} (expected one of: {', '.join(CHECK_PROFILES)})"

@@ -8,22 +8,26 @@ still caching the old one; re-probe the new hosts), and the optional TTL restore
 
 Every write is conditional on the state the previous phase left, and "already done"
 counts as done, so a resumed operation repeats nothing. Time comes from an injected
-:class:`Clock`; tests inject one whose ``sleep`` only advances ``now``. Nothing prints:
-progress goes to an event callback.
+:class:`Clock` (waited on through :func:`mxflip.clock.wait`, so the event loop goes on);
+tests inject one whose ``sleep`` only advances ``now``. Nothing prints: progress goes to
+an event callback. A rollout is a coroutine on the command's loop (mxflip/loop.py);
+provider SDK calls run in threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 # Re-exported: engine and drill take the clock from here.
 from mxflip.clock import Clock as Clock
 from mxflip.clock import SystemClock as SystemClock
+from mxflip.clock import wait
 from mxflip.config import DomainConfig
 from mxflip.dnsview import ServerAnswer, query_batch
 from mxflip.errors import MxflipError
@@ -33,7 +37,7 @@ from mxflip.logs import timed
 from mxflip.plan import Plan, Readiness, Step
 from mxflip.provider import Change, ChangeHandle, Provider, apply_changes
 from mxflip.records import RRset
-from mxflip.retry import retrying
+from mxflip.retry import async_retrying
 from mxflip.state.base import JournalStore
 
 _log = logging.getLogger(__name__)
@@ -71,8 +75,10 @@ class Event:
 
 EventSink = Callable[[Event], None]
 Failpoint = Callable[[str], None]
+#: A coroutine function: (servers, name) pairs, recursive?, timeout → answers per pair.
 DNSQuery = Callable[
-    [Sequence[tuple[Sequence[HostPort], str]], bool, float], list[list[ServerAnswer]]
+    [Sequence[tuple[Sequence[HostPort], str]], bool, float],
+    Coroutine[Any, Any, list[list[ServerAnswer]]],
 ]
 
 
@@ -122,12 +128,12 @@ class RolloutResult:
     note: str | None = None
 
 
-def default_query(
+async def default_query(
     batch: Sequence[tuple[Sequence[HostPort], str]], recursive: bool, timeout: float
 ) -> list[list[ServerAnswer]]:
     """Ask every (servers, name) pair through one bounded client; one list of answers per
     pair."""
-    return query_batch(batch, recursive=recursive, timeout=timeout)
+    return await query_batch(batch, recursive=recursive, timeout=timeout)
 
 
 class _NotServed(Exception):
@@ -199,7 +205,7 @@ class Rollout:
         self._phases.append((phase, "done"))
         self._emit("phase-done", phase, phase, **detail)
 
-    def _write(
+    async def _write(
         self, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
     ) -> list[ChangeHandle]:
         """One conditional apply per (provider, zone); "already done" counts as done."""
@@ -218,10 +224,12 @@ class Rollout:
                 zone=zone,
                 changes=len(changes),
             ):
-                handles.append(apply_changes(self._provider(provider), zone, changes))
+                handles.append(
+                    await asyncio.to_thread(apply_changes, self._provider(provider), zone, changes)
+                )
         return handles
 
-    def _wait(self, handles: Sequence[ChangeHandle]) -> None:
+    async def _wait(self, handles: Sequence[ChangeHandle]) -> None:
         for handle in handles:
             with timed(
                 _log,
@@ -231,21 +239,23 @@ class Rollout:
                 zone=handle.zone,
                 changes=len(handle.changes),
             ):
-                self._provider(handle.provider).wait(handle, self.wait_timeout)
+                await asyncio.to_thread(
+                    self._provider(handle.provider).wait, handle, self.wait_timeout
+                )
 
-    def _phase_write(
+    async def _phase_write(
         self, phase: str, pairs: Sequence[tuple[Step, RRset | None, RRset | None]]
     ) -> None:
         self._start(phase)
         self._failpoint(f"{phase}:before-apply")
-        handles = self._write(pairs)
+        handles = await self._write(pairs)
         self._failpoint(f"{phase}:after-apply")
-        self._wait(handles)
+        await self._wait(handles)
         if phase != "restore-ttl":
             self._failpoint(f"{phase}:served")
         self._done(phase)
 
-    def _countdown(self, phase: str, until: float, what: str) -> None:
+    async def _countdown(self, phase: str, until: float, what: str) -> None:
         total = max(0.0, until - self.clock.now())
         while True:
             remaining = until - self.clock.now()
@@ -254,11 +264,11 @@ class Rollout:
             )
             if remaining <= 0:
                 return
-            self.clock.sleep(min(1.0, remaining))
+            await wait(self.clock, min(1.0, remaining))
 
     # ------------------------------------------------------------------ states
 
-    def read_states(self) -> dict[str, str]:
+    async def read_states(self) -> dict[str, str]:
         """Classify each changing domain's live set; ``unknown`` when unreadable or none
         of the operation's states."""
         states: dict[str, str] = {}
@@ -268,7 +278,9 @@ class Rollout:
         for (provider, zone), steps in groups.items():
             try:
                 with timed(_log, "provider read", provider=provider, zone=zone, names=len(steps)):
-                    live = self._provider(provider).read(zone, [s.name for s in steps])
+                    live = await asyncio.to_thread(
+                        self._provider(provider).read, zone, [s.name for s in steps]
+                    )
             except MxflipError:
                 states.update({s.name: "unknown" for s in steps})
                 continue
@@ -278,7 +290,7 @@ class Rollout:
 
     # ------------------------------------------------------------------ run
 
-    def run(self) -> RolloutResult:
+    async def run(self) -> RolloutResult:
         """Execute the plan. Raises MxflipError on failure after journalling it (the zones
         are then each in one of the operation's states: ``rollback`` or ``resume`` settles
         them); a verification failure is rolled back automatically unless disabled."""
@@ -310,42 +322,48 @@ class Rollout:
         self._emit("info", None, f"operation {op_id}", op_id=op_id)
         try:
             self._failpoint("intent")
-            result = self._run(op_id, started)
+            result = await self._run(op_id, started)
             self._failpoint("result")
         except MxflipError as exc:
-            states = self.read_states()
+            states = await self.read_states()
             log.result("failed", error=str(exc), states=states)
             raise
-        except KeyboardInterrupt:
-            log.result("interrupted", states=self.read_states())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            # Ctrl-C or SIGTERM: raised here, or (when the signal came while the loop
+            # waited) the loop's runner cancelling this task; either way journalled.
+            log.result("interrupted", states=await self.read_states())
             raise
         except Exception as exc:  # a bug: record it so the operation is not left open
             log.result("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         return result
 
-    def _run(self, op_id: str, started: float) -> RolloutResult:
+    async def _run(self, op_id: str, started: float) -> RolloutResult:
         assert self.log is not None
         plan, log = self.plan, self.log
         changes = plan.changes
         prelowered = [s for s in changes if s.prelower is not None]
         if prelowered:
-            self._phase_write("prelower", [(s, s.before, s.prelower) for s in prelowered])
+            await self._phase_write("prelower", [(s, s.before, s.prelower) for s in prelowered])
             self._start("prelower-wait")
-            lagged = self._await_lowered(prelowered)
+            lagged = await self._await_lowered(prelowered)
             since = self._prelowered_at
             if since is None or lagged:
                 # Caches may hold the old TTL from the last server to hand it out.
                 since = max(since or 0.0, self.clock.now())
             until = since + max(s.old_ttl for s in prelowered)
-            self._countdown("prelower-wait", until, "waiting for caches of the old TTL to expire")
+            await self._countdown(
+                "prelower-wait", until, "waiting for caches of the old TTL to expire"
+            )
             self._done("prelower-wait")
             self._failpoint("prelower-wait:done")
 
         switching = [s for s in changes if (s.prelower or s.before) != s.after]
         old_until: float | None = None
         if switching:
-            self._phase_write("switch", [(s, s.prelower or s.before, s.after) for s in switching])
+            await self._phase_write(
+                "switch", [(s, s.prelower or s.before, s.after) for s in switching]
+            )
             old_until = cached_until(self.clock.now(), switching)
             if old_until is not None:
                 self._emit(
@@ -359,13 +377,13 @@ class Rollout:
             self._start("verify")
             self._failpoint("verify:before")
             try:
-                cached = self._verify(switching)
+                cached = await self._verify(switching)
             except VerificationFailed as exc:
                 log.phase("verify", "failed", error=str(exc))
                 if not plan.options.auto_rollback:
                     raise
-                self._auto_rollback(exc)
-                states = self.read_states()
+                await self._auto_rollback(exc)
+                states = await self.read_states()
                 log.result("rolled-back", error=str(exc), states=states)
                 return RolloutResult(
                     op_id,
@@ -383,7 +401,7 @@ class Rollout:
         restore = plan.phase("restore-wait")
         if restore is not None:
             self._start("restore-wait")
-            self._countdown(
+            await self._countdown(
                 "restore-wait", self.clock.now() + restore.seconds, "before raising the TTL"
             )
             self._done("restore-wait")
@@ -392,9 +410,9 @@ class Rollout:
                 for s in changes
                 if s.after is not None and s.after.ttl < s.domain.ttl
             ]
-            self._phase_write("restore-ttl", raise_ttl)
+            await self._phase_write("restore-ttl", raise_ttl)
 
-        states = self.read_states()
+        states = await self.read_states()
         log.result("done", states=states)
         return RolloutResult(
             op_id,
@@ -410,7 +428,7 @@ class Rollout:
 
     # ------------------------------------------------------------------ verify
 
-    def _await_lowered(self, steps: Sequence[Step]) -> bool:
+    async def _await_lowered(self, steps: Sequence[Step]) -> bool:
         """Poll every verification nameserver until it serves the lowered TTL, so that
         the old-TTL countdown starts only once no server hands out the old one. Returns
         True when one lagged (the wait then starts later). A server that does not answer
@@ -422,7 +440,7 @@ class Rollout:
         deadline = self.clock.now() + self.verify_timeout
         lagged = False
         for _ in range(10_000):  # bounded by the deadline too, on any clock
-            answers = self._query(
+            answers = await self._query(
                 [(servers[s.name], s.name) for s in asking], False, self.dns_timeout
             )
             pending = [
@@ -447,10 +465,10 @@ class Rollout:
                     f"nameservers still serve the old TTL after {self.verify_timeout:g} s: "
                     + "; ".join(pending[:5])
                 )
-            self.clock.sleep(min(2.0, remaining))
+            await wait(self.clock, min(2.0, remaining))
         return lagged
 
-    def _verify(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
+    async def _verify(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
         servers = {s.name: self._servers(s.domain) for s in steps}
         missing = [s.domain.display for s in steps if not servers[s.name]]
         if missing:
@@ -460,8 +478,8 @@ class Rollout:
             )
         deadline = self.clock.now() + self.verify_timeout
 
-        def poll() -> None:
-            answers = self._query(
+        async def poll() -> None:
+            answers = await self._query(
                 [(servers[s.name], s.name) for s in steps], False, self.dns_timeout
             )
             pending = []
@@ -481,17 +499,22 @@ class Rollout:
                     )
                 raise _NotServed(pending)
 
-        retry = retrying(
+        clock = self.clock
+
+        async def pause(seconds: float) -> None:
+            await wait(clock, seconds)
+
+        retry = async_retrying(
             lambda exc: isinstance(exc, _NotServed),
             attempts=self.verify_attempts,
             max_wait=min(8.0, self.verify_timeout),
             max_total=self.verify_timeout,
-            sleep=self.clock.sleep,
+            sleep=pause,
         )
         try:
-            for attempt in retry:
+            async for attempt in retry:
                 with attempt:
-                    poll()
+                    await poll()
         except _NotServed as exc:
             raise VerificationFailed(
                 f"nameservers do not serve the new set after {self.verify_attempts} checks: "
@@ -507,7 +530,7 @@ class Rollout:
                 if s.after is not None and not s.after.same_records(s.prelower or s.before)
             }
             verdicts = (
-                self._readiness([s.domain for s in steps if s.name in targets], targets)
+                await self._readiness([s.domain for s in steps if s.name in targets], targets)
                 if targets
                 else {}
             )
@@ -518,14 +541,14 @@ class Rollout:
             ]
             if bad:
                 raise VerificationFailed("the new hosts failed their re-probe: " + "; ".join(bad))
-        return self._cached(steps)
+        return await self._cached(steps)
 
-    def _cached(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
+    async def _cached(self, steps: Sequence[Step]) -> tuple[CachedAnswer, ...]:
         asking = [s for s in steps if s.domain.resolvers]
         if not asking:
             return ()
         now = self.clock.now()
-        answers = self._query(
+        answers = await self._query(
             [(s.domain.resolvers, s.name) for s in asking], True, self.dns_timeout
         )
         out = []
@@ -543,15 +566,15 @@ class Rollout:
                     )
         return tuple(out)
 
-    def _auto_rollback(self, exc: VerificationFailed) -> None:
+    async def _auto_rollback(self, exc: VerificationFailed) -> None:
         """Back to every domain's ``before`` from its ``after`` (verification runs only
         after the switch was served, so every zone is in its after-state)."""
         self._emit("rollback", "verify", f"verification failed, rolling back: {exc}")
         assert self.log is not None
         self.log.phase("auto-rollback", "start")
         steps = [s for s in self.plan.changes if s.before is not None or s.after is not None]
-        handles = self._write([(s, s.after, s.before) for s in steps])
-        self._wait(handles)
+        handles = await self._write([(s, s.after, s.before) for s in steps])
+        await self._wait(handles)
         self.log.phase("auto-rollback", "done")
         self._phases.append(("auto-rollback", "done"))
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from mxflip.state import StateBackend
 
 
+#: ``--color`` choices: ``auto`` colours a terminal unless ``NO_COLOR`` is set.
+COLOR_CHOICES = ("auto", "always", "never")
+
+
 def _environ() -> Mapping[str, str]:
     return os.environ
 
@@ -51,6 +55,11 @@ class Runtime:
     #: ``-v`` count and ``--log-format`` of the command (set by the CLI group).
     verbosity: int = 0
     log_format: str = "text"
+    #: ``--color`` (:data:`COLOR_CHOICES`) and ``--quiet`` (no tables or progress for
+    #: people; errors and ``--json`` documents still appear), set by the CLI group and
+    #: read by every console and plain-text stream made below.
+    color: str = "auto"
+    quiet: bool = False
 
     # ------------------------------------------------------------------ logs
 
@@ -95,13 +104,19 @@ class Runtime:
         """The rich console for results (see :func:`mxflip.render.common.stdout_console`)."""
         from mxflip.render.common import stdout_console
 
-        return stdout_console(self.out)
+        return stdout_console(self.out, color=self.color, quiet=self.quiet)
 
     def stderr_console(self) -> Console:
         """The rich console for progress and diagnostics."""
         from mxflip.render.common import stderr_console
 
-        return stderr_console(self.err)
+        return stderr_console(self.err, color=self.color, quiet=self.quiet)
+
+    def people_stream(self) -> TextIO:
+        """Where plain text for people goes: :attr:`out`, or nowhere with ``--quiet``."""
+        from mxflip.render.common import people_stream
+
+        return people_stream(self.out, quiet=self.quiet)
 
     # ------------------------------------------------------------------ state paths
 
@@ -119,7 +134,9 @@ class Runtime:
 
     def open_state(self, config: Config) -> StateBackend:
         """The configured state backend (see :func:`mxflip.state.open_state`), its local
-        files where :meth:`journal_path` says."""
+        files where :meth:`journal_path` says, its lock and lease on :attr:`clock`."""
         from mxflip.state import open_state
 
-        return open_state(config, journal_path=self.journal_path(config.journal.path))
+        return open_state(
+            config, journal_path=self.journal_path(config.journal.path), clock=self.clock
+        )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mxflip import loop
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.observe import DomainStatus, Observer
@@ -90,7 +91,7 @@ def gather_status(
 
     observer = Observer(config, dns_timeout=dns_timeout)
     try:
-        statuses = observer.status(domains)
+        statuses = loop.run(observer.status(domains))
     finally:
         observer.close()
     journal: StateBackend | None = None
@@ -117,7 +118,8 @@ def gather_status(
 
         # The provider's records are the truth of what is live; DNS may lag behind.
         live = {s.domain.name: s.provider_rrset for s in statuses if s.provider_error is None}
-        probes = {r.domain: r for r in check_domains(config, domains, "live", live_records=live)}
+        found = loop.run(check_domains(config, domains, "live", live_records=live))
+        probes = {r.domain: r for r in found}
     running = None
     if journal is not None and journal_error is None:
         try:

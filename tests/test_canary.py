@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from mxflip.canary import (
     run_canaries,
     status_by_age,
 )
+from mxflip.canary.state import CanaryStore
 from mxflip.config import load_config
 from mxflip.duration import MAX_SECONDS, format_duration, parse_duration
 from tests.support.canary_lab import ADDRESS, DOMAIN, FakeClock, Lab, ca, make_lab
@@ -261,6 +263,31 @@ def test_missing_canary_that_turns_up_days_later_is_late(lab: Lab, clock: FakeCl
     assert c["token"] == sent["canaries"][0]["token"]
     assert (c["status"], doc["exit_code"]) == ("late", 1)
     assert c["delay_seconds"] >= 2 * 86400
+
+
+def test_a_canary_lost_for_good_is_given_up_and_the_state_stays_bounded(
+    lab: Lab, clock: FakeClock
+) -> None:
+    lab.proxy.handler.drop = True  # accepted, never delivered: lost in an outage
+    config = lab.config()
+    for _ in range(3):
+        mxflip_(config, "canary", "send", "--via", "primary")
+    clock.t += 2 * 3600
+    assert mxflip_(config, "canary", "check").exit_code == 3
+    # Past twice the retry window (default 4 days) no sender still retries it.
+    clock.t += 8 * 86400
+    doc = json_of(mxflip_(config, "canary", "check", "--json"))
+    assert (doc["exit_code"], doc["canaries"]) == (0, [])
+    records = json.loads(lab.state_file.read_text())["canaries"]
+    assert len(records) == 3
+    assert all(r["status"] == "missing" and r["given_up_at"] == clock.t for r in records)
+    # Given-up canaries are history: capped like every resolved one, never kept forever.
+    store = CanaryStore(lab.state_file)
+    with store.update() as state:
+        template = state.records[0]
+        state.records = [replace(template, token=f"t{i}", sent_at=i) for i in range(500)]
+    kept = json.loads(lab.state_file.read_text())["canaries"]
+    assert len(kept) == 200 and kept[-1]["token"] == "t499"
 
 
 def test_keep_leaves_the_message(lab: Lab) -> None:

@@ -3,6 +3,7 @@ shape and the 0/1/3 exit codes, against loopback SMTP servers and a real BIND9."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,7 +219,7 @@ def test_outputs_never_show_the_tsig_secret(cli_lab: CliLab) -> None:
 def test_ctrl_c_during_check_exits_130(cli_lab: CliLab, monkeypatch: pytest.MonkeyPatch) -> None:
     import mxflip.readiness
 
-    def interrupted(*args: object, **kwargs: object) -> None:
+    async def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(mxflip.readiness, "check_domains", interrupted)
@@ -242,7 +243,7 @@ def test_unusable_ca_file_is_one_line_exit_2(cli_lab: CliLab, tmp_path: Path) ->
 
 def test_the_engine_seam_gets_verdicts_with_located_reasons(cli_lab: CliLab) -> None:
     from mxflip.config import load_config
-    from mxflip.readiness_api import default_readiness
+    from mxflip.readiness import default_readiness
     from mxflip.records import RRset
 
     config = load_config(cli_lab.config())
@@ -252,7 +253,7 @@ def test_the_engine_seam_gets_verdicts_with_located_reasons(cli_lab: CliLab) -> 
     targets = {
         domain.name: RRset.of(domain.name, 300, ["10 mx.refused.cli.test", "20 mx.good.cli.test"])
     }
-    verdicts = readiness([domain], targets)
+    verdicts = asyncio.run(readiness([domain], targets))
     verdict = verdicts[domain.name]
     assert verdict.verdict == "not-ready"
     assert verdict.reasons == (

@@ -24,7 +24,7 @@ from mxflip.config import Config, DomainConfig, load_config
 from mxflip.drill import STEPS, Drill, DrillReport
 from mxflip.journal import Journal
 from mxflip.plan import ReadinessVerdict
-from mxflip.readiness_api import default_readiness
+from mxflip.readiness import default_readiness
 from mxflip.records import RRset
 from mxflip.render import drill_json, drill_junit
 from tests.support.bind import BindServer, zone_text
@@ -217,12 +217,12 @@ def test_failed_probe_after_the_switch_is_rolled_back(dlab: DrillLab, tmp_path: 
     assert real is not None
     calls: list[Mapping[str, RRset]] = []
 
-    def readiness_then_outage(
+    async def readiness_then_outage(
         domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
     ) -> Mapping[str, ReadinessVerdict]:
         calls.append(targets)
         if len(calls) == 1:
-            return real(domains, targets)
+            return await real(domains, targets)
         # The direct host went down between the readiness check and the switch.
         return {n: ReadinessVerdict("not-ready", ("connection refused",)) for n in targets}
 
@@ -441,13 +441,13 @@ def test_ctrl_c_after_the_switch_puts_the_drill_name_back(
     assert real is not None
     calls = []
 
-    def interrupted_probe(
+    async def interrupted_probe(
         domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
     ) -> Mapping[str, ReadinessVerdict]:
         calls.append(targets)
         if at == "probe" and len(calls) == 2:
             raise KeyboardInterrupt
-        return real(domains, targets)
+        return await real(domains, targets)
 
     failpoint = Failpoints("switch:served" if at == "switch" else None, KeyboardInterrupt())
     clock = FakeClock()

@@ -153,7 +153,7 @@ def test_unready_target_is_refused_with_exit_3(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, names, seeded = setup
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: not_ready)
     result = run(path, "failover", "--all", "--yes")
     assert result.exit_code == 3
     assert "BLOCKED:" in result.stdout and "[target-not-ready]" in result.stdout
@@ -167,7 +167,7 @@ def test_without_readiness_checks_a_switch_needs_skip_readiness(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, names, seeded = setup
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: None)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: None)
     refused = run(path, "failover", "--all", "--yes", "--now")
     assert refused.exit_code == 3
     assert "no SMTP readiness checks were given to the engine" in refused.stderr

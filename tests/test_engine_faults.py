@@ -10,6 +10,7 @@ test_engine_kill.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -179,14 +180,16 @@ def run_faulted(
         query=FailingQuery() if fault.verify_fails else default_query,
         verify_timeout=30,
     )
-    plan = engine.plan_switch(
-        "failover",
-        list(config.domains.values()),
-        PlanOptions(reason="fault drill", restore_ttl_after=RESTORE_AFTER),
+    plan = asyncio.run(
+        engine.plan_switch(
+            "failover",
+            list(config.domains.values()),
+            PlanOptions(reason="fault drill", restore_ttl_after=RESTORE_AFTER),
+        )
     )
     assert len(plan.changes) == 3 and not plan.blockers
     with contextlib.suppress(MxflipError, Crash, KeyboardInterrupt):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     if fault.boundary is not None:
         assert points.error is None, f"failpoint {fault.boundary} was never reached"
     if isinstance(provider, FlakyProvider):
@@ -226,9 +229,9 @@ def test_fault_then_settle(
         if op.outcome == "rolled-back":  # the automatic rollback already settled it
             assert set(mid.values()) == {"before"}
             return
-        plan = settler.plan_rollback(None, PlanOptions())
+        plan = asyncio.run(settler.plan_rollback(None, PlanOptions()))
         assert plan.parent == op.id and not plan.blockers
-        result = settler.execute(plan)
+        result = asyncio.run(settler.execute(plan))
         assert result.outcome in ("done", "noop")
         assert live(fbind, names) == seeded
         final = journal.read().find(op.id)
@@ -237,7 +240,7 @@ def test_fault_then_settle(
     else:
         if op.outcome in ("done", "rolled-back"):
             with pytest.raises(UsageError, match=r"no interrupted"):
-                settler.plan_resume(None, PlanOptions())
+                asyncio.run(settler.plan_resume(None, PlanOptions()))
             expected = "ttl-restored" if op.outcome == "done" else "before"
             assert set(states_of(config, seeded, live(fbind, names)).values()) == {expected}
             return
@@ -246,11 +249,11 @@ def test_fault_then_settle(
             # change and there is nothing to resume.
             assert journal.read().unsettled() == []
             with pytest.raises(UsageError, match=r"no interrupted"):
-                settler.plan_resume(None, PlanOptions())
+                asyncio.run(settler.plan_resume(None, PlanOptions()))
             return
-        plan = settler.plan_resume(None, PlanOptions())
+        plan = asyncio.run(settler.plan_resume(None, PlanOptions()))
         assert plan.parent == op.id and not plan.blockers
-        result = settler.execute(plan)
+        result = asyncio.run(settler.execute(plan))
         assert result.outcome in ("done", "noop")
         final_states = states_of(config, seeded, live(fbind, names))
         assert set(final_states.values()) == {"ttl-restored"}, final_states
@@ -297,15 +300,15 @@ def test_resume_waits_only_what_remains_of_the_old_ttl(fbind: BindServer, tmp_pa
                 raise Crash()
 
     engine = Engine(config, local_journal_of(config), clock=Killer(), readiness=ready)
-    plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
+    plan = asyncio.run(engine.plan_switch("failover", list(config.domains.values()), PlanOptions()))
     with pytest.raises(Crash):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     assert set(states_of(config, seed_like(config, names), live(fbind, names)).values()) == {
         "prelowered"
     }
     before = clock.slept
     settler = Engine(config, local_journal_of(config), clock=clock, readiness=ready)
-    result = settler.execute(settler.plan_resume(None, PlanOptions()))
+    result = asyncio.run(settler.execute(asyncio.run(settler.plan_resume(None, PlanOptions()))))
     assert result.outcome == "done"
     waited = clock.slept - before
     assert 2590 <= waited <= 2700

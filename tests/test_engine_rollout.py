@@ -4,6 +4,7 @@ rollback when verification fails, TTL restore, drain/restore, prepare/finalize, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,10 +62,12 @@ def test_full_failover_verify_failback(ebind: BindServer, tmp_path: Path) -> Non
     seed(ebind, names)
     engine, clock, events = make_engine(ebind, tmp_path, names)
 
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(reason="proxy down"))
+    plan = asyncio.run(
+        engine.plan_switch("failover", domains(engine), PlanOptions(reason="proxy down"))
+    )
     assert [p.name for p in plan.phases] == ["prelower", "prelower-wait", "switch", "verify"]
     assert not plan.blockers and len(plan.changes) == 4
-    result = engine.execute(plan)
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "done"
     assert set(result.states.values()) == {"after"}
     assert live(ebind, names) == {n: rr(n, BACKUP, 60) for n in names}
@@ -72,10 +75,10 @@ def test_full_failover_verify_failback(ebind: BindServer, tmp_path: Path) -> Non
     assert clock.slept == pytest.approx(3600)
     assert any(e.kind == "countdown" and e.data["remaining"] == 3600 for e in events)
 
-    back = engine.plan_switch("failback", domains(engine), PlanOptions())
+    back = asyncio.run(engine.plan_switch("failback", domains(engine), PlanOptions()))
     # Already at failover_ttl: no pre-lowering needed for the way back.
     assert [p.name for p in back.phases] == ["switch", "verify"]
-    assert engine.execute(back).outcome == "done"
+    assert asyncio.run(engine.execute(back)).outcome == "done"
     assert live(ebind, names) == {n: rr(n, PRIMARY, 60) for n in names}
 
     ops = engine.journal.read().operations
@@ -93,9 +96,9 @@ def test_now_skips_prelowering_and_says_until_when(ebind: BindServer, tmp_path: 
     names = domain_names(2)
     seed(ebind, names)
     engine, clock, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     assert all(s.prelower is None for s in plan.steps)
-    result = engine.execute(plan)
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "done"
     assert clock.slept < 60  # only verification back-off, no TTL wait
     assert result.old_answers_until == pytest.approx(result.started + 3600, abs=60)
@@ -105,12 +108,12 @@ def test_dry_plan_changes_nothing_and_hash_is_stable(ebind: BindServer, tmp_path
     names = domain_names(2)
     seeded = seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    first = engine.plan_switch("failover", domains(engine), PlanOptions())
-    second = engine.plan_switch("failover", domains(engine), PlanOptions())
+    first = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions()))
+    second = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions()))
     assert first.hash == second.hash and len(first.hash) == 12
     assert live(ebind, names) == seeded
     assert engine.journal.read().operations == []
-    now = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    now = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     assert now.hash != first.hash
 
 
@@ -119,12 +122,12 @@ def test_domains_already_on_target_are_noops(ebind: BindServer, tmp_path: Path) 
     seed(ebind, names[:1])
     seed(ebind, names[1:], BACKUP, 60)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     assert [s.noop for s in plan.steps] == [False, True]
-    engine.execute(plan)
-    again = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    asyncio.run(engine.execute(plan))
+    again = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     assert not again.changes
-    assert engine.execute(again).outcome == "noop"
+    assert asyncio.run(engine.execute(again)).outcome == "noop"
 
 
 def test_verification_failure_rolls_back(ebind: BindServer, tmp_path: Path) -> None:
@@ -138,8 +141,8 @@ def test_verification_failure_rolls_back(ebind: BindServer, tmp_path: Path) -> N
     try:
         extra = {"defaults": {"nameservers": [ebind.address, stale.address]}}
         engine, _, events = make_engine(ebind, tmp_path, names, extra=_merge_defaults(extra))
-        plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
-        result = engine.execute(plan)
+        plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+        result = asyncio.run(engine.execute(plan))
     finally:
         stale.stop()
     assert result.outcome == "rolled-back"
@@ -160,17 +163,17 @@ def test_verification_failure_without_auto_rollback_fails(
     seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
 
-    def never(batch, recursive, timeout):  # type: ignore[no-untyped-def]
+    async def never(batch, recursive, timeout):  # type: ignore[no-untyped-def]
         from mxflip.dnsview import ServerAnswer
 
         return [[ServerAnswer("ns", error="injected: no answer")] for _ in batch]
 
     engine.query = never
-    plan = engine.plan_switch(
-        "failover", domains(engine), PlanOptions(now=True, auto_rollback=False)
+    plan = asyncio.run(
+        engine.plan_switch("failover", domains(engine), PlanOptions(now=True, auto_rollback=False))
     )
     with pytest.raises(VerificationFailed):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     assert live(ebind, names) == {n: rr(n, BACKUP, 60) for n in names}
     assert engine.journal.read().operations[-1].outcome == "failed"
 
@@ -179,9 +182,9 @@ def test_reprobe_failure_rolls_back(ebind: BindServer, tmp_path: Path) -> None:
     names = domain_names(1)
     seeded = seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     engine.readiness = not_ready  # ready when planned, broken after the switch
-    result = engine.execute(plan)
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "rolled-back"
     assert "re-probe" in (result.error or "")
     assert live(ebind, names) == seeded
@@ -191,11 +194,13 @@ def test_restore_ttl_after(ebind: BindServer, tmp_path: Path) -> None:
     names = domain_names(2)
     seed(ebind, names)
     engine, clock, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch(
-        "failover", domains(engine), PlanOptions(now=True, restore_ttl_after=900)
+    plan = asyncio.run(
+        engine.plan_switch(
+            "failover", domains(engine), PlanOptions(now=True, restore_ttl_after=900)
+        )
     )
     assert [p.name for p in plan.phases][-2:] == ["restore-wait", "restore-ttl"]
-    result = engine.execute(plan)
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "done"
     assert set(result.states.values()) == {"ttl-restored"}
     assert live(ebind, names) == {n: rr(n, BACKUP, 3600) for n in names}
@@ -207,12 +212,14 @@ def test_refuses_unready_target(ebind: BindServer, tmp_path: Path) -> None:
     seeded = seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
     engine.readiness = not_ready
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions())
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions()))
     assert [f.code for _, f in plan.blockers] == ["target-not-ready"]
     with pytest.raises(PlanRefused, match="not ready: connection refused"):
-        engine.execute(plan)
-    forced = engine.plan_switch(
-        "failover", domains(engine), PlanOptions(force=True, reason="drill", now=True)
+        asyncio.run(engine.execute(plan))
+    forced = asyncio.run(
+        engine.plan_switch(
+            "failover", domains(engine), PlanOptions(force=True, reason="drill", now=True)
+        )
     )
     assert not forced.blockers and [f.code for _, f in forced.forced] == ["target-not-ready"]
     assert live(ebind, names) == seeded
@@ -223,11 +230,15 @@ def test_refuses_without_readiness_unless_skipped(ebind: BindServer, tmp_path: P
     seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
     engine.readiness = None
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(force=True, reason="x"))
+    plan = asyncio.run(
+        engine.plan_switch("failover", domains(engine), PlanOptions(force=True, reason="x"))
+    )
     # Unknown is never "ready", and --force does not override it.
     assert [f.code for _, f in plan.blockers] == ["readiness-unavailable"]
-    skipped = engine.plan_switch(
-        "failover", domains(engine), PlanOptions(skip_readiness=True, reason="emergency")
+    skipped = asyncio.run(
+        engine.plan_switch(
+            "failover", domains(engine), PlanOptions(skip_readiness=True, reason="emergency")
+        )
     )
     assert not skipped.blockers
     assert [f.code for s in skipped.steps for f in s.findings] == ["readiness-skipped"]
@@ -237,7 +248,7 @@ def test_refuses_unexpected_live_records(ebind: BindServer, tmp_path: Path) -> N
     names = domain_names(1)
     seed(ebind, names, ["10 elsewhere.example.net."])
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions())
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions()))
     assert [f.code for _, f in plan.blockers] == ["unexpected-live"]
 
 
@@ -247,10 +258,10 @@ def test_stale_plan_is_refused_by_the_provider(ebind: BindServer, tmp_path: Path
     names = domain_names(1)
     seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     seed(ebind, names, ["10 mx1.proxy.test."])  # someone else changes it after planning
     with pytest.raises(StaleExpectationError):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     assert live(ebind, names)[names[0]] == rr(names[0], ["10 mx1.proxy.test."], 3600)
 
 
@@ -260,26 +271,28 @@ def test_drain_and_restore(ebind: BindServer, tmp_path: Path) -> None:
     seed(ebind, names[2:], ["10 mx1.proxy.test."])  # mx1 only: draining it would empty it
     engine, _, _ = make_engine(ebind, tmp_path, names)
 
-    plan = engine.plan_drain("mx1.proxy.test", PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_drain("mx1.proxy.test", PlanOptions(now=True)))
     assert [f.code for d, f in plan.blockers] == ["empty-target"]
     with pytest.raises(PlanRefused):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     # --force cannot override an empty set.
-    forced = engine.plan_drain("mx1.proxy.test", PlanOptions(now=True, force=True, reason="x"))
+    forced = asyncio.run(
+        engine.plan_drain("mx1.proxy.test", PlanOptions(now=True, force=True, reason="x"))
+    )
     assert [f.code for d, f in forced.blockers] == ["empty-target"]
 
-    plan = engine.plan_drain("mx2.proxy.test", PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_drain("mx2.proxy.test", PlanOptions(now=True)))
     assert {s.name for s in plan.changes} == set(names[:2])
-    assert engine.execute(plan).outcome == "done"
+    assert asyncio.run(engine.execute(plan)).outcome == "done"
     assert live(ebind, names) == {
         names[0]: rr(names[0], ["10 mx1.proxy.test."], 60),
         names[1]: rr(names[1], ["10 mx1.proxy.test."], 60),
         names[2]: rr(names[2], ["10 mx1.proxy.test."], 3600),
     }
-    plan = engine.plan_drain("mx2.proxy.test", PlanOptions(now=True), restore=True)
+    plan = asyncio.run(engine.plan_drain("mx2.proxy.test", PlanOptions(now=True), restore=True))
     # The third domain never had mx2 live either; its profile lists it, so it gets it too.
     assert {s.name for s in plan.changes} == set(names)
-    assert engine.execute(plan).outcome == "done"
+    assert asyncio.run(engine.execute(plan)).outcome == "done"
     assert live(ebind, names) == {n: rr(n, PRIMARY, 60) for n in names}
 
 
@@ -289,12 +302,12 @@ def test_drain_rechecks_remaining_hosts(ebind: BindServer, tmp_path: Path) -> No
     engine, _, _ = make_engine(ebind, tmp_path, names)
     seen: dict[str, RRset] = {}
 
-    def spy(domains, targets):  # type: ignore[no-untyped-def]
+    async def spy(domains, targets):  # type: ignore[no-untyped-def]
         seen.update(targets)
-        return not_ready(domains, targets)
+        return await not_ready(domains, targets)
 
     engine.readiness = spy
-    plan = engine.plan_drain("mx1.proxy.test", PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_drain("mx1.proxy.test", PlanOptions(now=True)))
     assert seen == {names[0]: rr(names[0], ["20 mx2.proxy.test."], 60)}
     assert [f.code for _, f in plan.blockers] == ["target-not-ready"]
 
@@ -303,14 +316,14 @@ def test_prepare_then_switch_ready_then_finalize(ebind: BindServer, tmp_path: Pa
     names = domain_names(2)
     seed(ebind, names)
     engine, clock, _ = make_engine(ebind, tmp_path, names)
-    statuses = engine.observe(domains(engine))
+    statuses = asyncio.run(engine.observe(domains(engine)))
     view = engine.journal.read()
     assert not any(switch_readiness(s, view, clock.now()).switch_ready for s in statuses)
 
-    plan = engine.plan_prepare(domains(engine), PlanOptions())
-    assert engine.execute(plan).outcome == "done"
+    plan = asyncio.run(engine.plan_prepare(domains(engine), PlanOptions()))
+    assert asyncio.run(engine.execute(plan)).outcome == "done"
     assert live(ebind, names) == {n: rr(n, PRIMARY, 60) for n in names}
-    statuses = engine.observe(domains(engine))
+    statuses = asyncio.run(engine.observe(domains(engine)))
     flags = [switch_readiness(s, engine.journal.read(), clock.now()) for s in statuses]
     assert all(f.lowered_ttl and not f.switch_ready for f in flags)
     assert flags[0].ready_at == pytest.approx(clock.now() + 3600, abs=5)
@@ -318,11 +331,11 @@ def test_prepare_then_switch_ready_then_finalize(ebind: BindServer, tmp_path: Pa
     flags = [switch_readiness(s, engine.journal.read(), clock.now()) for s in statuses]
     assert all(f.switch_ready for f in flags)
     # Already low: a failover now needs no pre-lowering wait.
-    switch = engine.plan_switch("failover", domains(engine), PlanOptions())
+    switch = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions()))
     assert "prelower-wait" not in [p.name for p in switch.phases]
 
-    fin = engine.plan_finalize(domains(engine), PlanOptions())
-    assert engine.execute(fin).outcome == "done"
+    fin = asyncio.run(engine.plan_finalize(domains(engine), PlanOptions()))
+    assert asyncio.run(engine.execute(fin)).outcome == "done"
     assert live(ebind, names) == {n: rr(n, PRIMARY, 3600) for n in names}
 
 
@@ -330,10 +343,12 @@ def test_rollback_restores_exact_before_state(ebind: BindServer, tmp_path: Path)
     names = domain_names(3)
     seeded = seed(ebind, names, PRIMARY, 1800)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    engine.execute(engine.plan_switch("failover", domains(engine), PlanOptions()))
-    plan = engine.plan_rollback(None, PlanOptions())
+    asyncio.run(
+        engine.execute(asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions())))
+    )
+    plan = asyncio.run(engine.plan_rollback(None, PlanOptions()))
     assert plan.kind == "rollback" and len(plan.changes) == 3
-    assert engine.execute(plan).outcome == "done"
+    assert asyncio.run(engine.execute(plan)).outcome == "done"
     assert live(ebind, names) == seeded  # records and TTL 1800
     ops = engine.journal.read().operations
     assert ops[0].outcome == "rolled-back" and ops[1].kind == "rollback"
@@ -341,19 +356,25 @@ def test_rollback_restores_exact_before_state(ebind: BindServer, tmp_path: Path)
     from mxflip.errors import UsageError
 
     with pytest.raises(UsageError):
-        engine.plan_rollback(None, PlanOptions())
+        asyncio.run(engine.plan_rollback(None, PlanOptions()))
 
 
 def test_rollback_refuses_records_changed_since(ebind: BindServer, tmp_path: Path) -> None:
     names = domain_names(1)
     seed(ebind, names)
     engine, _, _ = make_engine(ebind, tmp_path, names)
-    op = engine.execute(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+    op = asyncio.run(
+        engine.execute(
+            asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+        )
+    )
     seed(ebind, names, ["10 third.example.net."])
-    plan = engine.plan_rollback(op.op_id, PlanOptions())
+    plan = asyncio.run(engine.plan_rollback(op.op_id, PlanOptions()))
     assert [f.code for _, f in plan.blockers] == ["changed-since"]
-    forced = engine.plan_rollback(op.op_id, PlanOptions(force=True, reason="put it back"))
-    assert engine.execute(forced).outcome == "done"
+    forced = asyncio.run(
+        engine.plan_rollback(op.op_id, PlanOptions(force=True, reason="put it back"))
+    )
+    assert asyncio.run(engine.execute(forced)).outcome == "done"
     assert live(ebind, names)[names[0]] == rr(names[0], PRIMARY, 3600)
 
 
@@ -361,7 +382,11 @@ def test_journal_never_holds_the_tsig_secret(ebind: BindServer, tmp_path: Path) 
     names = domain_names(1)
     seed(ebind, names)
     engine, _, events = make_engine(ebind, tmp_path, names)
-    engine.execute(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+    asyncio.run(
+        engine.execute(
+            asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+        )
+    )
     text = Path(str(engine.journal.path)).read_text()
     assert ebind.secret not in text
     assert ebind.secret not in repr(events)
@@ -388,7 +413,7 @@ def test_refuses_a_cname_target(ebind: BindServer, tmp_path: Path) -> None:
         names[0].rstrip("."): {"zone": "engine.test", "backup": ["10 alias.engine.test"]}
     }
     engine, _, _ = make_engine(ebind, tmp_path, names, extra={"domains": domains_table})
-    plan = engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+    plan = asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
     assert [f.code for _, f in plan.blockers] == ["cname-target"]
     assert "alias.engine.test. is a CNAME (to mx1.proxy.test.)" in plan.blockers[0][1].message
 
@@ -408,8 +433,10 @@ def test_resolvers_still_caching_the_old_set_are_reported(
     try:
         table = {names[0].rstrip("."): {"zone": "engine.test", "resolvers": [cache.address]}}
         engine, clock, events = make_engine(ebind, tmp_path, names, extra={"domains": table})
-        result = engine.execute(
-            engine.plan_switch("failover", domains(engine), PlanOptions(now=True))
+        result = asyncio.run(
+            engine.execute(
+                asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions(now=True)))
+            )
         )
     finally:
         cache.stop()
@@ -426,8 +453,10 @@ def test_switch_ready_after_a_prelowered_failover(ebind: BindServer, tmp_path: P
     names = domain_names(1)
     seed(ebind, names)
     engine, clock, _ = make_engine(ebind, tmp_path, names)
-    engine.execute(engine.plan_switch("failover", domains(engine), PlanOptions()))
-    (status,) = engine.observe(domains(engine))
+    asyncio.run(
+        engine.execute(asyncio.run(engine.plan_switch("failover", domains(engine), PlanOptions())))
+    )
+    (status,) = asyncio.run(engine.observe(domains(engine)))
     flags = switch_readiness(status, engine.journal.read(), clock.now())
     assert flags.lowered_ttl and flags.ready_at == pytest.approx(clock.now() + 60, abs=5)
     clock.sleep(61)

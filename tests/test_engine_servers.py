@@ -4,6 +4,7 @@ real server, failback, and the "old answers may stay cached until" time."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,9 +67,9 @@ def test_planned_failover_and_failback(server: LabServer, tmp_path: Path) -> Non
     engine, clock, events = make_engine(server, tmp_path, names)
     doms = list(engine.config.domains.values())
 
-    plan = engine.plan_switch("failover", doms, PlanOptions(reason="proxy down"))
+    plan = asyncio.run(engine.plan_switch("failover", doms, PlanOptions(reason="proxy down")))
     assert [p.name for p in plan.phases] == ["prelower", "prelower-wait", "switch", "verify"]
-    result = engine.execute(plan)
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "done"
     assert live(server, names) == {n: RRset.of(n, 60, BACKUP) for n in names}
     assert clock.slept == pytest.approx(3600, abs=30)
@@ -82,8 +83,8 @@ def test_planned_failover_and_failback(server: LabServer, tmp_path: Path) -> Non
     assert switched.data["until"] == result.old_answers_until
     assert result.started + 3600 + 60 < result.old_answers_until <= result.finished + 62
 
-    back = engine.plan_switch("failback", doms, PlanOptions(now=True))
-    back_result = engine.execute(back)
+    back = asyncio.run(engine.plan_switch("failback", doms, PlanOptions(now=True)))
+    back_result = asyncio.run(engine.execute(back))
     assert back_result.outcome == "done"
     assert live(server, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}
     assert back_result.old_answers_until is not None
@@ -202,7 +203,9 @@ def test_cached_until_holds_at_a_real_caching_resolver(
         config = engine_config(bind, tmp_path, names)
         engine = Engine(config, journal_of(config), clock=SystemClock(), readiness=ready)
         doms = list(engine.config.domains.values())
-        result = engine.execute(engine.plan_switch("failover", doms, PlanOptions(now=True)))
+        result = asyncio.run(
+            engine.execute(asyncio.run(engine.plan_switch("failover", doms, PlanOptions(now=True))))
+        )
         assert result.outcome == "done" and result.old_answers_until is not None
         # what the user is told (whole seconds, as printed and in --json)
         shown = datetime.fromisoformat(when(result.old_answers_until).replace("Z", "+00:00"))

@@ -82,7 +82,7 @@ def test_plan_hash_pins_the_reviewed_plan(path: Path, memory_store: MemoryStore)
 def test_blocked_plan_is_refused_and_changes_nothing(
     path: Path, memory_store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: not_ready)
     result = run(path, "failover", "--all", "--yes")
     assert result.exit_code == 3
     assert "BLOCKED:" in result.stdout and "[target-not-ready]" in result.stdout
@@ -170,3 +170,31 @@ def test_a_nameserver_that_never_gets_the_change_rolls_it_back(
     assert live(memory_store) == SEEDED
     ops = doc_of(run(path, "history", "--json"))["operations"]
     assert [(o["kind"], o["outcome"]) for o in ops] == [("failover", "rolled-back")]
+
+
+def test_drill_asks_the_readiness_checks_about_sets_it_did_not_prove(
+    path: Path, tmp_path: Path
+) -> None:
+    # The drill answers the engine from its own proof; a set it did not prove goes to the
+    # real checks, awaited on the same loop (no second loop inside the running one).
+    import asyncio
+
+    from mxflip.config import load_config
+    from mxflip.drill import Drill
+    from mxflip.journal import Journal
+    from mxflip.plan import ReadinessVerdict
+
+    config = load_config(path)
+    asked: list[str] = []
+
+    async def readiness(domains, targets):  # type: ignore[no-untyped-def]
+        asked.extend(targets)
+        return {n: ReadinessVerdict("ready") for n in targets}
+
+    domains = list(config.domains.values())
+    drill = Drill(
+        config, domains, Journal(tmp_path / "journal.jsonl"), readiness=readiness, clock=FakeClock()
+    )
+    target = {d.name: RRset(d.name, 300, d.backup) for d in domains}
+    verdicts = asyncio.run(drill._proven_readiness(domains, target))
+    assert asked == list(target) and {v.verdict for v in verdicts.values()} == {"ready"}

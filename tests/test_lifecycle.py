@@ -9,6 +9,7 @@ failpoint or a failing provider call), then drives the CLI as a responder would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,9 +81,11 @@ def failover_with_fault(
         failpoint=failpoint,
         verify_timeout=10,
     )
-    plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions(now=True))
+    plan = asyncio.run(
+        engine.plan_switch("failover", list(config.domains.values()), PlanOptions(now=True))
+    )
     with contextlib.suppress(MxflipError, Crash, KeyboardInterrupt):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
     engine.close()
 
 
@@ -320,8 +323,10 @@ def test_unreachable_verification_nameserver_blocks_while_planning(
     # --force --reason accepts the risk (verification will still fail there later).
     config = load_config(path)
     engine = Engine(config, journal_at(path), clock=injected, readiness=ready, dns_timeout=0.5)
-    forced = engine.plan_switch(
-        "failover", list(config.domains.values()), PlanOptions(force=True, reason="known")
+    forced = asyncio.run(
+        engine.plan_switch(
+            "failover", list(config.domains.values()), PlanOptions(force=True, reason="known")
+        )
     )
     assert not forced.blockers and {f.code for _, f in forced.forced} == {"nameserver-unreachable"}
     engine.close()
@@ -339,8 +344,8 @@ def test_countdown_starts_once_every_nameserver_serves_the_lowered_ttl(
     config = load_config(path)
     lag = {"polls": 3}
 
-    def lagging(batch, recursive, timeout):  # type: ignore[no-untyped-def]
-        answers = default_query(batch, recursive, timeout)
+    async def lagging(batch, recursive, timeout):  # type: ignore[no-untyped-def]
+        answers = await default_query(batch, recursive, timeout)
         if lag["polls"] > 0:  # a secondary still serving the old TTL
             lag["polls"] -= 1
             return [
@@ -358,8 +363,8 @@ def test_countdown_starts_once_every_nameserver_serves_the_lowered_ttl(
         query=lagging,
         events=events.append,
     )
-    plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
-    result = engine.execute(plan)
+    plan = asyncio.run(engine.plan_switch("failover", list(config.domains.values()), PlanOptions()))
+    result = asyncio.run(engine.execute(plan))
     assert result.outcome == "done"
     lagged = [e for e in events if e.kind == "pending" and e.phase == "prelower-wait"]
     assert len(lagged) == 1
@@ -378,7 +383,7 @@ def test_prepare_is_never_blocked_by_the_live_hosts_health(
     from tests.support.engine import not_ready
 
     path, names = lab
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: not_ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: not_ready)
     result = run(path, "prepare", "--yes")
     assert result.exit_code == 0, result.output
     assert live(lbind, names) == {n: RRset.of(n, 60, PRIMARY) for n in names}

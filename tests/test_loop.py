@@ -40,3 +40,62 @@ def test_an_error_in_a_coroutine_reaches_the_caller_and_the_loop_goes_on() -> No
         with pytest.raises(ValueError):
             loop.run(boom())
         assert not loop.run(current()).is_closed()
+
+
+# ----------------------------------------------------------------- waiting on the loop
+
+
+def test_waiting_on_an_injected_clock_only_moves_its_time() -> None:
+    from mxflip.clock import wait
+    from tests.support.engine import FakeClock
+
+    clock = FakeClock(100.0)
+    loop.run(wait(clock, 3600.0))
+    assert clock.now() == 3700.0 and clock.sleeps == [3600.0]
+
+
+def test_waiting_on_the_real_clock_lets_the_loop_go_on() -> None:
+    from mxflip.clock import SystemClock, wait
+
+    ticks: list[int] = []
+
+    async def ticker() -> None:
+        for i in range(3):
+            ticks.append(i)
+            await asyncio.sleep(0)
+
+    async def both() -> None:
+        # A blocking sleep would run the ticker only after the wait.
+        waiting = asyncio.ensure_future(wait(SystemClock(), 0.05))
+        await asyncio.sleep(0)
+        await ticker()
+        assert not waiting.done()
+        await waiting
+
+    loop.run(both())
+    assert ticks == [0, 1, 2]
+
+
+def test_a_cancelled_rollout_wait_surfaces_as_cancellation() -> None:
+    # What Ctrl-C and SIGTERM do while the loop waits: the runner cancels the command's
+    # coroutine, which sees CancelledError at its wait (mxflip/rollout.py journals then).
+    from mxflip.clock import SystemClock, wait
+
+    seen: list[str] = []
+
+    async def op() -> None:
+        try:
+            await wait(SystemClock(), 3600.0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def main() -> None:
+        task = asyncio.ensure_future(op())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop.run(main())
+    assert seen == ["cancelled"]

@@ -120,6 +120,7 @@ def test_the_submission_client_delivers_a_dot_stuffed_message(lab: Lab) -> None:
     assert b"\r\n...two\r\n" in body and b"\r\n..starts with a dot\r\n" in body
     unstuffed = body[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
     payload = email.message_from_bytes(unstuffed).get_payload()
+    assert isinstance(payload, str)  # a single-part message
     assert payload.replace("\r\n", "\n") == msg.get_payload()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def run_many(
         for name in names
     ]
     config = Config(path=None, providers={}, domains={d.name: d for d in domains}, probe=probe)
-    return check_domains(config, domains, "backup")
+    return asyncio.run(check_domains(config, domains, "backup"))
 
 
 def run(

@@ -7,6 +7,7 @@ verdict and the finding. Timeouts are small where a server must be waited out.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -169,7 +170,9 @@ def config_for(
 
 
 def check(config: Config, profile: str = "backup", **kw: object) -> DomainReadiness:
-    [result] = check_domains(config, list(config.domains.values()), profile, sleep=no_sleep, **kw)  # type: ignore[arg-type]
+    [result] = asyncio.run(
+        check_domains(config, list(config.domains.values()), profile, sleep=no_sleep, **kw)  # type: ignore[arg-type]
+    )
     return result
 
 
@@ -589,7 +592,7 @@ def test_domains_sharing_an_address_share_one_session(env: Env) -> None:
         name = normalize_name(f"d{i}.lab.test")
         domains[name] = replace(d, name=name)
     config = replace(base, domains=domains)
-    results = check_domains(config, list(domains.values()), "backup", sleep=no_sleep)
+    results = asyncio.run(check_domains(config, list(domains.values()), "backup", sleep=no_sleep))
     assert [r.verdict for r in results] == [Verdict.READY] * 3
     assert handler.seen == [f"postmaster@d{i}.lab.test" for i in range(3)]
     # each domain sees the shared greeting and its own envelope
@@ -811,7 +814,6 @@ def test_refusing_resolver_is_a_finding(env: Env) -> None:
 
 
 def test_truncated_answers_are_asked_again_over_tcp(env: Env) -> None:
-    import asyncio
 
     from mxflip.net.lookup import Lookup
 

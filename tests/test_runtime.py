@@ -58,3 +58,34 @@ def test_the_cli_uses_the_injected_runtime(tmp_path: Path) -> None:
     result = invoke(["-c", str(config), "history", "--json"], runtime=runtime)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["skipped_lines"] == 1
+
+
+# ----------------------------------------------------------------- --color / --quiet
+
+
+def test_colour_and_quietness_come_from_the_runtime() -> None:
+    out = io.StringIO()
+    loud = Runtime(stdout=out, color="always")
+    loud.stdout_console().print("[red]x[/red]")
+    assert "\x1b[" in out.getvalue()
+
+    out = io.StringIO()
+    plain = Runtime(stdout=out, color="never")
+    plain.stdout_console().print("[red]x[/red]")
+    assert out.getvalue() == "x\n"
+
+    out = io.StringIO()
+    quiet = Runtime(stdout=out, quiet=True)
+    quiet.stdout_console().print("table")
+    quiet.people_stream().write("text")
+    assert out.getvalue() == ""
+
+
+def test_quiet_is_per_command_not_left_behind_in_the_process() -> None:
+    from click.testing import CliRunner
+
+    from mxflip.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--quiet", "providers"]).output == ""
+    assert "rfc2136" in runner.invoke(cli, ["providers"]).output

@@ -119,19 +119,19 @@ def test_2000_domains_fail_over_and_roll_back_in_parts(big_lab: ScaleLab, tmp_pa
     journal = Journal(tmp_path / "journal.jsonl")
     engine = Engine(config, journal, clock=FakeClock(), readiness=ready)
     try:
-        plan = engine.plan_switch("failover", list(config.domains.values()), OPTS)
+        plan = asyncio.run(engine.plan_switch("failover", list(config.domains.values()), OPTS))
         notes = [f.message for f in plan.findings if f.code == "split-write"]
         assert len(notes) == 1 and "scale.test is switched in" in notes[0]
         parts = int(notes[0].split(" switched in ")[1].split()[0])
         assert parts > 1  # 2,000 domains do not fit in one 64 KiB UPDATE
-        result = engine.execute(plan)
+        result = asyncio.run(engine.execute(plan))
         assert result.outcome == "done"
         live = served(big_lab.bind)
         assert len(live) == 2000
         assert set(live.values()) == {(60, frozenset(BACKUP))}
 
-        rollback = engine.plan_rollback(None, OPTS)
-        assert engine.execute(rollback).outcome == "done"
+        rollback = asyncio.run(engine.plan_rollback(None, OPTS))
+        assert asyncio.run(engine.execute(rollback)).outcome == "done"
         assert set(served(big_lab.bind).values()) == {(3600, frozenset(PRIMARY))}
     finally:
         engine.close()
@@ -164,12 +164,12 @@ def test_switch_killed_between_parts_is_settled_per_part(
         readiness=ready,
         providers={"lab": crashing},
     )
-    plan = engine.plan_switch("failover", list(config.domains.values()), OPTS)
+    plan = asyncio.run(engine.plan_switch("failover", list(config.domains.values()), OPTS))
     changes = [Change(s.name, s.before, s.after) for s in plan.changes]
     chunks = crashing._chunks(SCALE_ZONE, changes)
     assert len(chunks) >= 4
     with pytest.raises(Crash):
-        engine.execute(plan)
+        asyncio.run(engine.execute(plan))
 
     # Killed after two parts: exactly the names of parts 1 and 2 are switched, every
     # other name is untouched (records and TTL).
@@ -189,16 +189,16 @@ def test_switch_killed_between_parts_is_settled_per_part(
     )
     try:
         if settle == "resume":
-            settled = fresh.plan_resume(None, PlanOptions(reason="scale test"))
+            settled = asyncio.run(fresh.plan_resume(None, PlanOptions(reason="scale test")))
             goal = (60, frozenset(BACKUP))
         else:
-            settled = fresh.plan_rollback(None, PlanOptions(reason="scale test"))
+            settled = asyncio.run(fresh.plan_rollback(None, PlanOptions(reason="scale test")))
             goal = (3600, frozenset(PRIMARY))
         assert not settled.blockers
         # Only the names still to move are written.
         moving = {s.name for s in settled.changes}
         assert moving == (set(names) - switched if settle == "resume" else switched)
-        assert fresh.execute(settled).outcome == "done"
+        assert asyncio.run(fresh.execute(settled)).outcome == "done"
         assert set(served(bind).values()) == {goal}
         assert journal.read().unsettled() == []
     finally:

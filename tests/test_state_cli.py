@@ -5,8 +5,8 @@ operation; canary state in the bucket. Real BIND9 for DNS, moto's S3 on loopback
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,11 +122,14 @@ def test_two_machines_share_history_and_roll_back_each_other(
 
 
 def test_one_lock_for_the_team(
-    machines: tuple[Path, Path, list[str], dict[str, RRset]], sbind: BindServer
+    machines: tuple[Path, Path, list[str], dict[str, RRset]],
+    sbind: BindServer,
+    injected: FakeClock,
 ) -> None:
     alice, bob, names, seeded = machines
     backend = open_state(load_config(alice))
-    lease = Lease(backend, "lock", duration=120, clock=FakeClock(time.time()), command="mxflip x")
+    # The commands judge the lease on the injected clock (the Runtime's), as this does.
+    lease = Lease(backend, "lock", duration=120, clock=injected, command="mxflip x")
     lease.acquire()
     assert lease.info is not None
     refused = run(bob, "failover", "--all", "--yes", "--now")
@@ -144,6 +147,36 @@ def test_one_lock_for_the_team(
     assert removed.stdout.startswith(f"Removed lock {lease.info.id} (")
     ok = run(bob, "failover", "--all", "--yes", "--now")
     assert ok.exit_code == 0, ok.output
+
+
+def test_an_expired_lease_is_taken_over_on_the_injected_clock(
+    machines: tuple[Path, Path, list[str], dict[str, RRset]],
+    sbind: BindServer,
+    injected: FakeClock,
+) -> None:
+    """No sleeping: the Runtime's clock decides when a crashed holder's lease ran out."""
+    alice, bob, names, seeded = machines
+    lease = Lease(
+        open_state(load_config(alice)), "lock", duration=120, clock=injected, command="mxflip x"
+    )
+    lease.acquire()
+    injected.sleep(119)
+    assert run(bob, "failover", "--all", "--yes", "--now").exit_code == 3
+    assert live(sbind, names) == seeded
+    injected.sleep(1)
+    ok = run(bob, "failover", "--all", "--yes", "--now")
+    assert ok.exit_code == 0, ok.output
+    ops = json.loads(run(alice, "history", "--json").stdout)["operations"]
+    assert [o["kind"] for o in ops] == ["failover"]
+
+
+def test_the_local_lock_is_dated_by_the_injected_clock(tmp_path: Path, injected: FakeClock) -> None:
+    from mxflip.journal import Journal, iso, lock_record
+
+    journal = Journal(tmp_path / "journal.jsonl", clock=injected)
+    with journal.lock("mxflip failover"):
+        held = lock_record(journal.lock_path)
+        assert held is not None and held["since"] == iso(injected.now())
 
 
 def test_state_table_is_validated(tmp_path: Path, sbind: BindServer) -> None:
@@ -251,8 +284,10 @@ def test_bucket_lost_mid_operation_finishes_reports_and_next_command_settles(
             config, backend, clock=FakeClock(), readiness=ready, failpoint=CutAfterIntent()
         )
         with backend.lock("mxflip failover --all"):
-            plan = engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
-            result = engine.execute(plan)
+            plan = asyncio.run(
+                engine.plan_switch("failover", list(config.domains.values()), PlanOptions())
+            )
+            result = asyncio.run(engine.execute(plan))
         engine.close()
         assert result.outcome == "done"
         assert live(sbind, names) == {n: RRset.of(n, 60, BACKUP) for n in names}

@@ -124,9 +124,10 @@ def test_reads_fetch_each_record_once(moto_s3: MotoServer, bucket: str, tmp_path
     be.close()  # the cache is written once, when the command ends
     reader = backend(moto_s3.url, bucket, tmp_path / "other-machine")
     reader.read()
-    assert reader.calls["GetObject"] == 5
+    # One for the snapshot (there is none: no locked operation wrote these), then each.
+    assert reader.calls["GetObject"] == 6
     reader.read()
-    assert reader.calls["GetObject"] == 5 and reader.calls["ListObjectsV2"] == 2
+    assert reader.calls["GetObject"] == 6 and reader.calls["ListObjectsV2"] == 2
     reader.close()
     # The next command on either machine fetches nothing: records are never overwritten.
     for home in (tmp_path, tmp_path / "other-machine"):
@@ -136,6 +137,81 @@ def test_reads_fetch_each_record_once(moto_s3: MotoServer, bucket: str, tmp_path
     first = sorted(reader._cache)[0]
     reader._client.delete_object(Bucket=bucket, Key=first)
     assert len(backend(moto_s3.url, bucket, tmp_path).read().operations) == 4
+
+
+def locked_operations(be: S3Backend, count: int, first: int = 0) -> None:
+    """``count`` operations of three records each, each under the lock (as commands do)."""
+    for n in range(first, first + count):
+        with be.lock(f"mxflip op{n}"):
+            be.read()
+            be.append(record(f"op{n}", "intent", float(n), kind="failover"))
+            be.append(record(f"op{n}", "phase", float(n), phase="switch", status="done"))
+            be.append(record(f"op{n}", "result", float(n), outcome="done"))
+
+
+def test_a_new_machine_reads_the_journal_from_the_snapshot(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    writer = backend(moto_s3.url, bucket, tmp_path / "writer")
+    locked_operations(writer, 5)
+    writer.close()
+    fresh = backend(moto_s3.url, bucket, tmp_path / "fresh")
+    view = fresh.read()
+    assert [o.id for o in view.operations] == [f"op{n}" for n in range(5)]
+    assert all(o.outcome == "done" for o in view.operations)
+    # One listing and one snapshot, not fifteen records.
+    assert dict(fresh.calls) == {"ListObjectsV2": 1, "GetObject": 1}
+    fresh.close()
+    # A record written after the snapshot is fetched on its own; the rest still comes
+    # from the snapshot (a stale snapshot costs fetches, nothing else).
+    writer.append(record("op5", "intent", 5.0, kind="failover"))
+    late = backend(moto_s3.url, bucket, tmp_path / "late")
+    assert len(late.read().operations) == 6 and late.calls["GetObject"] == 2
+
+
+def test_the_listing_is_the_truth_over_the_snapshot(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    writer = backend(moto_s3.url, bucket, tmp_path / "writer")
+    locked_operations(writer, 3)
+    gone = [k for k in sorted(writer._cache) if writer._cache[k]["op"] == "op1"]
+    for key in gone:  # the snapshot still holds op1: it must not come back from there
+        writer._client.delete_object(Bucket=bucket, Key=key)
+    view = backend(moto_s3.url, bucket, tmp_path / "fresh").read()
+    assert [o.id for o in view.operations] == ["op0", "op2"]
+
+
+def test_a_damaged_snapshot_is_ignored_with_a_warning_then_replaced(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = backend(moto_s3.url, bucket, tmp_path / "writer")
+    locked_operations(writer, 2)
+    name = writer._doc_key("journal-snapshot")
+    for damage in (b'{"format": 1, "records": [["elsewhere/x", {}]]}', b"\x00not json"):
+        writer._client.put_object(Bucket=bucket, Key=name, Body=damage)
+        caplog.clear()
+        fresh = backend(moto_s3.url, bucket, tmp_path / f"fresh-{len(damage)}")
+        assert [o.id for o in fresh.read().operations] == ["op0", "op1"]
+        assert fresh.calls["GetObject"] == 1 + 6  # the snapshot, then each record
+        assert "journal snapshot" in caplog.text and "damaged" in caplog.text
+    # The next operation (here on a machine that never saw the damage) replaces it.
+    locked_operations(writer, 1, first=2)
+    again = backend(moto_s3.url, bucket, tmp_path / "after")
+    assert len(again.read().operations) == 3 and again.calls["GetObject"] == 1
+
+
+def test_an_operation_costs_its_records_and_at_most_six_other_calls(
+    moto_s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    other = backend(moto_s3.url, bucket, tmp_path / "other")
+    locked_operations(other, 4)
+    other.close()
+    for n in (10, 11):  # a new machine, then the same one warm
+        be = backend(moto_s3.url, bucket, tmp_path / "fresh")
+        locked_operations(be, 1, first=n)
+        be.close()
+        records = 3
+        assert sum(be.calls.values()) - records <= 6, dict(be.calls)
 
 
 # ------------------------------------------------------------------ documents

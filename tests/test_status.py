@@ -3,6 +3,7 @@ shape and exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,7 +299,7 @@ def test_default_nameservers_come_from_the_provider(
     provider = Delegating("lab", inner._client)
     observer = Observer(config, providers={"lab": provider})
     domains = config.select(["onprimary.example.test", "onbackup.example.test"])
-    statuses = observer.status(domains)
+    statuses = asyncio.run(observer.status(domains))
     assert [s.nameservers[0].answer.server for s in statuses] == [bind.address, bind.address]
     assert [s.match.active for s in statuses] == ["primary", "backup"]
     assert asked == ["example.test."]  # once per zone, not per domain

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from mxflip import loop
 from mxflip.canary._base import (
     FAILING,
     PATH_HEADER,
@@ -160,7 +161,8 @@ def check_canaries(
 
     A canary found counts from its send time to its arrival in the mailbox; one not found
     counts by its age: pending before ``warn_after``, late before ``fail_after``, missing
-    after. A missing canary stays watched for a retry window in case it turns up late.
+    after. A missing canary stays watched for twice the retry window in case it turns up
+    late; after that it is given up on (kept in the bounded history, no longer looked for).
     """
     canary = require_canary(config)
     delete = canary.delete_after_check if delete is None else delete
@@ -171,13 +173,17 @@ def check_canaries(
     try:
         with store.update() as state:
             now = clock.now()
+            for r in state.records:
+                if r.outstanding and now - r.sent_at >= 2 * canary.retry_window:
+                    # Every sender has given up on it by now: so do we (the record moves
+                    # to the bounded history instead of being kept forever).
+                    r.given_up_at = now
             watch = [
                 r
                 for r in state.records
                 if r.outstanding
                 and (not wanted or r.domain in wanted)
                 and (not only or r.token in only)
-                and now - r.sent_at < 2 * canary.retry_window
             ]
             if not watch:
                 return CheckReport(now, canary.warn_after, canary.fail_after, ())
@@ -292,7 +298,7 @@ def run_canaries(
         # Look once before sending: missing credentials or an unreachable mailbox should
         # stop the run before a canary goes out that nobody can look for.
         box.find()
-        sent = send_canaries(config, domains, via, live_reader=live_reader, clock=clock)
+        sent = loop.run(send_canaries(config, domains, via, live_reader=live_reader, clock=clock))
         tokens = [s.token for s in sent if s.ok]
         if tokens:
             wait_for(

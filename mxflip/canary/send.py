@@ -7,11 +7,10 @@ import email.utils
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
-from mxflip import loop
 from mxflip.canary._base import (
     PATH_HEADER,
     SENT_HEADER,
@@ -103,7 +102,9 @@ class SendResult:
         return self.attempts[-1].host if self.ok and self.attempts else None
 
 
-LiveReader = Callable[[Sequence[DomainConfig]], dict[str, tuple[RRset | None, str | None]]]
+LiveReader = Callable[
+    [Sequence[DomainConfig]], Awaitable[dict[str, tuple[RRset | None, str | None]]]
+]
 
 
 def canary_domains(config: Config, names: Sequence[str]) -> list[DomainConfig]:
@@ -282,7 +283,7 @@ async def send_one(
     )
 
 
-def send_canaries(
+async def send_canaries(
     config: Config,
     domains: Sequence[DomainConfig],
     via: str,
@@ -295,8 +296,8 @@ def send_canaries(
         raise UsageError(f"--via must be one of {', '.join(VIA_CHOICES)}, not {via!r}")
     live: dict[str, tuple[RRset | None, str | None]] = {}
     if via == "live":
-        live = (live_reader or _observer_reader(config))(domains)
-    results = loop.run(_send_all(config, domains, via, live, clock))
+        live = await (live_reader or _observer_reader(config))(domains)
+    results = await _send_all(config, domains, via, live, clock)
     require_canary(config)
     store = canary_store(config)
     with store.update() as state:
@@ -345,12 +346,14 @@ def _settings(config: Config) -> SMTPSettings:
 
 
 def _observer_reader(config: Config) -> LiveReader:
-    def read(domains: Sequence[DomainConfig]) -> dict[str, tuple[RRset | None, str | None]]:
+    async def read(
+        domains: Sequence[DomainConfig],
+    ) -> dict[str, tuple[RRset | None, str | None]]:
         from mxflip.observe import Observer
 
         observer = Observer(config)
         try:
-            return observer.read_provider(domains)
+            return await observer.read_provider(domains)
         finally:
             observer.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,18 +17,12 @@ from typing import Any
 
 from mxflip.canary._base import FAILING, CanaryError
 from mxflip.config import Config
-from mxflip.files import (
-    LockBusy,
-    atomic_write,
-    ensure_private_folder,
-    locked,
-    read_bytes,
-    state_dir,
-)
+from mxflip.files import JSONStateFile, state_dir
 from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
-#: Resolved canaries kept in the state file for history (outstanding ones are always kept).
+#: Resolved canaries kept in the state file for history (outstanding ones are always kept;
+#: ``check`` gives up on them after twice the retry window, so they are bounded too).
 _HISTORY = 200
 
 # ------------------------------------------------------------------------- state
@@ -67,12 +60,20 @@ class CanaryRecord:
     delay: float | None = None
     checked_at: float | None = None
     error: str | None = None
+    #: When ``check`` stopped looking for it: past twice the senders' retry window it can no
+    #: longer arrive (the sender has bounced it), and keeping it would grow the state file
+    #: for every canary lost during a long outage.
+    given_up_at: float | None = None
 
     @property
     def outstanding(self) -> bool:
         """Still worth looking for: not found yet (a "missing" canary can still arrive,
-        late — which is exactly what a delaying proxy does)."""
-        return self.status in ("pending", "late", "missing") and self.arrived_at is None
+        late — which is exactly what a delaying proxy does), and not given up on."""
+        return (
+            self.status in ("pending", "late", "missing")
+            and self.arrived_at is None
+            and self.given_up_at is None
+        )
 
 
 @dataclass
@@ -140,23 +141,21 @@ class CanaryStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.file = JSONStateFile(
+            path,
+            what="canary state",
+            fail=lambda message, hint: CanaryError(message, hint=hint),
+            setting="[canary] state_file",
+            fresh="the next run starts a fresh history",
+            wait=60.0,
+            holder="another mxflip is checking canaries",
+        )
 
     def load(self) -> CanaryState:
         """The stored state; empty when the file does not exist yet. A damaged file (not
         JSON, or values of the wrong type) is one clear error."""
-        try:
-            text = read_bytes(self.path).decode("utf-8", "replace")
-        except FileNotFoundError:
-            return CanaryState()
-        except OSError as exc:
-            raise CanaryError(f"cannot read canary state {self.path}: {exc.strerror}") from None
-        try:
-            return self._decode(json.loads(text))
-        except (ValueError, RecursionError) as exc:
-            raise CanaryError(
-                f"canary state {self.path} is damaged: {exc}",
-                hint="move it aside; the next run starts a fresh history",
-            ) from None
+        raw = self.file.read()
+        return CanaryState() if raw is None else self._decode(raw)
 
     def _decode(self, raw: Any) -> CanaryState:
         try:
@@ -167,10 +166,7 @@ class CanaryStore:
                 paths=[_typed(PathSummary, p) for p in _list(raw, "paths")],
             )
         except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-            raise CanaryError(
-                f"canary state {self.path} is damaged: {exc}",
-                hint="move it aside; the next run starts a fresh history",
-            ) from None
+            raise self.file.damaged(exc) from None
 
     @staticmethod
     def _encode(state: CanaryState) -> dict[str, Any]:
@@ -184,37 +180,15 @@ class CanaryStore:
 
     def save(self, state: CanaryState) -> None:
         """Write atomically (temporary file, then rename), readable by the owner only."""
-        doc = self._encode(state)
-        try:
-            ensure_private_folder(self.path.parent)
-            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
-        except OSError as exc:
-            raise CanaryError(
-                f"cannot write canary state {self.path}: {exc.strerror or exc}",
-                hint="set [canary] state_file to a writable place",
-            ) from None
+        self.file.write(self._encode(state))
 
     @contextlib.contextmanager
     def update(self) -> Iterator[CanaryState]:
         """Load, let the caller change, save; one process at a time."""
-        try:
-            ensure_private_folder(self.path.parent)
-            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=60.0)
-            lock.__enter__()
-        except OSError as exc:
-            raise CanaryError(
-                f"cannot lock canary state {self.path}: {exc.strerror or exc}"
-            ) from None
-        except LockBusy:
-            raise CanaryError(
-                f"canary state {self.path} stayed locked by another mxflip for 60 s"
-            ) from None
-        try:
+        with self.file.updating():
             state = self.load()
             yield state
             self.save(state)
-        finally:
-            lock.__exit__(None, None, None)
 
 
 def _list(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:

@@ -19,29 +19,28 @@ if TYPE_CHECKING:
 JSON_VERSION = 1
 
 
-def _style_options() -> dict[str, Any]:
-    """Console options for ``--color`` / ``NO_COLOR`` and ``--quiet`` (mxflip.output)."""
-    from mxflip.output import settings
-
-    chosen = settings()
-    options: dict[str, Any] = {"quiet": chosen.quiet}
-    if chosen.color == "always":
+def _style_options(color: str, quiet: bool) -> dict[str, Any]:
+    """Console options for ``--color`` / ``NO_COLOR`` and ``--quiet`` (the command's
+    :class:`mxflip.runtime.Runtime` holds both)."""
+    options: dict[str, Any] = {"quiet": quiet}
+    if color == "always":
         # An explicit request beats NO_COLOR and a pipe.
         options.update(force_terminal=True, no_color=False)
-    elif chosen.color == "never":
+    elif color == "never":
         options.update(no_color=True, color_system=None)
     # auto: rich colours a terminal and honours NO_COLOR by itself.
     return options
 
 
-def people_stream() -> TextIO:
-    """Where plain text for people goes: stdout, or nowhere with ``--quiet``."""
-    from mxflip.output import settings
+def people_stream(file: TextIO | None = None, *, quiet: bool = False) -> TextIO:
+    """Where plain text for people goes: ``file`` (default: stdout), or nowhere with
+    ``--quiet``."""
+    return io.StringIO() if quiet else (file or sys.stdout)
 
-    return io.StringIO() if settings().quiet else sys.stdout
 
-
-def stdout_console(file: TextIO | None = None) -> Console:
+def stdout_console(
+    file: TextIO | None = None, *, color: str = "auto", quiet: bool = False
+) -> Console:
     """Rich console for results on ``file`` (default: stdout). Piped output gets a wide
     fixed width (unless COLUMNS is set) so that tables are not truncated to 80 columns in
     logs and scripts."""
@@ -51,14 +50,18 @@ def stdout_console(file: TextIO | None = None) -> Console:
     width = None
     if not out.isatty() and "COLUMNS" not in os.environ:
         width = 160
-    return Console(file=out, highlight=False, width=width, **_style_options())
+    return Console(file=out, highlight=False, width=width, **_style_options(color, quiet))
 
 
-def stderr_console(file: TextIO | None = None) -> Console:
+def stderr_console(
+    file: TextIO | None = None, *, color: str = "auto", quiet: bool = False
+) -> Console:
     """Rich console for progress and diagnostics on ``file`` (default: stderr)."""
     from rich.console import Console
 
-    return Console(file=file or sys.stderr, highlight=False, soft_wrap=True, **_style_options())
+    return Console(
+        file=file or sys.stderr, highlight=False, soft_wrap=True, **_style_options(color, quiet)
+    )
 
 
 #: How many JSON documents this process wrote (the CLI writes an error document for

@@ -54,7 +54,8 @@ def open_state(
     sleep: Sleep | None = None,
 ) -> StateBackend:
     """The configured backend. ``journal_path`` overrides where local files live (the
-    S3 backend keeps only its pending-records file there)."""
+    S3 backend keeps only its pending-records file there). ``clock`` dates the lock and
+    judges the S3 lease (the command's clock, so tests control expiry without sleeping)."""
     from mxflip.journal import default_journal_path
 
     path = journal_path or default_journal_path(config.journal.path)
@@ -64,4 +65,4 @@ def open_state(
         return S3Backend(config.state, home=path.parent, clock=clock, sleep=sleep)
     from mxflip.state.local import LocalBackend
 
-    return LocalBackend(path)
+    return LocalBackend(path, clock=clock)

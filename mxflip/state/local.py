@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mxflip.clock import Clock
 from mxflip.errors import UsageError
 from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
 from mxflip.journal import Journal, JournalError
@@ -25,8 +26,8 @@ class LocalBackend(Journal):
 
     kind = "local"
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, *, clock: Clock | None = None) -> None:
+        super().__init__(path, clock=clock)
         self.problems: list[str] = []
 
     @property

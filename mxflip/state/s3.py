@@ -8,12 +8,19 @@ Layout under ``s3://BUCKET/PREFIX/``:
 * ``state/lock.json`` — the operation lock, a lease (see :mod:`mxflip.state.lease`).
 * ``state/<key>.json`` — documents (canary state, the watcher's per-domain state, leader
   leases), written with ``If-Match`` on the version read.
+* ``state/journal-snapshot.json`` — every record up to some point, in one object, so that a
+  machine that never read the journal fetches it in one call instead of one per record.
+  Rewritten (``If-Match`` on the version known, ``If-None-Match: *`` when absent) by each
+  locked operation that wrote records, before it releases the lock. Never the truth over the
+  records: the listing decides which records exist (a snapshot record whose object is gone
+  is not shown, a listed record it lacks is fetched), so a stale or missing snapshot only
+  costs fetches, and a damaged one is ignored with a warning and replaced.
 
 boto3 is imported only when this backend is built (``pip install 'mxflip[s3]'``), so
 commands that never touch S3 stay fast. Every call is bounded: one attempt per botocore
 call, retried here with :func:`mxflip.retry.retrying` (injectable sleep) on throttling,
 5xx and connection errors. Records are immutable once written, so each is fetched once per
-process and kept in memory.
+process and kept in memory, and in a cache file in the state folder for the next command.
 
 When the bucket becomes unreachable in the middle of an operation, records after the
 intent are kept in a local *pending* file (never silently: the command ends with exit 3
@@ -22,6 +29,7 @@ naming it) and the next command writes them before it does anything else.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -32,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "lock"
+SNAPSHOT_KEY = "journal-snapshot"
 PENDING_NAME = "s3-pending.jsonl"
 
 _THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
@@ -98,7 +107,16 @@ class S3Backend:
         self.clock = clock or SystemClock()
         self._sleep = sleep
         self._attempts = attempts
-        self._client = client if client is not None else _make_client(settings)
+        self._client_future: Future[Any] = Future()
+        if client is not None:
+            self._client_future.set_result(client)
+        else:
+            # Built in the background (importing botocore and reading its data is most of
+            # the backend's fixed cost): the command's own start-up, and any network wait
+            # before its first state call, overlap it. The first call waits for it.
+            threading.Thread(
+                target=self._build_client, name="mxflip-s3-client", daemon=True
+            ).start()
         #: API calls made, by operation (every attempt counts): the benchmark's figure.
         self.calls: Counter[str] = Counter()
         #: What could not be written or released, for the command to report (exit 3).
@@ -110,6 +128,24 @@ class S3Backend:
         self._seq = 0
         self._last_ns = 0
         self._key_lock = threading.Lock()
+        #: The journal's keys as last listed, plus the records appended since.
+        self._keys: list[str] = []
+        #: The snapshot's version as last read or written (None: absent), when known.
+        self._snapshot_version: str | None = None
+        self._snapshot_known = False
+        self._snapshot_saved: str | None = None
+        self._snapshot_read = False
+        self._wrote = False
+
+    def _build_client(self) -> None:
+        try:
+            self._client_future.set_result(_make_client(self.settings, self.home))
+        except BaseException as exc:  # raised where the client is first used
+            self._client_future.set_exception(exc)
+
+    @property
+    def _client(self) -> Any:
+        return self._client_future.result()
 
     # ------------------------------------------------------------------ naming
 
@@ -304,6 +340,9 @@ class S3Backend:
             return
         self._cache[key] = body
         self._remember({key: body})
+        with self._key_lock:
+            bisect.insort(self._keys, key)
+            self._wrote = True
 
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         self._call(
@@ -332,6 +371,13 @@ class S3Backend:
         keys.sort()
         self._load_disk_cache()
         missing = [k for k in keys if self._cache.get(k) is None]
+        if missing and not self._snapshot_read:
+            # Another machine wrote since this one last read: its snapshot has them all
+            # in one call (and its version is what the next snapshot write needs). Once
+            # per command: a record that stays unreadable costs its own fetch only.
+            self._snapshot_read = True
+            self._load_snapshot(set(missing))
+            missing = [k for k in keys if self._cache.get(k) is None]
         if missing:
             fetched: dict[str, dict[str, Any]] = {}
             with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
@@ -342,6 +388,8 @@ class S3Backend:
             self._remember(fetched)
         if keys:
             self._note_seen(keys[-1])
+        with self._key_lock:
+            self._keys = keys
         records = [r for r in (self._cache.get(k) for k in keys) if r is not None]
         # One parser for both backends: the records in listing order, as journal lines.
         view = parse_journal(b"\n".join(encode(r) for r in records))
@@ -378,18 +426,29 @@ class S3Backend:
                 key, record = entry.get("k"), entry.get("r")
                 if isinstance(key, str) and isinstance(record, dict):
                     self._cache.setdefault(key, record)
+                elif "s" in entry and not self._snapshot_known:
+                    # The snapshot version this machine last read or wrote (the last
+                    # line wins); only a guess: a refused write asks the bucket.
+                    version = entry["s"]
+                    self._snapshot_saved = version if isinstance(version, str) else None
+        if self._snapshot_saved is not None and not self._snapshot_known:
+            self._snapshot_version, self._snapshot_known = self._snapshot_saved, True
 
     def _remember(self, records: Mapping[str, Mapping[str, Any]]) -> None:
         """Queue records for the cache file; :meth:`close` writes them in one append."""
         self._unsaved.update(records)
 
     def _save_cache(self) -> None:
-        if not self._unsaved:
-            return
-        text = "".join(
+        lines = [
             json.dumps({"k": k, "r": r}, sort_keys=True, separators=(",", ":")) + "\n"
             for k, r in self._unsaved.items()
-        )
+        ]
+        if self._snapshot_known and self._snapshot_version != self._snapshot_saved:
+            lines.append(json.dumps({"s": self._snapshot_version}) + "\n")
+            self._snapshot_saved = self._snapshot_version
+        if not lines:
+            return
+        text = "".join(lines)
         self._unsaved = {}
         try:
             ensure_private_folder(self.home)
@@ -414,6 +473,85 @@ class S3Backend:
         if not isinstance(record, dict) or "op" not in record or "type" not in record:
             return None
         return record
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _load_snapshot(self, wanted: set[str]) -> None:
+        """Take the ``wanted`` (listed, not yet known) records from the snapshot."""
+        name = self._doc_key(SNAPSHOT_KEY)
+        try:
+            reply = self._call("GetObject", Key=name)
+        except _Missing:
+            self._snapshot_version, self._snapshot_known = None, True
+            return
+        except StateError as exc:  # only a shortcut: the records are fetched one by one
+            log.warning("cannot read the journal snapshot %s: %s", name, exc.message)
+            return
+        self._snapshot_version, self._snapshot_known = str(reply["ETag"]), True
+        try:
+            records = _snapshot_records(reply["Body"].read(), self.journal_prefix)
+        except ValueError as exc:
+            log.warning(
+                "the journal snapshot %s in s3://%s is damaged (%s); ignored: the records are "
+                "fetched one by one, and the next operation replaces it",
+                name,
+                self.bucket,
+                exc,
+            )
+            return
+        found = {k: r for k, r in records if k in wanted}
+        self._cache.update(found)
+        self._remember(found)
+
+    def _write_snapshot(self) -> None:
+        """Replace the snapshot with every record known (the journal as listed by the
+        last read, plus what this process appended since). Failures are only logged: the
+        snapshot is a shortcut, never the journal."""
+        with self._key_lock:
+            keys = list(self._keys)
+        records: list[tuple[str, dict[str, Any] | None]] = [
+            (k, self._cache[k]) for k in keys if self._cache.get(k) is not None
+        ]
+        if not records:
+            return
+        upto = str(records[-1][0])
+        body = encode({"format": 1, "upto": upto, "records": records})
+        name = self._doc_key(SNAPSHOT_KEY)
+        for _ in range(2):  # bounded: a second refusal means another writer is at it
+            try:
+                if not self._snapshot_known:
+                    self._snapshot_version, theirs = self._snapshot_head(name)
+                    self._snapshot_known = True
+                    if theirs >= upto:
+                        return  # a later operation's snapshot is there already
+                version = self._snapshot_version
+                condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+                reply = self._call(
+                    "PutObject",
+                    Key=name,
+                    Body=body,
+                    ContentType="application/json",
+                    Metadata={"upto": upto[len(self.journal_prefix) :]},
+                    **condition,
+                )
+            except (PreconditionFailed, _Missing):
+                self._snapshot_known = False  # another writer: ask for its version
+                continue
+            except StateError as exc:
+                log.warning("cannot write the journal snapshot %s: %s", name, exc.message)
+                return
+            self._snapshot_version = str(reply["ETag"])
+            return
+        log.info("the journal snapshot %s kept changing; left to the next operation", name)
+
+    def _snapshot_head(self, name: str) -> tuple[str | None, str]:
+        """The snapshot's version (None: absent) and the last record key it holds."""
+        try:
+            reply = self._call("HeadObject", Key=name)
+        except _Missing:
+            return None, ""
+        upto = str(reply.get("Metadata", {}).get("upto", ""))
+        return str(reply["ETag"]), self.journal_prefix + upto if upto else ""
 
     # ------------------------------------------------------------------ pending records
 
@@ -521,6 +659,7 @@ class S3Backend:
         if replaced is not None:
             self._journal_lock_event("takeover", lease.info.id, holder=replaced.to_json())
         renewer = Renewer(lease).start()
+        self._wrote = False
         try:
             yield lease.info
         finally:
@@ -529,6 +668,14 @@ class S3Backend:
                 self.problems.append(
                     f"{renewer.lost} while this operation ran: check 'mxflip history'"
                 )
+            snapshot: threading.Thread | None = None
+            if not renewer.lost and self._wrote and not self.problems:
+                # Taken under the lock, so no other operation's records are missing from
+                # it; written while the lock is released (one round trip, not two).
+                snapshot = threading.Thread(
+                    target=self._write_snapshot, name="mxflip-snapshot", daemon=True
+                )
+                snapshot.start()
             try:
                 lease.release()
             except StateError as exc:
@@ -536,6 +683,9 @@ class S3Backend:
                     f"the lock {lease.info.id if lease.info else ''} could not be released "
                     f"({exc.message}); it expires by itself after the lease"
                 )
+            finally:
+                if snapshot is not None:
+                    snapshot.join(timeout=60.0)  # bounded by the retries' own 30 s
 
     def _journal_lock_event(self, event: str, lock_id: str, **detail: Any) -> None:
         user, host = whoami()
@@ -581,8 +731,9 @@ class S3Backend:
 
     def close(self) -> None:
         self._save_cache()
-        with contextlib.suppress(Exception):
-            self._client.close()
+        if self._client_future.done():  # never built: nothing to close
+            with contextlib.suppress(Exception):
+                self._client.close()
 
 
 class _Missing(Exception):
@@ -594,36 +745,49 @@ _SNAKE = {
     "PutObject": "put_object",
     "DeleteObject": "delete_object",
     "ListObjectsV2": "list_objects_v2",
+    "HeadObject": "head_object",
 }
 
 
-def _make_client(settings: StateConfig) -> Any:
+def _snapshot_records(body: bytes, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (key, record) pairs of a snapshot; ValueError naming what is wrong."""
     try:
-        # botocore's session directly: the same credential chain as boto3, without
-        # boto3's resource layer and transfer customisations (a quarter second per command).
-        import botocore.session
-        from botocore.config import Config as BotoConfig
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != 1:
+        raise ValueError("not a snapshot mxflip writes (format 1)")
+    pairs = doc.get("records")
+    if not isinstance(pairs, list):
+        raise ValueError("no list of records")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for pair in pairs:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and pair[0].startswith(prefix)
+            and isinstance(pair[1], dict)
+            and "op" in pair[1]
+            and "type" in pair[1]
+        ):
+            raise ValueError("a record entry is not a journal key and record")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _make_client(settings: StateConfig, home: Path | None = None) -> Any:
+    try:
+        # botocore directly: the same credential chain as boto3, without boto3's resource
+        # layer and transfer customisations (a quarter second per command).
+        from mxflip.state.s3client import make_client
+
+        return make_client(settings, home=home)
     except ImportError:
         raise StateError(
             '[state] backend = "s3" needs boto3, which is not installed',
             hint="pip install 'mxflip[s3]'",
         ) from None
-    config = BotoConfig(
-        retries={"total_max_attempts": 1},  # retried, bounded, by mxflip.retry
-        connect_timeout=5,
-        read_timeout=15,
-        s3={"addressing_style": "path"} if settings.endpoint_url else {},
-        # Small JSON bodies over TLS: no CRC32 computed and checked per call (what
-        # botocore >= 1.36 does by default), which S3-compatible stores may not support.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    return botocore.session.get_session().create_client(
-        "s3",
-        region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
-        config=config,
-    )
 
 
 def _not_found(exc: Exception) -> bool:

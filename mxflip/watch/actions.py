@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mxflip import loop
 from mxflip.clock import Clock
 from mxflip.config import Config, DomainConfig
 from mxflip.duration import format_duration
@@ -69,7 +70,7 @@ class Actions:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            from mxflip.readiness_api import default_readiness
+            from mxflip.readiness import default_readiness
 
             self._engine = Engine(
                 self.config,
@@ -84,8 +85,8 @@ class Actions:
     def plan(self, d: DomainConfig, kind: str, target: str, opts: PlanOptions) -> Plan:
         engine = self.engine()
         if kind == "drain":
-            return engine.plan_drain(target, opts)
-        return engine.plan_switch(kind, [d], opts)
+            return loop.run(engine.plan_drain(target, opts))
+        return loop.run(engine.plan_switch(kind, [d], opts))
 
     def _now_flag(self, kind: str) -> bool:
         from mxflip.watch.config import WatchConfig
@@ -166,7 +167,9 @@ class Actions:
                 "(mxflip resume / mxflip rollback first)"
             )
         with self.journal.lock(f"mxflip watch: failover {d.display}"):
-            result = self.engine().execute(plan, command=["mxflip", "watch", "failover", d.display])
+            result = loop.run(
+                self.engine().execute(plan, command=["mxflip", "watch", "failover", d.display])
+            )
         if result.outcome not in ("done", "noop"):
             raise MxflipError(
                 f"automatic failover {result.outcome}: {result.error or 'see mxflip history'}"

@@ -121,10 +121,10 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
         now=p.now,
     )
 
-    def build(engine: Any, opts: Any) -> Any:
+    async def build(engine: Any, opts: Any) -> Any:
         if p.kind == "drain":
-            return engine.plan_drain(p.target, opts)
-        return engine.plan_switch(p.kind, engine.config.select([p.domain]), opts)
+            return await engine.plan_drain(p.target, opts)
+        return await engine.plan_switch(p.kind, engine.config.select([p.domain]), opts)
 
     code = 3
     try:

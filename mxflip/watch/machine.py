@@ -49,7 +49,10 @@ class Want:
 
 
 @dataclass(frozen=True)
-class Step:
+class Transition:
+    """One domain's move in a round: its new state and what it wants done (not a plan's
+    ``Step``, which is a change to one zone)."""
+
     state: DomainState
     wants: tuple[Want, ...] = field(default=())
     #: Why the state is what it is, for alerts and the page.
@@ -69,7 +72,7 @@ def advance(
     *,
     domain: str,
     auto_history: Sequence[float] = (),
-) -> Step:
+) -> Transition:
     """The next state of ``domain`` and what it wants done."""
     s = replace(
         prev,
@@ -103,12 +106,12 @@ def advance(
             )
             if s.last_switch_at is None or now - s.last_switch_at >= settings.cooldown:
                 wants.append(Want("failback", domain, "propose", cause))
-        return Step(s, tuple(wants), cause)
+        return Transition(s, tuple(wants), cause)
 
     if sig.live != "primary":
         # Mixed, unknown, absent or unreadable: drift is alerted elsewhere; switching on
         # top of a set nobody recognises would only add to the confusion.
-        return Step(s, (), f"live set is {sig.live}")
+        return Transition(s, (), f"live set is {sig.live}")
 
     if s.state in ("switched", "recovering"):
         move("ok")  # someone failed back
@@ -151,7 +154,7 @@ def advance(
                     f"canaries through {host} fail while the other live hosts deliver",
                 )
             )
-    return Step(s, tuple(wants), cause)
+    return Transition(s, tuple(wants), cause)
 
 
 def _backup_words(verdict: str | None) -> str:

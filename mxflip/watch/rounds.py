@@ -19,6 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from mxflip import loop
 from mxflip.clock import Clock, SystemClock
 from mxflip.config import Config, DomainConfig
 from mxflip.errors import ExitCode, MxflipError
@@ -405,7 +406,7 @@ class Watcher:
         watcher_conditions: dict[str, tuple[str, str]] = {}
         try:
             # 1. DNS
-            statuses = {s.domain.name: s for s in observer.status(domains)}
+            statuses = {s.domain.name: s for s in loop.run(observer.status(domains))}
             try:
                 view = self.journal.read()
             except MxflipError as exc:
@@ -524,7 +525,7 @@ class Watcher:
 
         out: dict[str, dict[str, Any]] = {d.name: {} for d in domains}
         try:
-            for r in check_domains(self.config, domains, "backup"):
+            for r in loop.run(check_domains(self.config, domains, "backup")):
                 out[r.domain]["backup"] = r.verdict.value
                 out[r.domain]["backup_reasons"] = tuple(
                     f"{w}: {f.message}" if w else f.message
@@ -543,7 +544,7 @@ class Watcher:
                     out[d.name]["live"] = out[d.name]["backup"]
             probe = [d for d in domains if d.name in live and "live" not in out[d.name]]
             if probe:
-                for r in check_domains(self.config, probe, "live", live_records=live):
+                for r in loop.run(check_domains(self.config, probe, "live", live_records=live)):
                     out[r.domain]["live"] = r.verdict.value
         except MxflipError as exc:
             log.warning("readiness checks failed: %s", exc)
@@ -592,7 +593,7 @@ class Watcher:
         clock = self.clock  # mxflip's one clock, as the canary takes it
         live: dict[str, RRset | None] = {}
         if reread:
-            for name, (rrset, error) in observer.read_provider(chosen).items():
+            for name, (rrset, error) in loop.run(observer.read_provider(chosen)).items():
                 live[name] = rrset if error is None else None
         else:
             live = {n: s.provider_rrset for n, s in statuses.items()}
@@ -618,7 +619,7 @@ class Watcher:
         for slot in slots.values():
             members = [d for d in chosen if d.name in slot]
 
-            def reader(
+            async def reader(
                 ds: Sequence[DomainConfig], slot: dict[str, MX] = slot
             ) -> dict[str, tuple[RRset | None, str | None]]:
                 return {
@@ -626,15 +627,18 @@ class Watcher:
                     for d in ds
                 }
 
-            for r in send_canaries(self.config, members, "live", live_reader=reader, clock=clock):
+            sent = loop.run(
+                send_canaries(self.config, members, "live", live_reader=reader, clock=clock)
+            )
+            for r in sent:
                 host = slot[_key(chosen, r.domain)].host.rstrip(".").lower()
                 st.domain(r.domain).tokens[r.token] = host
         # Differential: straight to the backup while on primary; straight to the primary
         # (is the proxy back?) while on backup.
         if on_primary:
-            send_canaries(self.config, on_primary, "backup", clock=clock)
+            loop.run(send_canaries(self.config, on_primary, "backup", clock=clock))
         if on_backup:
-            for r in send_canaries(self.config, on_backup, "primary", clock=clock):
+            for r in loop.run(send_canaries(self.config, on_backup, "primary", clock=clock)):
                 st.domain(r.domain).tokens[r.token] = ANY_HOST
 
     def _conditions(

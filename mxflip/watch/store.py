@@ -12,14 +12,13 @@ is ever stored (alerts hold sentences, never channel URLs).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mxflip.errors import MxflipError
-from mxflip.files import LockBusy, atomic_write, ensure_private_folder, locked, read_bytes
+from mxflip.files import JSONStateFile
 from mxflip.state.base import PreconditionFailed, StateBackend, StateError, VersionedDocument
 
 STATE_VERSION = 1
@@ -152,53 +151,31 @@ class LocalWatchStore:
         self.path = path
         #: How long ``update`` waits for another holder (a watcher's round holds it).
         self.wait = wait
+        self.file = JSONStateFile(
+            path,
+            what="watch state",
+            fail=lambda message, hint: WatchStateError(message, hint=hint),
+            setting="[watch] state_file",
+            fresh="the watcher starts afresh (every domain as ok)",
+            wait=wait,
+            holder="a round of the watcher holds it while it runs",
+        )
 
     def load(self) -> WatchState:
-        try:
-            raw = json.loads(read_bytes(self.path).decode("utf-8", "replace"))
-        except FileNotFoundError:
-            return WatchState()
-        except OSError as exc:
-            raise WatchStateError(f"cannot read watch state {self.path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise WatchStateError(
-                f"watch state {self.path} is damaged: {exc}",
-                hint="move it aside; the watcher starts afresh (every domain as ok)",
-            ) from None
-        return parse(raw, f"watch state {self.path}", "move it aside")
+        raw = self.file.read()
+        return (
+            WatchState() if raw is None else parse(raw, f"watch state {self.path}", "move it aside")
+        )
 
     def save(self, state: WatchState) -> None:
-        doc = to_json(state)
-        try:
-            ensure_private_folder(self.path.parent)
-            atomic_write(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
-        except OSError as exc:
-            raise WatchStateError(
-                f"cannot write watch state {self.path}: {exc.strerror or exc}",
-                hint="set [watch] state_file to a writable place",
-            ) from None
+        self.file.write(to_json(state))
 
     @contextlib.contextmanager
     def update(self) -> Iterator[WatchState]:
-        try:
-            ensure_private_folder(self.path.parent)
-            lock = locked(self.path.with_name(self.path.name + ".lock"), wait=self.wait)
-            lock.__enter__()
-        except OSError as exc:
-            raise WatchStateError(
-                f"cannot lock watch state {self.path}: {exc.strerror or exc}"
-            ) from None
-        except LockBusy:
-            raise WatchStateError(
-                f"watch state {self.path} stayed locked for {self.wait:g} s (a round of "
-                "the watcher holds it while it runs)"
-            ) from None
-        try:
+        with self.file.updating():
             state = self.load()
             yield state
             self.save(state)
-        finally:
-            lock.__exit__(None, None, None)
 
 
 def parse(raw: Any, where: str, remedy: str) -> WatchState:

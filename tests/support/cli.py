@@ -42,7 +42,7 @@ def inject(monkeypatch: pytest.MonkeyPatch, clock: FakeClock | None = None) -> F
     """A fake clock and a readiness check that says "ready" for every CLI run."""
     clock = clock or FakeClock()
     use_runtime(monkeypatch, fake_runtime(clock))
-    monkeypatch.setattr("mxflip.readiness_api.default_readiness", lambda config: ready)
+    monkeypatch.setattr("mxflip.readiness.default_readiness", lambda config: ready)
     monkeypatch.delenv("MXFLIP_JOURNAL", raising=False)
     return clock
 

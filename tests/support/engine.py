@@ -161,11 +161,11 @@ def engine_config(
     return parse_config(raw, path=tmp_path / "mxflip.toml")
 
 
-def ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
+async def ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
     return {name: ReadinessVerdict("ready") for name in targets}
 
 
-def not_ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
+async def not_ready(domains: Any, targets: Any) -> dict[str, ReadinessVerdict]:
     return {name: ReadinessVerdict("not-ready", ("connection refused",)) for name in targets}
 
 
@@ -228,7 +228,7 @@ class FailingQuery:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(
+    async def __call__(
         self, batch: Sequence[tuple[Sequence[Any], str]], recursive: bool, timeout: float
     ) -> list[list[ServerAnswer]]:
         self.calls += 1

@@ -10,6 +10,7 @@ real time (so waits are instant) and a readiness check that says "ready".
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -51,8 +52,8 @@ def main(argv: list[str]) -> int:
         command = ["mxflip", "failover", "--all", "--restore-ttl-after", "600"]
         opts = PlanOptions(reason="child", restore_ttl_after=600)
     with journal.lock(" ".join(command)):
-        plan = engine.plan_switch("failover", list(config.domains.values()), opts)
-        engine.execute(plan, command=command)
+        plan = asyncio.run(engine.plan_switch("failover", list(config.domains.values()), opts))
+        asyncio.run(engine.execute(plan, command=command))
     engine.close()
     return 0
 

@@ -1,0 +1,186 @@
+"""The botocore S3 client of the shared state backend, built lean.
+
+Building a stock botocore S3 client costs about a quarter second of CPU per command, most
+of it reading data files that mxflip needs a sliver of: the whole S3 service model (one
+megabyte of JSON, for four operations), the endpoint list of every AWS service, and a scan
+of every service folder to check that ``s3`` exists. A command that runs for half a second
+against a nearby bucket pays that in every invocation.
+
+So the data botocore's loader read the first time (its own per-instance cache) is kept in
+a small file in the state folder — the S3 model trimmed to the operations mxflip calls and
+the endpoint list trimmed to S3 — and handed to the next command's loader. The file is
+keyed by the botocore version and its data folder, so an upgrade rebuilds it; a missing
+or damaged file only costs the slow path once. The client itself is stock botocore: the
+same credential chain, signing, endpoint rules and errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mxflip.files import atomic_write, ensure_private_folder, read_bytes
+
+log = logging.getLogger(__name__)
+
+#: The S3 operations the backend calls (see ``mxflip.state.s3``): the trimmed model keeps
+#: only these and the shapes they reference.
+OPERATIONS = ("GetObject", "HeadObject", "PutObject", "DeleteObject", "ListObjectsV2")
+
+_FORMAT = 1
+
+
+def make_client(settings: Any, *, home: Path | None) -> Any:
+    """A botocore S3 client for ``settings`` (``[state]``); its loader data is kept in
+    ``home`` (None: not kept)."""
+    import botocore
+    import botocore.loaders
+    import botocore.session
+    from botocore.config import Config as BotoConfig
+
+    session = botocore.session.get_session()
+    loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
+    path = _data_path(home, loader, botocore.__version__) if home is not None else None
+    preloaded = path is not None and _preload(loader, path)
+    session.register_component("data_loader", loader)
+    # Timestamps stay strings: mxflip reads none, and parsing every LastModified of a
+    # journal listing (dateutil, per key) costs more than the request itself.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    config = BotoConfig(
+        retries={"total_max_attempts": 1},  # retried, bounded, by mxflip.retry
+        connect_timeout=5,
+        read_timeout=15,
+        s3={"addressing_style": "path"} if settings.endpoint_url else {},
+        # Small JSON bodies over TLS: no CRC32 computed and checked per call (what
+        # botocore >= 1.36 does by default), which S3-compatible stores may not support.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    client = session.create_client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=config,
+    )
+    if path is not None and not preloaded:
+        _keep(loader, path)
+    return client
+
+
+def _data_path(home: Path, loader: Any, version: str) -> Path:
+    # The search paths name the data folders in use (botocore's own, ~/.aws/models, a
+    # configured data_path): another set of data is another file.
+    where = "|".join(
+        [str(_FORMAT), version, *OPERATIONS, *map(str, getattr(loader, "search_paths", []))]
+    )
+    return home / f"s3-client-{hashlib.sha256(where.encode()).hexdigest()[:12]}.json"
+
+
+def _preload(loader: Any, path: Path) -> bool:
+    """Fill ``loader``'s cache from ``path``; False when there is nothing usable."""
+    try:
+        doc = json.loads(read_bytes(path))
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+            return False
+        entries = {}
+        for key, value in doc["entries"]:
+            key = tuple(key)
+            # load_data_with_path returns (data, path): JSON made it a list.
+            entries[key] = tuple(value) if key[0] == "load_data_with_path" else value
+        cache = loader._cache
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            log.debug("ignoring the S3 client data %s: %s", path, exc)
+        return False
+    if not isinstance(cache, dict):
+        return False
+    cache.update(entries)
+    return True
+
+
+def _keep(loader: Any, path: Path) -> None:
+    """Write what ``loader`` read (trimmed) for the next command; only a cache."""
+    try:
+        entries = []
+        for key, value in loader._cache.items():
+            if key[0] == "load_data_with_path" and "/" in key[1]:
+                continue  # a service's raw file: reached only through load_service_model
+            entries.append([list(key), _trim(key, value)])
+        text = json.dumps({"format": _FORMAT, "entries": entries}, separators=(",", ":"))
+        ensure_private_folder(path.parent)
+        atomic_write(path, text.encode(), mode=0o600)
+    except (OSError, TypeError, ValueError, AttributeError) as exc:
+        log.debug("cannot keep the S3 client data %s: %s", path, exc)
+
+
+def _trim(key: tuple[Any, ...], value: Any) -> Any:
+    if key[:3] == ("load_service_model", "s3", "service-2") and isinstance(value, dict):
+        return trim_model(value)
+    if key[:2] == ("load_data_with_path", "endpoints") and isinstance(value, tuple):
+        return [trim_endpoints(value[0]), value[1]]
+    return value
+
+
+def trim_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The S3 service model with only :data:`OPERATIONS`, the shapes they reach, and no
+    documentation strings."""
+    operations = {n: op for n, op in model.get("operations", {}).items() if n in OPERATIONS}
+    shapes = model.get("shapes", {})
+    keep: set[str] = set()
+    todo = [
+        ref["shape"]
+        for op in operations.values()
+        for ref in (op.get("input"), op.get("output"), *op.get("errors", []))
+        if isinstance(ref, dict) and "shape" in ref
+    ]
+    for _ in range(len(shapes) + len(todo)):  # bounded: each shape is visited once
+        if not todo:
+            break
+        name = todo.pop()
+        if name in keep or name not in shapes:
+            continue
+        keep.add(name)
+        todo.extend(_references(shapes[name]))
+    # Documentation strings go from operations and shapes only: botocore reads them
+    # elsewhere (client context parameters require theirs).
+    return {
+        **model,
+        "operations": _undocumented(operations),
+        "shapes": _undocumented({n: s for n, s in shapes.items() if n in keep}),
+    }
+
+
+def _references(shape: dict[str, Any]) -> list[str]:
+    refs = [shape.get("member"), shape.get("key"), shape.get("value")]
+    refs.extend(shape.get("members", {}).values())
+    return [r["shape"] for r in refs if isinstance(r, dict) and "shape" in r]
+
+
+def _undocumented(value: Any) -> Any:
+    if isinstance(value, dict):  # "documentation" is never a member name in the S3 model
+        return {k: _undocumented(v) for k, v in value.items() if k != "documentation"}
+    if isinstance(value, list):
+        return [_undocumented(v) for v in value]
+    return value
+
+
+def trim_endpoints(endpoints: Any) -> Any:
+    """botocore's endpoint list with only the S3 services in each partition."""
+    with contextlib.suppress(AttributeError, TypeError):
+        return {
+            **endpoints,
+            "partitions": [
+                {
+                    **p,
+                    "services": {
+                        k: v for k, v in p.get("services", {}).items() if k.startswith("s3")
+                    },
+                }
+                for p in endpoints["partitions"]
+            ],
+        }
+    return endpoints

@@ -1,0 +1,84 @@
+"""The lean botocore client of the S3 state backend: the loader data it keeps for the next
+command is trimmed to what mxflip calls, rebuilt when damaged, and the client built from it
+works against moto's server on loopback like a stock one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mxflip.state.s3client import OPERATIONS, make_client, trim_model
+from tests.support.moto_route53 import MotoServer
+from tests.support.moto_s3 import (
+    moto_s3_fixture,  # noqa: F401  (the moto_s3 fixture)
+    new_bucket,
+    s3_environment,
+    state_config,
+)
+
+pytestmark = pytest.mark.xdist_group("moto-s3")
+
+
+@pytest.fixture(autouse=True)
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s3_environment(monkeypatch, tmp_path)
+
+
+def data_files(home: Path) -> list[Path]:
+    return sorted(home.glob("s3-client-*.json"))
+
+
+def round_trip(client: object, bucket: str) -> bytes:
+    client.put_object(Bucket=bucket, Key="k", Body=b"v", IfNoneMatch="*")  # type: ignore[attr-defined]
+    body: bytes = client.get_object(Bucket=bucket, Key="k")["Body"].read()  # type: ignore[attr-defined]
+    client.delete_object(Bucket=bucket, Key="k")  # type: ignore[attr-defined]
+    return body
+
+
+def test_the_kept_data_builds_a_working_client(moto_s3: MotoServer, tmp_path: Path) -> None:
+    settings = state_config(moto_s3.url, "unused")
+    first = make_client(settings, home=tmp_path)
+    (kept,) = data_files(tmp_path)
+    assert kept.stat().st_size < 400_000  # botocore's own S3 model alone is ~1.3 MB
+    second = make_client(settings, home=tmp_path)  # built from the kept data
+    names = {"get_object", "head_object", "put_object", "delete_object", "list_objects_v2"}
+    assert names <= set(dir(second)) and "copy_object" not in dir(second)
+    assert "copy_object" in dir(first)  # the first one was stock
+    for client in (first, second):
+        bucket = new_bucket(moto_s3)
+        assert round_trip(client, bucket) == b"v"
+        assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"format": 1, "entries": 7}'])
+def test_damaged_data_is_rebuilt(moto_s3: MotoServer, tmp_path: Path, damage: bytes) -> None:
+    settings = state_config(moto_s3.url, "unused")
+    make_client(settings, home=tmp_path)
+    (kept,) = data_files(tmp_path)
+    good = kept.read_bytes()
+    kept.write_bytes(damage)
+    client = make_client(settings, home=tmp_path)
+    assert round_trip(client, new_bucket(moto_s3)) == b"v"
+    assert kept.read_bytes() == good
+
+
+def test_the_trimmed_model_holds_every_shape_its_operations_reach() -> None:
+    import botocore.loaders
+
+    model = botocore.loaders.create_loader().load_service_model("s3", "service-2")
+    trimmed = trim_model(model)
+    assert set(trimmed["operations"]) == set(OPERATIONS)
+    assert trimmed["metadata"] == model["metadata"]
+    shapes = trimmed["shapes"]
+    for shape in shapes.values():
+        assert "documentation" not in shape
+        refs = [shape.get("member"), shape.get("key"), shape.get("value")]
+        refs += list(shape.get("members", {}).values())
+        for ref in refs:
+            if isinstance(ref, dict):
+                assert ref["shape"] in shapes
+    for op in trimmed["operations"].values():
+        for ref in (op.get("input"), op.get("output"), *op.get("errors", [])):
+            if ref:
+                assert ref["shape"] in shapes
