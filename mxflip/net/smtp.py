@@ -272,7 +272,7 @@ class StepTimeout:
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        _tb: TracebackType | None,
     ) -> None:
         self._deadline = None
         if self._expired:
