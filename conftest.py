@@ -10,6 +10,7 @@ import pytest
 
 from mxflip.testing.memory import MemoryStore
 from tests.support.bind import BindServer, zone_text
+from tests.support.engine import start_engine_bind
 from tests.support.knot import KnotServer
 from tests.support.memory import fresh_store
 from tests.support.pdns import PowerDNSServer
@@ -41,7 +42,9 @@ EXAMPLE_TEST_HOSTS = "\n".join(
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whatever uses the shared BIND9, Knot or PowerDNS is a real-server test, marked or not."""
     for item in items:
-        if {"bind", "bind_key_file", "knot", "pdns"} & set(getattr(item, "fixturenames", ())):
+        if {"bind", "bind_key_file", "engine_bind", "knot", "pdns"} & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.real_server)
 
 
@@ -57,6 +60,17 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
     """A real BIND9 primary for ``example.test`` and ``contract.test``, updatable with a
     TSIG key (``bind.key_file``). Tests write only fresh names, or reset what they use."""
     server = BindServer(tmp_path_factory.mktemp("bind"), _lab_zones()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    """One BIND9 per test worker for the engine-level tests (zones engine.test and
+    other.test, see ``start_engine_bind``). Those tests seed fresh names
+    (``domain_names``) and read back only those, so the modules share one server instead of
+    starting one each (~0.6 s per start)."""
+    server = start_engine_bind(tmp_path_factory.mktemp("engine-bind"))
     yield server
     server.stop()
 
@@ -86,3 +100,33 @@ def pdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDNSServer]:
     server = PowerDNSServer(tmp_path_factory.mktemp("pdns"), _lab_zones()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session in a test worker shares one data loader.
+
+    Each new botocore/boto3 session (one per ``S3Backend``, Route53 provider, admin client or
+    in-process CLI command) otherwise re-reads and re-parses botocore's JSON data (endpoints,
+    service models, the service listing): ~0.1-0.3 s of CPU per session, a large share of the
+    moto-backed tests' time. The loader only caches read-only files from botocore's data
+    directory, so sharing it changes no request and no result; a child process still
+    builds its own, as a real command does.
+    """
+    try:
+        import botocore.loaders
+        import botocore.session
+    except ImportError:  # the S3/Route53 tests fail or skip on their own (required.py)
+        yield
+        return
+    original = botocore.session.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared
+    yield
+    botocore.session.create_loader = original

@@ -5,6 +5,9 @@ Run by hand from the repository root::
     python bench/bench_route53.py [--zones 10] [--domains 1000]
     python bench/bench_route53.py --zones 1 --domains 5000   # one zone, split batches
 
+It then times ``mxflip status --json`` over one zone of ``--domains // --zones`` domains
+(``--status-runs``, default 3; BIND on loopback answers the nameserver questions).
+
 Route53 is moto in server mode on loopback (real HTTP through botocore, fake keys, no
 traffic elsewhere). Every HTTP request the provider sends is counted with a botocore
 ``before-send`` hook. For each zone the failover does what mxflip does: read every
@@ -53,26 +56,38 @@ def seed(admin: Any, zones: list[str], per_zone: int) -> dict[str, list[str]]:
     """Create the zones and every domain's primary MX set, behind mxflip's back."""
     domains: dict[str, list[str]] = {}
     for zone in zones:
-        zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)[
-            "HostedZone"
-        ]["Id"]
         names = [f"d{i:05}.{zone}" for i in range(per_zone)]
-        # Within Route53's per-request limits (1,000 records, 32,000 value characters):
-        # the adapter's own packing, so 5,000 domains seed in a few batches.
-        groups = [_batch.items_for(Change(n, None, RRset.of(n, 3600, PRIMARY))) for n in names]
-        for batch in _batch.split(groups):
-            admin.change_resource_record_sets(
-                HostedZoneId=zone_id,
-                ChangeBatch={"Changes": [item.to_api() for item in batch]},
-            )
+        seed_names(admin, zone, names, PRIMARY)
         domains[zone] = names
     return domains
+
+
+def seed_names(admin: Any, zone: str, names: list[str], records: list[str]) -> None:
+    """Create the hosted zone ``zone`` holding ``records`` (TTL 3600) at every name."""
+    zone_id = admin.create_hosted_zone(Name=zone, CallerReference=uuid.uuid4().hex)["HostedZone"][
+        "Id"
+    ]
+    # Within Route53's per-request limits (1,000 records, 32,000 value characters): the
+    # adapter's own packing, so 5,000 domains seed in a few batches.
+    groups = [_batch.items_for(Change(n, None, RRset.of(n, 3600, records))) for n in names]
+    for batch in _batch.split(groups):
+        admin.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={"Changes": [item.to_api() for item in batch]},
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zones", type=int, default=10)
     parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument(
+        "--status-runs",
+        type=int,
+        default=3,
+        help="then time `mxflip status --json` over one zone of that many domains this "
+        "many times (0: skip)",
+    )
     args = parser.parse_args()
     per_zone = args.domains // args.zones
 
@@ -155,7 +170,24 @@ def main() -> int:
         and switched == per_zone * args.zones
     )
     print(f"  goal met: {'yes' if met else 'NO'}")
+    if args.status_runs:
+        status_figures(per_zone, args.status_runs)
     return 0 if met else 1
+
+
+def status_figures(count: int, runs: int) -> None:
+    """``mxflip status --json`` over ``count`` domains in one zone held by Route53 (moto),
+    BIND on loopback answering the nameserver questions (see bench_status.py)."""
+    import shutil
+
+    if shutil.which("named") is None:
+        print("  status --json: skipped (BIND's named is not installed)")
+        return
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_status import measure_api, report_api
+
+    print()
+    report_api([measure_api("route53", count, runs)], runs)  # goal: status <= 3 s
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option(
     "--color",
-    type=click.Choice(["auto", "always", "never"]),  # mxflip.runtime.COLOR_CHOICES
+    type=click.Choice(["auto", "always", "never"]),  # Runtime.color
     default="auto",
     show_default=True,
     help="Colour: auto (on a terminal, unless NO_COLOR is set), always or never.",

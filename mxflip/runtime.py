@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from mxflip.state import StateBackend
 
 
-#: ``--color`` choices: ``auto`` colours a terminal unless ``NO_COLOR`` is set.
-COLOR_CHOICES = ("auto", "always", "never")
-
-
 def _environ() -> Mapping[str, str]:
     return os.environ
 
@@ -55,7 +51,8 @@ class Runtime:
     #: ``-v`` count and ``--log-format`` of the command (set by the CLI group).
     verbosity: int = 0
     log_format: str = "text"
-    #: ``--color`` (:data:`COLOR_CHOICES`) and ``--quiet`` (no tables or progress for
+    #: ``--color`` (``auto``: colour a terminal unless ``NO_COLOR`` is set; ``always``;
+    #: ``never``) and ``--quiet`` (no tables or progress for
     #: people; errors and ``--json`` documents still appear), set by the CLI group and
     #: read by every console and plain-text stream made below.
     color: str = "auto"
@@ -137,6 +134,11 @@ class Runtime:
         files where :meth:`journal_path` says, its lock and lease on :attr:`clock`."""
         from mxflip.state import open_state
 
+        # The backend's retry waits go through this runtime's sleep (real for a command,
+        # instant for a test's fake clock), like every other wait of the command.
         return open_state(
-            config, journal_path=self.journal_path(config.journal.path), clock=self.clock
+            config,
+            journal_path=self.journal_path(config.journal.path),
+            clock=self.clock,
+            sleep=self.sleep,
         )

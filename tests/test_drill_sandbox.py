@@ -15,9 +15,12 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import pytest
+from click.testing import Result
 
 from mxflip.drill import STEPS
 from mxflip.sandbox import DOMAIN, ZONE, Sandbox
+from tests.support.cli import fake_runtime, invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,28 +134,22 @@ def test_ci_examples_run_a_drill_and_keep_its_junit_report() -> None:
     assert job["artifacts"]["reports"]["junit"] == "drill-junit.xml"
 
 
-def _run_sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "NO_COLOR": "1",
-    }
-    env.pop("MXFLIP_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "mxflip", "drill", "--sandbox", "--planned", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _run_sandbox(monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    """``mxflip drill --sandbox --planned`` in-process, with a fake clock: the countdown and
+    its lines are the command's own, only the wait for the sandbox TTL takes no real time.
+    (The README's command and SIGTERM are run as real processes above and below.)"""
+    monkeypatch.delenv("MXFLIP_CONFIG", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return invoke(["drill", "--sandbox", "--planned", *args], runtime=fake_runtime())
 
 
-def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(tmp_path: Path) -> None:
+def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from mxflip.sandbox import SANDBOX_TTL
 
-    result = _run_sandbox(tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _run_sandbox(monkeypatch)
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert "Drill passed: 1 domain" in result.stdout
     lines = [line for line in result.stderr.splitlines() if "left (until " in line]
     assert lines, result.stderr
@@ -163,11 +160,11 @@ def test_planned_sandbox_drill_waits_the_short_lab_ttl_with_a_countdown(tmp_path
     assert lines[-1].split(": ", 1)[1].startswith("0s left")
 
 
-def test_planned_sandbox_drill_countdown_in_json(tmp_path: Path) -> None:
+def test_planned_sandbox_drill_countdown_in_json(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    result = _run_sandbox(tmp_path, "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _run_sandbox(monkeypatch, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     countdowns = [e for e in events if e["event"] == "countdown"]
     assert countdowns and countdowns[0]["phase"] == "prelower-wait"

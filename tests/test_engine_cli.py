@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,15 @@ from tests.support.engine import (
     live,
     not_ready,
     seed,
-    start_engine_bind,
 )
 
 pytestmark = pytest.mark.real_server
 
 
 @pytest.fixture(scope="module")
-def cbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("cli-bind"))
-    yield server
-    server.stop()
+def cbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(autouse=True)

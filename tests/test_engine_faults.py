@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,6 @@ from tests.support.engine import (
     live,
     ready,
     seed,
-    start_engine_bind,
 )
 from tests.support.engine import journal_of as local_journal_of
 from tests.support.moto_s3 import (
@@ -60,10 +59,9 @@ RESTORE_AFTER = 600.0
 
 
 @pytest.fixture(scope="module")
-def fbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("fault-bind"))
-    yield server
-    server.stop()
+def fbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -71,18 +69,24 @@ def journal_of(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> JournalFactory:
     """The journal each engine gets: the local files, or the S3 backend on moto (a fresh
-    backend per call, as a new command on another machine would have)."""
+    backend per call, as a new command on another machine would have). The backends of
+    one test share the botocore client (the HTTP connection pool, which holds no state of
+    the backend's): building one costs more than most of a case's requests."""
     if request.param == "local":
         return local_journal_of
-    from mxflip.state.s3 import S3Backend
+    from mxflip.state.s3 import S3Backend, _make_client
 
     s3_environment(monkeypatch, tmp_path)
     moto: MotoServer = request.getfixturevalue("moto_s3")
     bucket = new_bucket(moto)
+    client = _make_client(state_config(moto.url, bucket))
 
     def factory(config: Config) -> JournalStore:
         return S3Backend(
-            state_config(moto.url, bucket), home=tmp_path / "home", sleep=lambda s: None
+            state_config(moto.url, bucket),
+            home=tmp_path / "home",
+            sleep=lambda s: None,
+            client=client,
         )
 
     return factory

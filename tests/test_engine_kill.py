@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from tests.support.engine import (
     domain_names,
     live,
     seed,
-    start_engine_bind,
 )
 from tests.test_engine_cli import write_config
 
@@ -34,10 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def kbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("kill-bind"))
-    yield server
-    server.stop()
+def kbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(autouse=True)

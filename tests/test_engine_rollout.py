@@ -5,7 +5,6 @@ rollback when verification fails, TTL restore, drain/restore, prepare/finalize, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,15 @@ from tests.support.engine import (
     not_ready,
     ready,
     seed,
-    start_engine_bind,
 )
 
 pytestmark = pytest.mark.real_server
 
 
 @pytest.fixture(scope="module")
-def ebind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("engine-bind"))
-    yield server
-    server.stop()
+def ebind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 def make_engine(

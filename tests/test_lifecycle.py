@@ -37,16 +37,14 @@ from tests.support.engine import (
     live,
     ready,
     seed,
-    start_engine_bind,
 )
 from tests.test_engine_cli import write_config
 
 
 @pytest.fixture(scope="module")
-def lbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("lifecycle-bind"))
-    yield server
-    server.stop()
+def lbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(autouse=True)

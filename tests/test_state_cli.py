@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from tests.support.engine import (
     live,
     ready,
     seed,
-    start_engine_bind,
 )
 from tests.support.moto_route53 import FAKE_SECRET_KEY
 from tests.support.moto_s3 import (
@@ -47,10 +45,9 @@ pytestmark = pytest.mark.xdist_group("moto-s3")
 
 
 @pytest.fixture(scope="module")
-def sbind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
-    server = start_engine_bind(tmp_path_factory.mktemp("state-bind"))
-    yield server
-    server.stop()
+def sbind(engine_bind: BindServer) -> BindServer:
+    # The worker's shared engine BIND9 (root conftest): this module's tests use fresh names.
+    return engine_bind
 
 
 @pytest.fixture(autouse=True)

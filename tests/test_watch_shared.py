@@ -211,7 +211,8 @@ def test_two_watchers_one_leader_takeover_after_sigkill_and_one_alert_per_change
         _wait(lambda: _leads(ports[0]) != _leads(ports[1]), "exactly one leader")
         first = 0 if _leads(ports[0]) else 1
         other = 1 - first
-        assert _follows(ports[other])
+        # The other watcher's gauge can lag its own round on a busy machine: wait, bounded.
+        _wait(lambda: _follows(ports[other]), "the other watcher to follow")
         with urllib.request.urlopen(f"http://127.0.0.1:{ports[other]}/", timeout=2) as r:
             assert "Follower" in r.read().decode()
 

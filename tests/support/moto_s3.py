@@ -24,6 +24,8 @@ import pytest
 from mxflip.config import StateConfig
 from tests.support.moto_route53 import (
     AWS_VARIABLES_TO_CLEAR,
+    FAKE_ACCESS_KEY,
+    FAKE_SECRET_KEY,
     FaultProxy,
     MotoServer,
     fake_aws_environment,
@@ -94,17 +96,26 @@ def child_environment(home: Path) -> dict[str, str]:
     return env
 
 
+#: One admin client per moto server (by URL): creating the bucket is set-up, and a boto3
+#: client costs more to build than the request it makes.
+_ADMIN_CLIENTS: dict[str, Any] = {}
+
+
 def new_bucket(server: MotoServer) -> str:
     import boto3
     from botocore.config import Config
 
     name = f"mxflip-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = _ADMIN_CLIENTS.get(server.url)
+    if client is None:
+        client = _ADMIN_CLIENTS[server.url] = boto3.client(
+            "s3",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id=FAKE_ACCESS_KEY,
+            aws_secret_access_key=FAKE_SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}),
+        )
     client.create_bucket(Bucket=name)
     return name
 

@@ -5,7 +5,9 @@
 Creates NAMES domains with two MX records each in one zone, reads them back, then
 switches them all to a one-record backup set, and prints the wall time and the number of
 API requests of each step. The figures measure the adapter and SDK overhead (the fake
-answers in microseconds), not Cloudflare's latency.
+answers in microseconds), not Cloudflare's latency. ``mxflip status --json`` over a
+Cloudflare zone of N domains (the fake as provider, BIND as nameserver) is timed by
+``python bench/bench_status.py --adapter cloudflare --domains 5000``.
 """
 
 from __future__ import annotations

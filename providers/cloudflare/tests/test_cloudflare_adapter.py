@@ -95,6 +95,20 @@ def test_read_pages_through_one_listing_per_zone(
     assert len(fake.calls("GET", "/zones")) == 1 + len(listings)  # one zone lookup
 
 
+def test_a_listing_record_mxflip_cannot_read_is_one_clear_error(
+    fake: FakeCloudflare, make_provider: MakeProvider
+) -> None:
+    # The listing is read as plain JSON (not the SDK's models): bad fields are still caught.
+    fake.put_record(ZONE, NAME, "not a host name", 10, 300)
+    with pytest.raises(ProviderError, match="holds an MX record mxflip cannot read"):
+        make_provider().read(ZONE, [NAME])
+    record = next(iter(fake.records[fake.zone_id(ZONE)].values()))
+    record["priority"] = "ten"
+    record["content"] = "mx1.example.net"
+    with pytest.raises(ProviderError, match="holds an MX record mxflip cannot read"):
+        make_provider().read(ZONE, [NAME])
+
+
 def test_ttl_1_automatic_reads_as_300_and_is_kept(
     fake: FakeCloudflare, make_provider: MakeProvider
 ) -> None:

@@ -1,8 +1,9 @@
 """Private Route53 client: owns boto3, the retries, and the translation of SDK errors.
 
 Everything the SDK can raise leaves this module as an mxflip error with a hint a person
-can act on. Messages never carry a credential: the settings hold none, and any text that
-AWS sends back is scrubbed of the secret key and session token before it is quoted.
+can act on. Messages never carry a credential: the settings hold none, and the secret key
+and session token in use are registered with mxflip's redaction (``register_secret``)
+before an error is made, so any text AWS sends back is cleaned like every mxflip error.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mxflip import (
     ProviderError,
     Sleep,
     StaleExpectationError,
+    register_secret,
     retrying,
     timed,
 )
@@ -196,18 +198,17 @@ class Route53Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _secrets(self) -> list[str]:
+    def _register_credentials(self) -> None:
+        """Have mxflip redact the secret key and token in use from every message: the
+        config loader registers only the environment's, a profile's or SSO's are known
+        only to the session."""
         try:
             creds = self._session.get_credentials()
             found = [creds.secret_key, creds.token] if creds is not None else []
         except Exception:  # resolving credentials must never mask the error being reported
-            return []
-        return [s for s in found if s]
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "[redacted]")
-        return text
+            return
+        for secret in found:
+            register_secret(secret)
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call one Route53 operation (``ListHostedZonesByName``…) with retries."""
@@ -233,6 +234,7 @@ class Route53Client:
         raise self._translate(operation, exc, attempts) from None
 
     def _translate(self, operation: str, exc: Exception, attempts: int) -> MxflipError:
+        self._register_credentials()  # before any error is made: each one is cleaned
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return ProviderAuthError(
                 f"no usable AWS credentials were found ({operation})", hint=CHAIN_HINT
@@ -253,9 +255,9 @@ class Route53Client:
                 hint="Route53 or the network is slow; try again or raise the timeout setting",
             )
         if not isinstance(exc, ClientError):
-            return ProviderError(f"Route53 {operation} failed: {self._scrub(str(exc))}")
+            return ProviderError(f"Route53 {operation} failed: {exc}")
         code = _code(exc)
-        message = self._scrub(str(exc.response.get("Error", {}).get("Message", "")))
+        message = str(exc.response.get("Error", {}).get("Message", ""))
         if code in _DENIED:
             found = _IAM_ACTION.search(message)
             action = found.group(1) if found else f"route53:{operation}"

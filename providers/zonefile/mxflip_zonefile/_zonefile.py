@@ -27,6 +27,7 @@ import dns.zone
 import dns.zonefile
 
 from mxflip import MX, RRset
+from mxflip_zonefile import _scan
 from mxflip_zonefile.serial import next_serial
 
 # $INCLUDE and $GENERATE are refused: a rewrite would inline the included file or expand
@@ -259,6 +260,37 @@ def load(path: Path, origin: str | None) -> dns.zone.Zone:
     return parse(read_text(path), path, origin)
 
 
+#: Quick reads (:mod:`._scan`) by (origin, exact text), like ``_PARSED``: the settings
+#: check and the reads of one command share one.
+_SCANNED: OrderedDict[tuple[str, str], _scan.Scanned | None] = OrderedDict()
+
+
+def scan(text: str, origin: str) -> _scan.Scanned | None:
+    """The quick read of ``text`` as the zone ``origin``; None when the file is not plain
+    (then only :func:`parse` may judge and read it)."""
+    key = (origin, text)
+    with _PARSED_LOCK:
+        if key in _SCANNED:
+            _SCANNED.move_to_end(key)
+            return _SCANNED[key]
+    found = _scan.scan(text, origin)
+    with _PARSED_LOCK:
+        _SCANNED[key] = found
+        while len(_SCANNED) > _PARSED_KEEP:
+            _SCANNED.popitem(last=False)
+    return found
+
+
+def check(path: Path, origin: str | None) -> None:
+    """ZoneFileError when the zone file at ``path`` cannot be used as the zone ``origin``
+    (None: its ``$ORIGIN``). A plain file is checked by the quick read; any other is
+    parsed by dnspython, which also words every error."""
+    text = read_text(path)
+    origin = origin or _leading_origin(text)
+    if origin is None or scan(text, origin) is None:
+        parse(text, path, origin)
+
+
 def origin_of(path: Path) -> str:
     """The zone a file with ``$ORIGIN`` holds (absolute, lower-case, trailing dot).
 
@@ -380,7 +412,11 @@ def render(zone: dns.zone.Zone) -> str:
     return str(zone.to_text(sorted=True, relativize=True, want_origin=True, nl="\n"))
 
 
-def names_outside(zone: dns.zone.Zone, names: Iterable[str]) -> list[str]:
-    """The names of ``names`` that are not inside ``zone``."""
-    assert zone.origin is not None
-    return [n for n in names if not dns.name.from_text(n).is_subdomain(zone.origin)]
+def names_outside(zone: dns.zone.Zone | str, names: Iterable[str]) -> list[str]:
+    """The names of ``names`` that are not inside ``zone`` (a parsed zone or its name)."""
+    if isinstance(zone, str):
+        origin = dns.name.from_text(zone)
+    else:
+        assert zone.origin is not None
+        origin = zone.origin
+    return [n for n in names if not dns.name.from_text(n).is_subdomain(origin)]

@@ -17,6 +17,7 @@ from mxflip import (
     AccessCheck,
     Change,
     ChangeHandle,
+    LockBusy,
     Provider,
     ProviderError,
     ProviderSettings,
@@ -25,11 +26,11 @@ from mxflip import (
     StaleExpectationError,
     ZoneMX,
     atomic_write,
+    locked,
     normalize_name,
     timed,
 )
 from mxflip_zonefile import _reload, _zonefile
-from mxflip_zonefile._lock import LockBusy, exclusive_lock, lock_path
 from mxflip_zonefile._patch import edit_in_place
 from mxflip_zonefile._zonefile import ZoneFileError
 
@@ -38,6 +39,17 @@ _log = logging.getLogger(__name__)
 Today = Callable[[], datetime.date]
 
 _FIX_HINT = "fix the file by hand (named-checkzone ZONE FILE reports the same problems)"
+
+
+#: The zone file itself cannot carry the lock: it is replaced by a rename on every write,
+#: and a lock on the old inode would not stop a writer that opened the new one. The
+#: sidecar (``.NAME.mxflip-lock`` beside the zone file) is never replaced or removed.
+LOCK_SUFFIX = ".mxflip-lock"
+
+
+def lock_path(zone_file: Path) -> Path:
+    """The sidecar lock file of ``zone_file``."""
+    return zone_file.with_name(f".{zone_file.name}{LOCK_SUFFIX}")
 
 
 def _utc_today() -> datetime.date:
@@ -113,7 +125,7 @@ class ZoneFileSettings(ProviderSettings):
             if self.file_pattern is not None:
                 raise ValueError("'file_pattern' goes with 'directory', not with 'file'")
             with _as_value_error():
-                _zonefile.load(self.file, self.zone)
+                _zonefile.check(self.file, self.zone)
         else:
             if self.zone is not None:
                 raise ValueError("'zone' goes with 'file'; with 'directory' the file name says it")
@@ -156,7 +168,7 @@ def _check_directory(directory: Path, pattern: str) -> None:
         except ValueError:
             continue  # not named like a zone: not one of ours
         with _as_value_error():
-            _zonefile.load(path, zone)
+            _zonefile.check(path, zone)
 
 
 class ZoneFileProvider(Provider):
@@ -221,10 +233,17 @@ class ZoneFileProvider(Provider):
     # ------------------------------------------------------------------ interface
 
     def read(self, zone: str, names: Sequence[str]) -> dict[str, RRset | None]:
-        """Parse the zone file once and return each name's MX RRset. No lock is needed:
+        """Read the zone file once and return each name's MX RRset. No lock is needed:
         writers replace the file by a rename, so a reader sees the old or the new one."""
         path = self.path_for(zone)
-        parsed = self._load(zone, path)
+        origin = _zone_name(zone)
+        text = self._read_text(path)
+        quick = _zonefile.scan(text, origin)  # a plain file needs no dnspython parse
+        if quick is not None:
+            _refuse_outside(origin, names, path)
+            return {name: quick.read_mx(name) for name in names}
+        with _as_provider_error():
+            parsed = _zonefile.parse(text, path, origin)
         _refuse_outside(parsed, names, path)
         with _as_provider_error():
             return {name: _zonefile.read_mx(parsed, name) for name in names}
@@ -237,7 +256,14 @@ class ZoneFileProvider(Provider):
         path = self.path_for(zone).resolve()  # a symlinked zone file is written where it lives
         try:
             with (
-                exclusive_lock(path, timeout=self._settings.lock_timeout, sleep=self._sleep),
+                # Read-only is enough for flock, so another user who may write the zone can
+                # still take a lock file first created by someone else.
+                locked(
+                    lock_path(path),
+                    wait=max(self._settings.lock_timeout, 1e-3),
+                    writable=False,
+                    sleep=self._sleep,
+                ),
                 timed(
                     _log,
                     "zone file write",
@@ -406,12 +432,13 @@ def _zone_name(zone: str) -> str:
         raise ProviderError(f"{zone!r} is not a zone name: {exc}") from None
 
 
-def _refuse_outside(parsed: dns.zone.Zone, names: Sequence[str], path: Path) -> None:
+def _refuse_outside(parsed: dns.zone.Zone | str, names: Sequence[str], path: Path) -> None:
     outside = _zonefile.names_outside(parsed, names)
     if outside:
+        origin = parsed if isinstance(parsed, str) else parsed.origin
         raise ProviderError(
             f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not inside zone "
-            f"{parsed.origin} (file {path})",
+            f"{origin} (file {path})",
             hint="check the domain's 'zone' setting",
         )
 

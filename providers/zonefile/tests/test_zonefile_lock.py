@@ -13,8 +13,8 @@ import pytest
 
 from mxflip import Change, ProviderError, RRset, Sleep
 from mxflip_zonefile import ZoneFileProvider, ZoneFileSettings
-from mxflip_zonefile._lock import lock_path
 from mxflip_zonefile._zonefile import load, serial
+from mxflip_zonefile.provider import lock_path
 from tests.support.bind import zone_text
 
 ZONE = "example.test."

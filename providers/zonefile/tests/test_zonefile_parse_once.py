@@ -30,10 +30,11 @@ def test_a_failover_parses_the_file_once_and_the_edit_once(
         return real(text, where, origin)
 
     monkeypatch.setattr(_zonefile, "_parse_with_layout", counting)
-    settings = ZoneFileSettings(file=path)  # validation: the first parse
+    settings = ZoneFileSettings(file=path)  # a plain file: checked by the quick read
     provider = ZoneFileProvider("files", settings)
     names = [f"d{i}.{ZONE}" for i in range(50)]
-    before = provider.read(ZONE, names)  # the zone's name from $ORIGIN, no parse
+    before = provider.read(ZONE, names)  # the quick read again (shared), no parse
+    assert parses == []
     assert provider.nameservers(ZONE) == ["ns1.once.test"]
     assert len(parses) == 1
     after = RRset.of(names[0], 60, ["10 mail.direct.test."])
