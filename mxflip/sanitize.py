@@ -26,6 +26,9 @@ _ESCAPES = re.compile(
 #: Secrets shorter than this are not redacted (they would blank out ordinary words).
 MIN_SECRET = 8
 _secrets: set[str] = set()
+#: The same, longest first (the order redact() replaces them in), kept with the set: SMTP
+#: replies are cleaned line by line, thousands per check.
+_longest_first: tuple[str, ...] = ()
 
 REDACTED = "[redacted]"
 
@@ -33,17 +36,19 @@ REDACTED = "[redacted]"
 def register_secret(value: str | bytes | None) -> None:
     """Make sure ``value`` (a token, password or key) never appears in a message shown or
     stored by this process."""
+    global _longest_first
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     text = text.strip()
     if len(text) >= MIN_SECRET:
         _secrets.add(text)
+        _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``[redacted]``."""
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -53,7 +58,8 @@ def clean(text: str) -> str:
     """One safe line: secrets redacted, escape sequences removed, other control
     characters (CR, LF, NUL, …) shown as spaces; tabs kept."""
     text = redact(text)
-    if not _ESCAPES.search(text):
+    # every character _ESCAPES matches (ESC, C0, DEL, C1) is unprintable; tabs are too
+    if text.isprintable() or not _ESCAPES.search(text):
         return text
     return _ESCAPES.sub(lambda m: " " if len(m.group()) == 1 and m.group() != "\x1b" else "", text)
 

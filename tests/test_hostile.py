@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mxflip.cli import cli
 from mxflip.errors import ProviderError
 from mxflip.journal import Journal, JournalError, parse_journal
 from mxflip.records import normalize_name
-from mxflip.sanitize import clean, register_secret
+from mxflip.sanitize import _ESCAPES, clean, redact, register_secret
 from tests.support.configs import GOOD, write_config
 
 D = 'domains."example.test"'
@@ -162,6 +164,20 @@ def test_escape_sequences_in_an_smtp_reply_never_reach_the_terminal() -> None:
     lines = asyncio.run(read())
     assert lines == ("mailbox unavailable", "forged line ")
     assert all(not any(ord(c) < 32 for c in line) for line in lines)
+
+
+@given(
+    st.text(max_size=40)
+    | st.text(alphabet="a\x1b[]0;?@_\x07\\\t\r\n\x00\x7f\x85\x9b ", max_size=20)
+)
+def test_clean_removes_exactly_what_its_escape_pattern_matches(text: str) -> None:
+    """clean() skips the pattern for printable text; the result is what the pattern alone
+    gives, and nothing unprintable but a tab is left."""
+    expected = _ESCAPES.sub(
+        lambda m: " " if len(m.group()) == 1 and m.group() != "\x1b" else "", redact(text)
+    )
+    assert clean(text) == expected
+    assert all(c.isprintable() or c == "\t" or ord(c) > 0x9F for c in clean(text))
 
 
 def test_secrets_are_redacted_from_errors() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email
 import logging
+import re
 import socket
 from email.message import EmailMessage
 
@@ -15,8 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mxflip.errors import ConfigError
-from mxflip.net.smtp import SMTPClient, SMTPSettings, SubmissionClient, _dot_stuffed, helo_name
+from mxflip.net.smtp import (
+    ConnectionLost,
+    ProtocolError,
+    SMTPClient,
+    SMTPSettings,
+    StepTimeout,
+    SubmissionClient,
+    _dot_stuffed,
+    helo_name,
+    read_reply,
+)
 from mxflip.probe import Prober, Transaction
+from mxflip.sanitize import clean
 from tests.support.smtplab import Lab, lab, scripted  # noqa: F401  (lab is a fixture)
 
 
@@ -153,3 +165,160 @@ def test_each_smtp_step_is_one_debug_line(
     assert lines and all(r.__dict__["address"] == f"127.0.0.1:{port}" for r in lines)
     banner = next(r for r in lines if r.__dict__["step"] == "banner")
     assert banner.__dict__["host"] == "mx.lab.test" and banner.__dict__["code"] == 220
+
+
+# ------------------------------------------------------- step timeouts (one timer)
+
+
+def test_a_step_that_outlives_its_timeout_raises_timeout_error() -> None:
+    async def run() -> float:
+        steps = StepTimeout()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError):
+            async with steps(0.05):
+                await asyncio.sleep(5)
+        return loop.time() - start
+
+    assert 0.04 <= asyncio.run(run()) < 1.0
+
+
+def test_quick_steps_longer_than_the_timeout_together_never_time_out() -> None:
+    """The one timer fires during a later step and is armed again for that step's own
+    deadline: only a single step's duration counts, as with asyncio.timeout()."""
+
+    async def run() -> int:
+        steps = StepTimeout()
+        done = 0
+        for _ in range(5):  # 5 × 0.15 s = 0.75 s > 0.5 s (margins for a loaded machine)
+            async with steps(0.5):
+                await asyncio.sleep(0.15)
+            done += 1
+        steps.close()
+        return done
+
+    assert asyncio.run(run()) == 5
+
+
+def test_a_shorter_step_after_a_longer_one_gets_its_own_deadline() -> None:
+    async def run() -> float:
+        steps = StepTimeout()
+        loop = asyncio.get_running_loop()
+        async with steps(30):
+            await asyncio.sleep(0)
+        start = loop.time()
+        with pytest.raises(TimeoutError):
+            async with steps(0.05):
+                await asyncio.sleep(5)
+        return loop.time() - start
+
+    assert asyncio.run(run()) < 1.0
+
+
+def test_a_cancellation_from_elsewhere_passes_through_a_step() -> None:
+    async def run() -> None:
+        steps = StepTimeout()
+
+        async def step() -> None:
+            async with steps(30):
+                await asyncio.sleep(5)
+
+        task = asyncio.create_task(step())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+        steps.close()
+
+    asyncio.run(run())
+
+
+def test_step_timeouts_do_not_nest_and_close_drops_the_timer() -> None:
+    async def run() -> None:
+        steps = StepTimeout()
+        async with steps(0.05):
+            with pytest.raises(RuntimeError, match="do not nest"):
+                async with steps(1):
+                    pass
+        steps.close()
+        # after close, waiting past the old deadline cancels nothing
+        await asyncio.sleep(0.08)
+
+    asyncio.run(run())
+
+
+def test_a_silent_server_times_out_the_step_it_is_in(lab: Lab) -> None:  # noqa: F811
+    """Banner fine, then silence after EHLO: the EHLO step (not the connection as a
+    whole) times out, as before the one-timer change."""
+
+    async def server(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"220 mx.lab.test ESMTP\r\n")
+        await w.drain()
+        await r.readline()
+        await asyncio.sleep(10)
+
+    port = lab.raw(server)
+    fast = SMTPSettings(helo="probe.lab.test", mail_from="probe@lab.test", timeout=0.3)
+    session = asyncio.run(Prober(fast).session("mx.lab.test.", "127.0.0.1", port, []))
+    assert [f.code for f in session.findings] == ["ehlo-timeout"]
+    assert [(s.name, s.ok) for s in session.steps] == [
+        ("connect", True),
+        ("banner", True),
+        ("ehlo", False),
+    ]
+
+
+# ------------------------------------------------ reply parsing (regex-free reader)
+
+_REFERENCE_LINE = re.compile(r"^([2-5][0-9][0-9])([ -]|$)(.*)$")
+
+
+def _reference_reply(data: bytes) -> tuple[int, tuple[str, ...]] | str:
+    """What read_reply returned when it matched each line with a regex (the spec)."""
+    lines: list[str] = []
+    code: int | None = None
+    raws = re.findall(rb"[^\n]*\n|[^\n]+\Z", data)  # as readline() splits them
+    for raw in raws[:100]:
+        if not raw.endswith(b"\n"):
+            return "lost"
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        match = _REFERENCE_LINE.match(text)
+        if match is None or (code is not None and int(match.group(1)) != code):
+            return "protocol"
+        code = int(match.group(1))
+        lines.append(clean(match.group(3)))
+        if match.group(2) != "-":
+            return code, tuple(lines)
+    return "lost" if len(raws) < 100 else "protocol"
+
+
+_reply_lines = st.lists(
+    st.one_of(
+        st.sampled_from(["250", "250-", "250 ", "220 mx ok", "251-x", "599 no", "199 x", "2500"]),
+        st.text(alphabet="0123456789 -\r\x1b\x85é٣x", max_size=8),
+    ).map(lambda line: line + "\r\n"),
+    min_size=1,
+    max_size=5,
+)
+
+
+@given(_reply_lines, st.booleans())
+def test_the_reply_reader_agrees_with_the_regex_it_replaced(lines: list[str], cut: bool) -> None:
+    data = "".join(lines).encode()
+    if cut:
+        data = data[:-2]  # the connection closes mid-line
+
+    async def read() -> tuple[int, tuple[str, ...]] | str:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        try:
+            reply = await read_reply(reader)
+        except ProtocolError:
+            return "protocol"
+        except ConnectionLost:
+            return "lost"
+        return reply.code, reply.lines
+
+    assert asyncio.run(read()) == _reference_reply(data)

@@ -120,12 +120,16 @@ class DNSClient:
         self._per_server: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._unanswered: dict[tuple[str, int], int] = {}
         self._names: dict[tuple[str, int], asyncio.Task[list[str]]] = {}
+        self._timeouts: tuple[tuple[float, int] | None, list[float]] = (None, [])
 
     def try_timeouts(self) -> list[float]:
         """Each try's timeout: doubling, summing to :attr:`timeout`."""
-        tries = max(1, self.limits.tries)
-        unit = self.timeout / (2**tries - 1)
-        return [unit * 2**i for i in range(tries)]
+        key = (self.timeout, self.limits.tries)
+        if self._timeouts[0] != key:  # worked out once, not per question
+            tries = max(1, self.limits.tries)
+            unit = self.timeout / (2**tries - 1)
+            self._timeouts = (key, [unit * 2**i for i in range(tries)])
+        return list(self._timeouts[1])
 
     async def addresses(self, server: HostPort) -> list[str]:
         """Every address of ``server`` (itself when it is an address); looked up once per

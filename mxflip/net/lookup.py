@@ -18,10 +18,9 @@ reads the system's resolvers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
 
@@ -74,26 +73,28 @@ class _Limiter:
     def __init__(self, size: int) -> None:
         self.free = size
         self.queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+        # Stateless, so one of each serves every query (a generator-based context manager
+        # per query cost a few µs each, thousands of times a check).
+        self._slots = (_Slot(self, False), _Slot(self, True))
 
-    @contextlib.asynccontextmanager
-    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+    def slot(self, urgent: bool) -> _Slot:
+        """``async with limiter.slot(urgent):`` holds one of the slots."""
+        return self._slots[urgent]
+
+    async def acquire(self, urgent: bool) -> None:
         if self.free > 0:
             self.free -= 1
-        else:
-            waiter = asyncio.get_running_loop().create_future()
-            self.queues[0 if urgent else 1].append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._release()  # handed a slot just as it was cancelled: pass it on
-                raise
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.queues[0 if urgent else 1].append(waiter)
         try:
-            yield
-        finally:
-            self._release()
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         for queue in self.queues:
             while queue:
                 waiter = queue.popleft()
@@ -101,6 +102,20 @@ class _Limiter:
                     waiter.set_result(None)  # the slot passes straight to it
                     return
         self.free += 1
+
+
+class _Slot:
+    __slots__ = ("_limiter", "_urgent")
+
+    def __init__(self, limiter: _Limiter, urgent: bool) -> None:
+        self._limiter = limiter
+        self._urgent = urgent
+
+    async def __aenter__(self) -> None:
+        await self._limiter.acquire(self._urgent)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limiter.release()
 
 
 class Lookup:
@@ -192,9 +207,18 @@ class Lookup:
 
         The A answer carries any CNAME chain (its canonical name differs from the query),
         so no separate CNAME query is needed; A and AAAA are asked at once."""
-        (qa, a), (qaaaa, aaaa) = await asyncio.gather(
-            self._exchange(host, "A", urgent=True), self._exchange(host, "AAAA", urgent=True)
-        )
+        # AAAA in a task of its own, A in this one: one task per host, not two (gather's).
+        aaaa_task = asyncio.ensure_future(self._exchange(host, "AAAA", urgent=True))
+        try:
+            qa, a = await self._exchange(host, "A", urgent=True)
+        except BaseException:
+            # the A failure is the answer; its twin is not waited for (nor its error kept)
+            if not aaaa_task.done():
+                aaaa_task.cancel()
+            elif not aaaa_task.cancelled():
+                aaaa_task.exception()
+            raise
+        qaaaa, aaaa = await aaaa_task
         canonical, _ = self._chain(qa, a)
         if canonical != qa.labels:
             return HostAddresses(host, (), cname=to_text(canonical).lower())

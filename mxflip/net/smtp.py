@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from types import TracebackType
 
 from mxflip import certs
 from mxflip.errors import ConfigError
@@ -34,7 +35,9 @@ from mxflip.sanitize import clean
 Timer = Callable[[], float]
 
 _log = logging.getLogger(__name__)
-_REPLY = re.compile(r"^([2-5][0-9][0-9])([ -]|$)(.*)$")
+#: A reply line is three digits 2xx-5xx, then " ", "-" or its end (RFC 5321 §4.2).
+_DIGITS = frozenset("0123456789")
+_SEPARATORS = frozenset({"", " ", "-"})
 _MAX_REPLY_LINES = 100
 _LINE_LIMIT = 8192
 _QUIT_TIMEOUT = 5.0
@@ -139,12 +142,20 @@ async def read_reply(reader: asyncio.StreamReader) -> Reply:
         if not raw.endswith(b"\n"):
             raise ConnectionLost("the server closed the connection")
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        match = _REPLY.match(text)
-        if match is None or (code is not None and int(match.group(1)) != code):
+        # Checked by hand, not by a regex: a session reads ~10 replies (tests compare
+        # this with the regex ^([2-5][0-9][0-9])([ -]|$)(.*)$ it replaced).
+        head, sep = text[:3], text[3:4]
+        if not (
+            len(head) == 3
+            and head[0] in "2345"
+            and head[1] in _DIGITS
+            and head[2] in _DIGITS
+            and sep in _SEPARATORS
+        ) or (code is not None and int(head) != code):
             raise ProtocolError(f"not an SMTP reply: {clean(text[:80])!r}")
-        code = int(match.group(1))
-        lines.append(clean(match.group(3)))  # remote text: no escapes reach a terminal
-        if match.group(2) != "-":
+        code = int(head)
+        lines.append(clean(text[4:]))  # remote text: no escapes reach a terminal
+        if sep != "-":
             return Reply(code, tuple(lines))
     raise ProtocolError(f"a reply of more than {_MAX_REPLY_LINES} lines")
 
@@ -206,6 +217,89 @@ def verify_problem(exc: ssl.SSLCertVerificationError, host: str) -> tuple[str, s
     return "tls-untrusted", f"the certificate chain is not trusted ({reason})"
 
 
+class StepTimeout:
+    """The step timeouts of one conversation, as ``asyncio.timeout()`` gives them, but with
+    one timer for the whole conversation instead of one per step.
+
+    A check takes about a dozen steps per address, and ``asyncio.timeout()`` schedules and
+    cancels a timer for each: with thousands of sessions in flight that was a quarter of
+    the probe's CPU beyond the dialogue itself (``bench/bench_check.py --plain``). Here the
+    timer is armed once; when it fires before the running step's deadline (the deadline
+    moves on with every step) it is armed again for that deadline, so a conversation of
+    quick steps costs one timer every ``timeout`` seconds. A step that outlives its
+    deadline has its task cancelled, and leaving the step turns that cancellation into
+    :class:`TimeoutError` exactly as ``asyncio.timeout()`` does; a cancellation from
+    anywhere else passes through. Use: ``async with steps(seconds): ...``, one step at a
+    time; :meth:`close` when the conversation ends.
+    """
+
+    __slots__ = ("_cancelling", "_deadline", "_delay", "_expired", "_handle", "_loop", "_task")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        #: Loop time by which the running step must end; None between steps.
+        self._deadline: float | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self._expired = False
+        self._delay = 0.0
+
+    def __call__(self, delay: float) -> StepTimeout:
+        self._delay = delay
+        return self
+
+    async def __aenter__(self) -> None:
+        if self._deadline is not None:
+            raise RuntimeError("step timeouts do not nest")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a step timeout must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._expired = False
+        deadline = self._deadline = loop.time() + self._delay
+        handle = self._handle
+        if handle is None or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._handle = loop.call_at(deadline, self._fire)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self._deadline = None
+        if self._expired:
+            self._expired = False
+            assert self._task is not None
+            # as asyncio.timeout(): ours when no other cancellation was asked for meanwhile
+            if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
+
+    def _fire(self) -> None:
+        self._handle = None
+        deadline, loop, task = self._deadline, self._loop, self._task
+        if deadline is None or loop is None or task is None or self._expired:
+            return  # between steps: the next step arms the timer again
+        if loop.time() < deadline:
+            self._handle = loop.call_at(deadline, self._fire)
+            return
+        self._expired = True
+        task.cancel()
+
+    def close(self) -> None:
+        """Drop the timer (the conversation is over, or starts again on a new connection)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class SMTPClient:
     """One SMTP conversation with one address; records steps and findings as it goes.
     Never sends a message: see :class:`SubmissionClient`."""
@@ -223,6 +317,7 @@ class SMTPClient:
         self.tls: TLSInfo | None = None
         self.extensions: frozenset[str] = frozenset()
         self.reached_ehlo = False
+        self._step_timeout = StepTimeout()
 
     # -- timing ------------------------------------------------------------------
 
@@ -255,7 +350,7 @@ class SMTPClient:
         """Run one step (begun at ``start``) under the step timeout; a missing or broken
         reply records the failed step and aborts."""
         try:
-            async with asyncio.timeout(self.s.timeout):
+            async with self._step_timeout(self.s.timeout):
                 reply = await action
         except TimeoutError:
             self._record(name, None, start, False, f"no reply within {self.s.timeout:g} s")
@@ -283,10 +378,10 @@ class SMTPClient:
 
     async def _send(self, line: str) -> Reply:
         assert self.reader is not None and self.writer is not None
-        if any(c in line for c in "\r\n\0"):
+        if "\r" in line or "\n" in line or "\0" in line:
             # The last line of defence for "never DATA": one command per line, always.
             raise ConfigError(f"refusing to send an SMTP command with a line break: {line!r}")
-        verb = line.split(" ", 1)[0].upper()
+        verb = line.partition(" ")[0].upper()
         if verb in _MESSAGE_VERBS and not self._may_send_message():
             # The probe's promise, kept by the client: it has no way to hand over mail.
             raise ConfigError(f"refusing to send {verb}: this client never sends mail")
@@ -307,7 +402,7 @@ class SMTPClient:
     async def connect(self, name: str) -> None:
         start = self.s.timer()
         try:
-            async with asyncio.timeout(self.s.timeout):
+            async with self._step_timeout(self.s.timeout):
                 self.reader, self.writer = await asyncio.open_connection(
                     self.address, self.port, limit=_LINE_LIMIT
                 )
@@ -360,7 +455,7 @@ class SMTPClient:
         assert self.writer is not None
         start = self.s.timer()
         try:
-            async with asyncio.timeout(self.s.timeout):
+            async with self._step_timeout(self.s.timeout):
                 await self.writer.start_tls(context, server_hostname=self.host)
         except ssl.SSLCertVerificationError as exc:
             self._record("tls", None, start, False, str(exc.verify_message or exc))
@@ -392,11 +487,12 @@ class SMTPClient:
         steps: list[SMTPStep] = []
         findings: list[Finding] = []
         if self.writer is None:
+            self._step_timeout.close()
             return steps, findings
         if polite and self.reader is not None:
             start = self.s.timer()
             try:
-                async with asyncio.timeout(min(self.s.timeout, _QUIT_TIMEOUT)):
+                async with self._step_timeout(min(self.s.timeout, _QUIT_TIMEOUT)):
                     reply = await self._send("QUIT")
                 code: int | None = reply.code
                 detail = reply.text
@@ -408,15 +504,17 @@ class SMTPClient:
                 findings.append(warn("quit-not-221", f"QUIT answered {got}, not 221"))
         self.writer.close()
         try:
-            async with asyncio.timeout(1.0):
+            async with self._step_timeout(1.0):
                 await self.writer.wait_closed()
         except (TimeoutError, ssl.SSLError, ConnectionError, OSError):
             pass  # the verdict is made; a peer that closes badly changes nothing
+        self._step_timeout.close()
         self.writer = None
         self.reader = None
         return steps, findings
 
     def abandon(self) -> None:
+        self._step_timeout.close()
         if self.writer is not None:
             self.writer.transport.abort()
             self.writer = None
