@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from mxflip.findings import Finding, Severity, fail, warn
 from mxflip.net.smtp import (
     Abort,
-    Reply,
     SMTPClient,
+    SMTPReply,
     SMTPSettings,
     SMTPStep,
     StartTLSFailed,
@@ -153,7 +153,7 @@ class DomainReadiness:
 
 
 class _Deferred(Exception):
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: SMTPReply) -> None:
         super().__init__(reply.text)
         self.reply = reply
 
@@ -332,7 +332,7 @@ class Prober:
             conv.steps = outer
             conv.findings = outer_findings
 
-    async def _rcpt_with_retry(self, conv: SMTPClient, recipient: str) -> Reply:
+    async def _rcpt_with_retry(self, conv: SMTPClient, recipient: str) -> SMTPReply:
         first = await conv.command("rcpt", f"RCPT TO:<{recipient}>", lambda c: 200 <= c < 300)
         if not 400 <= first.code < 500:
             return first
@@ -370,7 +370,7 @@ class Prober:
 _SENDER_DOMAIN = re.compile(r"(?:^|\s)[45]\.1\.8(?:\s|$)|sender address rejected", re.I)
 
 
-def _sender_domain_hint(reply: Reply, mail_from: str) -> str | None:
+def _sender_domain_hint(reply: SMTPReply, mail_from: str) -> str | None:
     """A hint when a refusal is about the probe's sender, not the recipient."""
     if not _SENDER_DOMAIN.search(reply.text):
         return None
@@ -381,7 +381,7 @@ def _sender_domain_hint(reply: Reply, mail_from: str) -> str | None:
     )
 
 
-def _deferral_hint(reply: Reply, mail_from: str) -> str:
+def _deferral_hint(reply: SMTPReply, mail_from: str) -> str:
     """What a temporary RCPT refusal most likely means."""
     return _sender_domain_hint(reply, mail_from) or "greylisting or postscreen?"
 

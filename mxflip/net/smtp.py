@@ -68,7 +68,9 @@ class SMTPStep:
 
 
 @dataclass(frozen=True)
-class Reply:
+class SMTPReply:
+    """One SMTP reply: its code and its lines (a DNS reply is ``mxflip.net.dns.Reply``)."""
+
     code: int
     lines: tuple[str, ...]
 
@@ -117,7 +119,7 @@ class Abort(Exception):
     """Stop the conversation; ``finding`` says why; ``alive`` whether QUIT is still
     possible; ``reply`` the server's refusal, when it was one."""
 
-    def __init__(self, finding: Finding, *, alive: bool, reply: Reply | None = None) -> None:
+    def __init__(self, finding: Finding, *, alive: bool, reply: SMTPReply | None = None) -> None:
         super().__init__(finding.message)
         self.finding = finding
         self.alive = alive
@@ -129,7 +131,7 @@ class StartTLSFailed(Abort):
     failed (the connection is not)."""
 
 
-async def read_reply(reader: asyncio.StreamReader) -> Reply:
+async def read_reply(reader: asyncio.StreamReader) -> SMTPReply:
     lines: list[str] = []
     code: int | None = None
     for _ in range(_MAX_REPLY_LINES):
@@ -156,11 +158,11 @@ async def read_reply(reader: asyncio.StreamReader) -> Reply:
         code = int(head)
         lines.append(clean(text[4:]))  # remote text: no escapes reach a terminal
         if sep != "-":
-            return Reply(code, tuple(lines))
+            return SMTPReply(code, tuple(lines))
     raise ProtocolError(f"a reply of more than {_MAX_REPLY_LINES} lines")
 
 
-def parse_extensions(reply: Reply) -> frozenset[str]:
+def parse_extensions(reply: SMTPReply) -> frozenset[str]:
     """EHLO keywords (upper case, without parameters); the first line is the greeting."""
     return frozenset(line.split()[0].upper() for line in reply.lines[1:] if line.split())
 
@@ -346,7 +348,7 @@ class SMTPClient:
             )
         return ms
 
-    async def _timed(self, name: str, action: Awaitable[Reply], start: float) -> Reply:
+    async def _timed(self, name: str, action: Awaitable[SMTPReply], start: float) -> SMTPReply:
         """Run one step (begun at ``start``) under the step timeout; a missing or broken
         reply records the failed step and aborts."""
         try:
@@ -376,7 +378,7 @@ class SMTPClient:
         except (ConnectionError, OSError) as exc:
             raise ConnectionLost(str(exc) or type(exc).__name__) from exc
 
-    async def _send(self, line: str) -> Reply:
+    async def _send(self, line: str) -> SMTPReply:
         assert self.reader is not None and self.writer is not None
         if "\r" in line or "\n" in line or "\0" in line:
             # The last line of defence for "never DATA": one command per line, always.
@@ -391,7 +393,7 @@ class SMTPClient:
     def _may_send_message(self) -> bool:
         return False
 
-    async def command(self, name: str, line: str, ok: Callable[[int], bool]) -> Reply:
+    async def command(self, name: str, line: str, ok: Callable[[int], bool]) -> SMTPReply:
         start = self.s.timer()
         reply = await self._timed(name, self._send(line), start)
         self._record(name, reply.code, start, ok(reply.code), reply.text)
@@ -527,7 +529,7 @@ class SubmissionClient(SMTPClient):
     def _may_send_message(self) -> bool:
         return True
 
-    async def data(self, message: EmailMessage) -> Reply:
+    async def data(self, message: EmailMessage) -> SMTPReply:
         """DATA, then the message (CRLF lines, dot-stuffed) and its end; the last reply
         (354 refused, or the server's verdict on the message)."""
         reply = await self.command("data", "DATA", lambda c: c == 354)
@@ -539,7 +541,7 @@ class SubmissionClient(SMTPClient):
         self._record("data-end", reply.code, start, reply.code == 250, reply.text)
         return reply
 
-    async def _message(self, payload: bytes) -> Reply:
+    async def _message(self, payload: bytes) -> SMTPReply:
         assert self.reader is not None
         await self._write(payload)
         return await read_reply(self.reader)
