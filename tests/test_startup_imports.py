@@ -90,22 +90,8 @@ def test_help_as_an_option_value_runs_the_command(tmp_path: Path) -> None:
 
 def loaded_by(*argv: str) -> tuple[list[str], str]:
     """Run the CLI in a fresh interpreter; the SDK packages it imported, and its stdout."""
-    code = (
-        "import io, sys, contextlib\n"
-        "from mxflip.cli import main\n"
-        f"sys.argv = ['mxflip', *{list(argv)!r}]\n"
-        "out = io.StringIO()\n"
-        "with contextlib.redirect_stdout(out):\n"
-        "    try:\n        main()\n    except SystemExit as exc:\n        code = exc.code\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {SDKS!r})\n"
-        "print(repr((bad, code, out.getvalue())))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    bad, exit_code, stdout = eval(result.stdout.strip().splitlines()[-1])
-    assert exit_code in (0, None), result.stderr + stdout
-    return bad, stdout
+    modules, stdout = modules_after(*argv)
+    return sorted(m for m in modules if m.split(".")[0] in SDKS), stdout
 
 
 def test_providers_loads_no_sdk_and_no_rich() -> None:
