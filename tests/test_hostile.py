@@ -409,8 +409,22 @@ def test_loose_tsig_key_file_gets_a_warning(tmp_path: Path) -> None:
 
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
     from mxflip.cli import _on_sigterm
 
-    with pytest.raises(KeyboardInterrupt):
+    # Outside an event loop, SIGINT has Python's default handler (set it: an earlier test
+    # in this worker may have left another one): SIGTERM raises KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _on_sigterm(15, None)
+        # While a command's loop runs, its SIGINT handler (asyncio's: cancel the running
+        # task) gets SIGTERM instead.
+        seen: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
         _on_sigterm(15, None)
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert os.name == "posix"
