@@ -225,3 +225,19 @@ def test_every_host_each_round(lab: WatchLab) -> None:
     )
     assert {f"mx1.{lab.domain}", f"mx2.{lab.domain}"} <= hosts
     assert last.failing_hosts == (f"mx2.{lab.domain}",)
+
+
+def test_watch_puts_back_the_signal_handlers_it_found(lab: WatchLab, fake: FakeClock) -> None:
+    """The watcher's stop/reload handlers live as long as it does: a caller running the
+    command in its own process (an embedding program, these tests) gets its own back."""
+    import signal
+
+    mine = {s: (lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    before = {s: signal.signal(s, h) for s, h in mine.items()}
+    try:
+        result = cli_(lab.write('interval = "60s"'), "watch", "--once", "--json")
+        assert json.loads(result.stdout)["command"] == "watch"
+        assert {s: signal.getsignal(s) for s in mine} == mine
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)

@@ -211,6 +211,12 @@ def run_watch(
     )
     metrics.attach(watcher)
     server = None
+    # Put back what was there when the watcher ends (a caller running the command in its
+    # own process, as the tests do, keeps its own handlers).
+    previous = {
+        signum: signal.getsignal(signum)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
     try:
         if address is not None:
             from mxflip.watch.server import serve
@@ -223,6 +229,9 @@ def run_watch(
         signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
         report = watcher.run(once=once)
     finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
         if server is not None:
             server.shutdown()
         watcher.close()
