@@ -11,7 +11,6 @@ heavy (rich, dnspython) is imported here at module level.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ from typing import TYPE_CHECKING, TextIO
 from mxflip.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
+    import logging
+
     from rich.console import Console
 
     from mxflip.config import Config
@@ -47,7 +48,6 @@ class Runtime:
     stdin: TextIO | None = None
     stdout: TextIO | None = None
     stderr: TextIO | None = None
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("mxflip"))
     #: ``-v`` count and ``--log-format`` of the command (set by the CLI group).
     verbosity: int = 0
     log_format: str = "text"
@@ -59,6 +59,14 @@ class Runtime:
     quiet: bool = False
 
     # ------------------------------------------------------------------ logs
+
+    @property
+    def logger(self) -> logging.Logger:
+        """mxflip's logger (``logging`` is imported here: a command that never logs,
+        ``providers``, starts without it)."""
+        import logging
+
+        return logging.getLogger("mxflip")
 
     def show_logs(self, *, at_least: int = 0) -> None:
         """Show log records on :attr:`err` as ``-v``/``--log-format`` asked (or at least at

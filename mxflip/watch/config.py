@@ -101,7 +101,7 @@ class _WatchTable(BaseModel):
     auto_window: _Duration = 86400.0
     cooldown: _Duration = 3600.0
     proposal_ttl: _Duration = 3600.0
-    notify: list[_NotifyURL] = Field(default_factory=list)
+    notify: list[_NotifyURL] = Field(default_factory=lambda: [])  # see config._ProbeTable
     notify_env: str | None = None
     remind_every: _Duration = 3600.0
     heartbeat_url: str | None = None
