@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tomllib
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,24 +18,10 @@ from click.testing import CliRunner
 
 from mxflip.cli import cli
 from mxflip.doctor import check_config, check_providers, run_doctor
-from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
+from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare, fake, token
 from tests.support.ports import free_port
 
-ZONE = "example.test."
-
-
-@pytest.fixture
-def token() -> str:
-    return f"cf-secret-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def fake(token: str) -> Iterator[FakeCloudflare]:
-    api = FakeCloudflare()
-    api.add_token(token)
-    api.add_zone(ZONE)
-    with api.serve():
-        yield api
+__all__ = ["fake", "token"]  # the fake API's fixtures
 
 
 def test_init_reads_every_zone_of_the_token(

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from mxflip_cloudflare import CloudflareProvider, CloudflareSettings
-from providers.cloudflare.tests.fake_cloudflare import FakeCloudflare
+from providers.cloudflare.tests.fake_cloudflare import ZONE, FakeCloudflare, fake, token
 
-ZONE = "example.test."
-
-
-@pytest.fixture
-def token() -> str:
-    """A distinctive secret, so tests can assert it never leaks into output."""
-    return f"cf-secret-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def fake(token: str) -> Iterator[FakeCloudflare]:
-    """A fresh fake API with zone example.test and a token allowed everything."""
-    api = FakeCloudflare()
-    api.add_token(token)
-    api.add_zone(ZONE)
-    with api.serve():
-        yield api
+__all__ = ["ZONE", "fake", "token"]  # fixtures shared with the core's onboarding tests
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from tests.support.ports import free_port
 
 PREFIX = "/client/v4"
@@ -525,3 +527,25 @@ def _handler_for(fake: FakeCloudflare) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: pytest shows failures, and the request line is in fake.requests
 
     return Handler
+
+
+# ------------------------------------------------------------------ fixtures
+# Shared by the adapter's own tests (its conftest) and the core's onboarding tests.
+
+ZONE = "example.test."
+
+
+@pytest.fixture
+def token() -> str:
+    """A distinctive secret, so tests can assert it never leaks into output."""
+    return f"cf-secret-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def fake(token: str) -> Iterator[FakeCloudflare]:
+    """A fresh fake API with zone example.test and a token allowed everything."""
+    api = FakeCloudflare()
+    api.add_token(token)
+    api.add_zone(ZONE)
+    with api.serve():
+        yield api
