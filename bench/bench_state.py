@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _bytecode import timed_env  # noqa: E402
+
 from mxflip.config import load_config  # noqa: E402
 from mxflip.engine import Engine  # noqa: E402
 from mxflip.plan import PlanOptions  # noqa: E402
@@ -152,7 +154,7 @@ def main() -> None:
         for name in AWS_VARIABLES_TO_CLEAR:
             os.environ.pop(name, None)
         os.environ.update(fake_aws_environment(tmp))
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**timed_env(), "PYTHONPATH": str(ROOT)}
         bind = BindServer(folder / "bind", {ZONE: zone_text(ZONE)}).start()
         with atomic_conditional_writes():
             moto = start_moto()

@@ -56,6 +56,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _bytecode import compile_sources  # noqa: E402
+
 from tests.support.scale import ADAPTERS, ScaleLab  # noqa: E402
 
 
@@ -393,6 +395,8 @@ def main() -> None:
     parser.add_argument("--domains", type=int, nargs="+", default=[100, 500, 1000, 2000, 5000])
     parser.add_argument("--runs", type=int, default=3, help="status runs before and after")
     args = parser.parse_args()
+    compile_sources()  # see bench/_bytecode.py; the timed mxflip processes inherit:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.adapter in (*API_ADAPTERS, "api"):
         apis = API_ADAPTERS if args.adapter == "api" else (args.adapter,)
         report_api([measure_api(a, n, args.runs) for a in apis for n in args.domains], args.runs)
