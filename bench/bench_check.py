@@ -56,7 +56,7 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _bytecode import compile_sources
+from _process import compile_sources
 
 from mxflip.config import Config, DomainConfig, ProbeConfig
 from mxflip.hostport import HostPort

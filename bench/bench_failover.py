@@ -34,7 +34,7 @@ import dns.rdatatype
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _bytecode import compile_sources  # noqa: E402
+from _process import compile_sources  # noqa: E402
 
 from mxflip.provider import Change  # noqa: E402
 from mxflip.records import RRset  # noqa: E402

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _process import timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_KEY = 'key "mxflip-lab" { algorithm hmac-sha256; secret "c2VjcmV0LXNlY3JldC1zZWNyZXQ="; };\n'
@@ -58,15 +58,7 @@ def examples(folder: Path) -> dict[str, Path]:
 
 def once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall time and CPU time (user + system) of one run of ``argv``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, env=env, check=False)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr!r}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    return timed_run(argv, env=env)
 
 
 def heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:

@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _bytecode import timed_env  # noqa: E402
+from _process import timed_env, timed_run  # noqa: E402
 
 from mxflip.config import load_config  # noqa: E402
 from mxflip.engine import Engine  # noqa: E402
@@ -111,36 +109,9 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
 
 def cli_failover(config: Path, env: dict[str, str]) -> tuple[float, float]:
     """The process's wall time and CPU time (user + sys), in seconds."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mxflip",
-            "-c",
-            str(config),
-            "failover",
-            "--all",
-            "--now",
-            "--yes",
-            "--skip-readiness",
-            "--reason",
-            "benchmark",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"failover failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    argv = [sys.executable, "-m", "mxflip", "-c", str(config), "failover", "--all", "--now"]
+    argv += ["--yes", "--skip-readiness", "--reason", "benchmark", "--json"]
+    return timed_run(argv, env=env, cwd=ROOT)
 
 
 def main() -> None:

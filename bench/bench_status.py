@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _bytecode import compile_sources  # noqa: E402
+from _process import compile_sources  # noqa: E402
 
 from tests.support.scale import ADAPTERS, ScaleLab  # noqa: E402
 

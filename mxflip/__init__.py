@@ -40,6 +40,7 @@ _EXPORTS = {
     "StaleExpectationError": "mxflip.errors",
     "LockBusy": "mxflip.files",
     "atomic_write": "mxflip.files",
+    "check_writable": "mxflip.files",
     "locked": "mxflip.files",
     "register_secret": "mxflip.sanitize",
     "timed": "mxflip.logs",
@@ -75,6 +76,7 @@ __all__ = [
     "__version__",
     "apply_changes",
     "atomic_write",
+    "check_writable",
     "locked",
     "make_question",
     "normalize_name",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
     from mxflip.errors import StaleExpectationError as StaleExpectationError
     from mxflip.files import LockBusy as LockBusy
     from mxflip.files import atomic_write as atomic_write
+    from mxflip.files import check_writable as check_writable
     from mxflip.files import locked as locked
     from mxflip.hostport import HostPort as HostPort
     from mxflip.hostport import parse_hostport as parse_hostport

@@ -35,7 +35,6 @@ import contextlib
 import getpass
 import inspect
 import logging
-import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,11 +319,11 @@ def check_canary(ctx: DoctorContext) -> list[CheckResult]:
 
 def _writable(folder: Path) -> None:
     """Create ``folder`` if needed and a file in it (removed again); OSError if not."""
+    from mxflip.files import check_writable
+
     folder.mkdir(parents=True, exist_ok=True)
-    # The lock and state files may exist already; a new file proves the folder itself is
-    # writable (the journal's lock and the canary state are created and renamed there).
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
-        pass
+    # The journal's lock and the canary state are created and renamed there.
+    check_writable(folder)
 
 
 def check_shared_state(ctx: DoctorContext) -> list[CheckResult]:

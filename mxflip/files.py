@@ -138,6 +138,16 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     fsync_folder(path.parent)
 
 
+def check_writable(folder: Path) -> None:
+    """Create a file in ``folder`` and remove it again; ``OSError`` when that fails.
+
+    What ``doctor`` checks before a change: an existing lock or state file says nothing
+    about whether a new one (a temporary file renamed over it) can be made there.
+    """
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
+        pass
+
+
 def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable. Some file systems (network, FUSE) refuse to
     fsync a folder; the rename has happened by then, so that is not an error."""

@@ -164,7 +164,9 @@ class LocalWatchStore:
     def load(self) -> WatchState:
         raw = self.file.read()
         return (
-            WatchState() if raw is None else parse(raw, f"watch state {self.path}", "move it aside")
+            WatchState()
+            if raw is None
+            else parse_state(raw, f"watch state {self.path}", "move it aside")
         )
 
     def save(self, state: WatchState) -> None:
@@ -178,7 +180,7 @@ class LocalWatchStore:
             self.save(state)
 
 
-def parse(raw: Any, where: str, remedy: str) -> WatchState:
+def parse_state(raw: Any, where: str, remedy: str) -> WatchState:
     """The stored document as a WatchState, or one line naming ``where`` it is damaged."""
     try:
         return _from_json(raw)
@@ -207,7 +209,7 @@ class SharedWatchStore:
             raise WatchStateError(f"cannot read the shared watch state: {exc.message}") from None
         if raw is None:
             return WatchState()
-        return parse(raw, f"the shared watch state {self.path}", "delete the object")
+        return parse_state(raw, f"the shared watch state {self.path}", "delete the object")
 
     def save(self, state: WatchState) -> None:
         try:

@@ -265,7 +265,7 @@ def load(path: Path, origin: str | None) -> dns.zone.Zone:
 _SCANNED: OrderedDict[tuple[str, str], _scan.Scanned | None] = OrderedDict()
 
 
-def scan(text: str, origin: str) -> _scan.Scanned | None:
+def quick_read(text: str, origin: str) -> _scan.Scanned | None:
     """The quick read of ``text`` as the zone ``origin``; None when the file is not plain
     (then only :func:`parse` may judge and read it)."""
     key = (origin, text)
@@ -287,7 +287,7 @@ def check(path: Path, origin: str | None) -> None:
     parsed by dnspython, which also words every error."""
     text = read_text(path)
     origin = origin or _leading_origin(text)
-    if origin is None or scan(text, origin) is None:
+    if origin is None or quick_read(text, origin) is None:
         parse(text, path, origin)
 
 

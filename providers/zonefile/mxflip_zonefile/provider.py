@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from mxflip import (
     StaleExpectationError,
     ZoneMX,
     atomic_write,
+    check_writable,
     locked,
     normalize_name,
     timed,
@@ -238,7 +238,7 @@ class ZoneFileProvider(Provider):
         path = self.path_for(zone)
         origin = _zone_name(zone)
         text = self._read_text(path)
-        quick = _zonefile.scan(text, origin)  # a plain file needs no dnspython parse
+        quick = _zonefile.quick_read(text, origin)  # a plain file needs no dnspython parse
         if quick is not None:
             _refuse_outside(origin, names, path)
             return {name: quick.read_mx(name) for name in names}
@@ -399,8 +399,7 @@ class ZoneFileProvider(Provider):
         checks = [AccessCheck(zone, "read", True, f"zone file {path} parses")]
         folder = path.resolve().parent
         try:
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".mxflip-doctor-"):
-                pass
+            check_writable(folder)
         except OSError as exc:
             checks.append(
                 AccessCheck(
