@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +136,13 @@ class S3Backend:
         self._snapshot_saved: str | None = None
         self._snapshot_read = False
         self._wrote = False
+        #: While this process holds the lock, records after the intent are written in the
+        #: background (see :meth:`append`); these are the writes not yet waited for.
+        self._background = False
+        self._inflight: list[Future[None]] = []
+        self._last_write: Future[None] | None = None
+        self._record_pool: ThreadPoolExecutor | None = None
+        self._pending_lock = threading.Lock()
 
     def _build_client(self) -> None:
         try:
@@ -328,21 +335,68 @@ class S3Backend:
     def append(self, record: Mapping[str, Any]) -> None:
         """Create one record object. Only the intent of an operation must reach the
         bucket (else nothing starts); a later record that cannot be written is kept in
-        the local pending file and reported, and the next command writes it."""
+        the local pending file and reported, and the next command writes it.
+
+        While this process holds the lock, a record other than an intent is written in
+        the background and ``append`` returns at once: the records an operation writes
+        after its last DNS change (switch done, verify, result) then cost one round trip
+        together instead of one each. Its name, and so its place in the journal, is
+        fixed here. :meth:`flush` waits for them — the rollout calls it before every DNS
+        change, so a record still lands before the change it announces — and so do
+        :meth:`read` and the lock's release (the lock is released only after the last
+        record landed)."""
         key = self._record_key()
         body = dict(record)
+        if self._background and body.get("type") != "intent":
+            with self._key_lock:
+                before = self._last_write
+                future = self._records_pool().submit(self._write_record, key, body, before)
+                self._inflight.append(future)
+                self._last_write = future
+            return
+        self._write_record(key, body)
+
+    def _write_record(
+        self, key: str, body: dict[str, Any], before: Future[None] | None = None
+    ) -> None:
         try:
             self.put_record(key, body)
         except StateError as exc:
-            if record.get("type") == "intent" or isinstance(exc, PreconditionFailed):
+            if body.get("type") == "intent" or isinstance(exc, PreconditionFailed):
                 raise
+            if before is not None:
+                # The pending file keeps journal order: the record appended before this
+                # one is written or kept first (it started first: no cycle).
+                wait([before])
             self._keep_pending(key, body, exc)
             return
-        self._cache[key] = body
-        self._remember({key: body})
         with self._key_lock:
+            self._cache[key] = body
+            self._unsaved[key] = body
             bisect.insort(self._keys, key)
             self._wrote = True
+
+    def _records_pool(self) -> ThreadPoolExecutor:
+        if self._record_pool is None:
+            # A handful in flight is all an operation has between two DNS changes.
+            self._record_pool = ThreadPoolExecutor(
+                max_workers=6, thread_name_prefix="mxflip-s3-record"
+            )
+        return self._record_pool
+
+    def flush(self) -> None:
+        """Return once every record appended so far has landed in the bucket (or, the
+        bucket being unreachable, was kept in the pending file). Raises what a record
+        written in the background raised (a refused conditional create)."""
+        with self._key_lock:
+            waiting, self._inflight = self._inflight, []
+        error: BaseException | None = None
+        for future in waiting:  # each write is bounded by its retries
+            exc = future.exception()
+            if exc is not None and error is None:
+                error = exc
+        if error is not None:
+            raise error
 
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         self._call(
@@ -356,6 +410,7 @@ class S3Backend:
     def read(self) -> JournalView:
         """Every operation, oldest first. A listed record that cannot be fetched yet (or
         is not JSON) is skipped and counted; it is fetched again on the next read."""
+        self.flush()  # this process's records in flight are part of the journal it reads
         self.settle()
         keys: list[str] = []
         token: str | None = None
@@ -560,6 +615,10 @@ class S3Backend:
         return self.home / PENDING_NAME
 
     def _keep_pending(self, key: str, record: Mapping[str, Any], exc: StateError) -> None:
+        with self._pending_lock:  # records written in the background fail together
+            self._keep_pending_locked(key, record, exc)
+
+    def _keep_pending_locked(self, key: str, record: Mapping[str, Any], exc: StateError) -> None:
         line = json.dumps(
             {"bucket": self.bucket, "key": key, "record": record},
             sort_keys=True,
@@ -660,10 +719,17 @@ class S3Backend:
             self._journal_lock_event("takeover", lease.info.id, holder=replaced.to_json())
         renewer = Renewer(lease).start()
         self._wrote = False
+        self._background = True
         try:
             yield lease.info
         finally:
-            renewer.stop()
+            self._background = False
+            try:
+                self.flush()  # the lock is released only after the last record landed
+            except StateError as exc:
+                self.problems.append(f"a journal record could not be written: {exc.message}")
+            finally:
+                renewer.stop()
             if renewer.lost:
                 self.problems.append(
                     f"{renewer.lost} while this operation ran: check 'mxflip history'"
@@ -730,6 +796,11 @@ class S3Backend:
         return doc.data
 
     def close(self) -> None:
+        with contextlib.suppress(StateError):
+            self.flush()  # reported where it was raised (the lock's release)
+        if self._record_pool is not None:
+            self._record_pool.shutdown(wait=True)
+            self._record_pool = None
         self._save_cache()
         if self._client_future.done():  # never built: nothing to close
             with contextlib.suppress(Exception):
