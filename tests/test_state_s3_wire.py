@@ -64,12 +64,17 @@ class Recorder(S3FaultProxy):
             "expect": request.headers.get("Expect"),
             "start": time.monotonic(),
         }
-        try:
-            super()._handle(request)
-        finally:
-            entry["end"] = time.monotonic()
-            with self._log_lock:
-                self.requests.append(entry)
+        with self._log_lock:  # noted on arrival: complete once the client has its answer
+            self.requests.append(entry)
+        request.mx_entry = entry  # type: ignore[attr-defined]
+        super()._handle(request)
+
+    def _reply(  # type: ignore[override]
+        self, request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        # Answered: stamped before the client can see the answer and send its next request.
+        getattr(request, "mx_entry", {})["end"] = time.monotonic()
+        S3FaultProxy._reply(request, status, headers, body)
 
 
 @pytest.fixture(autouse=True)
@@ -175,3 +180,56 @@ def test_background_records_land_before_each_dns_change_and_before_the_release(
     (op,) = view.operations
     assert op.outcome == "done" and not view.skipped_lines
     assert listed_records(observer) == be.calls["PutObject"] - 2  # not the lock, snapshot
+
+
+def three_operations(be: S3Backend) -> None:
+    for n in range(3):
+        with be.lock(f"mxflip op{n}"):
+            be.read()
+            be.append({"type": "intent", "op": f"op{n}", "ts": float(n), "kind": "failover"})
+            be.append({"type": "result", "op": f"op{n}", "ts": float(n), "outcome": "done"})
+    be.close()
+
+
+def test_a_new_machine_fetches_the_snapshot_while_it_takes_the_lock(
+    moto_s3: MotoServer, recorder: Recorder, tmp_path: Path
+) -> None:
+    bucket = new_bucket(moto_s3)
+    first = backend(recorder.url, bucket, tmp_path / "first")
+    with first.lock("mxflip op"):  # an empty journal: the snapshot is absent (404)
+        assert first.read().operations == []
+        first.append({"type": "intent", "op": "op", "ts": 0.0, "kind": "failover"})
+    first.close()
+    # Its absence, learnt while taking the lock, spares the snapshot write a HEAD.
+    assert dict(first.calls) == {
+        "GetObject": 1,
+        "ListObjectsV2": 1,
+        "PutObject": 3,
+        "DeleteObject": 1,
+    }
+    three_operations(backend(moto_s3.url, bucket, tmp_path / "writer"))
+    fresh = backend(recorder.url, bucket, tmp_path / "fresh")
+    with fresh.lock("mxflip check"):
+        assert [o.id for o in fresh.read().operations] == ["op", "op0", "op1", "op2"]
+    fresh.close()
+    assert dict(fresh.calls) == {
+        "GetObject": 1,
+        "ListObjectsV2": 1,
+        "PutObject": 1,
+        "DeleteObject": 1,
+    }
+
+
+def test_a_snapshot_prefetch_that_fails_costs_only_fetches(
+    moto_s3: MotoServer, recorder: Recorder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = new_bucket(moto_s3)
+    three_operations(backend(moto_s3.url, bucket, tmp_path / "writer"))
+    recorder.inject("GetObject", 403, "AccessDenied", "Access Denied", times=1)
+    fresh = backend(recorder.url, bucket, tmp_path / "fresh")
+    with fresh.lock("mxflip check"):
+        view = fresh.read()
+    fresh.close()
+    assert [o.id for o in view.operations] == ["op0", "op1", "op2"] and not view.skipped_lines
+    assert "cannot read the journal snapshot" in caplog.text
+    assert fresh.calls["GetObject"] == 1 + 6  # the refused snapshot, then each record

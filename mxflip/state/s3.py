@@ -135,6 +135,7 @@ class S3Backend:
         self._snapshot_known = False
         self._snapshot_saved: str | None = None
         self._snapshot_read = False
+        self._snapshot_future: Future[tuple[str | None, bytes] | None] | None = None
         self._wrote = False
         #: While this process holds the lock, records after the intent are written in the
         #: background (see :meth:`append`); these are the writes not yet waited for.
@@ -433,6 +434,13 @@ class S3Backend:
             self._snapshot_read = True
             self._load_snapshot(set(missing))
             missing = [k for k in keys if self._cache.get(k) is None]
+        elif self._snapshot_future is not None and not self._snapshot_read:
+            # Prefetched but not needed (an empty journal): its version still spares
+            # the snapshot write a question.
+            self._snapshot_read = True
+            got = self._take_snapshot()
+            if got is not None:
+                self._snapshot_version, self._snapshot_known = got[0], True
         if missing:
             fetched: dict[str, dict[str, Any]] = {}
             with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
@@ -507,7 +515,8 @@ class S3Backend:
         self._unsaved = {}
         try:
             ensure_private_folder(self.home)
-            append_synced(self.cache_path, text.encode())
+            # Not fsynced (a few ms per command): a line lost in a crash is fetched again.
+            append_synced(self.cache_path, text.encode(), fsync=False)
         except OSError as exc:  # only a cache: the next command fetches again
             log.debug("cannot write the record cache %s: %s", self.cache_path, exc)
 
@@ -531,20 +540,48 @@ class S3Backend:
 
     # ------------------------------------------------------------------ snapshot
 
+    def _prefetch_snapshot(self) -> None:
+        """On a machine that knows no record yet (a new one: no record cache), start
+        fetching the snapshot while the lock is being taken: the first read needs it,
+        and it does not depend on the lock (the listing decides what it is used for)."""
+        if self._snapshot_read or self._snapshot_future is not None:
+            return
+        self._load_disk_cache()
+        if any(record is not None for record in self._cache.values()):
+            return
+        self._snapshot_future = self._records_pool().submit(self._get_snapshot)
+
+    def _get_snapshot(self) -> tuple[str | None, bytes]:
+        """The snapshot's version (None: absent) and body; StateError when unreadable."""
+        try:
+            reply = self._call("GetObject", Key=self._doc_key(SNAPSHOT_KEY))
+        except _Missing:
+            return None, b""
+        return str(reply["ETag"]), reply["Body"].read()
+
+    def _take_snapshot(self) -> tuple[str | None, bytes] | None:
+        """The prefetched snapshot, else fetched now; None (with a warning: it is only a
+        shortcut, the records are fetched one by one) when it cannot be read."""
+        future, self._snapshot_future = self._snapshot_future, None
+        try:
+            return future.result() if future is not None else self._get_snapshot()
+        except StateError as exc:
+            name = self._doc_key(SNAPSHOT_KEY)
+            log.warning("cannot read the journal snapshot %s: %s", name, exc.message)
+            return None
+
     def _load_snapshot(self, wanted: set[str]) -> None:
         """Take the ``wanted`` (listed, not yet known) records from the snapshot."""
         name = self._doc_key(SNAPSHOT_KEY)
-        try:
-            reply = self._call("GetObject", Key=name)
-        except _Missing:
-            self._snapshot_version, self._snapshot_known = None, True
+        got = self._take_snapshot()
+        if got is None:
             return
-        except StateError as exc:  # only a shortcut: the records are fetched one by one
-            log.warning("cannot read the journal snapshot %s: %s", name, exc.message)
+        version, body = got
+        self._snapshot_version, self._snapshot_known = version, True
+        if version is None:
             return
-        self._snapshot_version, self._snapshot_known = str(reply["ETag"]), True
         try:
-            records = _snapshot_records(reply["Body"].read(), self.journal_prefix)
+            records = _snapshot_records(body, self.journal_prefix)
         except ValueError as exc:
             log.warning(
                 "the journal snapshot %s in s3://%s is damaged (%s); ignored: the records are "
@@ -700,6 +737,7 @@ class S3Backend:
         background every third of the lease, taken over only after it expired (the
         takeover is journalled), released at the version this process wrote."""
         self.settle()
+        self._prefetch_snapshot()
         lease = Lease(self, LOCK_KEY, duration=self.lease, clock=self.clock, command=command)
         try:
             replaced = lease.acquire()
@@ -799,7 +837,7 @@ class S3Backend:
         with contextlib.suppress(StateError):
             self.flush()  # reported where it was raised (the lock's release)
         if self._record_pool is not None:
-            self._record_pool.shutdown(wait=True)
+            self._record_pool.shutdown(wait=True, cancel_futures=True)
             self._record_pool = None
         self._save_cache()
         if self._client_future.done():  # never built: nothing to close
