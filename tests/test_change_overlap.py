@@ -4,7 +4,6 @@ the last word: an unsettled operation refuses the command even when planning fai
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from mxflip.errors import ProviderError
 from mxflip.records import RRset
 from tests.support.bind import BindServer
 from tests.support.cli import inject, run
-from tests.support.engine import BACKUP, PRIMARY, FakeClock, domain_names, live, seed
-from tests.test_engine_cli import interrupted_failover
+from tests.support.engine import BACKUP, FakeClock, domain_names, live, seed
+from tests.test_engine_cli import interrupted_failover, write_config
 
 pytestmark = pytest.mark.real_server
 
@@ -25,30 +24,6 @@ pytestmark = pytest.mark.real_server
 @pytest.fixture(autouse=True)
 def injected(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return inject(monkeypatch)
-
-
-def write_config(tmp_path: Path, bind: BindServer, names: list[str]) -> Path:
-    text = f"""
-[providers.lab]
-type = "rfc2136"
-server = "{bind.address}"
-tsig_key_file = "{bind.key_file}"
-timeout = 2
-
-[defaults]
-provider = "lab"
-primary = {json.dumps(PRIMARY)}
-backup = {json.dumps(BACKUP)}
-nameservers = ["{bind.address}"]
-
-[journal]
-path = "state/journal.jsonl"
-"""
-    for n in names:
-        text += f'\n[domains."{n.rstrip(".")}"]\nzone = "{n.split(".", 1)[1]}"\n'
-    path = tmp_path / "mxflip.toml"
-    path.write_text(text)
-    return path
 
 
 def test_the_unsettled_check_and_the_plan_are_asked_together(
