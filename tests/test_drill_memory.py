@@ -18,16 +18,15 @@ from mxflip import loop
 from mxflip.config import Config, DomainConfig, load_config
 from mxflip.drill import Drill
 from mxflip.journal import Journal
-from mxflip.plan import ReadinessVerdict
+from mxflip.plan import Readiness, ReadinessVerdict
 from mxflip.records import RRset
 from mxflip.testing.memory import MemoryStore
 from tests.support.cli import doc_of, inject, run
+from tests.support.drill_child import HOLD, hold_the_probe
 from tests.support.engine import PRIMARY, FakeClock, ready
 from tests.support.memory import ZONE, seed, write_config
 
 NAMES = [f"a.{ZONE}"]
-#: How long a held step waits for the press that cancels it (bounded: never reached).
-HOLD = 30.0
 
 
 @pytest.fixture
@@ -41,13 +40,13 @@ def press_ctrl_c() -> None:
     signal.raise_signal(signal.SIGINT)
 
 
-def make_drill(config: Config, readiness: object) -> Drill:
+def make_drill(config: Config, readiness: Readiness) -> Drill:
     assert config.journal.path is not None
     return Drill(
         config,
         list(config.domains.values()),
         Journal(config.journal.path),
-        readiness=readiness,  # type: ignore[arg-type]
+        readiness=readiness,
         clock=FakeClock(),
     )
 
@@ -61,25 +60,15 @@ def statuses(drill_steps: Sequence[object]) -> dict[str, tuple[str, str]]:
     return {s.name: (s.status, s.message) for s in drill_steps}  # type: ignore[attr-defined]
 
 
-def held_probe(
-    handlers: list[object],
-) -> object:
-    """Readiness that says "ready", and whose second call (the probe after the switch)
-    is held until Ctrl-C cancels it."""
-    calls = 0
+def held_probe(handlers: list[object]) -> Readiness:
+    """Readiness that says "ready", and whose probe after the switch is held until
+    Ctrl-C (pressed as it starts) cancels it; ``handlers`` gets the SIGINT handler then."""
 
-    async def check(
-        domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
-    ) -> Mapping[str, ReadinessVerdict]:
-        nonlocal calls
-        calls += 1
+    def on_hold() -> None:
         handlers.append(signal.getsignal(signal.SIGINT))
-        if calls == 2:
-            press_ctrl_c()
-            await asyncio.sleep(HOLD)
-        return await ready(domains, targets)
+        press_ctrl_c()
 
-    return check
+    return hold_the_probe(ready, on_hold)
 
 
 def test_a_drill_enters_the_event_loop_once(
@@ -116,7 +105,7 @@ def test_ctrl_c_during_the_probe_fails_it_and_the_drill_restores(
     assert memory_store.get(NAMES[0]) == RRset.of(NAMES[0], 3600, PRIMARY)
     assert operations(config) == [("failover", "rolled-back"), ("rollback", "done")]
     # The drill's handler counted the presses while it ran, and Ctrl-C is Python's again.
-    assert all(h is not signal.default_int_handler for h in handlers)
+    assert handlers and handlers[0] is not signal.default_int_handler
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -23,8 +23,12 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from mxflip.config import DomainConfig
+from mxflip.plan import Readiness, ReadinessVerdict
+from mxflip.records import RRset
 
 #: The longest a hold waits for the test's signal (bounded: a lost signal fails the test).
 HOLD = 60.0
@@ -38,13 +42,30 @@ def announce(step: str) -> None:
         sys.stderr.flush()
 
 
+def hold_the_probe(real: Readiness, on_hold: Callable[[], None]) -> Readiness:
+    """Readiness that answers as ``real`` does, but whose second call (the drill's probe
+    of the now-live set, after the switch) first calls ``on_hold`` and then waits, at most
+    :data:`HOLD` seconds, for a signal to cancel it."""
+    calls = 0
+
+    async def check(
+        domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
+    ) -> Mapping[str, ReadinessVerdict]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            on_hold()
+            await asyncio.sleep(HOLD)
+        return await real(domains, targets)
+
+    return check
+
+
 def main(argv: list[str]) -> None:
     import mxflip.readiness
     import mxflip.sandbox
     from mxflip.cli import main as mxflip_main
-    from mxflip.config import Config, DomainConfig
-    from mxflip.plan import ReadinessVerdict
-    from mxflip.records import RRset
+    from mxflip.config import Config
 
     mode, rest = argv[0], argv[1:]
     frozen = threading.Event()
@@ -76,24 +97,15 @@ def main(argv: list[str]) -> None:
 
     real_readiness = mxflip.readiness.default_readiness
 
-    def held_readiness(config: Config) -> Any:
+    def on_hold() -> None:
+        if mode == "restore":
+            frozen.set()
+        announce("probe")
+
+    def held_readiness(config: Config) -> Readiness:
         real = real_readiness(config)
         assert real is not None
-        calls = 0
-
-        async def check(
-            domains: Sequence[DomainConfig], targets: Mapping[str, RRset]
-        ) -> Mapping[str, ReadinessVerdict]:
-            nonlocal calls
-            calls += 1
-            if calls == 2:  # the probe of the now-live set, after the switch
-                if mode == "restore":
-                    frozen.set()
-                announce("probe")
-                await asyncio.sleep(HOLD)
-            return await real(domains, targets)
-
-        return check
+        return hold_the_probe(real, on_hold)
 
     mxflip.readiness.default_readiness = held_readiness  # type: ignore[assignment]
     sys.argv = ["mxflip", "drill", "--sandbox", *rest]
