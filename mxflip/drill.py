@@ -14,6 +14,11 @@ the drill's operation back (unless the engine already did, after a failed verifi
 and ``final-status`` shows whether every domain is back in its before-state. Planning,
 writing, verification and journalling are the engine's; this module only sequences them
 and records what happened. It never prints and never prompts.
+
+The drill is one coroutine on the command's event loop. Each step runs as a task of its
+own (:class:`mxflip.loop.StepInterrupts`), so Ctrl-C or SIGTERM cancels that step, not
+the drill: the step fails as interrupted and the drill restores what it changed, while a
+second Ctrl-C during the restore interrupts the restore and ends the drill.
 """
 
 from __future__ import annotations

@@ -27,11 +27,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Coroutine, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import asyncio
+    from types import FrameType
 
 _T = TypeVar("_T")
 
