@@ -26,6 +26,8 @@ from tests.support.drill_child import HOLD, hold_the_probe
 from tests.support.engine import PRIMARY, FakeClock, ready
 from tests.support.memory import ZONE, seed, write_config
 
+pytestmark = pytest.mark.usefixtures("ctrl_c")
+
 NAMES = [f"a.{ZONE}"]
 
 

@@ -12,6 +12,9 @@ from mxflip import loop
 
 _R = TypeVar("_R")
 
+# The Ctrl-C tests below press it for real (see the fixture).
+pytestmark = pytest.mark.usefixtures("ctrl_c")
+
 
 async def current() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> None:
     from mxflip.config import Config
 
     mode, rest = argv[0], argv[1:]
+    # Ctrl-C as at a terminal, even when the test run was started with SIGINT ignored
+    # (in the background without job control), which this process would inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     frozen = threading.Event()
     announced = threading.Event()
 
