@@ -1,6 +1,8 @@
 """Ctrl-C and SIGTERM reaching a real ``mxflip drill`` process (the sandbox lab), at points
 the drill is held at, so no signal races a step (tests/support/drill_child.py).
 
+- Ctrl-C during the failover operation (a planned one, waiting out the old TTL): the
+  operation is interrupted and journalled, the drill rolls it back and reports (exit 3);
 - one signal during the post-switch probe: that step fails as interrupted, the drill
   restores (rolls its failover back), the final status is the before-state, exit 3 and
   the JSON report;
@@ -35,7 +37,7 @@ TIMEOUT = 60.0
 class Child:
     """The held drill process, its stderr read line by line on a thread (bounded waits)."""
 
-    def __init__(self, tmp_path: Path, mode: str) -> None:
+    def __init__(self, tmp_path: Path, mode: str, *extra: str) -> None:
         self.journal = tmp_path / "journal-copy.jsonl"
         env = {
             **os.environ,
@@ -47,7 +49,7 @@ class Child:
         }
         env.pop("MXFLIP_JOURNAL", None)
         env.pop("MXFLIP_CONFIG", None)
-        argv = [mode, "--json", "--verify-timeout", str(int(TIMEOUT))]
+        argv = [mode, "--json", "--verify-timeout", str(int(TIMEOUT)), *extra]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.drill_child", *argv],
             cwd=tmp_path,
@@ -68,15 +70,19 @@ class Child:
 
     def held(self, step: str) -> None:
         """Wait until the child says it is held in ``step``."""
+        self.until(event="test-hold", step=step)
+
+    def until(self, **fields: str) -> None:
+        """Wait for a JSON line on stderr that has ``fields``."""
         while True:
             try:
                 line = self.lines.get(timeout=TIMEOUT)
             except queue.Empty:
-                pytest.fail(f"the drill was never held in {step}: {''.join(self.stderr)}")
+                pytest.fail(f"never saw {fields}: {''.join(self.stderr)}")
             if line is None:
-                pytest.fail(f"the drill ended before {step}: {''.join(self.stderr)}")
+                pytest.fail(f"the drill ended before {fields}: {''.join(self.stderr)}")
             self.stderr.append(line)
-            if line.startswith("{") and json.loads(line) == {"event": "test-hold", "step": step}:
+            if line.startswith("{") and fields.items() <= json.loads(line).items():
                 return
 
     def send(self, signum: int) -> None:
@@ -104,8 +110,8 @@ class Child:
 def child_factory(tmp_path: Path) -> Any:
     made: list[Child] = []
 
-    def make(mode: str) -> Child:
-        made.append(Child(tmp_path, mode))
+    def make(mode: str, *extra: str) -> Child:
+        made.append(Child(tmp_path, mode, *extra))
         return made[-1]
 
     yield make
@@ -137,6 +143,27 @@ def test_one_signal_during_the_probe_fails_it_restores_and_reports(
     assert steps["restore"]["message"].startswith("rolled back operation ")
     assert steps["final-status"]["status"] == "pass"
     # The failover was settled by the drill's own rollback.
+    assert sorted(child.operations()) == [("failover", "rolled-back"), ("rollback", "done")]
+
+
+def test_ctrl_c_during_the_failover_interrupts_it_and_the_drill_restores(
+    child_factory: Any,
+) -> None:
+    # --planned waits out the sandbox's old TTL (seconds) inside the failover operation.
+    child = child_factory("probe", "--planned")
+    child.until(event="countdown")
+    child.send(signal.SIGINT)
+    code, report, _ = child.finish()
+    assert code == 3, report
+    steps = steps_of(report)
+    assert steps["failover"] == {
+        **steps["failover"],
+        "status": "fail",
+        "message": "interrupted (Ctrl-C)",
+    }
+    assert steps["restore"]["status"] == "pass"
+    assert steps["final-status"]["status"] == "pass"
+    # The failover journalled its interruption; the drill's rollback settled it.
     assert sorted(child.operations()) == [("failover", "rolled-back"), ("rollback", "done")]
 
 
