@@ -278,3 +278,24 @@ def test_a_command_loads_only_its_own_module(argv: list[str], module: str) -> No
     modules, _ = modules_after(*argv)
     assert _loaded(modules, COMMAND_MODULES) == [module]
     assert "click.shell_completion" not in modules  # completers import it when they run
+
+
+def test_the_entry_point_tunes_the_collector_and_still_exits_as_before(tmp_path: Path) -> None:
+    """``main`` enlarges the young generation for start-up and freezes what is left when
+    the command ends (the final collection skips it); the command's output and exit code
+    are unchanged, and the script's stdout is complete (nothing is lost at exit)."""
+    folder = tmp_path / "rfc2136"
+    shutil.copytree(ROOT / "examples" / "rfc2136", folder)
+    (folder / "lab.key").write_text(LAB_KEY)
+    code = (
+        "import gc, sys\n"
+        "from mxflip.cli import main\n"
+        f"sys.argv = ['mxflip', '-c', {str(folder / 'mxflip.toml')!r}, 'validate', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print(exc.code, gc.get_threshold()[0], gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stderr.split()[-3:] == ["0", "50000", "True"]
+    assert json.loads(result.stdout)["command"] == "validate"
