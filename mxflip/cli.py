@@ -202,6 +202,16 @@ class MxflipGroup(click.Group):
             self.add_command(command, cmd_name)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in COMMANDS and not ctx.resilient_parsing:
+            # An unknown name: click suggests the close ones among the commands it has
+            # built ("Did you mean 'status'?"), so build them all for the error message.
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click's, with the short help of a command not loaded yet from :data:`COMMANDS`."""
         names = self.list_commands(ctx)

@@ -299,3 +299,15 @@ def test_the_entry_point_tunes_the_collector_and_still_exits_as_before(tmp_path:
     )
     assert result.stderr.split()[-3:] == ["0", "50000", "True"]
     assert json.loads(result.stdout)["command"] == "validate"
+
+
+def test_an_unknown_command_still_gets_suggestions() -> None:
+    """click suggests close names from the commands it has built; the lazy group builds
+    them all for that message, so a typo is answered as before."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mxflip", "statu"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: No such command 'statu'. (Did you mean one of: 'state', 'status'?)"
+    )
