@@ -1,5 +1,5 @@
-"""The ``watch``, ``proposals`` and ``approve`` commands (registered on the ``mxflip``
-group by :func:`register`)."""
+"""The ``watch``, ``proposals`` and ``approve`` commands (made by :func:`register`; the
+``mxflip`` group loads them from this module's attributes, :data:`mxflip.cli.COMMANDS`)."""
 
 from __future__ import annotations
 
