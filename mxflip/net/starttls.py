@@ -19,8 +19,11 @@ import contextlib
 import ssl
 from typing import Any
 
-#: Ciphertext read from the socket at once, and plaintext taken from TLS at once.
+#: Ciphertext read from the socket at once.
 _CHUNK = 65536
+#: Plaintext taken from TLS at once: one TLS record at most (``SSLObject.read`` allocates
+#: what it is asked for, then shrinks it).
+_RECORD = 16384
 #: Handshake rounds (each waits for the peer) before giving up; TLS needs two or three.
 _MAX_ROUNDS = 64
 
@@ -86,7 +89,7 @@ class TLSStream:
         while True:
             end = self._buffer.find(b"\n", searched)
             if end >= 0:
-                if end >= self._limit:
+                if end > self._limit:  # as StreamReader: the separator may sit at the limit
                     del self._buffer[: end + 1]
                     raise ValueError("a line longer than the limit")
                 line = bytes(self._buffer[: end + 1])
@@ -106,7 +109,7 @@ class TLSStream:
         """Some plaintext into the buffer, or the end of the stream."""
         while True:
             try:
-                data = self._obj.read(_CHUNK)
+                data = self._obj.read(_RECORD)
             except ssl.SSLWantReadError:
                 await self._send_pending()  # TLS may have something to say first
                 await self._receive()
