@@ -457,8 +457,13 @@ class SMTPClient:
                 reply=reply,
             )
         reader, writer = self.reader, self.writer
-        assert isinstance(reader, asyncio.StreamReader)
-        assert isinstance(writer, asyncio.StreamWriter)
+        if not isinstance(reader, asyncio.StreamReader) or not isinstance(
+            writer, asyncio.StreamWriter
+        ):
+            # TLS inside TLS: no server asks for it and no conversation here does
+            raise StartTLSFailed(
+                fail("tls-handshake", "STARTTLS inside a TLS session"), alive=False
+            )
         start = self.s.timer()
         try:
             async with self._step_timeout(self.s.timeout):
