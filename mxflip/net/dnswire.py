@@ -351,7 +351,8 @@ class _Watcher:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # No reference to the loop is kept (the loop owns its watcher, _WATCHERS is weak).
+        # No reference to the loop is kept once nothing is in flight (the loop owns its
+        # watcher through its reader callback; _WATCHERS is weak).
         self._waiting: dict[int, _Query] = {}
         self._queues: dict[float, deque[_Query]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -381,9 +382,18 @@ class _Watcher:
     def forget(self, query: _Query) -> None:
         """The query is over (answered, timed out or cancelled): stop watching its socket
         (its place in the timeout queue is dropped when the queue gets there)."""
+        if not query.future.done():
+            query.future.cancel()  # never sent (send failed): nothing is to expire it
         fileno = query.sock.fileno()
         if self._waiting.pop(fileno, None) is not None and self._epoll is None:
             query.future.get_loop().remove_reader(fileno)
+        if not self._waiting:
+            # Nothing in flight: nothing to expire, and no timer or query left holding the
+            # loop (the loop owns its watcher; the watcher must not keep a closed loop).
+            self._queues.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         # with epoll, closing the socket (the caller does, next) takes it out of the set
 
     def _ready(self) -> None:
