@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import gc
 from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -37,19 +36,9 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-#: The collector's thresholds while a command's loop runs (Python's are 700, 10, 10). A
-#: loop allocates container objects by the thousand (coroutines, futures, handles): at
-#: 700 a check of 200 domains ran ~300 collections, ~0.15 s of CPU (a tenth of the whole
-#: command; ``bench/bench_check.py --cli``), nearly all of it tracing objects that were
-#: still in use. Cycles are still collected, every 10,000 allocations.
-LOOP_GC_THRESHOLDS = (10_000, 20, 20)
-
-
 class _Scope:
     def __init__(self) -> None:
         self.runner: asyncio.Runner | None = None
-        #: The thresholds before the loop was made (restored when the command ends).
-        self.gc_thresholds: tuple[int, int, int] | None = None
 
 
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
@@ -69,8 +58,6 @@ def command_loop() -> Iterator[None]:
         _scope.reset(token)
         if scope.runner is not None:
             scope.runner.close()
-        if scope.gc_thresholds is not None:
-            gc.set_threshold(*scope.gc_thresholds)
 
 
 def run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -83,8 +70,6 @@ def run(coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(coro)
     if scope.runner is None:
         scope.runner = asyncio.Runner()
-        scope.gc_thresholds = gc.get_threshold()
-        gc.set_threshold(*LOOP_GC_THRESHOLDS)
     return scope.runner.run(coro)
 
 
