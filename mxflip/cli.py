@@ -443,7 +443,10 @@ def main() -> None:
     # pydantic's schema machinery, the configuration's models): at CPython's default
     # threshold (700 allocations) the collector walks them again and again, for nothing.
     # With a larger young generation (mypy uses 200,000) start-up runs with next to no
-    # collection, and a long-running command (watch) still collects every 50,000.
+    # collection, and a long-running command (watch) still collects every 50,000. The
+    # same holds for a command's event loop, which allocates coroutines, futures and
+    # handles by the thousand: at 700, `check` over 200 domains ran ~300 collections
+    # (~0.15 s of CPU, bench/bench_check.py --cli), nearly all tracing live objects.
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     try:
         cli(prog_name="mxflip")  # click ends the process: SystemExit passes through here
