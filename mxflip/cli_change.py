@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -20,6 +20,7 @@ from mxflip.errors import ExitCode, MxflipError
 if TYPE_CHECKING:
     from mxflip.config import Config, DomainConfig
     from mxflip.engine import Engine
+    from mxflip.journal import Operation
     from mxflip.plan import Plan, PlanOptions
     from mxflip.rollout import RolloutResult
     from mxflip.runtime import Runtime
@@ -157,15 +158,21 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
     try:
         lock = journal.lock(" ".join(command)) if not change.dry_run else contextlib.nullcontext()
         with lock:
+            planned: Plan | None = None
             if change.kind not in ("rollback", "resume"):
-                settle = _settle_unsettled(engine, change, runtime)
+                unsettled, outcome = loop.run(_unsettled_and_plan(engine, build(engine, opts)))
+                settle = _settle_unsettled(unsettled, change, runtime)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
                     kind, op_id = settle
                     change.kind, change.argv = kind, (op_id,)
                     command = ["mxflip", kind, op_id]
                     build = _settle_builder(kind, op_id)
-            plan = loop.run(build(engine, opts))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    planned = outcome
+            plan = planned if planned is not None else loop.run(build(engine, opts))
             if not change.as_json:
                 render_plan(console, plan, now=clock.now())
             if change.dry_run:
@@ -253,16 +260,33 @@ def _confirm(change: ChangeRequest, runtime: Runtime) -> None:
         sys.exit(int(ExitCode.ATTENTION))
 
 
+async def _unsettled_and_plan(
+    engine: Engine, planning: Awaitable[Plan]
+) -> tuple[Operation | None, Plan | Exception]:
+    """The engine's unsettled check and the plan, asked together: the one reads the
+    journal (a listing, on a shared backend), the other asks DNS, and neither needs the
+    other. The plan's error is returned, raised only once the check has had its say."""
+    import asyncio
+
+    unsettled, outcome = await asyncio.gather(
+        asyncio.to_thread(engine.first_unsettled), planning, return_exceptions=True
+    )
+    if isinstance(unsettled, BaseException):
+        raise unsettled
+    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+        raise outcome  # cancelled, interrupted
+    return unsettled, outcome
+
+
 def _settle_unsettled(
-    engine: Engine, change: ChangeRequest, runtime: Runtime
+    op: Operation | None, change: ChangeRequest, runtime: Runtime
 ) -> tuple[str, str] | None:
-    """An interrupted or failed operation must be resumed or rolled back first (the
-    engine's check). On a terminal the person is offered both; otherwise the command is
+    """An interrupted or failed operation (``op``, the engine's check) must be resumed or
+    rolled back first. On a terminal the person is offered both; otherwise the command is
     refused, naming them. Returns (kind, operation id) when the person chose to settle
     it now."""
     from mxflip.engine import Unsettled, unsettled_text
 
-    op = engine.first_unsettled()
     if op is None:
         return None
     if change.dry_run:

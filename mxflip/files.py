@@ -77,9 +77,10 @@ def read_bytes(path: Path) -> bytes:
         return f.read()
 
 
-def append_synced(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def append_synced(path: Path, data: bytes, *, mode: int = 0o600, fsync: bool = True) -> None:
     """Append ``data`` to ``path`` (created with ``mode``) and fsync it; a torn last line
-    (a crash mid-write) gets a newline first so that it cannot swallow this one."""
+    (a crash mid-write) gets a newline first so that it cannot swallow this one.
+    ``fsync=False`` for a cache whose reader skips a torn line: a crash may lose it."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | SAFE_FLAGS, mode)
     try:
         size = os.fstat(fd).st_size
@@ -91,7 +92,8 @@ def append_synced(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             finally:
                 os.close(rfd)
         os.write(fd, data)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

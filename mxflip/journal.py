@@ -384,6 +384,9 @@ class Journal:
                 hint="set [journal] path in the config or $MXFLIP_JOURNAL to a writable file",
             ) from None
 
+    def flush(self) -> None:
+        """Nothing to wait for: :meth:`append` returns once its record is fsynced."""
+
     def read(self) -> JournalView:
         """Every operation, in the order started. Untrusted lines are skipped and named."""
         try:

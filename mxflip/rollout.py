@@ -215,6 +215,8 @@ class Rollout:
                 d = step.domain
                 groups[(d.provider, d.zone)].append(Change(d.name, expected, new))
         handles = []
+        # Every record so far (the phase's start, the intent) lands before the change.
+        self.journal.flush()
         for (provider, zone), changes in groups.items():
             with timed(
                 _log,

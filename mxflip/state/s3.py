@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +135,15 @@ class S3Backend:
         self._snapshot_known = False
         self._snapshot_saved: str | None = None
         self._snapshot_read = False
+        self._snapshot_future: Future[tuple[str | None, bytes] | None] | None = None
         self._wrote = False
+        #: While this process holds the lock, records after the intent are written in the
+        #: background (see :meth:`append`); these are the writes not yet waited for.
+        self._background = False
+        self._inflight: list[Future[None]] = []
+        self._last_write: Future[None] | None = None
+        self._record_pool: ThreadPoolExecutor | None = None
+        self._pending_lock = threading.Lock()
 
     def _build_client(self) -> None:
         try:
@@ -328,21 +336,68 @@ class S3Backend:
     def append(self, record: Mapping[str, Any]) -> None:
         """Create one record object. Only the intent of an operation must reach the
         bucket (else nothing starts); a later record that cannot be written is kept in
-        the local pending file and reported, and the next command writes it."""
+        the local pending file and reported, and the next command writes it.
+
+        While this process holds the lock, a record other than an intent is written in
+        the background and ``append`` returns at once: the records an operation writes
+        after its last DNS change (switch done, verify, result) then cost one round trip
+        together instead of one each. Its name, and so its place in the journal, is
+        fixed here. :meth:`flush` waits for them — the rollout calls it before every DNS
+        change, so a record still lands before the change it announces — and so do
+        :meth:`read` and the lock's release (the lock is released only after the last
+        record landed)."""
         key = self._record_key()
         body = dict(record)
+        if self._background and body.get("type") != "intent":
+            with self._key_lock:
+                before = self._last_write
+                future = self._records_pool().submit(self._write_record, key, body, before)
+                self._inflight.append(future)
+                self._last_write = future
+            return
+        self._write_record(key, body)
+
+    def _write_record(
+        self, key: str, body: dict[str, Any], before: Future[None] | None = None
+    ) -> None:
         try:
             self.put_record(key, body)
         except StateError as exc:
-            if record.get("type") == "intent" or isinstance(exc, PreconditionFailed):
+            if body.get("type") == "intent" or isinstance(exc, PreconditionFailed):
                 raise
+            if before is not None:
+                # The pending file keeps journal order: the record appended before this
+                # one is written or kept first (it started first: no cycle).
+                wait([before])
             self._keep_pending(key, body, exc)
             return
-        self._cache[key] = body
-        self._remember({key: body})
         with self._key_lock:
+            self._cache[key] = body
+            self._unsaved[key] = body
             bisect.insort(self._keys, key)
             self._wrote = True
+
+    def _records_pool(self) -> ThreadPoolExecutor:
+        if self._record_pool is None:
+            # A handful in flight is all an operation has between two DNS changes.
+            self._record_pool = ThreadPoolExecutor(
+                max_workers=6, thread_name_prefix="mxflip-s3-record"
+            )
+        return self._record_pool
+
+    def flush(self) -> None:
+        """Return once every record appended so far has landed in the bucket (or, the
+        bucket being unreachable, was kept in the pending file). Raises what a record
+        written in the background raised (a refused conditional create)."""
+        with self._key_lock:
+            waiting, self._inflight = self._inflight, []
+        error: BaseException | None = None
+        for future in waiting:  # each write is bounded by its retries
+            exc = future.exception()
+            if exc is not None and error is None:
+                error = exc
+        if error is not None:
+            raise error
 
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         self._call(
@@ -356,6 +411,7 @@ class S3Backend:
     def read(self) -> JournalView:
         """Every operation, oldest first. A listed record that cannot be fetched yet (or
         is not JSON) is skipped and counted; it is fetched again on the next read."""
+        self.flush()  # this process's records in flight are part of the journal it reads
         self.settle()
         keys: list[str] = []
         token: str | None = None
@@ -378,6 +434,13 @@ class S3Backend:
             self._snapshot_read = True
             self._load_snapshot(set(missing))
             missing = [k for k in keys if self._cache.get(k) is None]
+        elif self._snapshot_future is not None and not self._snapshot_read:
+            # Prefetched but not needed (an empty journal): its version still spares
+            # the snapshot write a question.
+            self._snapshot_read = True
+            got = self._take_snapshot()
+            if got is not None:
+                self._snapshot_version, self._snapshot_known = got[0], True
         if missing:
             fetched: dict[str, dict[str, Any]] = {}
             with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
@@ -452,7 +515,8 @@ class S3Backend:
         self._unsaved = {}
         try:
             ensure_private_folder(self.home)
-            append_synced(self.cache_path, text.encode())
+            # Not fsynced (a few ms per command): a line lost in a crash is fetched again.
+            append_synced(self.cache_path, text.encode(), fsync=False)
         except OSError as exc:  # only a cache: the next command fetches again
             log.debug("cannot write the record cache %s: %s", self.cache_path, exc)
 
@@ -476,20 +540,48 @@ class S3Backend:
 
     # ------------------------------------------------------------------ snapshot
 
+    def _prefetch_snapshot(self) -> None:
+        """On a machine that knows no record yet (a new one: no record cache), start
+        fetching the snapshot while the lock is being taken: the first read needs it,
+        and it does not depend on the lock (the listing decides what it is used for)."""
+        if self._snapshot_read or self._snapshot_future is not None:
+            return
+        self._load_disk_cache()
+        if any(record is not None for record in self._cache.values()):
+            return
+        self._snapshot_future = self._records_pool().submit(self._get_snapshot)
+
+    def _get_snapshot(self) -> tuple[str | None, bytes]:
+        """The snapshot's version (None: absent) and body; StateError when unreadable."""
+        try:
+            reply = self._call("GetObject", Key=self._doc_key(SNAPSHOT_KEY))
+        except _Missing:
+            return None, b""
+        return str(reply["ETag"]), reply["Body"].read()
+
+    def _take_snapshot(self) -> tuple[str | None, bytes] | None:
+        """The prefetched snapshot, else fetched now; None (with a warning: it is only a
+        shortcut, the records are fetched one by one) when it cannot be read."""
+        future, self._snapshot_future = self._snapshot_future, None
+        try:
+            return future.result() if future is not None else self._get_snapshot()
+        except StateError as exc:
+            name = self._doc_key(SNAPSHOT_KEY)
+            log.warning("cannot read the journal snapshot %s: %s", name, exc.message)
+            return None
+
     def _load_snapshot(self, wanted: set[str]) -> None:
         """Take the ``wanted`` (listed, not yet known) records from the snapshot."""
         name = self._doc_key(SNAPSHOT_KEY)
-        try:
-            reply = self._call("GetObject", Key=name)
-        except _Missing:
-            self._snapshot_version, self._snapshot_known = None, True
+        got = self._take_snapshot()
+        if got is None:
             return
-        except StateError as exc:  # only a shortcut: the records are fetched one by one
-            log.warning("cannot read the journal snapshot %s: %s", name, exc.message)
+        version, body = got
+        self._snapshot_version, self._snapshot_known = version, True
+        if version is None:
             return
-        self._snapshot_version, self._snapshot_known = str(reply["ETag"]), True
         try:
-            records = _snapshot_records(reply["Body"].read(), self.journal_prefix)
+            records = _snapshot_records(body, self.journal_prefix)
         except ValueError as exc:
             log.warning(
                 "the journal snapshot %s in s3://%s is damaged (%s); ignored: the records are "
@@ -560,6 +652,10 @@ class S3Backend:
         return self.home / PENDING_NAME
 
     def _keep_pending(self, key: str, record: Mapping[str, Any], exc: StateError) -> None:
+        with self._pending_lock:  # records written in the background fail together
+            self._keep_pending_locked(key, record, exc)
+
+    def _keep_pending_locked(self, key: str, record: Mapping[str, Any], exc: StateError) -> None:
         line = json.dumps(
             {"bucket": self.bucket, "key": key, "record": record},
             sort_keys=True,
@@ -641,6 +737,7 @@ class S3Backend:
         background every third of the lease, taken over only after it expired (the
         takeover is journalled), released at the version this process wrote."""
         self.settle()
+        self._prefetch_snapshot()
         lease = Lease(self, LOCK_KEY, duration=self.lease, clock=self.clock, command=command)
         try:
             replaced = lease.acquire()
@@ -660,10 +757,17 @@ class S3Backend:
             self._journal_lock_event("takeover", lease.info.id, holder=replaced.to_json())
         renewer = Renewer(lease).start()
         self._wrote = False
+        self._background = True
         try:
             yield lease.info
         finally:
-            renewer.stop()
+            self._background = False
+            try:
+                self.flush()  # the lock is released only after the last record landed
+            except StateError as exc:
+                self.problems.append(f"a journal record could not be written: {exc.message}")
+            finally:
+                renewer.stop()
             if renewer.lost:
                 self.problems.append(
                     f"{renewer.lost} while this operation ran: check 'mxflip history'"
@@ -730,6 +834,11 @@ class S3Backend:
         return doc.data
 
     def close(self) -> None:
+        with contextlib.suppress(StateError):
+            self.flush()  # reported where it was raised (the lock's release)
+        if self._record_pool is not None:
+            self._record_pool.shutdown(wait=True, cancel_futures=True)
+            self._record_pool = None
         self._save_cache()
         if self._client_future.done():  # never built: nothing to close
             with contextlib.suppress(Exception):

@@ -68,7 +68,21 @@ def make_client(settings: Any, *, home: Path | None) -> Any:
     )
     if path is not None and not preloaded:
         _keep(loader, path)
+    # botocore sends every PutObject body with "Expect: 100-continue" (it turns bytes into
+    # a file, and a file always gets one), so each write waits for the store's "100
+    # Continue" before sending its body: one more round trip per record. mxflip's bodies
+    # are small JSON documents, sent with their headers. Registered last on the S3
+    # before-call event, after botocore's own handler; through the public event system,
+    # so a botocore that stops adding the header only makes this a no-op.
+    client.meta.events.register_last("before-call.s3", send_body_with_headers)
     return client
+
+
+def send_body_with_headers(params: dict[str, Any], **_: Any) -> None:
+    """botocore ``before-call`` handler: no ``Expect: 100-continue`` on a request."""
+    headers = params.get("headers")
+    if isinstance(headers, dict):
+        headers.pop("Expect", None)
 
 
 def _data_path(home: Path, loader: Any, version: str) -> Path:
