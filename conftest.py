@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import compileall
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,23 @@ from tests.support.engine import start_engine_bind
 from tests.support.knot import KnotServer
 from tests.support.memory import fresh_store
 from tests.support.pdns import PowerDNSServer
+
+ROOT = Path(__file__).resolve().parent
+
+# With PYTHONDONTWRITEBYTECODE set (this machine sets it), no .pyc is ever written: every
+# test worker compiled mxflip, the adapters and the (assertion-rewritten) tests from source,
+# ~3 s of CPU each, and so did every `python -m mxflip` the tests start. An installed mxflip
+# never pays that (pip compiles at install time), so the suite keeps byte code as a normal
+# environment does: in __pycache__ (git ignores it), only ever a cache of the sources.
+sys.dont_write_bytecode = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once, before any xdist worker starts
+        for folder in ("mxflip", "providers", "tests"):
+            compileall.compile_dir(ROOT / folder, quiet=1)
+
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is
 # deliberately wide unless COLUMNS is set, and the tests assert on that piped output.
