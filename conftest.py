@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -105,6 +106,17 @@ def bind_key_file(bind: BindServer) -> Path:
 def memory_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryStore]:
     """A fresh in-memory DNS store for pure core tests (type ``memory``, zone memory.test)."""
     yield from fresh_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C as Python sets it up at a terminal (KeyboardInterrupt) during the test,
+    whatever this run inherited: a suite started in the background without job control
+    has SIGINT ignored, and tests that press Ctrl-C would wait for nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

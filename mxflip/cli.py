@@ -1238,14 +1238,9 @@ _register_watch(cli)
 
 def main() -> None:
     """Console-script entry point."""
-    # mxflip uses no pydantic plugins, and looking for them scans every installed
-    # distribution's metadata before the first model is built: a large part of the
-    # start-up of `mxflip validate` and of every command that loads the configuration.
-    # Set PYDANTIC_DISABLE_PLUGINS (even empty) to decide otherwise.
-    import os
-
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
+    # No PYDANTIC_DISABLE_PLUGINS here: the plugin scan is skipped when no pydantic plugin
+    # is installed (mxflip.entrypoints.skip_pydantic_plugin_scan), and setting it in our
+    # environment would disable a user's plugins and leak into every child process.
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)

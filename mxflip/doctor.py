@@ -175,7 +175,7 @@ def _access_result(name: str, check: AccessCheck) -> CheckResult:
     )
 
 
-def check_providers(ctx: DoctorContext) -> list[CheckResult]:
+async def check_providers(ctx: DoctorContext) -> list[CheckResult]:
     assert ctx.config is not None
     results = []
     used = {d.provider for d in ctx.config.domains.values()}
@@ -183,7 +183,9 @@ def check_providers(ctx: DoctorContext) -> list[CheckResult]:
         results.append(CheckResult("provider", SKIP, f"provider {name}", "not used by any domain"))
     for name, zone in _zones(ctx.config):
         try:
-            checks = ctx.provider(name).check_access(zone)
+            # The adapter's SDK blocks (HTTP, its own retries): in a thread, as the
+            # engine's provider calls are, so Ctrl-C still lands between calls.
+            checks = await asyncio.to_thread(_check_access, ctx, name, zone)
         except MxflipError as exc:
             results.append(
                 CheckResult(
@@ -197,6 +199,10 @@ def check_providers(ctx: DoctorContext) -> list[CheckResult]:
             continue
         results += [_access_result(name, c) for c in checks]
     return results
+
+
+def _check_access(ctx: DoctorContext, name: str, zone: str) -> list[AccessCheck]:
+    return list(ctx.provider(name).check_access(zone))
 
 
 async def check_nameservers(ctx: DoctorContext) -> list[CheckResult]:

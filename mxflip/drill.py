@@ -14,6 +14,11 @@ the drill's operation back (unless the engine already did, after a failed verifi
 and ``final-status`` shows whether every domain is back in its before-state. Planning,
 writing, verification and journalling are the engine's; this module only sequences them
 and records what happened. It never prints and never prompts.
+
+The drill is one coroutine on the command's event loop. Each step runs as a task of its
+own (:class:`mxflip.loop.StepInterrupts`), so Ctrl-C or SIGTERM cancels that step, not
+the drill: the step fails as interrupted and the drill restores what it changed, while a
+second Ctrl-C during the restore interrupts the restore and ends the drill.
 """
 
 from __future__ import annotations
@@ -249,6 +254,8 @@ class Drill:
         self._step, self._step_t0 = "status", self.clock.now()
         self._failover_op: str | None = None
         self._settled = False
+        # Each step a task of its own, so Ctrl-C is counted per step (loop.StepInterrupts).
+        self._steps = loop.StepInterrupts()
 
     # ------------------------------------------------------------------ helpers
 
@@ -287,13 +294,23 @@ class Drill:
     # ------------------------------------------------------------------ run
 
     def run(self) -> DrillReport:
-        """Run the drill under the journal lock. Step failures are recorded, not raised."""
+        """Run the drill under the journal lock, entering the command's event loop once
+        (:func:`mxflip.loop.run`). Step failures are recorded, not raised. Ctrl-C (or
+        SIGTERM) during a step fails that step and the drill restores what it changed; a
+        second one during the restore interrupts it, and KeyboardInterrupt is raised."""
+        with self._steps.installed():
+            return loop.run(self.run_async())
+
+    async def run_async(self) -> DrillReport:
+        """The drill as one coroutine (what :meth:`run` runs). Awaited directly, Ctrl-C
+        is the awaiting program's to handle (see :class:`mxflip.loop.StepInterrupts`)."""
+        self._steps.bind()
         started = self.clock.now()
         try:
             try:
                 lock = self.journal.lock(" ".join(self.command), now=started)
                 with lock:
-                    self._run()
+                    await self._run()
             except MxflipError as exc:
                 # The lock is held by another operation, or the journal cannot be written:
                 # nothing was changed, and the report says why.
@@ -308,25 +325,25 @@ class Drill:
             self._rec.build(), tuple(self._ops), started, self.clock.now(), self.planned
         )
 
-    def _run(self) -> None:
-        if not self._status():
+    async def _run(self) -> None:
+        if not await self._status():
             self._rec.skip_rest("status", "not run: a domain is not ready for a drill")
             return
-        if not self._readiness():
+        if not await self._readiness():
             self._rec.skip_rest("readiness", "not run: the backup set is not ready")
             return
         try:
-            failover = self._failover()
+            failover = await self._failover()
             if failover is None:
                 return
-            if not self._probe():
-                self._restore(failover, after="probe")
+            if not await self._probe():
+                await self._restore(failover, after="probe")
                 return
-            self._failback(failover)
+            await self._failback(failover)
         except KeyboardInterrupt:
-            self._interrupted()
+            await self._interrupted()
 
-    def _interrupted(self) -> None:
+    async def _interrupted(self) -> None:
         """Ctrl-C after the drill began to change things: the step fails, and what the
         drill changed is put back (a second Ctrl-C stops that too; the journal then shows
         the operation for 'mxflip rollback')."""
@@ -337,13 +354,13 @@ class Drill:
             return  # interrupted while restoring or looking: leave it to the person
         if self._settled:
             self._rec.skip_rest(step, "not run: the drill was interrupted", keep=("final-status",))
-            self._final_status()
+            await self._final_status()
             return
-        self._restore(_Outcome(op, None, None, 0.0, 0.0), after=step)
+        await self._restore(_Outcome(op, None, None, 0.0, 0.0), after=step)
 
     # ------------------------------------------------------------------ steps
 
-    def _status(self) -> bool:
+    async def _status(self) -> bool:
         t0 = self._start("status")
         try:
             self.engine.require_settled()
@@ -351,7 +368,7 @@ class Drill:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
         try:
-            statuses = loop.run(self.engine.observe(self.domains))
+            statuses = await self._steps.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("status", self._all("fail", str(exc)), self.clock.now() - t0)
             return False
@@ -362,7 +379,7 @@ class Drill:
         self._rec.record("status", results, self.clock.now() - t0)
         return all(status == "pass" for status, _ in results.values())
 
-    def _readiness(self) -> bool:
+    async def _readiness(self) -> bool:
         t0 = self._start("readiness")
         if self.readiness is None:
             message = "no SMTP readiness checks were given to the drill; a drill needs them"
@@ -370,7 +387,7 @@ class Drill:
             return False
         targets = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(loop.run(self.readiness(self.domains, targets)))
+            verdicts = dict(await self._steps.run(self.readiness(self.domains, targets)))
         except MxflipError as exc:
             self._rec.record(
                 "readiness",
@@ -390,12 +407,14 @@ class Drill:
         self._rec.record("readiness", results, self.clock.now() - t0)
         return all(status == "pass" for status, _ in results.values())
 
-    def _failover(self) -> _Outcome | None:
+    async def _failover(self) -> _Outcome | None:
         """Switch to the backup set and verify it; on failure, restore. Returns the
         outcome when the drill may go on."""
         t0 = self._start("failover")
         opts = PlanOptions(now=not self.planned, reason=self.reason)
-        outcome = self._operate(lambda: self.engine.plan_switch("failover", self.domains, opts), t0)
+        outcome = await self._operate(
+            lambda: self.engine.plan_switch("failover", self.domains, opts), t0
+        )
         if outcome.blocked or (outcome.error is not None and not outcome.failed_in_verify):
             results = (
                 _blocked_results(self.domains, outcome.blocked)
@@ -403,14 +422,14 @@ class Drill:
                 else self._blame(str(outcome.error))
             )
             self._rec.record("failover", results, outcome.write_seconds)
-            self._restore(outcome, after="failover")
+            await self._restore(outcome, after="failover")
             return None
         self._rec.record("failover", self._all("pass", _switched(outcome)), outcome.write_seconds)
         self._start("verify-failover")
         verify_error = _verify_error(outcome)
         if verify_error is not None:
             self._rec.record("verify-failover", self._blame(verify_error), outcome.verify_seconds)
-            self._restore(outcome, after="verify-failover")
+            await self._restore(outcome, after="verify-failover")
             return None
         self._rec.record(
             "verify-failover",
@@ -419,12 +438,12 @@ class Drill:
         )
         return outcome
 
-    def _probe(self) -> bool:
+    async def _probe(self) -> bool:
         t0 = self._start("probe")
         assert self.readiness is not None  # the readiness step needed it
         live = {d.name: RRset(d.name, d.failover_ttl, d.backup) for d in self.domains}
         try:
-            verdicts = dict(loop.run(self.readiness(self.domains, live)))
+            verdicts = dict(await self._steps.run(self.readiness(self.domains, live)))
         except MxflipError as exc:
             self._rec.record(
                 "probe", self._all("fail", f"SMTP probe failed: {exc}"), self.clock.now() - t0
@@ -438,12 +457,12 @@ class Drill:
         self._rec.record("probe", results, self.clock.now() - t0)
         return all(status == "pass" for status, _ in results.values())
 
-    def _failback(self, failover: _Outcome) -> None:
+    async def _failback(self, failover: _Outcome) -> None:
         assert failover.op_id is not None
         t0 = self._start("failback")
         op_id = failover.op_id
         opts = PlanOptions(reason=self.reason)
-        outcome = self._operate(lambda: self.engine.plan_rollback(op_id, opts), t0)
+        outcome = await self._operate(lambda: self.engine.plan_rollback(op_id, opts), t0)
         if outcome.blocked or (outcome.error is not None and not outcome.failed_in_verify):
             results = (
                 _blocked_results(self.domains, outcome.blocked)
@@ -452,7 +471,7 @@ class Drill:
             )
             self._rec.record("failback", results, outcome.write_seconds)
             self._rec.skip_rest("failback", "not run: the failback failed", keep=("final-status",))
-            self._final_status()
+            await self._final_status()
             return
         self._rec.record(
             "failback",
@@ -469,9 +488,9 @@ class Drill:
                 self._all("pass", "every verification nameserver serves the primary set again"),
                 outcome.verify_seconds,
             )
-        self._final_status()
+        await self._final_status()
 
-    def _restore(self, failed: _Outcome, *, after: str) -> None:
+    async def _restore(self, failed: _Outcome, *, after: str) -> None:
         """After a failed step: put back the before-state of whatever the drill changed."""
         self._rec.skip_rest(after, "not run: an earlier step failed", keep=("final-status",))
         op = failed.op_id
@@ -483,7 +502,7 @@ class Drill:
             message = f"the engine rolled operation {op} back when its verification failed"
             self._rec.add_all("restore", "pass", self.clock.now() - t0, message)
         else:
-            outcome = self._operate(
+            outcome = await self._operate(
                 lambda: self.engine.plan_rollback(op, PlanOptions(reason=self.reason)), t0
             )
             seconds = outcome.write_seconds + outcome.verify_seconds
@@ -504,12 +523,12 @@ class Drill:
                 self._rec.record(
                     "restore", self._all("pass", f"rolled back operation {op}"), seconds
                 )
-        self._final_status()
+        await self._final_status()
 
-    def _final_status(self) -> None:
+    async def _final_status(self) -> None:
         t0 = self._start("final-status")
         try:
-            statuses = loop.run(self.engine.observe(self.domains))
+            statuses = await self._steps.run(self.engine.observe(self.domains))
         except MxflipError as exc:
             self._rec.record("final-status", self._all("fail", str(exc)), self.clock.now() - t0)
             return
@@ -521,11 +540,12 @@ class Drill:
 
     # ------------------------------------------------------------------ operations
 
-    def _operate(self, build: Callable[[], Coroutine[Any, Any, Plan]], t0: float) -> _Outcome:
-        """Plan and execute one engine operation; time its write and verify parts."""
+    async def _operate(self, build: Callable[[], Coroutine[Any, Any, Plan]], t0: float) -> _Outcome:
+        """Plan and execute one engine operation (two steps, as Ctrl-C counts them);
+        time its write and verify parts."""
         self._phases.reset()
         try:
-            plan = loop.run(build())
+            plan = await self._steps.run(build())
         except MxflipError as exc:
             return _Outcome(None, None, exc, self.clock.now() - t0, 0.0)
         if plan.blockers:
@@ -534,7 +554,7 @@ class Drill:
         result: RolloutResult | None = None
         error: MxflipError | None = None
         try:
-            result = loop.run(self.engine.execute(plan, command=self.command))
+            result = await self._steps.run(self.engine.execute(plan, command=self.command))
         except MxflipError as exc:
             error = exc
         except KeyboardInterrupt:

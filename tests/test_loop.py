@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from mxflip import loop
+
+_R = TypeVar("_R")
+
+# The Ctrl-C tests below press it for real (see the fixture).
+pytestmark = pytest.mark.usefixtures("ctrl_c")
 
 
 async def current() -> asyncio.AbstractEventLoop:
@@ -99,3 +106,152 @@ def test_a_cancelled_rollout_wait_surfaces_as_cancellation() -> None:
 
     loop.run(main())
     assert seen == ["cancelled"]
+
+
+# ----------------------------------------------------------------- Ctrl-C per step
+
+#: How long a held step waits for the press that cancels it (bounded: never reached).
+HOLD = 30.0
+
+
+def press() -> None:
+    """A real SIGINT to this process; its Python handler runs before this returns."""
+    import signal
+
+    signal.raise_signal(signal.SIGINT)
+
+
+def interrupts_run(body: Callable[[loop.StepInterrupts], Coroutine[Any, Any, _R]]) -> _R:
+    """``body`` on a command's loop with the step handler installed, as the drill runs."""
+    steps = loop.StepInterrupts()
+
+    async def main() -> _R:
+        steps.bind()
+        return await body(steps)
+
+    with loop.command_loop(), steps.installed():
+        return loop.run(main())
+
+
+async def held(log: list[str], name: str, *, presses: int = 1) -> str:
+    """A step pressed ``presses`` times: once as it starts, and again while it unwinds."""
+    press()
+    try:
+        await asyncio.sleep(HOLD)
+    except asyncio.CancelledError:
+        log.append(f"{name} cancelled")
+        if presses < 2:
+            raise
+        press()
+        try:
+            await asyncio.sleep(HOLD)  # e.g. journalling what was interrupted
+        except asyncio.CancelledError:
+            log.append(f"{name} unwinding cancelled")
+            raise
+    return "not interrupted"
+
+
+async def quick(value: str) -> str:
+    await asyncio.sleep(0)
+    return value
+
+
+def test_ctrl_c_cancels_the_step_and_the_caller_goes_on_with_a_fresh_count() -> None:
+    import signal
+
+    log: list[str] = []
+
+    async def body(steps: loop.StepInterrupts) -> list[str]:
+        assert await steps.run(quick("before")) == "before"
+        for name in ("first", "restore"):
+            try:
+                await steps.run(held(log, name))
+            except KeyboardInterrupt:
+                log.append(f"{name} interrupted")
+        log.append(await steps.run(quick("after")))
+        return log
+
+    assert interrupts_run(body) == [
+        "first cancelled",
+        "first interrupted",
+        "restore cancelled",  # a press in the next step counts as a first press again
+        "restore interrupted",
+        "after",
+    ]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_press_in_one_step_cancels_its_unwinding() -> None:
+    log: list[str] = []
+
+    async def body(steps: loop.StepInterrupts) -> list[str]:
+        with pytest.raises(KeyboardInterrupt):
+            await steps.run(held(log, "step", presses=2))
+        return log
+
+    assert interrupts_run(body) == ["step cancelled", "step unwinding cancelled"]
+
+
+def test_ctrl_c_in_the_caller_s_own_code_raises_there() -> None:
+    async def body(steps: loop.StepInterrupts) -> str:
+        await steps.run(quick("one"))
+        try:
+            press()
+        except KeyboardInterrupt:
+            return await steps.run(quick("caught where it was pressed"))
+        return "no interrupt"
+
+    assert interrupts_run(body) == "caught where it was pressed"
+
+
+def test_ctrl_c_between_steps_reaches_the_caller_at_its_next_step() -> None:
+    async def body(steps: loop.StepInterrupts) -> list[str]:
+        seen: list[str] = []
+        # Pressed from the loop's own machinery (a callback), not from a task's code.
+        asyncio.get_running_loop().call_soon(press)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        try:
+            await steps.run(quick("never run"))
+        except KeyboardInterrupt:
+            seen.append("interrupted at the next step")
+        seen.append(await steps.run(quick("then on")))
+        return seen
+
+    assert interrupts_run(body) == ["interrupted at the next step", "then on"]
+
+
+def test_a_keyboard_interrupt_raised_in_a_step_reaches_the_caller_not_the_loop() -> None:
+    async def raising() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def body(steps: loop.StepInterrupts) -> str:
+        with pytest.raises(KeyboardInterrupt):
+            await steps.run(raising())
+        return await steps.run(quick("the loop went on"))
+
+    assert interrupts_run(body) == "the loop went on"
+
+
+def test_sigterm_reaches_the_step_handler_like_ctrl_c() -> None:
+    import signal
+
+    from mxflip.cli import _on_sigterm
+
+    log: list[str] = []
+
+    async def terminated() -> None:
+        _on_sigterm(signal.SIGTERM, None)  # what the CLI's SIGTERM handler does
+        try:
+            await asyncio.sleep(HOLD)
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+
+    async def body(steps: loop.StepInterrupts) -> list[str]:
+        with pytest.raises(KeyboardInterrupt):
+            await steps.run(terminated())
+        return log
+
+    assert interrupts_run(body) == ["cancelled"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from mxflip.canary._base import FAILING, CanaryError
 from mxflip.config import Config
 from mxflip.files import JSONStateFile, state_dir
-from mxflip.state.base import PreconditionFailed, StateBackend, VersionedDocument
+from mxflip.state.base import DocumentStore, PreconditionFailed, StateBackend, VersionedDocument
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept;
@@ -136,7 +136,7 @@ class CanaryState:
         self.paths.sort(key=lambda s: (s.domain, s.path))
 
 
-class CanaryStore:
+class CanaryStore(DocumentStore[CanaryState]):
     """The JSON state file, written atomically, locked while read-modify-written."""
 
     def __init__(self, path: Path) -> None:
@@ -182,13 +182,9 @@ class CanaryStore:
         """Write atomically (temporary file, then rename), readable by the owner only."""
         self.file.write(self._encode(state))
 
-    @contextlib.contextmanager
-    def update(self) -> Iterator[CanaryState]:
-        """Load, let the caller change, save; one process at a time."""
-        with self.file.updating():
-            state = self.load()
-            yield state
-            self.save(state)
+    def guard(self) -> contextlib.AbstractContextManager[object]:
+        """One process at a time."""
+        return self.file.updating()
 
 
 def _list(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -239,11 +235,9 @@ class SharedCanaryStore(CanaryStore):
                 hint="run the command again",
             ) from None
 
-    @contextlib.contextmanager
-    def update(self) -> Iterator[CanaryState]:
-        state = self.load()
-        yield state
-        self.save(state)
+    def guard(self) -> contextlib.AbstractContextManager[object]:
+        # Not the file's lock: the save is conditional on the version loaded.
+        return contextlib.nullcontext()
 
 
 def canary_store(config: Config) -> CanaryStore:

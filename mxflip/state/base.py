@@ -11,13 +11,14 @@ Nothing secret is ever stored: object keys and bodies hold names and records onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from mxflip.errors import ExitCode, MxflipError
 
@@ -131,6 +132,34 @@ def update_document(
         f"the state document {key} kept changing under {attempts} attempts to update it",
         hint="another process writes it in a loop; run the command again",
     )
+
+
+_State = TypeVar("_State")
+
+
+class DocumentStore(Generic[_State]):
+    """A whole state document loaded, changed and saved: the shape of the canary and watch
+    stores, local or shared. Subclasses give ``load``/``save`` and, where the store needs
+    it, a ``guard`` held across :meth:`update`."""
+
+    def load(self) -> _State:
+        raise NotImplementedError
+
+    def save(self, state: _State) -> None:
+        raise NotImplementedError
+
+    def guard(self) -> AbstractContextManager[object]:
+        """Held across ``update``'s read-modify-write: a file's lock locally. A shared
+        document needs none: its save is conditional on the version it loaded."""
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[_State]:
+        """Load, let the caller change, save."""
+        with self.guard():
+            state = self.load()
+            yield state
+            self.save(state)
 
 
 class VersionedDocument:

@@ -1,25 +1,31 @@
 """Watch state that survives restarts: per-domain machine state, alert conditions,
 proposals, the automatic-switch history and the last 24 h of canary delays.
 
-Everything goes through one small interface (:class:`WatchStore`: ``load``, ``save`` and
-``update``). With ``[state] backend = "local"`` it is a JSON file beside the journal,
-written atomically, mode 0600; with ``"s3"`` it is the shared document ``watch`` of the
-state backend (:class:`SharedWatchStore`), saved only at the version last read, so a
-leader's round and an ``approve`` elsewhere never overwrite each other blindly. No secret
-is ever stored (alerts hold sentences, never channel URLs).
+Everything goes through one small interface (:class:`WatchStore`, the state backends'
+:class:`~mxflip.state.base.DocumentStore`: ``load``, ``save`` and ``update``). With
+``[state] backend = "local"`` it is a JSON file beside the journal, written atomically,
+mode 0600; with ``"s3"`` it is the shared document ``watch`` of the state backend
+(:class:`SharedWatchStore`), saved only at the version last read, so a leader's round and
+an ``approve`` elsewhere never overwrite each other blindly. No secret is ever stored
+(alerts hold sentences, never channel URLs).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mxflip.errors import MxflipError
 from mxflip.files import JSONStateFile
-from mxflip.state.base import PreconditionFailed, StateBackend, StateError, VersionedDocument
+from mxflip.state.base import (
+    DocumentStore,
+    PreconditionFailed,
+    StateBackend,
+    StateError,
+    VersionedDocument,
+)
 
 STATE_VERSION = 1
 STATE_NAME = "watch.json"
@@ -128,15 +134,8 @@ class WatchState:
         ]
 
 
-class WatchStore(Protocol):
-    """Where watch state lives: load, save, and a read-modify-write for one process at a
-    time."""
-
-    def load(self) -> WatchState: ...
-
-    def save(self, state: WatchState) -> None: ...
-
-    def update(self) -> contextlib.AbstractContextManager[WatchState]: ...
+#: Where watch state lives: load, save, and a read-modify-write (``update``).
+WatchStore = DocumentStore[WatchState]
 
 
 def default_state_path(journal_path: Path) -> Path:
@@ -144,7 +143,7 @@ def default_state_path(journal_path: Path) -> Path:
     return journal_path.with_name(STATE_NAME)
 
 
-class LocalWatchStore:
+class LocalWatchStore(DocumentStore[WatchState]):
     """The JSON file backend."""
 
     def __init__(self, path: Path, *, wait: float = 900.0) -> None:
@@ -172,12 +171,8 @@ class LocalWatchStore:
     def save(self, state: WatchState) -> None:
         self.file.write(to_json(state))
 
-    @contextlib.contextmanager
-    def update(self) -> Iterator[WatchState]:
-        with self.file.updating():
-            state = self.load()
-            yield state
-            self.save(state)
+    def guard(self) -> contextlib.AbstractContextManager[object]:
+        return self.file.updating()
 
 
 def parse_state(raw: Any, where: str, remedy: str) -> WatchState:
@@ -195,7 +190,7 @@ def to_json(state: WatchState) -> dict[str, Any]:
     return {"version": STATE_VERSION, **asdict(state)}
 
 
-class SharedWatchStore:
+class SharedWatchStore(DocumentStore[WatchState]):
     """The watch state as one document of a shared state backend."""
 
     def __init__(self, backend: StateBackend, key: str = WATCH_KEY) -> None:
@@ -212,6 +207,8 @@ class SharedWatchStore:
         return parse_state(raw, f"the shared watch state {self.path}", "delete the object")
 
     def save(self, state: WatchState) -> None:
+        """Write at the version loaded (WatchStateConflict when another writer got there
+        first: nothing of theirs is lost, the caller retries)."""
         try:
             self.document.save(to_json(state))
         except PreconditionFailed:
@@ -221,14 +218,6 @@ class SharedWatchStore:
             ) from None
         except StateError as exc:
             raise WatchStateError(f"cannot write the shared watch state: {exc.message}") from None
-
-    @contextlib.contextmanager
-    def update(self) -> Iterator[WatchState]:
-        """Read, change, write at the version read (WatchStateConflict when another
-        writer got there first: nothing of theirs is lost, the caller retries)."""
-        state = self.load()
-        yield state
-        self.save(state)
 
 
 def _from_json(raw: dict[str, Any]) -> WatchState:
