@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,15 +66,16 @@ def fbind(engine_bind: BindServer) -> BindServer:
 
 
 @pytest.fixture(scope="module")
-def s3_client(moto_s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One botocore client for the module's S3 cases: it holds the endpoint and the HTTP
-    connection pool, no state of a backend's or a bucket's (each case has its own bucket),
-    and building one (~0.1 s of CPU) cost more than most of a case's requests."""
+def s3_client(moto_s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One botocore client for the module's S3 cases: it holds the endpoint, the fake
+    keys (read when it is built) and the HTTP connection pool, no state of a backend's or
+    a bucket's (each case has its own bucket); building one per case cost more CPU than
+    most of a case's requests."""
     from mxflip.state.s3 import _make_client
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         s3_environment(monkeypatch, tmp_path_factory.mktemp("s3-client"))
-        yield _make_client(state_config(moto_s3.url, "unused"))
+        return _make_client(state_config(moto_s3.url, "unused"))
 
 
 @pytest.fixture(params=["local", "s3"])
