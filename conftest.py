@@ -177,11 +177,13 @@ def _prefilled_loaders(create: Any) -> Any:
     byte for byte, without re-parsing botocore's JSON (~0.1 s of CPU per backend).
     Loading the kept (trimmed) data into one loader changes no other loader's."""
     template: dict[Any, Any] = {}
+    tried: list[bool] = []
     lock = threading.Lock()
 
     def create_loader(search_path_string: str | None = None) -> Any:
         with lock:
-            if search_path_string is None and not template:
+            if search_path_string is None and not tried:
+                tried.append(True)
                 import botocore.session
 
                 session = botocore.session.Session()
@@ -194,9 +196,12 @@ def _prefilled_loaders(create: Any) -> Any:
                     aws_access_key_id="unused",
                     aws_secret_access_key="unused",
                 )
-                template.update(filler._cache)
+                # A private attribute (mxflip.state.s3client reads it too): a botocore
+                # without it only loses the gain.
+                cache = getattr(filler, "_cache", None)
+                template.update(cache if isinstance(cache, dict) else {})
         loader = create(search_path_string)
-        if search_path_string is None:  # botocore's own data only
+        if search_path_string is None and template:  # botocore's own data only
             loader._cache = dict(template)
         return loader
 
