@@ -16,10 +16,14 @@ _ = Whitelist()
 _.__getattr__  # mxflip/__init__.py, mxflip/testing/__init__.py
 
 # click calls these: ParamType.convert, a command's help text set after definition, and
-# the `failback` command registered by _switch_command (the name keeps the module tidy).
+# the commands the group loads by name from mxflip.cli.COMMANDS that no decorator marks:
+# `failover`/`failback` (made by _switch_command) and the watch module's `approve`.
 _.convert  # mxflip/cli.py Duration
-_.help  # mxflip/cli.py _switch_command
-_.failback  # mxflip/cli.py
+_.help  # mxflip/cli_change.py _switch_command
+_.failback  # mxflip/cli_change.py
+_.approve  # mxflip/watch/cli.py
+_.get_command  # mxflip/cli.py MxflipGroup (the lazy loading)
+_.format_commands  # mxflip/cli.py MxflipGroup
 
 # asyncio calls the DatagramProtocol callbacks.
 

@@ -1,6 +1,6 @@
 """The onboarding commands: ``init``, ``doctor`` and ``completion``.
 
-Registered on the ``mxflip`` group by :mod:`mxflip.cli`; like every command they parse,
+Loaded by the ``mxflip`` group (:data:`mxflip.cli.COMMANDS`); like every command they parse,
 call the core (:mod:`mxflip.init`, :mod:`mxflip.doctor`) and pick a renderer.
 """
 

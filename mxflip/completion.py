@@ -8,10 +8,14 @@ completes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    # Imported by each completer when it runs: the group installs the completers on every
+    # command it loads, and a command that is only run never completes anything.
+    from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_MXFLIP_COMPLETE"
@@ -27,6 +31,8 @@ def complete_domains(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """The configured domain names starting with ``incomplete``."""
+    from click.shell_completion import CompletionItem
+
     try:
         config = _config(ctx)
     except Exception:  # completion must stay silent whatever is wrong
@@ -43,6 +49,8 @@ def complete_operations(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """Operation ids from the journal, newest first, with what each was."""
+    from click.shell_completion import CompletionItem
+
     from mxflip.journal import Journal, default_journal_path
 
     try:
@@ -62,6 +70,8 @@ def complete_providers(
     """The ``[providers.NAME]`` tables of the file, read as plain TOML: before ``init`` the
     file holds no domains yet, so it would not load as a configuration."""
     import tomllib
+
+    from click.shell_completion import CompletionItem
 
     from mxflip.config import find_config
 

@@ -142,3 +142,30 @@ def test_a_wire_lookup_is_one_dns_query_debug_line(caplog: pytest.LogCaptureFixt
     assert set(lines) == {"A", "AAAA"}
     assert lines["A"]["server"] == f"127.0.0.1#{where.port}"
     assert lines["A"]["qname"] == "mx.lab.test." and lines["A"]["rcode"] == "NOERROR"
+
+
+def test_a_closed_loop_leaves_no_socket_watcher_or_descriptor_behind() -> None:
+    """The UDP queries of a loop share one watcher (an epoll set on Linux); it goes with
+    its loop, in-flight timers included, so loop after loop leaks nothing."""
+    import gc
+    import os
+
+    from mxflip.net import dnswire
+
+    async def scenario() -> None:
+        _, transport, where = await serve()
+        try:
+            lookup = Lookup([where], timeout=5)
+            await asyncio.gather(*(lookup.addresses(f"mx{i}.lab.test.") for i in range(5)))
+        finally:
+            transport.close()
+
+    asyncio.run(scenario())  # the first run may open what stays (the loop's own)
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+    for _ in range(20):
+        asyncio.run(scenario())
+    gc.collect()
+    after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+    assert after <= before
+    assert len(dnswire._WATCHERS) == 0

@@ -200,3 +200,118 @@ def test_no_pydantic_plugin_means_no_lookup(
 
     assert Model.model_validate({"x": 1}).x == 1
     assert type(Model.__pydantic_validator__).__name__ == "SchemaValidator"
+
+
+#: The command modules the group loads on demand (mxflip.cli.COMMANDS).
+COMMAND_MODULES = (
+    *("mxflip.cli_canary", "mxflip.cli_change", "mxflip.cli_config", "mxflip.cli_onboard"),
+    *("mxflip.cli_read", "mxflip.cli_state", "mxflip.watch.cli"),
+)
+
+
+def test_the_command_table_agrees_with_the_commands() -> None:
+    """Every entry names a real command of that name, whose short help is the table's at
+    every width; every command of the tree is in the table."""
+    import importlib
+
+    import click
+
+    from mxflip.cli import COMMANDS
+
+    for name, (module, attribute, short_help) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command) and command.name == name
+        stand_in = click.Command(name, help=short_help)
+        for limit in (20, 45, 60, 200):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), name
+        assert not command.hidden
+    # Nothing registers a command outside the table (the tree of the loaded group).
+    _, out = modules_after("--help")
+    rows = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    listed = [line.split()[0] for line in rows if line[:2] == "  " and line[2:3] != " "]
+    assert listed == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("columns", ["80", "50"])
+def test_group_help_is_the_same_lazy_or_loaded(columns: str) -> None:
+    """``mxflip --help`` from the table lists what the loaded commands would, line for
+    line, and imports none of the command modules."""
+    code = (
+        "import io, sys, contextlib, click\n"
+        "from mxflip.cli import cli, COMMANDS\n"
+        "def show():\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n            cli.main(['--help'], prog_name='mxflip')\n"
+        "        except SystemExit:\n            pass\n"
+        "    return out.getvalue()\n"
+        "lazy = show()\n"
+        f"loaded_before = sorted(m for m in sys.modules if m in {COMMAND_MODULES!r})\n"
+        "for name in COMMANDS:\n    cli.get_command(click.Context(cli), name)\n"
+        "print(repr((lazy, show(), loaded_before)))\n"
+    )
+    env = {**__import__("os").environ, "COLUMNS": columns}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    lazy, loaded, loaded_before = eval(result.stdout.strip().splitlines()[-1])
+    assert lazy == loaded
+    assert "validate" in lazy and "failover" in lazy
+    assert loaded_before == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [
+        (["providers"], "mxflip.cli_config"),
+        (["status", "--help"], "mxflip.cli_read"),
+        (["failover", "--help"], "mxflip.cli_change"),
+        (["canary", "send", "--help"], "mxflip.cli_canary"),
+    ],
+)
+def test_a_command_loads_only_its_own_module(argv: list[str], module: str) -> None:
+    modules, _ = modules_after(*argv)
+    assert _loaded(modules, COMMAND_MODULES) == [module]
+    assert "click.shell_completion" not in modules  # completers import it when they run
+
+
+def test_the_entry_point_tunes_the_collector_and_still_exits_as_before(tmp_path: Path) -> None:
+    """``main`` enlarges the young generation for start-up and freezes what is left when
+    the command ends (the final collection skips it); the command's output and exit code
+    are unchanged, and the script's stdout is complete (nothing is lost at exit)."""
+    folder = tmp_path / "rfc2136"
+    shutil.copytree(ROOT / "examples" / "rfc2136", folder)
+    (folder / "lab.key").write_text(LAB_KEY)
+    code = (
+        "import gc, sys\n"
+        "from mxflip.cli import main\n"
+        f"sys.argv = ['mxflip', '-c', {str(folder / 'mxflip.toml')!r}, 'validate', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print(exc.code, gc.get_threshold()[0], gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stderr.split()[-3:] == ["0", "50000", "True"]
+    assert json.loads(result.stdout)["command"] == "validate"
+
+
+def test_an_unknown_command_still_gets_suggestions() -> None:
+    """click suggests close names from the commands it has built; the lazy group builds
+    them all for that message, so a typo is answered as before."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mxflip", "statu"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    import click
+
+    last = result.stderr.splitlines()[-1]
+    if hasattr(click.exceptions, "NoSuchCommand"):  # click 8.4 and later suggest names
+        assert last == "Error: No such command 'statu'. (Did you mean one of: 'state', 'status'?)"
+    else:
+        assert last == "Error: No such command 'statu'."

@@ -113,9 +113,16 @@ class DNSClient:
     """Asks DNS questions within :class:`Limits`; ``timeout`` is the budget of one question
     at one server address, over all its tries."""
 
-    def __init__(self, timeout: float, limits: Limits | None = None) -> None:
+    def __init__(
+        self, timeout: float, limits: Limits | None = None, *, caller_bounds: bool = False
+    ) -> None:
         self.timeout = timeout
         self.limits = limits or Limits()
+        #: The caller never has more than ``limits.in_flight`` questions (and so never
+        #: more than ``limits.per_server`` for a server) in flight, as the readiness
+        #: lookups' limiter does: the client's own semaphores are skipped (two per
+        #: question, thousands of questions a check).
+        self._caller_bounds = caller_bounds
         self._all = asyncio.Semaphore(self.limits.in_flight)
         self._per_server: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._unanswered: dict[tuple[str, int], int] = {}
@@ -210,20 +217,27 @@ class DNSClient:
         self, one_try: Callable[[float], Awaitable[_M]], address: str, port: int
     ) -> Reply[_M]:
         key = (address, port)
+        if self._caller_bounds:
+            return await self._unless_given_up(one_try, key)
         server = self._per_server.get(key)
         if server is None:
             server = self._per_server[key] = asyncio.Semaphore(self.limits.per_server)
         # The server's slot first: a question waiting for a busy server holds no overall slot.
         async with server, self._all:
-            given_up = self._unanswered.get(key, 0)
-            if given_up >= self.limits.give_up_after:
-                return Reply(
-                    None,
-                    error=f"not asked: {given_up} questions in a row went unanswered",
-                    tries=0,
-                    unreachable=True,
-                )
-            return await self._tries(one_try, key)
+            return await self._unless_given_up(one_try, key)
+
+    async def _unless_given_up(
+        self, one_try: Callable[[float], Awaitable[_M]], key: tuple[str, int]
+    ) -> Reply[_M]:
+        given_up = self._unanswered.get(key, 0)
+        if given_up >= self.limits.give_up_after:
+            return Reply(
+                None,
+                error=f"not asked: {given_up} questions in a row went unanswered",
+                tries=0,
+                unreachable=True,
+            )
+        return await self._tries(one_try, key)
 
     async def _tries(
         self, one_try: Callable[[float], Awaitable[_M]], key: tuple[str, int]

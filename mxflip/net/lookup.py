@@ -142,10 +142,11 @@ class Lookup:
         self.trust_ad = bool(resolvers) or all(_loopback(ns.host) for ns in self.nameservers)
         # One DNS client for every question: each resolver gets an equal share of the
         # lifetime, so a question never takes longer than the lifetime over all of them.
-        # Its own bound in flight is the limiter's (below), which also orders the waiters.
+        # Its bound in flight is the limiter's (below), which also orders the waiters.
         self._client = DNSClient(
             timeout / max(1, len(self.nameservers)),
             Limits(in_flight=in_flight, per_server=in_flight),
+            caller_bounds=True,
         )
         # Thousands of UDP queries at once overflow socket buffers and come back only
         # after a retry timeout; a bounded number in flight is faster overall. (The limiter

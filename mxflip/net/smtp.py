@@ -28,6 +28,7 @@ from types import TracebackType
 from mxflip import certs
 from mxflip.errors import ConfigError
 from mxflip.findings import Finding, fail, warn
+from mxflip.net.starttls import TLSStream, start_tls
 from mxflip.retry import AsyncSleep
 from mxflip.sanitize import clean
 
@@ -131,7 +132,7 @@ class StartTLSFailed(Abort):
     failed (the connection is not)."""
 
 
-async def read_reply(reader: asyncio.StreamReader) -> SMTPReply:
+async def read_reply(reader: asyncio.StreamReader | TLSStream) -> SMTPReply:
     lines: list[str] = []
     code: int | None = None
     for _ in range(_MAX_REPLY_LINES):
@@ -311,8 +312,9 @@ class SMTPClient:
         self.host = host.rstrip(".")
         self.address = address
         self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        # plain streams, then one TLSStream for both after STARTTLS
+        self.reader: asyncio.StreamReader | TLSStream | None = None
+        self.writer: asyncio.StreamWriter | TLSStream | None = None
         self.steps: list[SMTPStep] = []
         self.findings: list[Finding] = []
         self.tls_problems: list[tuple[str, str]] = []
@@ -454,11 +456,20 @@ class SMTPClient:
                 alive=True,
                 reply=reply,
             )
-        assert self.writer is not None
+        reader, writer = self.reader, self.writer
+        if not isinstance(reader, asyncio.StreamReader) or not isinstance(
+            writer, asyncio.StreamWriter
+        ):
+            # TLS inside TLS: no server asks for it and no conversation here does
+            raise StartTLSFailed(
+                fail("tls-handshake", "STARTTLS inside a TLS session"), alive=False
+            )
         start = self.s.timer()
         try:
             async with self._step_timeout(self.s.timeout):
-                await self.writer.start_tls(context, server_hostname=self.host)
+                self.reader = self.writer = await start_tls(
+                    reader, writer, context, self.host, _LINE_LIMIT
+                )
         except ssl.SSLCertVerificationError as exc:
             self._record("tls", None, start, False, str(exc.verify_message or exc))
             raise

@@ -70,9 +70,10 @@ written = [0]
 
 def write_json(document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, newline-terminated."""
-    import json  # here: the plain output of `validate` and `providers` needs none (start-up)
+    # here: the plain output of `validate` and `providers` needs none (start-up)
+    from mxflip.render.jsontext import dumps_indented
 
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(dumps_indented(document) + "\n")
     written[0] += 1
 
 

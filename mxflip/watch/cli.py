@@ -1,5 +1,5 @@
-"""The ``watch``, ``proposals`` and ``approve`` commands (registered on the ``mxflip``
-group by :func:`register`)."""
+"""The ``watch``, ``proposals`` and ``approve`` commands (made by :func:`register`; the
+``mxflip`` group loads them from this module's attributes, :data:`mxflip.cli.COMMANDS`)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _store(state: Any, config: Any) -> Any:
 
 
 def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: float) -> None:
-    from mxflip import cli
+    from mxflip.cli_change import _change, _run_change
     from mxflip.watch.actions import find_proposal
 
     config = state.load_config()
@@ -108,7 +108,7 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
     now = state.runtime.now()
     p = find_proposal(store.load(), ident, now)
     domains = (p.target,) if p.kind == "drain" else (p.domain,)
-    change = cli._change(
+    change = _change(
         p.kind,
         domains,
         yes=True,
@@ -128,7 +128,7 @@ def approve_proposal(state: Any, ident: str, *, as_json: bool, verify_timeout: f
 
     code = 3
     try:
-        cli._run_change(state, change, build)
+        _run_change(state, change, build)
     except SystemExit as exc:
         code = int(exc.code or 0)
         raise
@@ -244,3 +244,9 @@ def run_watch(
             render_watch(state.runtime.stdout_console(), report)
         sys.exit(int(report.exit_code))
     sys.exit(0)
+
+
+# The commands as attributes, for the ``mxflip`` group's lazy loading (mxflip.cli.COMMANDS).
+_commands = click.Group()
+register(_commands)
+watch, proposals, approve = (_commands.commands[n] for n in ("watch", "proposals", "approve"))

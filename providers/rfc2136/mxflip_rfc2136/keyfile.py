@@ -63,11 +63,15 @@ class KeyFileError(ValueError):
     """The key file cannot be used; the message says why (never quoting the secret)."""
 
 
-@dataclass(frozen=True)
 class _Token:
-    text: str
-    quoted: bool
-    line: int
+    # A plain class: the parser only reads the fields, and a dataclass would cost every
+    # command that loads the adapter (`mxflip validate`) its generated methods at start-up.
+    __slots__ = ("line", "quoted", "text")
+
+    def __init__(self, text: str, quoted: bool, line: int) -> None:
+        self.text = text
+        self.quoted = quoted
+        self.line = line
 
 
 def _tokens(text: str, path: Path) -> Iterator[_Token]:

@@ -1,0 +1,143 @@
+"""STARTTLS through mxflip.net.starttls reads lines exactly as asyncio's StreamReader
+does (up to the first over-long line, which ends an SMTP conversation), and the end of
+the stream the same whether or not the peer says close_notify."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mxflip.net.starttls import start_tls
+
+LIMIT = 64
+
+
+@pytest.fixture(scope="module")
+def contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mx.lab.test").configure_cert(server)
+    folder: Path = tmp_path_factory.mktemp("starttls")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    client = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+    return server, client
+
+
+async def _lines(readline: object) -> list[bytes | str]:
+    """readline() until the end of the stream or the first over-long line."""
+    out: list[bytes | str] = []
+    for _ in range(1000):
+        try:
+            line = await readline()  # type: ignore[operator]
+        except ValueError:
+            out.append("too long")
+            return out
+        out.append(line)
+        if not line.endswith(b"\n"):
+            return out
+    raise AssertionError("the stream never ended")
+
+
+def _over_tls(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], chunks: list[bytes], notify: bool
+) -> list[bytes | str]:
+    server_context, client_context = contexts
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await writer.start_tls(server_context)
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+        if notify:
+            writer.close()  # TLS close_notify, then the socket
+        else:
+            writer.transport.abort()  # the socket only
+
+    async def run() -> list[bytes | str]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            stream = await start_tls(reader, writer, client_context, "mx.lab.test", LIMIT)
+            assert stream.get_extra_info("ssl_object").version() is not None
+            try:
+                return await _lines(stream.readline)
+            finally:
+                stream.close()
+                await stream.wait_closed()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def _plain(data: bytes) -> list[bytes | str]:
+    async def run() -> list[bytes | str]:
+        reader = asyncio.StreamReader(limit=LIMIT)
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await _lines(reader.readline)
+
+    return asyncio.run(run())
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.binary(max_size=90).map(lambda b: b.replace(b"\n", b"")), max_size=6),
+    st.lists(st.booleans(), max_size=6),
+    st.booleans(),
+    st.booleans(),
+)
+def test_lines_over_tls_are_the_lines_a_stream_reader_reads(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    texts: list[bytes],
+    ends: list[bool],
+    last_line_ends: bool,
+    notify: bool,
+) -> None:
+    lines = [
+        t + b"\r\n" if i < len(texts) - 1 or last_line_ends else t for i, t in enumerate(texts)
+    ]
+    data = b"".join(lines)
+    # the server writes in pieces of its own (TLS records), not line by line
+    cut = [i for i, flag in zip(range(1, len(data)), ends * 50, strict=False) if flag][:5]
+    chunks = [data[a:b] for a, b in zip([0, *cut], [*cut, len(data)], strict=True) if data[a:b]]
+    expected = _plain(data)
+    got = _over_tls(contexts, chunks, notify)
+    # after an over-long line an SMTP conversation is over: compare up to it
+    assert got == expected
+
+
+def test_a_certificate_for_another_name_fails_the_handshake(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = contexts
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await writer.start_tls(server_context)
+        writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await start_tls(reader, writer, client_context, "other.lab.test", LIMIT)
+            writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(run(), 20))
