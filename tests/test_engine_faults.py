@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,22 +65,34 @@ def fbind(engine_bind: BindServer) -> BindServer:
     return engine_bind
 
 
+@pytest.fixture(scope="module")
+def s3_client(moto_s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One botocore client for the module's S3 cases: it holds the endpoint, the fake
+    keys (read when it is built) and the HTTP connection pool, no state of a backend's or
+    a bucket's (each case has its own bucket); building one per case cost more CPU than
+    most of a case's requests."""
+    from mxflip.state.s3 import _make_client
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        s3_environment(monkeypatch, tmp_path_factory.mktemp("s3-client"))
+        return _make_client(state_config(moto_s3.url, "unused"))
+
+
 @pytest.fixture(params=["local", "s3"])
 def journal_of(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> JournalFactory:
     """The journal each engine gets: the local files, or the S3 backend on moto (a fresh
-    backend per call, as a new command on another machine would have). The backends of
-    one test share the botocore client (the HTTP connection pool, which holds no state of
-    the backend's): building one costs more than most of a case's requests."""
+    backend per call, as a new command on another machine would have) in a fresh bucket.
+    The backends share the module's botocore client (``s3_client``)."""
     if request.param == "local":
         return local_journal_of
-    from mxflip.state.s3 import S3Backend, _make_client
+    from mxflip.state.s3 import S3Backend
 
     s3_environment(monkeypatch, tmp_path)
     moto: MotoServer = request.getfixturevalue("moto_s3")
     bucket = new_bucket(moto)
-    client = _make_client(state_config(moto.url, bucket))
+    client = request.getfixturevalue("s3_client")
 
     def factory(config: Config) -> JournalStore:
         return S3Backend(

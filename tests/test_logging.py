@@ -72,7 +72,9 @@ class _Echo(BaseHTTPRequestHandler):
 @pytest.fixture
 def echo_api() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/client/v4"
     server.shutdown()
