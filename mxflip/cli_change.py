@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -160,7 +160,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         with lock:
             planned: Plan | None = None
             if change.kind not in ("rollback", "resume"):
-                unsettled, outcome = loop.run(_unsettled_and_plan(engine, build(engine, opts)))
+                unsettled, outcome = loop.run(engine.unsettled_and_plan(build(engine, opts)))
                 settle = _settle_unsettled(unsettled, change, runtime)
                 if settle is not None:
                     # The person chose to settle the earlier operation instead.
@@ -258,24 +258,6 @@ def _confirm(change: ChangeRequest, runtime: Runtime) -> None:
     if not click.confirm("Apply this plan?", default=False, err=True):
         click.echo("Not confirmed; nothing was changed.", err=True)
         sys.exit(int(ExitCode.ATTENTION))
-
-
-async def _unsettled_and_plan(
-    engine: Engine, planning: Awaitable[Plan]
-) -> tuple[Operation | None, Plan | Exception]:
-    """The engine's unsettled check and the plan, asked together: the one reads the
-    journal (a listing, on a shared backend), the other asks DNS, and neither needs the
-    other. The plan's error is returned, raised only once the check has had its say."""
-    import asyncio
-
-    unsettled, outcome = await asyncio.gather(
-        asyncio.to_thread(engine.first_unsettled), planning, return_exceptions=True
-    )
-    if isinstance(unsettled, BaseException):
-        raise unsettled
-    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-        raise outcome  # cancelled, interrupted
-    return unsettled, outcome
 
 
 def _settle_unsettled(

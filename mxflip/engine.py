@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mxflip.cname_targets import find_cname_targets
@@ -203,6 +203,24 @@ class Engine:
         if op is not None:
             _log.info("unsettled operation", extra={"op": op.id, "outcome": op.outcome})
             raise Unsettled(op)
+
+    async def unsettled_and_plan(
+        self, planning: Awaitable[Plan]
+    ) -> tuple[Operation | None, Plan | Exception]:
+        """The unsettled check and ``planning``, asked together: the one reads the journal
+        (a listing, on a shared backend), the other asks DNS, and neither needs the other.
+        The plan's error is returned, for the caller to raise only once the check has had
+        its say (an unsettled operation is refused, or settled, first)."""
+        import asyncio
+
+        unsettled, outcome = await asyncio.gather(
+            asyncio.to_thread(self.first_unsettled), planning, return_exceptions=True
+        )
+        if isinstance(unsettled, BaseException):
+            raise unsettled
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome  # cancelled, interrupted
+        return unsettled, outcome
 
     # ------------------------------------------------------------------ planning
 

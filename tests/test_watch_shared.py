@@ -224,6 +224,18 @@ def test_two_watchers_one_leader_takeover_after_sigkill_and_one_alert_per_change
         lab.set_mx(["10 mail.elsewhere.test."])
         _wait(lambda: titles(drift), "the drift alert")
 
+        # The leader saves what it told people at the end of its round, after sending:
+        # killed in between, the next leader sends the alert again (at least once, on
+        # purpose: never a lost alert). Kill it once the sent condition is stored.
+        def recorded() -> bool:
+            backend = open_state(load_config(path))
+            try:
+                d = SharedWatchStore(backend).load().domains.get(lab.domain)
+            finally:
+                backend.close()
+            return d is not None and "drift" in d.conditions
+
+        _wait(recorded, "the leader to store the sent drift alert")
         procs[first].send_signal(signal.SIGKILL)
         procs[first].wait(timeout=10)
         killed_at = time.time()
