@@ -18,7 +18,12 @@ from typing import Any
 from mxflip.canary._base import FAILING, CanaryError
 from mxflip.config import Config
 from mxflip.files import JSONStateFile, state_dir
-from mxflip.state.base import DocumentStore, PreconditionFailed, StateBackend, VersionedDocument
+from mxflip.state.base import (
+    PreconditionFailed,
+    StateBackend,
+    VersionedDocument,
+    WholeDocumentStore,
+)
 
 STATE_VERSION = 1
 #: Resolved canaries kept in the state file for history (outstanding ones are always kept;
@@ -136,7 +141,7 @@ class CanaryState:
         self.paths.sort(key=lambda s: (s.domain, s.path))
 
 
-class CanaryStore(DocumentStore[CanaryState]):
+class CanaryStore(WholeDocumentStore[CanaryState]):
     """The JSON state file, written atomically, locked while read-modify-written."""
 
     def __init__(self, path: Path) -> None:

@@ -143,7 +143,7 @@ def update_document(
 _State = TypeVar("_State")
 
 
-class DocumentStore(Generic[_State]):
+class WholeDocumentStore(Generic[_State]):
     """A whole state document loaded, changed and saved: the shape of the canary and watch
     stores, local or shared. Subclasses give ``load``/``save`` and, where the store needs
     it, a ``guard`` held across :meth:`update`."""

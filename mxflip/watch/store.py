@@ -1,8 +1,8 @@
 """Watch state that survives restarts: per-domain machine state, alert conditions,
 proposals, the automatic-switch history and the last 24 h of canary delays.
 
-Everything goes through one small interface (:class:`WatchStore`, the state backends'
-:class:`~mxflip.state.base.DocumentStore`: ``load``, ``save`` and ``update``). With
+Everything goes through one small interface (:class:`WatchStore`, a
+:class:`~mxflip.state.base.WholeDocumentStore`: ``load``, ``save`` and ``update``). With
 ``[state] backend = "local"`` it is a JSON file beside the journal, written atomically,
 mode 0600; with ``"s3"`` it is the shared document ``watch`` of the state backend
 (:class:`SharedWatchStore`), saved only at the version last read, so a leader's round and
@@ -20,11 +20,11 @@ from typing import Any
 from mxflip.errors import MxflipError
 from mxflip.files import JSONStateFile
 from mxflip.state.base import (
-    DocumentStore,
     PreconditionFailed,
     StateBackend,
     StateError,
     VersionedDocument,
+    WholeDocumentStore,
 )
 
 STATE_VERSION = 1
@@ -135,7 +135,7 @@ class WatchState:
 
 
 #: Where watch state lives: load, save, and a read-modify-write (``update``).
-WatchStore = DocumentStore[WatchState]
+WatchStore = WholeDocumentStore[WatchState]
 
 
 def default_state_path(journal_path: Path) -> Path:
@@ -143,7 +143,7 @@ def default_state_path(journal_path: Path) -> Path:
     return journal_path.with_name(STATE_NAME)
 
 
-class LocalWatchStore(DocumentStore[WatchState]):
+class LocalWatchStore(WholeDocumentStore[WatchState]):
     """The JSON file backend."""
 
     def __init__(self, path: Path, *, wait: float = 900.0) -> None:
@@ -190,7 +190,7 @@ def to_json(state: WatchState) -> dict[str, Any]:
     return {"version": STATE_VERSION, **asdict(state)}
 
 
-class SharedWatchStore(DocumentStore[WatchState]):
+class SharedWatchStore(WholeDocumentStore[WatchState]):
     """The watch state as one document of a shared state backend."""
 
     def __init__(self, backend: StateBackend, key: str = WATCH_KEY) -> None:

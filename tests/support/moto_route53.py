@@ -90,6 +90,10 @@ class MotoServer:
             # delayed ACK holds the body back ~40 ms (an error reply, e.g. a 412 to a
             # conditional PutObject, went from 43 ms to 10 ms).
             disable_nagle_algorithm = True
+            # Persistent connections, as AWS S3 and Route 53 keep them: werkzeug answers
+            # HTTP/1.0 with `Connection: close` by default, so every botocore request paid
+            # a new TCP connection and a new server thread (benchmarks and tests alike).
+            protocol_version = "HTTP/1.1"
 
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
@@ -273,6 +277,10 @@ class FaultProxy:
             protocol_version = "HTTP/1.1"
             # As in MotoServer: headers and body are two writes on a keep-alive connection.
             disable_nagle_algorithm = True
+            # Persistent connections, as AWS S3 and Route 53 keep them: werkzeug answers
+            # HTTP/1.0 with `Connection: close` by default, so every botocore request paid
+            # a new TCP connection and a new server thread (benchmarks and tests alike).
+            protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
