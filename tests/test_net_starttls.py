@@ -141,3 +141,36 @@ def test_a_certificate_for_another_name_fails_the_handshake(
             await server.wait_closed()
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_plaintext_sent_after_the_starttls_reply_is_never_read_as_tls(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """Bytes a server (or someone on the path) sends in the clear right after its
+    STARTTLS reply are the start of TLS to the client, never lines read as if they came
+    through TLS (the STARTTLS injection problem): the handshake fails instead."""
+    server_context, client_context = contexts
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 go ahead\r\n250 INJECTED\r\n")
+        await writer.drain()
+        with contextlib.suppress(ssl.SSLError, OSError):
+            await writer.start_tls(server_context)
+        writer.transport.abort()
+
+    async def run() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                assert await reader.readline() == b"220 go ahead\r\n"
+                with pytest.raises(ssl.SSLError):
+                    await start_tls(reader, writer, client_context, "mx.lab.test", LIMIT)
+            finally:
+                writer.transport.abort()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(run(), 20))
