@@ -291,11 +291,10 @@ def _fail(ctx: click.Context, message: str, code: int, as_json: str | None = Non
     message = clean(message)
     click.echo(f"mxflip: {message}", err=True)
     if as_json is not None and _json_written() == ctx.meta.get("mxflip.json_written", 0):
-        import json
+        from mxflip.render.common import write_json
 
         error = message.removeprefix("error: ")
-        doc = {"version": 1, "command": as_json, "exit_code": int(code), "error": error}
-        click.echo(json.dumps(doc, indent=2))
+        write_json({"version": 1, "command": as_json, "exit_code": int(code), "error": error})
     ctx.exit(int(code))
 
 
