@@ -10,13 +10,25 @@ fed from the plain stream, and offers what the SMTP client uses of a reader and 
 (``readline``, ``write``, ``drain``, ``close``, ``wait_closed``, ``get_extra_info``,
 ``transport``). The certificate checks are OpenSSL's, exactly as before: the same
 context, the same ``do_handshake``, the same exceptions.
+
+The handshake's expensive step (the call that reads the server's flight: certificate
+chain and signature checks, key agreement, about 0.45 ms of CPU for an ECDSA chain) runs
+in a small pool of threads beside the event loop when the machine has a CPU to spare:
+``SSLObject.do_handshake`` releases the GIL while OpenSSL works, so with hundreds of
+sessions in flight the loop goes on with the others' dialogues meanwhile
+(``bench/bench_check.py --cli``). The loop stays the only one of the command; the
+threads only ever run that one call, on a TLS object nothing else touches until it
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 #: Ciphertext read from the socket at once.
@@ -26,6 +38,38 @@ _CHUNK = 65536
 _RECORD = 16384
 #: Handshake rounds (each waits for the peer) before giving up; TLS needs two or three.
 _MAX_ROUNDS = 64
+#: Handshake threads at most (one CPU is the event loop's; the threads take the others').
+_MAX_THREADS = 2
+
+
+def handshake_threads() -> int:
+    """How many threads may compute handshakes beside the event loop: one fewer than the
+    CPUs this process may run on, at most ``_MAX_THREADS``; none on one CPU (a thread
+    would only add its hand-over to the same CPU)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(_MAX_THREADS, cpus - 1))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _handshake_pool() -> ThreadPoolExecutor | None:
+    """The process's handshake threads (started on first use, shared by every event loop
+    the process runs; ``concurrent.futures`` joins them at exit), or None without a CPU
+    to spare."""
+    global _pool
+    if _pool is None:
+        threads = handshake_threads()
+        if threads == 0:
+            return None
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(threads, thread_name_prefix="mxflip-tls")
+    return _pool
 
 
 class TLSStream:
@@ -53,10 +97,18 @@ class TLSStream:
 
     # -- handshake -------------------------------------------------------------------
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, pool: ThreadPoolExecutor | None) -> None:
+        loop = asyncio.get_running_loop()
         for _ in range(_MAX_ROUNDS):
             try:
-                self._obj.do_handshake()
+                if pool is not None and self._incoming.pending:
+                    # The peer's flight to check: in a thread (see the module's doc). If
+                    # this task is cancelled meanwhile, the call still ends in its thread
+                    # and its outcome is dropped; the TLS object and its buffers are never
+                    # touched again (the stream is not handed out).
+                    await loop.run_in_executor(pool, self._obj.do_handshake)
+                else:
+                    self._obj.do_handshake()
             except ssl.SSLWantReadError:
                 await self._send_pending()
                 await self._receive()
@@ -164,12 +216,16 @@ async def start_tls(
     context: ssl.SSLContext,
     server_hostname: str,
     limit: int,
+    *,
+    offload: bool = True,
 ) -> TLSStream:
     """TLS over the connection ``reader``/``writer`` hold, handshake done (the peer
     verified as ``context`` asks). Raises what ``ssl`` raises (``SSLCertVerificationError``
-    for a certificate that does not verify), or OSError when the connection fails."""
+    for a certificate that does not verify), or OSError when the connection fails.
+    ``offload``: the handshake's checks may run in a handshake thread (when the machine
+    has a CPU to spare); False keeps every call on the event loop's thread."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
     stream = TLSStream(reader, writer, obj, incoming, outgoing, limit)
-    await stream._handshake()
+    await stream._handshake(_handshake_pool() if offload else None)
     return stream
