@@ -16,7 +16,7 @@ import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mxflip.net.starttls import handshake_threads, start_tls
+from mxflip.net.starttls import HandshakeThreads, handshake_threads, start_tls
 
 LIMIT = 64
 
@@ -244,3 +244,37 @@ def test_handshakes_cancelled_anywhere_leave_nothing_behind(
     assert errors == []
     if handshake_threads():
         assert any(t.name.startswith("mxflip-tls") for t in threading.enumerate())
+
+
+def test_handshake_threads_run_the_call_and_stop_when_closed(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A call handed over ends as it would inline (here: TLS wants the peer's answer);
+    one whose future was cancelled first is never run; close() stops the threads."""
+    _, client_context = contexts
+    threads = HandshakeThreads(2)
+    ran: list[str] = []
+
+    class Recorded:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.obj = client_context.wrap_bio(
+                ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="mx.lab.test"
+            )
+
+        def do_handshake(self) -> None:
+            ran.append(self.name)
+            self.obj.do_handshake()
+
+    async def run() -> None:
+        skipped = threads.do_handshake(Recorded("skipped"))  # type: ignore[arg-type]
+        skipped.cancel()
+        with pytest.raises(ssl.SSLWantReadError):
+            await threads.do_handshake(Recorded("run"))  # type: ignore[arg-type]
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+    threads.close()
+    for thread in threads.threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert ran == ["run"]

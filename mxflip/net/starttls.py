@@ -24,11 +24,12 @@ returns.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import queue
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 #: Ciphertext read from the socket at once.
@@ -53,23 +54,101 @@ def handshake_threads() -> int:
     return max(0, min(_MAX_THREADS, cpus - 1))
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+class HandshakeThreads:
+    """A few daemon threads that run ``SSLObject.do_handshake`` calls handed over by an
+    event loop, and settle each call's future on that loop.
+
+    Lighter than ``loop.run_in_executor`` (a ``concurrent.futures`` future, its condition
+    and a chained asyncio future per call: in ``bench/bench_check.py`` the executor's
+    hand-over cost more CPU than it moved for the smaller handshakes). A call whose future
+    was cancelled before a thread took it (a step timeout, Ctrl-C) is skipped; one
+    cancelled while it runs ends in its thread and its outcome is dropped. The threads are
+    daemons (an idle one must not hold the process at exit) and, so that no handshake is
+    inside OpenSSL while the interpreter and then OpenSSL shut down, :meth:`close` (run
+    at exit) lets the running calls finish and stops the threads taking new ones."""
+
+    def __init__(self, threads: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[asyncio.Future[None], ssl.SSLObject] | None] = (
+            queue.SimpleQueue()
+        )
+        self._busy = 0
+        self._closing = False
+        self._idle = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"mxflip-tls-{number}", daemon=True)
+            for number in range(threads)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def do_handshake(self, obj: ssl.SSLObject) -> asyncio.Future[None]:
+        """``obj.do_handshake()`` in a thread; the future ends as the call does (with its
+        exception, ``SSLWantReadError`` included). Call from the loop's thread."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put((future, obj))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, obj = item
+            with self._idle:
+                if self._closing:
+                    return
+                if future.cancelled():
+                    continue
+                self._busy += 1
+            error: BaseException | None = None
+            try:
+                obj.do_handshake()
+            except BaseException as exc:  # whatever it is, the awaiting task raises it
+                error = exc
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+            # RuntimeError: the loop is closed, nobody waits for this handshake any more
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(_settle, future, error)
+            del item, future, obj, error  # hold no session's TLS object while idle
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let the running calls end (within ``timeout``), then stop the threads."""
+        with self._idle:
+            self._closing = True
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
+        for _ in self.threads:
+            self._queue.put(None)
 
 
-def _handshake_pool() -> ThreadPoolExecutor | None:
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return  # cancelled meanwhile
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+_threads: HandshakeThreads | None = None
+_threads_lock = threading.Lock()
+
+
+def _handshake_threads() -> HandshakeThreads | None:
     """The process's handshake threads (started on first use, shared by every event loop
-    the process runs; ``concurrent.futures`` joins them at exit), or None without a CPU
-    to spare."""
-    global _pool
-    if _pool is None:
-        threads = handshake_threads()
-        if threads == 0:
+    the process runs, stopped at exit), or None without a CPU to spare."""
+    global _threads
+    if _threads is None:
+        count = handshake_threads()
+        if count == 0:
             return None
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(threads, thread_name_prefix="mxflip-tls")
-    return _pool
+        with _threads_lock:
+            if _threads is None:
+                _threads = HandshakeThreads(count)
+                atexit.register(_threads.close)
+    return _threads
 
 
 class TLSStream:
@@ -97,16 +176,15 @@ class TLSStream:
 
     # -- handshake -------------------------------------------------------------------
 
-    async def _handshake(self, pool: ThreadPoolExecutor | None) -> None:
-        loop = asyncio.get_running_loop()
+    async def _handshake(self, threads: HandshakeThreads | None) -> None:
         for _ in range(_MAX_ROUNDS):
             try:
-                if pool is not None and self._incoming.pending:
+                if threads is not None and self._incoming.pending:
                     # The peer's flight to check: in a thread (see the module's doc). If
                     # this task is cancelled meanwhile, the call still ends in its thread
                     # and its outcome is dropped; the TLS object and its buffers are never
                     # touched again (the stream is not handed out).
-                    await loop.run_in_executor(pool, self._obj.do_handshake)
+                    await threads.do_handshake(self._obj)
                 else:
                     self._obj.do_handshake()
             except ssl.SSLWantReadError:
@@ -227,5 +305,5 @@ async def start_tls(
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
     stream = TLSStream(reader, writer, obj, incoming, outgoing, limit)
-    await stream._handshake(_handshake_pool() if offload else None)
+    await stream._handshake(_handshake_threads() if offload else None)
     return stream
