@@ -16,6 +16,7 @@ import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mxflip.net import starttls
 from mxflip.net.starttls import HandshakeThreads, handshake_threads, start_tls
 
 LIMIT = 64
@@ -278,3 +279,35 @@ def test_handshake_threads_run_the_call_and_stop_when_closed(
         thread.join(5)
         assert not thread.is_alive()
     assert ran == ["run"]
+
+
+def test_a_forked_child_starts_handshake_threads_of_its_own(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A process forked after handshakes ran has none of its parent's threads: its own
+    handshakes get new ones instead of waiting forever on a queue nobody reads."""
+    _, client_context = contexts
+    if not handshake_threads():
+        pytest.skip("one CPU: no handshake threads")
+
+    async def wants_read() -> str:
+        threads = starttls._handshake_threads()
+        assert threads is not None
+        obj = client_context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="x.test")
+        try:
+            async with asyncio.timeout(10):
+                await threads.do_handshake(obj)
+        except ssl.SSLWantReadError:
+            return "ran"
+        return "finished?"
+
+    assert asyncio.run(wants_read()) == "ran"  # the parent's threads exist
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its handshake ran in a thread
+        code = 1
+        try:
+            code = 0 if asyncio.run(wants_read()) == "ran" else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

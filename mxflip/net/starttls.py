@@ -151,6 +151,16 @@ def _handshake_threads() -> HandshakeThreads | None:
     return _threads
 
 
+def _forget_threads() -> None:
+    """In a forked child: the parent's threads do not exist there; start new ones."""
+    global _threads
+    _threads = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_threads)
+
+
 class TLSStream:
     """One TLS connection over a plain stream pair: reader and writer in one."""
 
