@@ -413,19 +413,16 @@ class S3Backend:
         is not JSON) is skipped and counted; it is fetched again on the next read."""
         self.flush()  # this process's records in flight are part of the journal it reads
         self.settle()
-        keys: list[str] = []
-        token: str | None = None
-        for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
-            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
-            if token:
-                params["ContinuationToken"] = token
-            reply = self._call("ListObjectsV2", **params)
-            keys.extend(str(o["Key"]) for o in reply.get("Contents", []))
-            token = reply.get("NextContinuationToken")
-            if not reply.get("IsTruncated") or not token:
-                break
-        keys.sort()
-        self._load_disk_cache()
+        if self._disk_loaded:
+            keys = self._list_journal()
+        else:
+            # The record cache (a line per record this machine read) is parsed while the
+            # listing is on its way: a few ms of CPU for a long journal, spent waiting.
+            listing = self._records_pool().submit(self._list_journal)
+            try:
+                self._load_disk_cache()
+            finally:
+                keys = listing.result()  # bounded by the call's own retries
         missing = [k for k in keys if self._cache.get(k) is None]
         if missing and not self._snapshot_read:
             # Another machine wrote since this one last read: its snapshot has them all
@@ -464,6 +461,22 @@ class S3Backend:
             view.skipped_lines + unread,
             (*view.problems, f"{unread} listed record(s) could not be read yet"),
         )
+
+    def _list_journal(self) -> list[str]:
+        """The journal's keys, in order (one call per 1000)."""
+        keys: list[str] = []
+        token: str | None = None
+        for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
+            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
+            if token:
+                params["ContinuationToken"] = token
+            reply = self._call("ListObjectsV2", **params)
+            keys.extend(str(o["Key"]) for o in reply.get("Contents", []))
+            token = reply.get("NextContinuationToken")
+            if not reply.get("IsTruncated") or not token:
+                break
+        keys.sort()
+        return keys
 
     # ------------------------------------------------------------------ record cache
 
@@ -546,8 +559,17 @@ class S3Backend:
         and it does not depend on the lock (the listing decides what it is used for)."""
         if self._snapshot_read or self._snapshot_future is not None:
             return
-        self._load_disk_cache()
-        if any(record is not None for record in self._cache.values()):
+        if self._disk_loaded:
+            known = any(record is not None for record in self._cache.values())
+        else:
+            # Whether the cache file holds anything, not what: it is parsed during the
+            # listing (see read). A file without records only costs the snapshot fetched
+            # when the read needs it instead of now.
+            try:
+                known = self.cache_path.stat().st_size > 0
+            except OSError:
+                known = False
+        if known:
             return
         self._snapshot_future = self._records_pool().submit(self._get_snapshot)
 
