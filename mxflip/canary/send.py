@@ -25,7 +25,14 @@ from mxflip.config import Config, DomainConfig
 from mxflip.errors import ConfigError, UsageError
 from mxflip.hostport import HostPort
 from mxflip.logs import timed
-from mxflip.net.smtp import Abort, SMTPSettings, StartTLSFailed, SubmissionClient, helo_name
+from mxflip.net.smtp import (
+    Abort,
+    SMTPSettings,
+    StartTLSFailed,
+    SubmissionClient,
+    helo_name,
+    opportunistic_context,
+)
 from mxflip.records import MX, RRset
 
 _log = logging.getLogger(__name__)
@@ -198,7 +205,7 @@ async def _submit(
             # Like the senders whose experience the canary measures: MTAs encrypt when
             # STARTTLS is offered and do not refuse a certificate they cannot verify
             # (certificate checks are the SMTP probe's job, not the canary's).
-            await client.starttls("starttls", settings.ssl_contexts()[1])
+            await client.starttls("starttls", opportunistic_context())
             tls = "starttls"
             await client.ehlo("ehlo-tls", "ehlo-tls-rejected")
         mail = await client.command("mail", f"MAIL FROM:<{mail_from}>", lambda c: c == 250)
