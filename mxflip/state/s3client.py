@@ -217,9 +217,9 @@ def trim_model(model: dict[str, Any]) -> dict[str, Any]:
     listed = kept.get(LISTED_SHAPE)
     if isinstance(listed, dict) and "Key" in listed.get("members", {}):
         # A journal listing names hundreds of objects, and botocore parses every member
-        # of each (dates, sizes, checksums, owner): some 40 us per object, more than the
-        # rest of a read. mxflip reads their keys only; a member the model lacks is
-        # skipped by the parser, never an error.
+        # of each (dates, sizes, checksums, owner): a quarter of the listing's CPU (8.9 ms
+        # instead of 6.7 for 420 objects). mxflip reads their keys only; a member the
+        # model lacks is skipped by the parser, never an error.
         kept[LISTED_SHAPE] = {**listed, "members": {"Key": listed["members"]["Key"]}}
     return {**model, "operations": _undocumented(operations), "shapes": kept}
 
