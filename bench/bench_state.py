@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from _process import timed_env, timed_run  # noqa: E402
 
-from mxflip.config import load_config  # noqa: E402
+from mxflip.config import StateConfig, load_config  # noqa: E402
 from mxflip.engine import Engine  # noqa: E402
 from mxflip.plan import PlanOptions  # noqa: E402
 from mxflip.provider import Change  # noqa: E402
@@ -182,9 +182,32 @@ def main() -> None:
                             times[kind].append(wall)
                             cpus[kind].append(cpu)
                     report_wall(count, args.runs, times, cpus)
+                    print(f"  journals after these runs: {journal_sizes(folder, moto.url, bucket)}")
             finally:
                 moto.stop()
                 bind.stop()
+
+
+def journal_sizes(folder: Path, url: str, bucket: str) -> str:
+    """How many operations each backend's journal holds: both read it whole in every
+    failover (the S3 one also lists it: one key per record), so the figures compare
+    backends at these sizes."""
+    from mxflip.state.local import LocalBackend
+
+    path = folder / "wall-local" / "journal.jsonl"
+    local = LocalBackend(path).read()
+    state = StateConfig(
+        backend="s3", bucket=bucket, prefix="bench", region="us-east-1", endpoint_url=url
+    )
+    shared = S3Backend(state, home=folder / "sizes")
+    try:
+        view = shared.read()
+    finally:
+        shared.close()
+    return (
+        f"local {len(local.operations)} operations, s3 {len(view.operations)} operations "
+        f"({shared.calls['ListObjectsV2']} listing call(s))"
+    )
 
 
 def report_wall(
