@@ -17,7 +17,6 @@ same credential chain, signing, endpoint rules and errors.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mxflip import collector
 from mxflip.files import atomic_write, ensure_private_folder, read_bytes
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,10 @@ def make_client(settings: Any, *, home: Path | None) -> Any:
 
     if first_import:
         # The import just made some 30,000 objects (botocore's modules, classes, data)
-        # that live as long as the process. With the young generation the CLI sets
-        # (50,000, mxflip.cli.main) they would push the collector into a pass that walks
-        # them all (~5-10 ms, on the way to the first state call) to free nothing.
-        # Freezing moves every object alive now out of the collector's way, as the CLI
-        # does before exiting.
-        gc.freeze()
+        # that live as long as the process. With the command's young generation
+        # (mxflip.collector) they would push the collector into a pass that walks them
+        # all (~5-10 ms, on the way to the first state call) to free nothing.
+        collector.keep_what_exists()
     session = s3_session()
     loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
     path = _data_path(home, loader, botocore.__version__) if home is not None else None
