@@ -130,7 +130,9 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, None, None]:
         return
     before = _meter.read()
     yield
-    _write({"kind": "phase", "test": item.nodeid, "when": when, **_diff(before, _meter.read())})
+    after = _meter.read()
+    at = round(before[0] - _start[0], 3) if _start is not None else 0.0
+    _write({"kind": "phase", "test": item.nodeid, "when": when, "at": at, **_diff(before, after)})
 
 
 @pytest.hookimpl(hookwrapper=True)
