@@ -96,17 +96,26 @@ def _write(record: dict[str, Any]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     global _out, _start
     folder = os.environ.get(_ENV)
-    controller = getattr(config.option, "numprocesses", None) and not hasattr(
-        config, "workerinput"
-    )
-    if not folder or controller:
-        return  # the xdist controller only schedules: the workers measure
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if not folder:
+        return
+    if controller:  # it schedules and reports: only its own CPU, its children are workers
+        start = resource.getrusage(resource.RUSAGE_SELF)
+        config.add_cleanup(lambda: _controller_cpu(Path(folder), start))
+        return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     Path(folder).mkdir(parents=True, exist_ok=True)
     _meter.join_own_group()
     _out = open(Path(folder) / f"{worker}.jsonl", "w", buffering=1)  # noqa: SIM115
     _start = _meter.read()
     _write({"kind": "worker", "worker": worker, "cgroup": _meter.group is not None})
+
+
+def _controller_cpu(folder: Path, start: Any) -> None:
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    own = end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime
+    with open(folder / "controller.jsonl", "w") as out:
+        out.write(json.dumps({"kind": "controller", "own": round(own, 3)}) + "\n")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -212,7 +221,8 @@ def _table(title: str, rows: dict[str, dict[str, float]], top: int) -> None:
     ranked = sorted(rows.items(), key=lambda kv: -(kv[1]["own"] + kv[1]["procs"]))
     for name, r in ranked[:top]:
         cpu = r["own"] + r["procs"]
-        print(f"{cpu:7.2f} {r['own']:7.2f} {r['procs']:7.2f} {r['wall']:7.2f} {r['n']:5.0f}  {name}")
+        figures = f"{cpu:7.2f} {r['own']:7.2f} {r['procs']:7.2f} {r['wall']:7.2f} {r['n']:5.0f}"
+        print(f"{figures}  {name}")
 
 
 def report(folder: Path, top: int = 25) -> None:
@@ -233,6 +243,8 @@ def report(folder: Path, top: int = 25) -> None:
             rows = [per_fixture[f"{r['fixture']} ({r['scope']}, {r['when']})"]]
         elif kind == "session":
             rows = [per_worker[worker]]
+        elif kind == "controller":
+            print(f"xdist controller: {r['own']:.1f} s of CPU (from its pytest_configure)")
         elif kind == "collection":
             rows = [outside[f"collection {worker}"]]
         for row in rows:

@@ -17,6 +17,7 @@ Three parts:
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import io
 import os
@@ -101,6 +102,7 @@ class MotoServer:
                 return self.hosts[host]
 
         app = Dispatcher(create_backend_app)
+        _remember_parsed_timestamps()
         self._connections = _Connections()
         self._server = make_server(
             "127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler()
@@ -127,6 +129,25 @@ class MotoServer:
         # connections are cut, as werkzeug's one-request connections never outlived it.
         self._connections.close_all()
         self._thread.join(timeout=10)
+
+
+def _remember_parsed_timestamps() -> None:
+    """moto's serializer turns each timestamp it sends (every key's LastModified in a
+    listing) into text by parsing it again with dateutil: a third of a ListObjectsV2's
+    CPU. The parse of a text is a pure function of it, so those answers are remembered
+    (a datetime is not: equal instants in other time zones would share an answer)."""
+    import moto.core.serialize as serialize
+
+    parse = serialize.parse_to_aware_datetime
+    if hasattr(parse, "cache_info"):  # already done in this process
+        return
+    remembered = functools.lru_cache(maxsize=4096)(parse)
+
+    def parse_to_aware_datetime(value: Any) -> Any:
+        return remembered(value) if isinstance(value, str) else parse(value)
+
+    parse_to_aware_datetime.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    serialize.parse_to_aware_datetime = parse_to_aware_datetime
 
 
 class _Connections:
