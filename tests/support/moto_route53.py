@@ -138,7 +138,7 @@ def _remember_parsed_timestamps() -> None:
     (a datetime is not: equal instants in other time zones would share an answer)."""
     import moto.core.serialize as serialize
 
-    parse = serialize.parse_to_aware_datetime
+    parse = getattr(serialize, "parse_to_aware_datetime")  # noqa: B009  (not exported)
     if hasattr(parse, "cache_info"):  # already done in this process
         return
     remembered = functools.lru_cache(maxsize=4096)(parse)
@@ -147,7 +147,7 @@ def _remember_parsed_timestamps() -> None:
         return remembered(value) if isinstance(value, str) else parse(value)
 
     parse_to_aware_datetime.cache_info = remembered.cache_info  # type: ignore[attr-defined]
-    serialize.parse_to_aware_datetime = parse_to_aware_datetime
+    setattr(serialize, "parse_to_aware_datetime", parse_to_aware_datetime)  # noqa: B010
 
 
 class _Connections:
@@ -175,7 +175,7 @@ class _Connections:
 
 def _read_chunked(rfile: Any) -> bytes:
     """A ``Transfer-Encoding: chunked`` request body (trailers skipped)."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
@@ -423,8 +423,16 @@ class FaultProxy:
             # a new TCP connection and a new server thread (benchmarks and tests alike).
             protocol_version = "HTTP/1.1"
 
+            #: One connection to moto per client connection, kept open like the client's.
+            upstream: http.client.HTTPConnection | None = None
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def finish(self) -> None:
+                if self.upstream is not None:
+                    self.upstream.close()
+                super().finish()
 
             def do_GET(self) -> None:
                 proxy._handle(self)
@@ -488,20 +496,24 @@ class FaultProxy:
             ).encode()
             self._reply(request, fault.status, {"Content-Type": "text/xml"}, payload)
             return
-        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
+        upstream = getattr(request, "upstream", None)
+        if upstream is None:
+            upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+            request.upstream = upstream  # type: ignore[attr-defined]
         try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
             upstream.request(request.command, request.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
-            out = {
-                k: v
-                for k, v in response.getheaders()
-                if k.lower() not in ("connection", "transfer-encoding", "content-length")
-            }
-            self._reply(request, response.status, out, data)
-        finally:
-            upstream.close()
+        except BaseException:
+            upstream.close()  # the next request starts a new connection
+            raise
+        out = {
+            k: v
+            for k, v in response.getheaders()
+            if k.lower() not in ("connection", "transfer-encoding", "content-length")
+        }
+        self._reply(request, response.status, out, data)
 
     @staticmethod
     def _reply(
