@@ -5,7 +5,8 @@
    the same machine again, and the same machine after another machine's operation.
    Goal: at most 6 calls beyond the journal records the failover writes.
 2. Wall time of ``mxflip failover --all --now`` (a process per run, as a person runs it)
-   on the S3 backend against the local backend. Goal: S3 at most 1.5 x local.
+   on the S3 backend against the local backend, both journals starting with the same
+   ``--history`` earlier operations. Goal: S3 at most 1.5 x local.
 
 Run from the repo root:
 
@@ -24,13 +25,14 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _process import timed_env, timed_run  # noqa: E402
 
-from mxflip.config import load_config  # noqa: E402
+from mxflip.config import StateConfig, load_config  # noqa: E402
 from mxflip.engine import Engine  # noqa: E402
 from mxflip.plan import PlanOptions  # noqa: E402
 from mxflip.provider import Change  # noqa: E402
@@ -46,6 +48,7 @@ from tests.support.moto_s3 import (  # noqa: E402
 )
 
 ZONE = "bench.test."
+WALL_PREFIX = "bench-wall"
 
 
 def config_text(bind: BindServer, names: list[str], journal: Path, state: str) -> str:
@@ -72,9 +75,9 @@ path = "{journal}"
     return text
 
 
-def s3_table(url: str, bucket: str) -> str:
+def s3_table(url: str, bucket: str, prefix: str = "bench") -> str:
     return (
-        f'[state]\nbackend = "s3"\nbucket = "{bucket}"\nprefix = "bench"\n'
+        f'[state]\nbackend = "s3"\nbucket = "{bucket}"\nprefix = "{prefix}"\n'
         f'region = "us-east-1"\nendpoint_url = "{url}"\n'
     )
 
@@ -86,10 +89,20 @@ def fresh_names(bind: BindServer, count: int, tag: str) -> list[str]:
 
 
 def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
-    """The CLI's flow in process (lock, unsettled check, plan, execute, release); returns
-    the calls made and how many journal records the operation wrote."""
+    """The CLI's flow in process (lock, unsettled check, plan, execute, release) on the
+    S3 backend; returns the calls made and how many journal records the operation wrote."""
     config = load_config(config_path)
     backend = S3Backend(config.state, home=home)
+    records = engine_failover(config_path, backend)
+    backend.close()
+    return backend.calls, records
+
+
+def engine_failover(config_path: Path, backend: Any) -> int:
+    """The CLI's flow in process on ``backend``; returns the journal records written
+    (counted on the S3 backend only: 0 for the local one)."""
+    config = load_config(config_path)
+    calls: Counter[str] = getattr(backend, "calls", Counter())
     engine = Engine(config, backend, clock=FakeClock(time.time()), readiness=ready)
     with backend.lock("mxflip failover --all --now"):
         backend.read().unsettled()  # the check every changing command makes first
@@ -98,13 +111,12 @@ def counted_failover(config_path: Path, home: Path) -> tuple[Counter[str], int]:
                 "failover", list(config.domains.values()), PlanOptions(now=True, reason="bench")
             )
         )
-        before = backend.calls["PutObject"]
+        before = calls["PutObject"]
         result = asyncio.run(engine.execute(plan))
-        records = backend.calls["PutObject"] - before
+        records = calls["PutObject"] - before
     engine.close()
-    backend.close()
     assert result.outcome == "done", result
-    return backend.calls, records
+    return records
 
 
 def cli_failover(config: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -167,7 +179,13 @@ def main() -> None:
                         )
                 # 2. wall time, a process per run, same machine, same DNS server,
                 # local and s3 runs interleaved so that load from elsewhere hits both,
-                # and taking turns to go first (the second of a pair ran slower here)
+                # and taking turns to go first (the second of a pair ran slower here).
+                # Both journals start with the same --history earlier operations (made on
+                # this machine) and grow alike: each failover reads its journal whole (the
+                # S3 one lists a key per record), so unequal journals would compare sizes,
+                # not backends. The S3 side has a prefix of its own for that reason.
+                wall_table = s3_table(moto.url, bucket, WALL_PREFIX)
+                seed_history(bind, folder, args.history, wall_table)
                 for count in args.domains:
                     times: dict[str, list[float]] = {"local": [], "s3": []}
                     cpus: dict[str, list[float]] = {"local": [], "s3": []}
@@ -175,16 +193,55 @@ def main() -> None:
                         for kind in ("local", "s3") if run % 2 == 0 else ("s3", "local"):
                             names = fresh_names(bind, count, f"w{count}r{run}{kind}")
                             path = folder / f"w{count}r{run}{kind}.toml"
-                            state = table if kind == "s3" else ""
+                            state = wall_table if kind == "s3" else ""
                             journal = folder / f"wall-{kind}" / "journal.jsonl"
                             path.write_text(config_text(bind, names, journal, state))
                             wall, cpu = cli_failover(path, env)
                             times[kind].append(wall)
                             cpus[kind].append(cpu)
                     report_wall(count, args.runs, times, cpus)
+                    print(f"  journals after these runs: {journal_sizes(folder, moto.url, bucket)}")
             finally:
                 moto.stop()
                 bind.stop()
+
+
+def seed_history(bind: BindServer, folder: Path, count: int, wall_table: str) -> None:
+    """``count`` earlier operations in each backend's journal for the wall-time runs."""
+    from mxflip.state.local import LocalBackend
+
+    for kind in ("local", "s3"):
+        journal = folder / f"wall-{kind}" / "journal.jsonl"
+        for i in range(count):
+            names = fresh_names(bind, 1, f"seed{kind}{i}")
+            path = folder / f"seed{kind}{i}.toml"
+            path.write_text(config_text(bind, names, journal, wall_table if kind == "s3" else ""))
+            if kind == "s3":
+                counted_failover(path, journal.parent)
+            else:
+                engine_failover(path, LocalBackend(journal))
+
+
+def journal_sizes(folder: Path, url: str, bucket: str) -> str:
+    """How many operations each backend's journal holds: both read it whole in every
+    failover (the S3 one also lists it: one key per record), so the figures compare
+    backends at these sizes."""
+    from mxflip.state.local import LocalBackend
+
+    path = folder / "wall-local" / "journal.jsonl"
+    local = LocalBackend(path).read()
+    state = StateConfig(
+        backend="s3", bucket=bucket, prefix=WALL_PREFIX, region="us-east-1", endpoint_url=url
+    )
+    shared = S3Backend(state, home=folder / "sizes")
+    try:
+        view = shared.read()
+    finally:
+        shared.close()
+    return (
+        f"local {len(local.operations)} operations, s3 {len(view.operations)} operations "
+        f"({shared.calls['ListObjectsV2']} listing call(s))"
+    )
 
 
 def report_wall(

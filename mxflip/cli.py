@@ -6,7 +6,6 @@ Heavy modules (rich, dnspython, pydantic, adapters) are imported inside the comm
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 from gettext import gettext as _
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from mxflip import __version__
+from mxflip import __version__, collector
 from mxflip.errors import ExitCode, MxflipError
 from mxflip.loop import command_loop
 
@@ -438,22 +437,11 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    # Start-up allocates some 100,000 objects and frees few of them (click's parameters,
-    # pydantic's schema machinery, the configuration's models): at CPython's default
-    # threshold (700 allocations) the collector walks them again and again, for nothing.
-    # With a larger young generation (mypy uses 200,000) start-up runs with next to no
-    # collection, and a long-running command (watch) still collects every 50,000. The
-    # same holds for a command's event loop, which allocates coroutines, futures and
-    # handles by the thousand: at 700, `check` over 200 domains ran ~300 collections
-    # (~0.15 s of CPU, bench/bench_check.py --cli), nearly all tracing live objects.
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    collector.configure()  # start-up and the command's loop: mxflip.collector
     try:
         cli(prog_name="mxflip")  # click ends the process: SystemExit passes through here
     finally:
-        # What follows is the interpreter's shutdown, whose garbage collection walks every
-        # object start-up made (pydantic's schema machinery, click's parameters) only to
-        # free memory the process gives back anyway: 10-20 ms, a third of what `mxflip
-        # validate` spends beyond importing click and pydantic. Frozen objects are left out
-        # of that pass. Nothing waits on it: commands close their files, sockets and event
+        # What follows is the interpreter's shutdown, whose collection walks every object
+        # start-up made. Nothing waits on it: commands close their files, sockets and event
         # loop themselves (with blocks, mxflip.loop), never through the collector.
-        gc.freeze()
+        collector.keep_what_exists()

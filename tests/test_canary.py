@@ -98,6 +98,27 @@ def test_send_submits_a_tagged_message_over_starttls(lab: Lab) -> None:
     assert lab.state_file.stat().st_mode & 0o077 == 0
 
 
+def test_sends_never_load_a_ca_store(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The canary encrypts without verifying (as MTAs do), so it never builds the verifying
+    context: loading the system's CAs cost ~80 ms of CPU per message in watch rounds."""
+    import ssl
+
+    built: list[object] = []
+    real = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        built.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    for _ in range(2):
+        result = mxflip_(lab.config(), "canary", "send", "--via", "primary", "--json")
+        assert result.exit_code == 0, result.output
+        assert json_of(result)["canaries"][0]["tls"] == "starttls"
+    assert [r.tls for r in lab.proxy.handler.received] == [True, True]
+    assert built == []
+
+
 def test_plain_smtp_when_starttls_is_not_offered(lab: Lab) -> None:
     plain = Relay(RelayHandler(lab.maildir), lab.ca, starttls=False)
     try:

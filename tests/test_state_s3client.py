@@ -31,6 +31,8 @@ def data_files(home: Path) -> list[Path]:
 
 def round_trip(client: object, bucket: str) -> bytes:
     client.put_object(Bucket=bucket, Key="k", Body=b"v", IfNoneMatch="*")  # type: ignore[attr-defined]
+    listed = client.list_objects_v2(Bucket=bucket)["Contents"]  # type: ignore[attr-defined]
+    assert [o["Key"] for o in listed] == ["k"]
     body: bytes = client.get_object(Bucket=bucket, Key="k")["Body"].read()  # type: ignore[attr-defined]
     client.delete_object(Bucket=bucket, Key="k")  # type: ignore[attr-defined]
     return body
@@ -71,6 +73,8 @@ def test_the_trimmed_model_holds_every_shape_its_operations_reach() -> None:
     assert set(trimmed["operations"]) == set(OPERATIONS)
     assert trimmed["metadata"] == model["metadata"]
     shapes = trimmed["shapes"]
+    # A listed object is read for its key only (the parser skips what the model lacks).
+    assert list(shapes["Object"]["members"]) == ["Key"]
     for shape in shapes.values():
         assert "documentation" not in shape
         refs = [shape.get("member"), shape.get("key"), shape.get("value")]
@@ -82,3 +86,92 @@ def test_the_trimmed_model_holds_every_shape_its_operations_reach() -> None:
         for ref in (op.get("input"), op.get("output"), *op.get("errors", [])):
             if ref:
                 assert ref["shape"] in shapes
+
+
+def sent_and_received(client: object, bucket: str) -> list[tuple[object, ...]]:
+    """What ``client`` sends for the calls the backend makes (headers that differ per
+    request left out) and what it returns or raises."""
+    sent: list[tuple[object, ...]] = []
+    varying = {"authorization", "x-amz-date", "amz-sdk-invocation-id", "user-agent"}
+
+    def record(request: object, **_: object) -> None:
+        headers = {
+            k.lower(): v
+            for k, v in request.headers.items()  # type: ignore[attr-defined]
+            if k.lower() not in varying
+        }
+        body = request.body  # type: ignore[attr-defined]
+        body = body.getvalue() if hasattr(body, "getvalue") else body  # bytes sent as a file
+        sent.append((request.method, request.url, sorted(headers.items()), body))  # type: ignore[attr-defined]
+
+    client.meta.events.register("before-send", record)  # type: ignore[attr-defined]
+    out: list[tuple[object, ...]] = []
+    put = client.put_object(  # type: ignore[attr-defined]
+        Bucket=bucket, Key="p/journal/1.json", Body=b"{}", IfNoneMatch="*"
+    )
+    out.append(("put", put["ETag"]))
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="p/journal/", MaxKeys=1000)  # type: ignore[attr-defined]
+    out.append(("list", [o["Key"] for o in listed["Contents"]], listed["IsTruncated"]))
+    head = client.head_object(Bucket=bucket, Key="p/journal/1.json")  # type: ignore[attr-defined]
+    out.append(("head", head["ETag"], head["ContentLength"]))
+    got = client.get_object(Bucket=bucket, Key="p/journal/1.json")  # type: ignore[attr-defined]
+    out.append(("get", got["Body"].read(), got["ETag"]))
+    for call in (
+        lambda: client.put_object(
+            Bucket=bucket, Key="p/journal/1.json", Body=b"x", IfNoneMatch="*"
+        ),  # type: ignore[attr-defined]
+        lambda: client.get_object(Bucket=bucket, Key="p/absent.json"),  # type: ignore[attr-defined]
+    ):
+        with pytest.raises(Exception) as caught:
+            call()
+        out.append(("error", type(caught.value).__name__, caught.value.response["Error"]["Code"]))  # type: ignore[attr-defined]
+    client.delete_object(Bucket=bucket, Key="p/journal/1.json", IfMatch=put["ETag"])  # type: ignore[attr-defined]
+    return [*sent, *out]
+
+
+def test_the_lean_session_sends_and_parses_like_a_stock_one(
+    moto_s3: MotoServer, tmp_path: Path
+) -> None:
+    """The session without other services' built-in handlers makes the same requests
+    and reads the same replies as botocore's own session."""
+    import botocore.session
+
+    from mxflip.state.s3client import s3_session
+
+    def client(session: object) -> object:
+        return session.create_client(  # type: ignore[attr-defined]
+            "s3", region_name="us-east-1", endpoint_url=moto_s3.url
+        )
+
+    stock = sent_and_received(client(botocore.session.get_session()), new_bucket(moto_s3))
+    lean = sent_and_received(client(s3_session()), new_bucket(moto_s3))
+    assert len(lean) == len(stock) > 8
+    for ours, theirs in zip(lean, stock, strict=True):
+        assert _unbucket(ours) == _unbucket(theirs)
+
+
+def _unbucket(item: tuple[object, ...]) -> str:
+    import re
+
+    return re.sub(r"mxflip-[0-9a-f]+", "BUCKET", repr(item))
+
+
+@pytest.mark.parametrize(
+    ("event", "kept"),
+    [
+        ("before-call", True),
+        ("before-call.s3", True),
+        ("before-parameter-build.s3.PutObject", True),
+        ("before-parse.*", True),
+        ("needs-retry.s3.*", True),
+        ("docs.*.s3.CopyObject.complete-section", True),
+        ("before-call.ec2", False),
+        ("after-call.s3-control", False),
+        ("docs.*.glacier.*.complete-section", False),
+        ("before-parameter-build.route53", False),
+    ],
+)
+def test_which_built_in_handlers_an_s3_client_keeps(event: str, kept: bool) -> None:
+    from mxflip.state.s3client import fires_for_s3
+
+    assert fires_for_s3(event) is kept

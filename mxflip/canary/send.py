@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import logging
 import secrets
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +31,7 @@ from mxflip.net.smtp import (
     StartTLSFailed,
     SubmissionClient,
     helo_name,
-    make_ssl_contexts,
+    opportunistic_context,
 )
 from mxflip.records import MX, RRset
 
@@ -207,7 +205,7 @@ async def _submit(
             # Like the senders whose experience the canary measures: MTAs encrypt when
             # STARTTLS is offered and do not refuse a certificate they cannot verify
             # (certificate checks are the SMTP probe's job, not the canary's).
-            await client.starttls("starttls", settings.ssl_contexts()[1])
+            await client.starttls("starttls", opportunistic_context())
             tls = "starttls"
             await client.ehlo("ehlo-tls", "ehlo-tls-rejected")
         mail = await client.command("mail", f"MAIL FROM:<{mail_from}>", lambda c: c == 250)
@@ -351,18 +349,7 @@ def _settings(config: Config) -> SMTPSettings:
     """The SMTP client's settings: the probe's EHLO name and timeout (the envelope sender
     is the canary's own)."""
     helo = helo_name(config.probe.helo)
-    return SMTPSettings(
-        helo=helo, mail_from="", timeout=config.probe.timeout, contexts=_tls_contexts()
-    )
-
-
-@functools.cache
-def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """One pair of client TLS contexts for every canary this process submits (contexts
-    are safe to share between connections). A pair of its own per canary loaded the
-    system's CA store each time (~20 ms of CPU per canary, every round of a watcher),
-    for the verifying context that a canary never uses."""
-    return make_ssl_contexts(None)
+    return SMTPSettings(helo=helo, mail_from="", timeout=config.probe.timeout)
 
 
 def _observer_reader(config: Config) -> LiveReader:

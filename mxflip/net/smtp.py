@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.policy
+import functools
 import hashlib
 import logging
 import re
@@ -179,14 +180,23 @@ def make_ssl_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLCont
             key="probe.ca_file",
             hint="give a PEM file with one or more CA certificates",
         ) from None
-    # create_default_context's settings without its CA store: loading the system's CAs
-    # costs ~80 ms of CPU per context, and a context that verifies nothing never reads them.
+    verifying.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    return verifying, opportunistic_context()
+
+
+@functools.cache
+def opportunistic_context() -> ssl.SSLContext:
+    """The client context that encrypts without verifying (what MTAs do by default), one
+    per process: it holds no per-connection state and is never changed once built.
+
+    create_default_context's settings without its CA store: loading the system's CAs
+    costs ~80 ms of CPU per context, and a context that verifies nothing never reads them.
+    """
     opportunistic = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     opportunistic.check_hostname = False
     opportunistic.verify_mode = ssl.CERT_NONE
-    for ctx in (verifying, opportunistic):
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    return verifying, opportunistic
+    opportunistic.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    return opportunistic
 
 
 @dataclass

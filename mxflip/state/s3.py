@@ -122,6 +122,10 @@ class S3Backend:
         #: What could not be written or released, for the command to report (exit 3).
         self.problems: list[str] = []
         self._cache: dict[str, dict[str, Any] | None] = {}
+        #: The journal line (``encode(record)``) of records known by their exact bytes —
+        #: those this process wrote and those of the cache file — so that reading the
+        #: journal and writing the snapshot do not serialise them again.
+        self._lines: dict[str, bytes] = {}
         self._disk_loaded = False
         self._unsaved: dict[str, Mapping[str, Any]] = {}
         self._writer = secrets.token_hex(4)
@@ -361,7 +365,7 @@ class S3Backend:
         self, key: str, body: dict[str, Any], before: Future[None] | None = None
     ) -> None:
         try:
-            self.put_record(key, body)
+            line = self.put_record(key, body)
         except StateError as exc:
             if body.get("type") == "intent" or isinstance(exc, PreconditionFailed):
                 raise
@@ -373,6 +377,7 @@ class S3Backend:
             return
         with self._key_lock:
             self._cache[key] = body
+            self._lines[key] = line
             self._unsaved[key] = body
             bisect.insort(self._keys, key)
             self._wrote = True
@@ -399,33 +404,33 @@ class S3Backend:
         if error is not None:
             raise error
 
-    def put_record(self, key: str, record: Mapping[str, Any]) -> None:
+    def put_record(self, key: str, record: Mapping[str, Any]) -> bytes:
+        """Create the record object ``key``; returns the body written."""
+        body = encode(record)
         self._call(
             "PutObject",
             Key=key,
-            Body=encode(record),
+            Body=body,
             ContentType="application/json",
             IfNoneMatch="*",
         )
+        return body
 
     def read(self) -> JournalView:
         """Every operation, oldest first. A listed record that cannot be fetched yet (or
         is not JSON) is skipped and counted; it is fetched again on the next read."""
         self.flush()  # this process's records in flight are part of the journal it reads
         self.settle()
-        keys: list[str] = []
-        token: str | None = None
-        for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
-            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
-            if token:
-                params["ContinuationToken"] = token
-            reply = self._call("ListObjectsV2", **params)
-            keys.extend(str(o["Key"]) for o in reply.get("Contents", []))
-            token = reply.get("NextContinuationToken")
-            if not reply.get("IsTruncated") or not token:
-                break
-        keys.sort()
-        self._load_disk_cache()
+        if self._disk_loaded:
+            keys = self._list_journal()
+        else:
+            # The record cache (a line per record this machine read) is parsed while the
+            # listing is on its way: a few ms of CPU for a long journal, spent waiting.
+            listing = self._records_pool().submit(self._list_journal)
+            try:
+                self._load_disk_cache()
+            finally:
+                keys = listing.result()  # bounded by the call's own retries
         missing = [k for k in keys if self._cache.get(k) is None]
         if missing and not self._snapshot_read:
             # Another machine wrote since this one last read: its snapshot has them all
@@ -453,9 +458,10 @@ class S3Backend:
             self._note_seen(keys[-1])
         with self._key_lock:
             self._keys = keys
-        records = [r for r in (self._cache.get(k) for k in keys) if r is not None]
+        lines = [self._line(k) for k in keys]
+        records = [line for line in lines if line is not None]
         # One parser for both backends: the records in listing order, as journal lines.
-        view = parse_journal(b"\n".join(encode(r) for r in records))
+        view = parse_journal(b"\n".join(records))
         unread = len(keys) - len(records)
         if not unread:
             return view
@@ -464,6 +470,30 @@ class S3Backend:
             view.skipped_lines + unread,
             (*view.problems, f"{unread} listed record(s) could not be read yet"),
         )
+
+    def _line(self, key: str) -> bytes | None:
+        """The journal line of the record ``key`` (None: not read)."""
+        line = self._lines.get(key)
+        if line is not None:
+            return line
+        record = self._cache.get(key)
+        return None if record is None else encode(record)
+
+    def _list_journal(self) -> list[str]:
+        """The journal's keys, in order (one call per 1000)."""
+        keys: list[str] = []
+        token: str | None = None
+        for _ in range(100_000):  # bounded: a million records per page of 1000 … and more
+            params: dict[str, Any] = {"Prefix": self.journal_prefix, "MaxKeys": 1000}
+            if token:
+                params["ContinuationToken"] = token
+            reply = self._call("ListObjectsV2", **params)
+            keys.extend(str(o["Key"]) for o in reply.get("Contents", []))
+            token = reply.get("NextContinuationToken")
+            if not reply.get("IsTruncated") or not token:
+                break
+        keys.sort()
+        return keys
 
     # ------------------------------------------------------------------ record cache
 
@@ -488,7 +518,12 @@ class S3Backend:
                 entry = json.loads(line)
                 key, record = entry.get("k"), entry.get("r")
                 if isinstance(key, str) and isinstance(record, dict):
-                    self._cache.setdefault(key, record)
+                    if self._cache.setdefault(key, record) is record:
+                        # The record's own text inside the line (see _save_cache): the
+                        # JSON the record was just parsed from, on one line.
+                        head = b'{"k":' + json.dumps(key).encode() + b',"r":'
+                        if line.startswith(head) and line.endswith(b"}"):
+                            self._lines.setdefault(key, line[len(head) : -1])
                 elif "s" in entry and not self._snapshot_known:
                     # The snapshot version this machine last read or wrote (the last
                     # line wins); only a guess: a refused write asks the bucket.
@@ -546,8 +581,17 @@ class S3Backend:
         and it does not depend on the lock (the listing decides what it is used for)."""
         if self._snapshot_read or self._snapshot_future is not None:
             return
-        self._load_disk_cache()
-        if any(record is not None for record in self._cache.values()):
+        if self._disk_loaded:
+            known = any(record is not None for record in self._cache.values())
+        else:
+            # Whether the cache file holds anything, not what: it is parsed during the
+            # listing (see read). A file without records only costs the snapshot fetched
+            # when the read needs it instead of now.
+            try:
+                known = self.cache_path.stat().st_size > 0
+            except OSError:
+                known = False
+        if known:
             return
         self._snapshot_future = self._records_pool().submit(self._get_snapshot)
 
@@ -601,13 +645,11 @@ class S3Backend:
         snapshot is a shortcut, never the journal."""
         with self._key_lock:
             keys = list(self._keys)
-        records: list[tuple[str, dict[str, Any] | None]] = [
-            (k, self._cache[k]) for k in keys if self._cache.get(k) is not None
-        ]
+        records = [(k, line) for k, line in ((k, self._line(k)) for k in keys) if line is not None]
         if not records:
             return
-        upto = str(records[-1][0])
-        body = encode({"format": 1, "upto": upto, "records": records})
+        upto = records[-1][0]
+        body = snapshot_body(upto, records)
         name = self._doc_key(SNAPSHOT_KEY)
         for _ in range(2):  # bounded: a second refusal means another writer is at it
             try:
@@ -856,6 +898,13 @@ _SNAKE = {
     "ListObjectsV2": "list_objects_v2",
     "HeadObject": "head_object",
 }
+
+
+def snapshot_body(upto: str, records: list[tuple[str, bytes]]) -> bytes:
+    """``encode({"format": 1, "upto": upto, "records": [[key, record], ...]})`` from the
+    records' journal lines, without serialising them again."""
+    pairs = b",".join(b"[" + json.dumps(k).encode() + b"," + line + b"]" for k, line in records)
+    return b'{"format":1,"records":[' + pairs + b'],"upto":' + json.dumps(upto).encode() + b"}"
 
 
 def _snapshot_records(body: bytes, prefix: str) -> list[tuple[str, dict[str, Any]]]:
