@@ -190,31 +190,38 @@ def lab_provider(bind: LabServer) -> RFC2136Provider:
     )
 
 
+def _absolute(names: Sequence[str]) -> list[str]:
+    return [n if n.endswith(".") else n + "." for n in names]
+
+
+def _by_zone(names: Sequence[str]) -> dict[str, list[str]]:
+    """Absolute names grouped by their zone (the parent name), in the given order."""
+    zones: dict[str, list[str]] = {}
+    for name in _absolute(names):
+        zones.setdefault(name.split(".", 1)[1], []).append(name)
+    return zones
+
+
 def seed(
     bind: LabServer, names: Sequence[str], records: Sequence[str] = PRIMARY, ttl: int = 3600
 ) -> dict[str, RRset]:
-    """Give fresh names their starting MX set (one UPDATE per zone)."""
+    """Give fresh names their starting MX set (one read and one UPDATE per zone)."""
     provider = lab_provider(bind)
-    out: dict[str, RRset] = {}
-    by_zone: dict[str, list[Change]] = {}
-    for n in names:
-        name = n if n.endswith(".") else n + "."
-        rrset = RRset.of(name, ttl, records)
-        live = provider.read(name.split(".", 1)[1], [name])[name]
-        by_zone.setdefault(name.split(".", 1)[1], []).append(Change(name, live, rrset))
-        out[name] = rrset
-    for zone, changes in by_zone.items():
-        provider.apply(zone, changes)
+    zones = _by_zone(names)
+    out = {name: RRset.of(name, ttl, records) for name in _absolute(names)}
+    for zone, zone_names in zones.items():
+        before = provider.read(zone, zone_names)
+        provider.apply(zone, [Change(n, before[n], out[n]) for n in zone_names])
     return out
 
 
 def live(bind: LabServer, names: Sequence[str]) -> dict[str, RRset | None]:
+    """What the server holds for ``names`` (one read per zone), in the given order."""
     provider = lab_provider(bind)
-    out: dict[str, RRset | None] = {}
-    for n in names:
-        name = n if n.endswith(".") else n + "."
-        out.update(provider.read(name.split(".", 1)[1], [name]))
-    return out
+    got: dict[str, RRset | None] = {}
+    for zone, zone_names in _by_zone(names).items():
+        got.update(provider.read(zone, zone_names))
+    return {name: got[name] for name in _absolute(names)}
 
 
 def domain_names(count: int, zones: Sequence[str] = ZONES) -> list[str]:

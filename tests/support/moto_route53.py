@@ -16,10 +16,15 @@ Three parts:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.client
+import io
 import os
 import re
+import socket
 import threading
+import traceback
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -83,20 +88,7 @@ class MotoServer:
 
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Quiet(WSGIRequestHandler):
-            # Headers and body go out in two writes: with Nagle on, a keep-alive client's
-            # delayed ACK holds the body back ~40 ms (an error reply, e.g. a 412 to a
-            # conditional PutObject, went from 43 ms to 10 ms).
-            disable_nagle_algorithm = True
-            # Persistent connections, as AWS S3 and Route 53 keep them: werkzeug answers
-            # HTTP/1.0 with `Connection: close` by default, so every botocore request paid
-            # a new TCP connection and a new server thread (benchmarks and tests alike).
-            protocol_version = "HTTP/1.1"
-
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
+        from werkzeug.serving import make_server
 
         class Dispatcher(DomainDispatcherApplication):
             # moto picks the backend for every request by listing and stat-ing its own
@@ -110,7 +102,12 @@ class MotoServer:
                 return self.hosts[host]
 
         app = Dispatcher(create_backend_app)
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+        _remember_parsed_timestamps()
+        self._connections = _Connections()
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler()
+        )
+        self._server.connections = self._connections  # type: ignore[attr-defined]
         self.port = int(self._server.server_port)
         # stop() waits for the serving loop's next poll (0.5 s by default).
         self._thread = threading.Thread(
@@ -128,7 +125,151 @@ class MotoServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        # A stopped server is gone for its clients too: their pooled keep-alive
+        # connections are cut, as werkzeug's one-request connections never outlived it.
+        self._connections.close_all()
         self._thread.join(timeout=10)
+
+
+def _remember_parsed_timestamps() -> None:
+    """moto's serializer turns each timestamp it sends (every key's LastModified in a
+    listing) into text by parsing it again with dateutil: a third of a ListObjectsV2's
+    CPU. The parse of a text is a pure function of it, so those answers are remembered
+    (a datetime is not: equal instants in other time zones would share an answer)."""
+    import moto.core.serialize as serialize
+
+    parse = getattr(serialize, "parse_to_aware_datetime")  # noqa: B009  (not exported)
+    if hasattr(parse, "cache_info"):  # already done in this process
+        return
+    remembered = functools.lru_cache(maxsize=4096)(parse)
+
+    def parse_to_aware_datetime(value: Any) -> Any:
+        return remembered(value) if isinstance(value, str) else parse(value)
+
+    parse_to_aware_datetime.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    setattr(serialize, "parse_to_aware_datetime", parse_to_aware_datetime)  # noqa: B010
+
+
+class _Connections:
+    """The server's open client connections (so that ``stop`` can cut them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+
+    def add(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._open.add(conn)
+
+    def discard(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(conn)
+
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+def _read_chunked(rfile: Any) -> bytes:
+    """A ``Transfer-Encoding: chunked`` request body (trailers skipped)."""
+    parts: list[bytes] = []
+    while True:
+        size = int(rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        parts.append(rfile.read(size))
+        rfile.readline(3)  # the CRLF closing the chunk
+
+
+def _keep_alive_handler() -> type[Any]:
+    """werkzeug's request handler serving persistent HTTP/1.1 connections.
+
+    werkzeug's own ``run_wsgi`` sends ``Connection: close`` on every response (it cannot
+    tell where an unread request body ends), so every botocore request paid a new TCP
+    connection, a new server thread and a name lookup (~1 ms of CPU on each side, a third
+    of a request). AWS keeps connections open. Here the whole request body is read
+    first (``Content-Length`` or chunked), so the next request line is always where the
+    reader stands, and each response goes out in one write with its ``Content-Length``.
+    The WSGI environ is werkzeug's own (``make_environ``): moto sees the same request.
+    """
+    from werkzeug.serving import WSGIRequestHandler
+
+    class KeepAlive(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def setup(self) -> None:
+            super().setup()
+            self.server.connections.add(self.connection)  # type: ignore[attr-defined]
+
+        def finish(self) -> None:
+            self.server.connections.discard(self.connection)  # type: ignore[attr-defined]
+            super().finish()
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            if chunked:
+                body = _read_chunked(self.rfile)
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length > 0 else b""
+            environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(body)
+            if chunked:
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                environ.pop("wsgi.input_terminated", None)
+                environ["CONTENT_LENGTH"] = str(len(body))
+            reply: list[Any] = []
+
+            def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+                reply[:] = [status, headers]
+                return chunks.append
+
+            chunks: list[bytes] = []
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    chunks.extend(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:  # as werkzeug: a 500 for the client, the traceback logged
+                self.server.log("error", "Error on request:\n%s", traceback.format_exc())
+                reply[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+                chunks = [b"Internal Server Error"]
+                self.close_connection = True
+            status, headers = reply
+            code_text, _, message = status.partition(" ")
+            code = int(code_text)
+            payload = b"".join(chunks)
+            self.send_response(code, message)
+            bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
+            for key, value in headers:
+                lowered = key.lower()
+                if lowered in ("connection", "transfer-encoding"):
+                    continue
+                if lowered == "content-length" and not bodiless:
+                    continue
+                self.send_header(key, value)
+            if not bodiless:
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers_and(b"" if bodiless else payload)
+
+        def end_headers_and(self, payload: bytes) -> None:
+            # Headers and body in one write: no Nagle or delayed-ACK wait between them.
+            self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
+            self.flush_headers()
+
+    return KeepAlive
 
 
 def start_moto() -> MotoServer:
@@ -282,8 +423,16 @@ class FaultProxy:
             # a new TCP connection and a new server thread (benchmarks and tests alike).
             protocol_version = "HTTP/1.1"
 
+            #: One connection to moto per client connection, kept open like the client's.
+            upstream: http.client.HTTPConnection | None = None
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def finish(self) -> None:
+                if self.upstream is not None:
+                    self.upstream.close()
+                super().finish()
 
             def do_GET(self) -> None:
                 proxy._handle(self)
@@ -347,20 +496,24 @@ class FaultProxy:
             ).encode()
             self._reply(request, fault.status, {"Content-Type": "text/xml"}, payload)
             return
-        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
+        upstream = getattr(request, "upstream", None)
+        if upstream is None:
+            upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+            request.upstream = upstream  # type: ignore[attr-defined]
         try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
             upstream.request(request.command, request.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
-            out = {
-                k: v
-                for k, v in response.getheaders()
-                if k.lower() not in ("connection", "transfer-encoding", "content-length")
-            }
-            self._reply(request, response.status, out, data)
-        finally:
-            upstream.close()
+        except BaseException:
+            upstream.close()  # the next request starts a new connection
+            raise
+        out = {
+            k: v
+            for k, v in response.getheaders()
+            if k.lower() not in ("connection", "transfer-encoding", "content-length")
+        }
+        self._reply(request, response.status, out, data)
 
     @staticmethod
     def _reply(

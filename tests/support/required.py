@@ -7,8 +7,6 @@ import shutil
 import subprocess
 from typing import NoReturn
 
-import pytest
-
 
 def find_binary(*candidates: str) -> str | None:
     """The first of ``candidates`` found on PATH (or as an absolute path)."""
@@ -22,6 +20,10 @@ def find_binary(*candidates: str) -> str | None:
 def server_unavailable(server: str, reason: str, install: str) -> NoReturn:
     """Under ``CI=true`` the server must be there, so the test fails; on a developer
     machine without it the test is skipped with the command that installs it."""
+    # Imported here: the tests' child processes (tests.support.engine_child, …) import
+    # the lab helpers and never need pytest (~55 ms of CPU per child).
+    import pytest
+
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{server} is required under CI=true: {reason}", pytrace=False)
     pytest.skip(f"{server} not available: {reason} ({install})")
