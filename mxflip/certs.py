@@ -11,6 +11,7 @@ uses) makes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ssl
 import sys
@@ -64,7 +65,15 @@ def peer_chain(obj: ssl.SSLObject | ssl.SSLSocket) -> PeerChain:
     return PeerChain(certs, True)
 
 
+#: Certificates kept parsed, by their DER bytes: MX hosts of one provider (and the
+#: addresses of one host) present the same certificate, so a check of hundreds of
+#: sessions reads each one once. Bounded; ``x509.Certificate`` objects are immutable.
+_PARSED_CERTIFICATES = 256
+
+
+@functools.lru_cache(maxsize=_PARSED_CERTIFICATES)
 def load(der: bytes) -> x509.Certificate:
+    """The certificate in ``der`` (parsed once per distinct certificate, see above)."""
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as exc:

@@ -174,3 +174,16 @@ def test_peer_chain_without_an_api_is_the_leaf_marked_incomplete(
     leaf, _ = chain
     got = certs.peer_chain(_NoChain(leaf))  # type: ignore[arg-type]
     assert got == certs.PeerChain((leaf,), False)
+
+
+def test_a_certificate_is_parsed_once_however_often_it_is_presented(
+    chain: tuple[bytes, bytes],
+) -> None:
+    """Sessions present their chains as new bytes objects; equal bytes give the same
+    parsed certificate, and the cache stays bounded."""
+    leaf, _ = chain
+    assert certs.load(bytes(leaf)) is certs.load(bytes(leaf))
+    assert certs.not_after(bytes(leaf)) == certs.load(leaf).not_valid_after_utc
+    with pytest.raises(certs.CertError):
+        certs.load(b"not a certificate")
+    assert certs.load.cache_info().maxsize == 256

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mxflip.net.starttls import start_tls
+from mxflip.net import starttls
+from mxflip.net.starttls import HandshakeThreads, handshake_threads, start_tls
 
 LIMIT = 64
 
@@ -118,8 +121,9 @@ def test_lines_over_tls_are_the_lines_a_stream_reader_reads(
     assert got == expected
 
 
+@pytest.mark.parametrize("offload", [True, False], ids=["handshake-thread", "loop-thread"])
 def test_a_certificate_for_another_name_fails_the_handshake(
-    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], offload: bool
 ) -> None:
     server_context, client_context = contexts
 
@@ -134,7 +138,9 @@ def test_a_certificate_for_another_name_fails_the_handshake(
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             with pytest.raises(ssl.SSLCertVerificationError):
-                await start_tls(reader, writer, client_context, "other.lab.test", LIMIT)
+                await start_tls(
+                    reader, writer, client_context, "other.lab.test", LIMIT, offload=offload
+                )
             writer.close()
         finally:
             server.close()
@@ -143,8 +149,9 @@ def test_a_certificate_for_another_name_fails_the_handshake(
     asyncio.run(asyncio.wait_for(run(), 20))
 
 
+@pytest.mark.parametrize("offload", [True, False], ids=["handshake-thread", "loop-thread"])
 def test_plaintext_sent_after_the_starttls_reply_is_never_read_as_tls(
-    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], offload: bool
 ) -> None:
     """Bytes a server (or someone on the path) sends in the clear right after its
     STARTTLS reply are the start of TLS to the client, never lines read as if they came
@@ -166,7 +173,9 @@ def test_plaintext_sent_after_the_starttls_reply_is_never_read_as_tls(
             try:
                 assert await reader.readline() == b"220 go ahead\r\n"
                 with pytest.raises(ssl.SSLError):
-                    await start_tls(reader, writer, client_context, "mx.lab.test", LIMIT)
+                    await start_tls(
+                        reader, writer, client_context, "mx.lab.test", LIMIT, offload=offload
+                    )
             finally:
                 writer.transport.abort()
         finally:
@@ -174,3 +183,131 @@ def test_plaintext_sent_after_the_starttls_reply_is_never_read_as_tls(
             await server.wait_closed()
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_handshake_threads_only_with_a_second_cpu() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert handshake_threads() == (0 if cpus < 2 else 2)
+
+
+def test_handshakes_cancelled_anywhere_leave_nothing_behind(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """Handshakes cut off by timeouts at every stage (waiting for the server, or while
+    a handshake thread checks its flight) end in TimeoutError and nothing else: no error
+    reaches the loop's exception handler, the threads go on serving, and a handshake
+    afterwards works and reads its lines."""
+    server_context, client_context = contexts
+    errors: list[dict[str, object]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ssl.SSLError, OSError):
+            await writer.start_tls(server_context)
+            writer.write(b"250 ok\r\n")
+            await writer.drain()
+            await reader.read()
+        writer.transport.abort()
+
+    async def one(port: int, timeout: float) -> bytes | None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await start_tls(reader, writer, client_context, "mx.lab.test", LIMIT)
+        except TimeoutError:
+            writer.transport.abort()
+            return None
+        try:
+            return await stream.readline()
+        finally:
+            stream.transport.abort()
+
+    async def run() -> tuple[list[bytes | None], bytes | None]:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            # timeouts from well before the server's flight to after a whole handshake
+            cut = await asyncio.gather(*(one(port, 0.0002 * i) for i in range(60)))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            stream = await start_tls(reader, writer, client_context, "mx.lab.test", LIMIT)
+            line = await stream.readline()
+            stream.close()
+            await stream.wait_closed()
+            return cut, line
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    cut, line = asyncio.run(asyncio.wait_for(run(), 30))
+    assert line == b"250 ok\r\n"
+    assert None in cut  # some were cut off
+    assert set(cut) <= {None, b"250 ok\r\n"}  # the others finished and read their line
+    assert errors == []
+    if handshake_threads():
+        assert any(t.name.startswith("mxflip-tls") for t in threading.enumerate())
+
+
+def test_handshake_threads_run_the_call_and_stop_when_closed(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A call handed over ends as it would inline (here: TLS wants the peer's answer);
+    one whose future was cancelled first is never run; close() stops the threads."""
+    _, client_context = contexts
+    threads = HandshakeThreads(2)
+    ran: list[str] = []
+
+    class Recorded:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.obj = client_context.wrap_bio(
+                ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="mx.lab.test"
+            )
+
+        def do_handshake(self) -> None:
+            ran.append(self.name)
+            self.obj.do_handshake()
+
+    async def run() -> None:
+        skipped = threads.do_handshake(Recorded("skipped"))  # type: ignore[arg-type]
+        skipped.cancel()
+        with pytest.raises(ssl.SSLWantReadError):
+            await threads.do_handshake(Recorded("run"))  # type: ignore[arg-type]
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+    threads.close()
+    for thread in threads.threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert ran == ["run"]
+
+
+def test_a_forked_child_starts_handshake_threads_of_its_own(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A process forked after handshakes ran has none of its parent's threads: its own
+    handshakes get new ones instead of waiting forever on a queue nobody reads."""
+    _, client_context = contexts
+    if not handshake_threads():
+        pytest.skip("one CPU: no handshake threads")
+
+    async def wants_read() -> str:
+        threads = starttls._handshake_threads()
+        assert threads is not None
+        obj = client_context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="x.test")
+        try:
+            async with asyncio.timeout(10):
+                await threads.do_handshake(obj)
+        except ssl.SSLWantReadError:
+            return "ran"
+        return "finished?"
+
+    assert asyncio.run(wants_read()) == "ran"  # the parent's threads exist
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its handshake ran in a thread
+        code = 1
+        try:
+            code = 0 if asyncio.run(wants_read()) == "ran" else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

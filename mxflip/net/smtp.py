@@ -213,6 +213,9 @@ class SMTPSettings:
     timer: Timer = time.monotonic
     sleep: AsyncSleep = asyncio.sleep
     contexts: tuple[ssl.SSLContext, ssl.SSLContext] | None = field(default=None, repr=False)
+    #: TLS handshakes' checks in a thread beside the event loop when a CPU is spare
+    #: (:mod:`mxflip.net.starttls`); False keeps them on the loop's thread.
+    offload_handshakes: bool = True
 
     def ssl_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         if self.contexts is None:
@@ -478,7 +481,12 @@ class SMTPClient:
         try:
             async with self._step_timeout(self.s.timeout):
                 self.reader = self.writer = await start_tls(
-                    reader, writer, context, self.host, _LINE_LIMIT
+                    reader,
+                    writer,
+                    context,
+                    self.host,
+                    _LINE_LIMIT,
+                    offload=self.s.offload_handshakes,
                 )
         except ssl.SSLCertVerificationError as exc:
             self._record("tls", None, start, False, str(exc.verify_message or exc))

@@ -10,13 +10,26 @@ fed from the plain stream, and offers what the SMTP client uses of a reader and 
 (``readline``, ``write``, ``drain``, ``close``, ``wait_closed``, ``get_extra_info``,
 ``transport``). The certificate checks are OpenSSL's, exactly as before: the same
 context, the same ``do_handshake``, the same exceptions.
+
+The handshake's expensive step (the call that reads the server's flight: certificate
+chain and signature checks, key agreement, about 0.45 ms of CPU for an ECDSA chain) runs
+in a small pool of threads beside the event loop on a machine with two CPUs or more:
+``SSLObject.do_handshake`` releases the GIL while OpenSSL works, so with hundreds of
+sessions in flight the loop goes on with the others' dialogues meanwhile
+(``bench/bench_check.py --cli``). The loop stays the only one of the command; the
+threads only ever run that one call, on a TLS object nothing else touches until it
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import os
+import queue
 import ssl
+import threading
 from typing import Any
 
 #: Ciphertext read from the socket at once.
@@ -26,6 +39,129 @@ _CHUNK = 65536
 _RECORD = 16384
 #: Handshake rounds (each waits for the peer) before giving up; TLS needs two or three.
 _MAX_ROUNDS = 64
+#: Handshake threads at most.
+_MAX_THREADS = 2
+
+
+def handshake_threads() -> int:
+    """How many threads may compute handshakes beside the event loop: none on one CPU (a
+    thread would only add its hand-over to the loop's CPU), else as many as the CPUs this
+    process may run on, at most ``_MAX_THREADS``. Two on two CPUs, not one: the loop's
+    thread waits on its servers for part of a large check, and a second handshake thread
+    then runs on its CPU (``bench/bench_check.py --cli`` on an idle two-CPU machine: all
+    domains in 1.21–1.28 s with two threads, 1.27–1.30 s with one, 1.31–1.50 s with none)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(_MAX_THREADS, cpus)
+
+
+class HandshakeThreads:
+    """A few daemon threads that run ``SSLObject.do_handshake`` calls handed over by an
+    event loop, and settle each call's future on that loop.
+
+    Lighter than ``loop.run_in_executor`` (a ``concurrent.futures`` future, its condition
+    and a chained asyncio future per call: in ``bench/bench_check.py`` the executor's
+    hand-over cost more CPU than it moved for the smaller handshakes). A call whose future
+    was cancelled before a thread took it (a step timeout, Ctrl-C) is skipped; one
+    cancelled while it runs ends in its thread and its outcome is dropped. The threads are
+    daemons (an idle one must not hold the process at exit) and, so that no handshake is
+    inside OpenSSL while the interpreter and then OpenSSL shut down, :meth:`close` (run
+    at exit) lets the running calls finish and stops the threads taking new ones."""
+
+    def __init__(self, threads: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[asyncio.Future[None], ssl.SSLObject] | None] = (
+            queue.SimpleQueue()
+        )
+        self._busy = 0
+        self._closing = False
+        self._idle = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"mxflip-tls-{number}", daemon=True)
+            for number in range(threads)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def do_handshake(self, obj: ssl.SSLObject) -> asyncio.Future[None]:
+        """``obj.do_handshake()`` in a thread; the future ends as the call does (with its
+        exception, ``SSLWantReadError`` included). Call from the loop's thread."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put((future, obj))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, obj = item
+            with self._idle:
+                if self._closing:
+                    return
+                if future.cancelled():
+                    continue
+                self._busy += 1
+            error: BaseException | None = None
+            try:
+                obj.do_handshake()
+            except BaseException as exc:  # whatever it is, the awaiting task raises it
+                error = exc
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+            # RuntimeError: the loop is closed, nobody waits for this handshake any more
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(_settle, future, error)
+            del item, future, obj, error  # hold no session's TLS object while idle
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let the running calls end (within ``timeout``), then stop the threads."""
+        with self._idle:
+            self._closing = True
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
+        for _ in self.threads:
+            self._queue.put(None)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return  # cancelled meanwhile
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+_threads: HandshakeThreads | None = None
+_threads_lock = threading.Lock()
+
+
+def _handshake_threads() -> HandshakeThreads | None:
+    """The process's handshake threads (started on first use, shared by every event loop
+    the process runs, stopped at exit), or None without a CPU to spare."""
+    global _threads
+    if _threads is None:
+        count = handshake_threads()
+        if count == 0:
+            return None
+        with _threads_lock:
+            if _threads is None:
+                _threads = HandshakeThreads(count)
+                atexit.register(_threads.close)
+    return _threads
+
+
+def _forget_threads() -> None:
+    """In a forked child: the parent's threads do not exist there; start new ones."""
+    global _threads
+    _threads = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 class TLSStream:
@@ -53,10 +189,17 @@ class TLSStream:
 
     # -- handshake -------------------------------------------------------------------
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, threads: HandshakeThreads | None) -> None:
         for _ in range(_MAX_ROUNDS):
             try:
-                self._obj.do_handshake()
+                if threads is not None and self._incoming.pending:
+                    # The peer's flight to check: in a thread (see the module's doc). If
+                    # this task is cancelled meanwhile, the call still ends in its thread
+                    # and its outcome is dropped; the TLS object and its buffers are never
+                    # touched again (the stream is not handed out).
+                    await threads.do_handshake(self._obj)
+                else:
+                    self._obj.do_handshake()
             except ssl.SSLWantReadError:
                 await self._send_pending()
                 await self._receive()
@@ -164,12 +307,16 @@ async def start_tls(
     context: ssl.SSLContext,
     server_hostname: str,
     limit: int,
+    *,
+    offload: bool = True,
 ) -> TLSStream:
     """TLS over the connection ``reader``/``writer`` hold, handshake done (the peer
     verified as ``context`` asks). Raises what ``ssl`` raises (``SSLCertVerificationError``
-    for a certificate that does not verify), or OSError when the connection fails."""
+    for a certificate that does not verify), or OSError when the connection fails.
+    ``offload``: the handshake's checks may run in a handshake thread (when the machine
+    has a CPU to spare); False keeps every call on the event loop's thread."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
     stream = TLSStream(reader, writer, obj, incoming, outgoing, limit)
-    await stream._handshake()
+    await stream._handshake(_handshake_threads() if offload else None)
     return stream
