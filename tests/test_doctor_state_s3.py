@@ -14,8 +14,6 @@ from tests.support.configs import GOOD, write_config
 from tests.support.moto_route53 import MotoServer
 from tests.support.moto_s3 import moto_s3_fixture, new_bucket, s3_environment  # noqa: F401
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

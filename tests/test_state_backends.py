@@ -29,8 +29,6 @@ from tests.support.moto_s3 import (
     state_config,
 )
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 
 @pytest.fixture(params=["local", "s3"])
 def make(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:

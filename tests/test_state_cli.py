@@ -41,8 +41,6 @@ from tests.support.moto_s3 import (
 )
 from tests.test_engine_cli import write_config as engine_cli_config
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 
 @pytest.fixture(scope="module")
 def sbind(engine_bind: BindServer) -> BindServer:

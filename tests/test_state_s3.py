@@ -38,8 +38,6 @@ from tests.support.moto_s3 import (
 )
 from tests.support.ports import free_port
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

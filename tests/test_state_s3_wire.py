@@ -42,8 +42,6 @@ from tests.support.moto_s3 import (
     state_config,
 )
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 
 class Recorder(S3FaultProxy):
     """The fault proxy, noting each request: operation, key, Expect header, and when it

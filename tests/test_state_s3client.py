@@ -17,8 +17,6 @@ from tests.support.moto_s3 import (
     state_config,
 )
 
-pytestmark = pytest.mark.xdist_group("moto-s3")
-
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -42,7 +42,6 @@ from tests.support.ports import free_port
 from tests.support.watch_lab import WatchLab, lab
 
 __all__ = ["ca", "lab"]
-pytestmark = pytest.mark.xdist_group("moto-s3")
 WATCH = (sys.executable, "-m", "mxflip")
 
 
