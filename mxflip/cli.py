@@ -437,7 +437,7 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    collector.configure()  # start-up and the command's loop: mxflip.collector
+    collector.set_young_generation()  # start-up and the command's loop: mxflip.collector
     try:
         cli(prog_name="mxflip")  # click ends the process: SystemExit passes through here
     finally:

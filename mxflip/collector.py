@@ -18,7 +18,7 @@ import gc
 YOUNG_GENERATION = 50_000
 
 
-def configure() -> None:
+def set_young_generation() -> None:
     """Set the command's young generation (called once, at the CLI's entry)."""
     gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mxflip.net import starttls
-from mxflip.net.starttls import HandshakeThreads, handshake_threads, start_tls
+from mxflip.net.starttls import HandshakeThreads, handshake_thread_count, start_tls
 
 LIMIT = 64
 
@@ -187,7 +187,7 @@ def test_plaintext_sent_after_the_starttls_reply_is_never_read_as_tls(
 
 def test_handshake_threads_only_with_a_second_cpu() -> None:
     cpus = len(os.sched_getaffinity(0))
-    assert handshake_threads() == (0 if cpus < 2 else 2)
+    assert handshake_thread_count() == (0 if cpus < 2 else 2)
 
 
 def test_handshakes_cancelled_anywhere_leave_nothing_behind(
@@ -243,7 +243,7 @@ def test_handshakes_cancelled_anywhere_leave_nothing_behind(
     assert None in cut  # some were cut off
     assert set(cut) <= {None, b"250 ok\r\n"}  # the others finished and read their line
     assert errors == []
-    if handshake_threads():
+    if handshake_thread_count():
         assert any(t.name.startswith("mxflip-tls") for t in threading.enumerate())
 
 
@@ -287,7 +287,7 @@ def test_a_forked_child_starts_handshake_threads_of_its_own(
     """A process forked after handshakes ran has none of its parent's threads: its own
     handshakes get new ones instead of waiting forever on a queue nobody reads."""
     _, client_context = contexts
-    if not handshake_threads():
+    if not handshake_thread_count():
         pytest.skip("one CPU: no handshake threads")
 
     async def wants_read() -> str:

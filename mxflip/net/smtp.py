@@ -213,9 +213,6 @@ class SMTPSettings:
     timer: Timer = time.monotonic
     sleep: AsyncSleep = asyncio.sleep
     contexts: tuple[ssl.SSLContext, ssl.SSLContext] | None = field(default=None, repr=False)
-    #: TLS handshakes' checks in a thread beside the event loop when a CPU is spare
-    #: (:mod:`mxflip.net.starttls`); False keeps them on the loop's thread.
-    offload_handshakes: bool = True
 
     def ssl_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         if self.contexts is None:
@@ -486,7 +483,6 @@ class SMTPClient:
                     context,
                     self.host,
                     _LINE_LIMIT,
-                    offload=self.s.offload_handshakes,
                 )
         except ssl.SSLCertVerificationError as exc:
             self._record("tls", None, start, False, str(exc.verify_message or exc))

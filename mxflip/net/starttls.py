@@ -43,7 +43,7 @@ _MAX_ROUNDS = 64
 _MAX_THREADS = 2
 
 
-def handshake_threads() -> int:
+def handshake_thread_count() -> int:
     """How many threads may compute handshakes beside the event loop: none on one CPU (a
     thread would only add its hand-over to the loop's CPU), else as many as the CPUs this
     process may run on, at most ``_MAX_THREADS``. Two on two CPUs, not one: the loop's
@@ -144,7 +144,7 @@ def _handshake_threads() -> HandshakeThreads | None:
     the process runs, stopped at exit), or None without a CPU to spare."""
     global _threads
     if _threads is None:
-        count = handshake_threads()
+        count = handshake_thread_count()
         if count == 0:
             return None
         with _threads_lock:
