@@ -264,7 +264,10 @@ def test_fault_then_settle(
         result = asyncio.run(settler.execute(plan))
         assert result.outcome in ("done", "noop")
         assert live(fbind, names) == seeded
-        final = journal.read().find(op.id)
+        # The settle is over (its records landed before execute returned): one read of
+        # the journal serves every check below.
+        after = journal.read()
+        final = after.find(op.id)
         assert final is not None and final.outcome == "rolled-back"
         assert final.notes[-1]["state"] == "before"
     else:
@@ -287,15 +290,16 @@ def test_fault_then_settle(
         assert result.outcome in ("done", "noop")
         final_states = states_of(config, seeded, live(fbind, names))
         assert set(final_states.values()) == {"ttl-restored"}, final_states
-        final = journal.read().find(op.id)
+        after = journal.read()  # as above: one read for the checks below
+        final = after.find(op.id)
         assert final is not None and final.outcome == "done"
         assert final.notes[-1]["state"] == "after"
     # A settle with nothing to write ("Nothing to do.") still settled it and said why.
     if result.outcome == "noop":
         assert final.notes[-1]["why"].startswith("nothing to do: every zone is already in")
-        assert journal.read().operations[-1].outcome == "noop"
+        assert after.operations[-1].outcome == "noop"
     # Nothing is left for the next command to warn about, and the next change is allowed.
-    assert journal.read().unsettled() == []
+    assert after.unsettled() == []
     settler.require_settled()
 
 
