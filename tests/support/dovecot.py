@@ -12,8 +12,10 @@ reach a Maildir below pytest's owner-only temporary folders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import signal
 import socket
 import ssl
 import subprocess
@@ -92,6 +94,8 @@ class DovecotServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=self.workdir,
+                    # Its own process group, so that stop() reaches every process of it.
+                    start_new_session=True,
                 )
             if self._wait_ready(timeout=15.0):
                 return self
@@ -166,7 +170,12 @@ class DovecotServer:
         return False
 
     def stop(self) -> None:
-        stop_process(self.process)
+        # SIGTERM to the master alone makes it wait about a second for its children
+        # (anvil, log, auth, …); to the whole group, every process ends at once.
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+        stop_process(self.process)  # bounded wait, then SIGKILL
         self.process = None
 
 
