@@ -22,6 +22,9 @@ from tests.support.pdns import PowerDNSServer
 
 ROOT = Path(__file__).resolve().parent
 
+# The longest tests start first (see the module).
+pytest_plugins = ["tests.support.order"]
+
 # With PYTHONDONTWRITEBYTECODE set (this machine sets it), no .pyc is ever written: every
 # test worker compiled mxflip, the adapters and the (assertion-rewritten) tests from source,
 # ~3 s of CPU each, and so did every `python -m mxflip` the tests start. An installed mxflip

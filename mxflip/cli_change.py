@@ -57,6 +57,16 @@ def changing_options(*, switch: bool = True) -> Callable[[F], F]:
                 show_default=True,
                 help="How long to poll the nameservers for the new set.",
             ),
+            # As status, doctor and watch have it: a blackholed nameserver costs this (per
+            # check), not a fixed 2 s that only the engine's callers could change.
+            click.option(
+                "--timeout",
+                type=click.FloatRange(0.1, 60),
+                default=2.0,
+                show_default=True,
+                help="Seconds to wait for each nameserver while planning and verifying "
+                "(over up to 3 tries).",
+            ),
         ]
         if switch:
             opts += [
@@ -102,6 +112,7 @@ class ChangeRequest:
     plan_hash: str | None
     force: bool
     verify_timeout: float
+    timeout: float = 2.0
     now: bool = False
     no_auto_rollback: bool = False
     skip_readiness: bool = False
@@ -153,6 +164,7 @@ def _run_change(state: State, change: ChangeRequest, build: Build) -> NoReturn:
         readiness=default_readiness(config),
         events=EventPrinter(as_json=change.as_json, console=runtime.stderr_console()),
         verify_timeout=change.verify_timeout,
+        dns_timeout=change.timeout,
     )
     plan: Plan | None = None
     try:

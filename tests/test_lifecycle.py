@@ -308,10 +308,12 @@ def test_unreachable_verification_nameserver_blocks_while_planning(
         f'nameservers = ["{lbind.address}"]', f'nameservers = ["{lbind.address}", "{blackhole}"]'
     )
     path.write_text(text)
-    dry = run(path, "failover", "--all", "--dry-run")
+    # The blackhole costs each command its --timeout (2 s by default): half a second is
+    # plenty for the loopback BIND9 to answer.
+    dry = run(path, "failover", "--all", "--dry-run", "--timeout", "0.5")
     assert dry.exit_code == 0
     assert f"verification nameserver {blackhole} does not answer" in dry.stdout
-    real = run(path, "failover", "--all", "--yes")
+    real = run(path, "failover", "--all", "--yes", "--timeout", "0.5")
     assert real.exit_code == 3
     assert "refusing to apply the plan: " in real.stderr
     assert "[nameserver-unreachable]" in real.stderr

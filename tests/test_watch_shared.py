@@ -183,12 +183,30 @@ def _follows(port: int) -> bool:
     return "mxflip_watch_leader 0.0" in _metrics(port)
 
 
+def _rounds(port: int) -> float:
+    """The watcher's completed rounds (its ``mxflip_watch_rounds_total``; -1: no answer)."""
+    for line in _metrics(port).splitlines():
+        if line.startswith("mxflip_watch_rounds_total "):
+            return float(line.split()[1])
+    return -1.0
+
+
+def _wait_rounds(port: int, more: int, what: str) -> None:
+    """Wait (bounded) until the watcher at ``port`` completed ``more`` rounds after now:
+    whatever those rounds would send has been sent (a round delivers before it ends)."""
+    start = _rounds(port)
+    assert start >= 0, f"no metrics from the watcher on port {port}"
+    _wait(lambda: _rounds(port) >= start + more, what, seconds=30)
+
+
 def test_two_watchers_one_leader_takeover_after_sigkill_and_one_alert_per_change(
     lab: WatchLab, moto_s3: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s3_environment(monkeypatch, tmp_path)
+    # The shortest lease the configuration allows (1 s) and a round every half second:
+    # the take-over and the rounds asserted below come that much sooner.
     path = shared_config(
-        lab, moto_s3, f'interval = "1s"\nnotify = ["{lab.receiver.url()}"]', lease="2s"
+        lab, moto_s3, f'interval = "0.5s"\nnotify = ["{lab.receiver.url()}"]', lease="1s"
     )
     env = {
         **child_environment(tmp_path),
@@ -240,7 +258,7 @@ def test_two_watchers_one_leader_takeover_after_sigkill_and_one_alert_per_change
         killed_at = time.time()
         backend = open_state(load_config(path))
         try:
-            leader = Leader(backend, duration=2.0, clock=SystemClock())
+            leader = Leader(backend, duration=1.0, clock=SystemClock())
 
             def taken() -> bool:
                 holder = leader.holder()
@@ -250,19 +268,20 @@ def test_two_watchers_one_leader_takeover_after_sigkill_and_one_alert_per_change
             holder = leader.holder()
         finally:
             backend.close()
-        # The lease says when the follower took it: within two lease periods (2 s each).
-        assert holder is not None and holder.since - killed_at < 2 * 2.0
+        # The lease says when the follower took it: within two lease periods (1 s each).
+        assert holder is not None and holder.since - killed_at < 2 * 1.0
         _wait(lambda: _leads(ports[other]), "the new leader's first round", seconds=30)
-        # A few rounds of the new leader: it knows the condition was already sent.
-        rounds_now = _metrics(ports[other])
-        _wait(lambda: _metrics(ports[other]) != rounds_now, "a round of the new leader")
-        time.sleep(2.5)
+        # Three rounds of the new leader (one, then two more): it knows the condition was
+        # already sent, so none of them sends it again.
+        _wait_rounds(ports[other], 1, "a round of the new leader")
+        _wait_rounds(ports[other], 2, "two more rounds of the new leader")
         assert len(titles(drift)) == 1, titles("mxflip:")
 
         lab.set_mx(lab.primary)
         resolved = f"mxflip: resolved: {lab.domain}: drift:"
         _wait(lambda: titles(resolved), "the drift to be resolved")
-        time.sleep(2.5)
+        # Two more rounds after the resolution was sent: it is sent once.
+        _wait_rounds(ports[other], 2, "two rounds after the resolution")
         assert len(titles(resolved)) == 1, titles("mxflip:")
     finally:
         for proc in procs:

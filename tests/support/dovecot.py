@@ -12,8 +12,10 @@ reach a Maildir below pytest's owner-only temporary folders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import signal
 import socket
 import ssl
 import subprocess
@@ -92,6 +94,8 @@ class DovecotServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=self.workdir,
+                    # Its own process group, so that stop() reaches every process of it.
+                    start_new_session=True,
                 )
             if self._wait_ready(timeout=15.0):
                 return self
@@ -140,6 +144,11 @@ class DovecotServer:
             "  inet_listener imap {\n    port = 0\n  }\n"
             f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.port}\n"
             "    ssl = yes\n  }\n}\n"
+            # No auth penalty: after a failed login from an address, anvil delays that
+            # address's next logins (2 s, doubling up to 15 s) whatever
+            # auth_failure_delay says, so the wrong-password test cost the module's next
+            # test 4 s. Without its socket the auth process does not apply one.
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
         )
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -161,7 +170,12 @@ class DovecotServer:
         return False
 
     def stop(self) -> None:
-        stop_process(self.process)
+        # SIGTERM to the master alone makes it wait about a second for its children
+        # (anvil, log, auth, …); to the whole group, every process ends at once.
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+        stop_process(self.process)  # bounded wait, then SIGKILL
         self.process = None
 
 

@@ -30,9 +30,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, NoReturn
 
+from tests.support.httpserver import LoopbackHTTPServer
 from tests.support.required import server_unavailable
 
 FAKE_ACCESS_KEY = "AKIAMXFLIPTESTKEY000"
@@ -395,7 +396,7 @@ class Fault:
     times: int
 
 
-class FaultProxy:
+class FaultProxy(LoopbackHTTPServer):
     """An HTTP proxy on loopback in front of ``upstream`` that injects errors.
 
     ``inject("ChangeResourceRecordSets", 400, "Throttling", "Rate exceeded", times=2)``
@@ -441,25 +442,7 @@ class FaultProxy:
             do_DELETE = do_GET
             do_PUT = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(Handler)
 
     def inject(self, operation: str, status: int, code: str, message: str, times: int = 1) -> None:
         with self._lock:
