@@ -1,19 +1,28 @@
 """An HTTP server of the tests' own on ``127.0.0.1:<port 0>``, served by a daemon thread:
-the base of the fault proxy in front of moto and of the S3 double."""
+the base of moto's server, of the fault proxy in front of it and of the S3 double."""
 
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Self
 
 
 class LoopbackHTTPServer:
-    """Serves ``handler`` (one thread per connection) until :meth:`stop`."""
+    """Serves ``handler`` (one thread per connection) until :meth:`stop`; or ``server``,
+    one already bound to loopback (werkzeug's, for moto)."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler] | None = None,
+        *,
+        server: HTTPServer | None = None,
+    ) -> None:
+        if server is None:
+            assert handler is not None, "a handler or a server"
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            server.daemon_threads = True
+        self._server = server
         self.port = int(self._server.server_address[1])
         # stop() waits for the serving loop's next poll (0.5 s by default).
         self._thread = threading.Thread(

@@ -105,31 +105,26 @@ class MotoServer:
         app = Dispatcher(create_backend_app)
         _remember_parsed_timestamps()
         self._connections = _Connections()
-        self._server = make_server(
+        server = make_server(
             "127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler()
         )
-        self._server.connections = self._connections  # type: ignore[attr-defined]
-        self.port = int(self._server.server_port)
-        # stop() waits for the serving loop's next poll (0.5 s by default).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        server.connections = self._connections  # type: ignore[attr-defined]
+        self._http = LoopbackHTTPServer(server=server)
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._http.url
 
     def start(self) -> MotoServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
         # A stopped server is gone for its clients too: their pooled keep-alive
         # connections are cut, as werkzeug's one-request connections never outlived it.
         self._connections.close_all()
-        self._thread.join(timeout=10)
 
 
 def _remember_parsed_timestamps() -> None:
