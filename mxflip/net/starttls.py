@@ -262,9 +262,17 @@ class TLSStream:
 
     async def _read_more(self) -> None:
         """Some plaintext into the buffer, or the end of the stream."""
+        incoming, obj = self._incoming, self._obj
         while True:
+            if not incoming.pending and not incoming.eof and not obj.pending():
+                # Nothing TLS could read yet (it reads records from this BIO as they are
+                # asked for, never ahead): what read() would say with SSLWantReadError,
+                # without the exception (a few µs, several times a session).
+                await self._send_pending()
+                await self._receive()
+                continue
             try:
-                data = self._obj.read(_RECORD)
+                data = obj.read(_RECORD)
             except ssl.SSLWantReadError:
                 await self._send_pending()  # TLS may have something to say first
                 await self._receive()
