@@ -119,3 +119,50 @@ def test_lookups_of_addresses_are_grouped_per_host() -> None:
     assert groups[("mx2.test.", "A")] == groups[("mx2.test.", "AAAA")]
     assert groups[("mx1.test.", "A")] != groups[("mx2.test.", "A")]
     assert all(urgent and group > 0 for urgent, group in groups.values())
+
+
+def test_a_check_asks_for_host_addresses_before_mx_sets() -> None:
+    """For a configured profile the hosts are known: their address lookups (which the
+    handshakes wait on) start before the MX, MTA-STS and TLSA lookups (only judged)."""
+    from mxflip.config import Config, DomainConfig, ProbeConfig
+    from mxflip.hostport import HostPort
+    from mxflip.net.lookup import HostAddresses, Lookup, TLSAAnswer
+    from mxflip.readiness import check_domains
+    from mxflip.records import MX, RRset
+
+    asked: list[str] = []
+
+    class Recording(Lookup):
+        async def addresses(self, host: str) -> HostAddresses:
+            asked.append("addresses")
+            return HostAddresses(host, ())
+
+        async def mx(self, domain: str, *, urgent: bool = False) -> RRset | None:
+            asked.append("mx")
+            return None
+
+        async def txt(self, name: str) -> list[str]:
+            asked.append("txt")
+            return []
+
+        async def tlsa(self, host: str, port: int = 25) -> TLSAAnswer:
+            asked.append("tlsa")
+            return TLSAAnswer((), True)
+
+    domains = {
+        f"d{i}.test.": DomainConfig(
+            name=f"d{i}.test.",
+            provider="p",
+            zone="test.",
+            primary=frozenset({MX(10, f"mx.d{i}.test.")}),
+            backup=frozenset({MX(10, f"backup.d{i}.test."), MX(20, f"backup2.d{i}.test.")}),
+        )
+        for i in range(3)
+    }
+    probe = ProbeConfig(helo="probe.test", resolvers=(HostPort("127.0.0.1", 9),))
+    config = Config(path=None, providers={}, domains=domains, probe=probe)
+    lookup = Recording(probe.resolvers)
+    results = asyncio.run(check_domains(config, list(domains.values()), "backup", lookup=lookup))
+    assert len(results) == 3
+    assert asked[:6] == ["addresses"] * 6
+    assert sorted(asked[6:]) == ["mx"] * 3 + ["tlsa"] * 6 + ["txt"] * 3
