@@ -175,7 +175,7 @@ class Prober:
         alive = False
         try:
             try:
-                await self._greet(conv, "")
+                await self._greet(conv, "", verifying)
                 alive = True
                 if "STARTTLS" in conv.extensions:
                     try:
@@ -193,6 +193,7 @@ class Prober:
                             await self._greet(conv, "plain-")
                             alive = True
                 else:
+                    conv.drop_prepared_tls()
                     conv.tls_problems.append(("starttls-missing", "STARTTLS is not offered"))
                 for tx in transactions:
                     tx_results[tx.domain] = await self._transaction(conv, tx)
@@ -237,7 +238,7 @@ class Prober:
             conv.abandon()
             # A sending MTA without a policy carries on unverified; so do we, on a fresh
             # connection, to see the rest of the handshake.
-            await self._greet(conv, "retry-")
+            await self._greet(conv, "retry-", opportunistic)
             await conv.starttls("retry-starttls", opportunistic)
             assert conv.tls is not None
             conv.tls = dataclasses.replace(conv.tls, verify_error=conv.tls_problems[-1][1])
@@ -248,8 +249,15 @@ class Prober:
         conv.extensions = frozenset()
         await conv.ehlo("ehlo-tls", "ehlo-tls-rejected")
 
-    async def _greet(self, conv: SMTPClient, prefix: str) -> None:
+    async def _greet(
+        self, conv: SMTPClient, prefix: str, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Connect, read the greeting and say EHLO; with ``tls`` (the context STARTTLS
+        will use when offered) its ClientHello is built while the greeting is awaited:
+        out of the busy stretch after the greetings of a large check."""
         await conv.connect(f"{prefix}connect")
+        if tls is not None:
+            conv.prepare_starttls(tls)
         await conv.banner(f"{prefix}banner")
         await conv.ehlo(f"{prefix}ehlo", "ehlo-rejected")
 

@@ -159,10 +159,16 @@ async def check_domains(
 
     # A host's pipeline (resolve, then probe each address) starts as soon as its name is
     # known, so lookups overlap with the other hosts' handshakes. Only for "live" must the
-    # published MX sets be known first.
+    # published MX sets be known first; otherwise they are asked after the pipelines
+    # start (below), so the first free lookup slots go to host addresses, not to MX sets
+    # that are only judged at the end.
     checks = [_DomainChecks(d) for d in domains]
-    live_sets = asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
+
+    def learn_live_sets() -> asyncio.Future[list[None]]:
+        return asyncio.gather(*(_live(p, profile, live_records, lookup) for p in checks))
+
     if profile == "live":
+        live_sets = learn_live_sets()
         await live_sets
     else:
         for dc in checks:
@@ -208,6 +214,10 @@ async def check_domains(
         targets[host] = [_Target(host, hp.host, hp.port) for hp in connect]
         await asyncio.gather(*(probe_target(t, transactions[host]) for t in targets[host]))
 
+    pipelines = asyncio.gather(*(host_pipeline(h) for h in target_hosts))
+    if profile != "live":
+        live_sets = learn_live_sets()
+
     async def all_tlsa() -> dict[str, TLSAAnswer | DNSQueryError]:
         await live_sets
         hosts = {h for p in checks for h in p.hosts} | {
@@ -231,7 +241,7 @@ async def check_domains(
         live_sets,
         all_tlsa(),
         policies_task,
-        asyncio.gather(*(host_pipeline(h) for h in target_hosts)),
+        pipelines,
     )
 
     now = (clock or SystemClock()).now()

@@ -9,7 +9,9 @@ import contextlib
 import os
 import ssl
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -311,3 +313,159 @@ def test_a_forked_child_starts_handshake_threads_of_its_own(
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _serve_one_line(server_context: ssl.SSLContext) -> Any:
+    """A TLS server that answers the first line it reads with ``250 got LINE``."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ssl.SSLError, OSError):
+            await writer.start_tls(server_context)
+            line = await reader.readline()
+            writer.write(b"250 got " + line)
+            await writer.drain()
+            await reader.read()
+        writer.transport.abort()
+
+    return serve
+
+
+@contextlib.asynccontextmanager
+async def _serving(serve: Any) -> AsyncIterator[int]:
+    """``serve`` on a loopback port (yielded) for the duration of the block."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _uses_prepared(
+    port: int, context: ssl.SSLContext, prepared: starttls.PreparedTLS | None
+) -> bool:
+    """A handshake with mx.lab.test given ``prepared``: did it use that session?"""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    stream = await start_tls(reader, writer, context, "mx.lab.test", LIMIT, prepared=prepared)
+    used = prepared is not None and stream.get_extra_info("ssl_object") is prepared.obj
+    stream.close()
+    await stream.wait_closed()
+    return used
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["handshake-thread", "loop-thread"])
+def test_a_prepared_session_is_the_one_the_handshake_uses(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext], offload: bool
+) -> None:
+    """The session prepare_tls built (its ClientHello made before the connection needs
+    it) is the one start_tls completes, and it carries lines both ways. TLS 1.3's last
+    client flight leaves with the first line written: two writes in all before the
+    reply (the ClientHello; Finished and the line), not three."""
+    server_context, client_context = contexts
+
+    async def run() -> tuple[bytes, int]:
+        async with _serving(_serve_one_line(server_context)) as port:
+            prepared = starttls.prepare_tls(client_context, "mx.lab.test", offload=offload)
+            assert prepared is not None
+            assert (prepared.flight is None) == (not offload or not handshake_thread_count())
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writes: list[bytes] = []
+            plain_write = writer.write
+
+            def counted(data: bytes) -> None:
+                writes.append(data)
+                plain_write(data)
+
+            writer.write = counted  # type: ignore[method-assign]
+            stream = await start_tls(
+                reader, writer, client_context, "mx.lab.test", LIMIT, prepared=prepared
+            )
+            assert stream.get_extra_info("ssl_object") is prepared.obj
+            assert stream.get_extra_info("ssl_object").version() == "TLSv1.3"
+            stream.write(b"EHLO x\r\n")
+            await stream.drain()
+            line = await stream.readline()
+            written = len(writes)
+            stream.transport.abort()
+            return line, written
+
+    line, writes_before_reply = asyncio.run(asyncio.wait_for(run(), 20))
+    assert line == b"250 got EHLO x\r\n"
+    assert writes_before_reply == 2
+
+
+def test_a_prepared_session_for_another_name_or_context_is_dropped(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """start_tls uses a prepared session only for the context and name it was made for:
+    another name gets a session of its own (its certificate is checked for that name),
+    and so does another context."""
+    server_context, client_context = contexts
+    opportunistic = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+    async def run() -> list[bool]:
+        async with _serving(_serve_one_line(server_context)) as port:
+            return [
+                await _uses_prepared(port, client_context, starttls.prepare_tls(context, name))
+                for context, name in [
+                    (client_context, "mx.lab.test"),
+                    (client_context, "other.lab.test"),
+                    (opportunistic, "mx.lab.test"),
+                ]
+            ]
+
+    assert asyncio.run(asyncio.wait_for(run(), 20)) == [True, False, False]
+
+
+def test_a_name_tls_refuses_is_not_prepared(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """What wrap_bio refuses is left to start_tls, which reports it where it always did."""
+    _, client_context = contexts
+    assert starttls.prepare_tls(client_context, "") is None
+    assert starttls.prepare_tls(client_context, ".leading.dot") is None
+
+
+def test_prepared_handshakes_cancelled_anywhere_leave_nothing_behind(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """As test_handshakes_cancelled_anywhere_leave_nothing_behind, with sessions
+    prepared just before connecting (some timeouts come while the ClientHello is still
+    being built in a thread) and sessions dropped unused."""
+    server_context, client_context = contexts
+    errors: list[dict[str, object]] = []
+
+    async def one(port: int, timeout: float, drop: bool) -> bytes | None:
+        prepared = starttls.prepare_tls(client_context, "mx.lab.test")
+        assert prepared is not None
+        if drop:
+            prepared.drop()
+            return None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await start_tls(
+                    reader, writer, client_context, "mx.lab.test", LIMIT, prepared=prepared
+                )
+        except TimeoutError:
+            writer.transport.abort()
+            return None
+        try:
+            stream.write(b"x\r\n")
+            return await stream.readline()
+        finally:
+            stream.transport.abort()
+
+    async def run() -> list[bytes | None]:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        async with _serving(_serve_one_line(server_context)) as port:
+            return await asyncio.gather(
+                *(one(port, 0.0002 * i, i % 7 == 3) for i in range(60)),
+                one(port, 10, False),
+            )
+
+    lines = asyncio.run(asyncio.wait_for(run(), 30))
+    assert lines[-1] == b"250 got x\r\n"  # the last one had all the time it needed
+    assert None in lines[:-1]  # some were cut off
+    assert set(lines) <= {None, b"250 got x\r\n"}
+    assert errors == []

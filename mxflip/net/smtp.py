@@ -29,7 +29,7 @@ from types import TracebackType
 from mxflip import certs
 from mxflip.errors import ConfigError
 from mxflip.findings import Finding, fail, warn
-from mxflip.net.starttls import TLSStream, start_tls
+from mxflip.net.starttls import PreparedTLS, TLSStream, prepare_tls, start_tls
 from mxflip.retry import AsyncSleep
 from mxflip.sanitize import clean
 
@@ -332,6 +332,8 @@ class SMTPClient:
         self.extensions: frozenset[str] = frozenset()
         self.reached_ehlo = False
         self._step_timeout = StepTimeout()
+        #: STARTTLS's session, first flight built ahead (prepare_starttls); used once.
+        self._prepared: PreparedTLS | None = None
 
     # -- timing ------------------------------------------------------------------
 
@@ -434,6 +436,22 @@ class SMTPClient:
             raise Abort(fail("connect-error", f"cannot connect: {exc}"), alive=False) from None
         self._record(name, None, start, True, "")
 
+    def prepare_starttls(self, context: ssl.SSLContext) -> None:
+        """Build the TLS session a STARTTLS with ``context`` on this connection will use,
+        up to its first flight (see :func:`mxflip.net.starttls.prepare_tls`): call it
+        between :meth:`connect` and :meth:`banner`, where the client waits for the
+        server's greeting anyway. Nothing is sent; without STARTTLS, or with another
+        context, it is dropped unused."""
+        self.drop_prepared_tls()
+        self._prepared = prepare_tls(context, self.host)
+
+    def drop_prepared_tls(self) -> None:
+        """Drop the session :meth:`prepare_starttls` built (STARTTLS is not offered, or
+        the connection is over)."""
+        if self._prepared is not None:
+            self._prepared.drop()
+            self._prepared = None
+
     async def banner(self, name: str) -> None:
         assert self.reader is not None
         start = self.s.timer()
@@ -475,6 +493,7 @@ class SMTPClient:
                 fail("tls-handshake", "STARTTLS inside a TLS session"), alive=False
             )
         start = self.s.timer()
+        prepared, self._prepared = self._prepared, None
         try:
             async with self._step_timeout(self.s.timeout):
                 self.reader = self.writer = await start_tls(
@@ -483,6 +502,7 @@ class SMTPClient:
                     context,
                     self.host,
                     _LINE_LIMIT,
+                    prepared=prepared,
                 )
         except ssl.SSLCertVerificationError as exc:
             self._record("tls", None, start, False, str(exc.verify_message or exc))
@@ -513,6 +533,7 @@ class SMTPClient:
         """QUIT (when ``polite``) and close; the QUIT step and any finding about it."""
         steps: list[SMTPStep] = []
         findings: list[Finding] = []
+        self.drop_prepared_tls()
         if self.writer is None:
             self._step_timeout.close()
             return steps, findings
@@ -542,6 +563,7 @@ class SMTPClient:
 
     def abandon(self) -> None:
         self._step_timeout.close()
+        self.drop_prepared_tls()  # built for that connection
         if self.writer is not None:
             self.writer.transport.abort()
             self.writer = None

@@ -19,6 +19,13 @@ sessions in flight the loop goes on with the others' dialogues meanwhile
 (``bench/bench_check.py --cli``). The loop stays the only one of the command; the
 threads only ever run that one call, on a TLS object nothing else touches until it
 returns.
+
+Two things keep per-session work out of the busy stretch after the greetings, where the
+CPU of a large check is the limit: the client's first flight (the ClientHello, its key
+share included) can be built ahead with :func:`prepare_tls` while the server's greeting is
+awaited, and the client's last flight (TLS 1.3's Finished) leaves with the first command
+sent inside TLS instead of in a write of its own, as a browser's Finished goes with its
+first request.
 """
 
 from __future__ import annotations
@@ -189,7 +196,10 @@ class TLSStream:
 
     # -- handshake -------------------------------------------------------------------
 
-    async def _handshake(self, threads: HandshakeThreads | None) -> None:
+    async def _handshake(self, threads: HandshakeThreads | None, *, started: bool) -> None:
+        if started:  # the first flight is built (prepare_tls): send it, read the answer
+            await self._send_pending()
+            await self._receive()
         for _ in range(_MAX_ROUNDS):
             try:
                 if threads is not None and self._incoming.pending:
@@ -204,7 +214,9 @@ class TLSStream:
                 await self._send_pending()
                 await self._receive()
                 continue
-            await self._send_pending()
+            # Done on our side. What TLS still has to say (TLS 1.3: the client's Finished)
+            # goes with the first write or read, whichever comes first (both flush it):
+            # one segment and one wake-up less for both ends.
             return
         raise ssl.SSLError("the TLS handshake did not finish")
 
@@ -250,9 +262,17 @@ class TLSStream:
 
     async def _read_more(self) -> None:
         """Some plaintext into the buffer, or the end of the stream."""
+        incoming, obj = self._incoming, self._obj
         while True:
+            if not incoming.pending and not incoming.eof and not obj.pending():
+                # Nothing TLS could read yet (it reads records from this BIO as they are
+                # asked for, never ahead): what read() would say with SSLWantReadError,
+                # without the exception (a few µs, several times a session).
+                await self._send_pending()
+                await self._receive()
+                continue
             try:
-                data = self._obj.read(_RECORD)
+                data = obj.read(_RECORD)
             except ssl.SSLWantReadError:
                 await self._send_pending()  # TLS may have something to say first
                 await self._receive()
@@ -301,6 +321,83 @@ class TLSStream:
         return self._writer.get_extra_info(name, default)
 
 
+class PreparedTLS:
+    """A client TLS session whose first flight (the ClientHello) is built, or being built
+    in a handshake thread, and not yet sent: see :func:`prepare_tls`. Used once, by
+    :func:`start_tls`; :meth:`drop` when it will not be."""
+
+    __slots__ = ("context", "flight", "incoming", "obj", "outgoing", "server_hostname")
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        obj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        flight: asyncio.Future[None] | None,
+    ) -> None:
+        self.context = context
+        self.server_hostname = server_hostname
+        self.obj = obj
+        self.incoming = incoming
+        self.outgoing = outgoing
+        #: The call building the first flight in a handshake thread (None: built inline).
+        #: Until it is done, nothing here is touched from the loop's thread.
+        self.flight = flight
+
+    async def ready(self) -> bool:
+        """Whether the first flight is built and waits in ``outgoing`` (False: it could
+        not be, and :func:`start_tls` sets up a session of its own instead, which fails
+        the same way where the handshake is reported)."""
+        flight = self.flight
+        if flight is None:
+            return True
+        if flight.cancelled():
+            return False
+        try:
+            await flight
+        except ssl.SSLWantReadError:  # what a built ClientHello ends with
+            return True
+        except ssl.SSLError:
+            return False
+        return False  # a handshake never ends before the peer answered
+
+    def drop(self) -> None:
+        """Not used after all: a call still waiting for a thread is skipped."""
+        if self.flight is not None:
+            self.flight.cancel()
+
+
+def prepare_tls(
+    context: ssl.SSLContext, server_hostname: str, *, offload: bool = True
+) -> PreparedTLS | None:
+    """A TLS client session for ``server_hostname`` (the SNI name, and the name its
+    certificate must carry) with its ClientHello built, key shares included: most of the
+    client's CPU before the server's answer, done while nothing else waits for it (an
+    SMTP client: while the server's greeting is awaited). Nothing is sent. With
+    ``offload`` the ClientHello is built in a handshake thread when there is one (the
+    loop meanwhile goes on with other connections). None when the session cannot be set
+    up this way (:func:`start_tls` then sets one up itself and says why, at the STARTTLS
+    step)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    try:
+        obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+    except (ssl.SSLError, ValueError):  # a name TLS refuses
+        return None
+    threads = _handshake_threads() if offload else None
+    if threads is not None:
+        flight = threads.do_handshake(obj)
+        return PreparedTLS(context, server_hostname, obj, incoming, outgoing, flight)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:  # the ClientHello is in ``outgoing``, for the peer
+        return PreparedTLS(context, server_hostname, obj, incoming, outgoing, None)
+    except ssl.SSLError:  # a context that cannot start a handshake
+        return None
+    return None  # a handshake never ends before the peer answered
+
+
 async def start_tls(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -309,14 +406,29 @@ async def start_tls(
     limit: int,
     *,
     offload: bool = True,
+    prepared: PreparedTLS | None = None,
 ) -> TLSStream:
     """TLS over the connection ``reader``/``writer`` hold, handshake done (the peer
     verified as ``context`` asks). Raises what ``ssl`` raises (``SSLCertVerificationError``
     for a certificate that does not verify), or OSError when the connection fails.
     ``offload``: the handshake's checks may run in a handshake thread (when the machine
-    has a CPU to spare); False keeps every call on the event loop's thread."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+    has a CPU to spare); False keeps every call on the event loop's thread. ``prepared``:
+    the session :func:`prepare_tls` set up for this context and name, used instead of a
+    new one (one set up for another context or name is not used)."""
+    if (
+        prepared is not None
+        and prepared.context is context
+        and prepared.server_hostname == server_hostname
+        and await prepared.ready()
+    ):
+        obj, incoming, outgoing = prepared.obj, prepared.incoming, prepared.outgoing
+        started = True
+    else:
+        if prepared is not None:
+            prepared.drop()
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        started = False
     stream = TLSStream(reader, writer, obj, incoming, outgoing, limit)
-    await stream._handshake(_handshake_threads() if offload else None)
+    await stream._handshake(_handshake_threads() if offload else None, started=started)
     return stream
