@@ -173,3 +173,90 @@ def test_which_built_in_handlers_an_s3_client_keeps(event: str, kept: bool) -> N
     from mxflip.state.s3client import fires_for_s3
 
     assert fires_for_s3(event) is kept
+
+
+def test_endpoint_rules_keep_every_parameter_a_rule_reads() -> None:
+    from mxflip.state.s3client import drop_unread_parameters
+
+    ruleset = {
+        "parameters": {n: {"type": "String"} for n in ("Bucket", "Region", "Key", "Endpoint")},
+        "rules": [
+            {
+                "conditions": [{"fn": "isSet", "argv": [{"ref": "Region"}]}],
+                "endpoint": {"url": "https://{Bucket}.s3.{url#authority}"},
+            },
+            {"conditions": [], "error": "no {Endpoint} here"},
+        ],
+    }
+    drop_unread_parameters(ruleset)
+    assert list(ruleset["parameters"]) == ["Bucket", "Region", "Endpoint"]
+    unread = {"parameters": {"Key": {"type": "String"}}, "rules": []}
+    drop_unread_parameters(unread)  # no rules at all: nothing is judged unread
+    assert list(unread["parameters"]) == ["Key"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"Bucket": "mxflip-state", "Region": "eu-west-1"},
+        {"Bucket": "mxflip.state.example", "Region": "us-east-1", "UseFIPS": True},
+        {"Bucket": "mxflip-state", "Region": "us-west-2", "UseDualStack": True},
+        {"Bucket": "mxflip-state", "Region": "us-east-1", "Endpoint": "http://127.0.0.1:9000"},
+        {"Bucket": "mxflip-state", "Region": "us-east-1", "ForcePathStyle": True},
+        {"Bucket": "mxflip-state", "Region": "us-east-1", "Accelerate": True},
+        {"Bucket": "arn:aws:s3:us-east-1:123456789012:accesspoint/ap", "Region": "us-east-1"},
+        {"Bucket": "mxflip--use1-az4--x-s3", "Region": "us-east-1"},
+        {"Region": "us-east-1"},
+    ],
+)
+def test_trimmed_endpoint_rules_resolve_as_botocores_own(params: dict[str, object]) -> None:
+    """Dropping the parameters no rule reads changes no endpoint, whatever the key."""
+    import copy
+
+    import botocore.loaders
+    from botocore.endpoint_provider import EndpointProvider
+    from botocore.exceptions import EndpointResolutionError
+
+    from mxflip.state.s3client import RULESET, drop_unread_parameters
+
+    loader = botocore.loaders.create_loader()
+    full = loader.load_service_model("s3", RULESET)
+    trimmed = copy.deepcopy(full)
+    drop_unread_parameters(trimmed)
+    assert {"Bucket", "Region", "Endpoint"} <= set(trimmed["parameters"])
+    partitions = loader.load_data("partitions")
+
+    def resolve(ruleset: dict[str, object], **extra: object) -> str:
+        try:
+            return repr(EndpointProvider(ruleset, partitions).resolve_endpoint(**params, **extra))
+        except EndpointResolutionError as exc:
+            return f"error: {exc}"
+
+    for key in ("journal/0001.json", "a/../b?c", ""):
+        assert resolve(trimmed) == resolve(full, Key=key, Prefix=key)
+
+
+def test_requests_to_one_bucket_share_one_endpoint_resolution(
+    moto_s3: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each journal record is a new key; the endpoint is still worked out once."""
+    from botocore.endpoint_provider import RuleSet
+
+    evaluated: list[object] = []
+    original = RuleSet.evaluate
+
+    def counting(self: RuleSet, input_parameters: dict[str, object]) -> object:
+        evaluated.append(sorted(input_parameters))
+        return original(self, input_parameters)
+
+    monkeypatch.setattr(RuleSet, "evaluate", counting)
+    settings = state_config(moto_s3.url, "unused")
+    for built in ("first", "from kept data"):
+        client = make_client(settings, home=tmp_path)
+        bucket = new_bucket(moto_s3)
+        evaluated.clear()
+        for n in range(5):
+            client.put_object(Bucket=bucket, Key=f"p/journal/{n}.json", Body=b"{}")
+            client.get_object(Bucket=bucket, Key=f"p/journal/{n}.json")["Body"].read()
+        assert len(evaluated) == 1, (built, evaluated)
+        assert "Key" not in evaluated[0]

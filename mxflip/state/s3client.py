@@ -11,7 +11,8 @@ a small file in the state folder — the S3 model trimmed to the operations mxfl
 the endpoint list trimmed to S3 — and handed to the next command's loader. The file is
 keyed by the botocore version and its data folder, so an upgrade rebuilds it; a missing
 or damaged file only costs the slow path once. The client itself is stock botocore: the
-same credential chain, signing, endpoint rules and errors.
+same credential chain, signing, endpoint rules and errors (the endpoint rules without the
+parameters no rule reads, so that requests to one bucket share one resolved endpoint).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,13 @@ OPERATIONS = ("GetObject", "HeadObject", "PutObject", "DeleteObject", "ListObjec
 #: The shape of each object in a listing (ListObjectsV2's Contents): trimmed to its Key.
 LISTED_SHAPE = "Object"
 
-_FORMAT = 2
+#: The rules botocore derives each request's endpoint from.
+RULESET = "endpoint-rule-set-1"
+
+#: A parameter named in a rule's string template: "{Bucket}", "{url#scheme}".
+_TEMPLATE_REFERENCE = re.compile(r"\{([A-Za-z0-9_]+)[}#]")
+
+_FORMAT = 3
 
 
 def make_client(settings: Any, *, home: Path | None) -> Any:
@@ -58,6 +66,8 @@ def make_client(settings: Any, *, home: Path | None) -> Any:
     loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
     path = _data_path(home, loader, botocore.__version__) if home is not None else None
     preloaded = path is not None and _preload(loader, path)
+    if not preloaded:  # kept data holds the ruleset trimmed already
+        _trim_ruleset(loader)
     session.register_component("data_loader", loader)
     # Timestamps stay strings: mxflip reads none, and parsing every LastModified of a
     # journal listing (dateutil, per key) costs more than the request itself.
@@ -126,6 +136,57 @@ def fires_for_s3(event: str) -> bool:
     parts = event.split(".")
     where = 2 if parts[0] == "docs" else 1
     return len(parts) <= where or parts[where] in ("*", "s3")
+
+
+def _trim_ruleset(loader: Any) -> None:
+    """Trim the S3 endpoint ruleset in ``loader``'s cache, where the client will read it
+    (see :func:`drop_unread_parameters`). Loaded as botocore's client builder loads it, so
+    it is the same cache entry; a botocore that asks differently only misses the saving."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        ruleset = loader.load_service_model("s3", RULESET, api_version=None)
+    except (BotoCoreError, OSError, ValueError) as exc:  # the client build reports it
+        log.debug("cannot read the S3 endpoint rules ahead: %s", exc)
+        return
+    if isinstance(ruleset, dict):
+        drop_unread_parameters(ruleset)
+
+
+def drop_unread_parameters(ruleset: dict[str, Any]) -> None:
+    """Remove from ``ruleset`` (in place) the parameters none of its rules reads.
+
+    botocore resolves each request's endpoint through the ruleset and remembers the answer
+    per set of parameter values (an LRU cache). S3's ruleset declares ``Key``, ``Prefix``
+    and ``CopySource`` as parameters, filled from every request's object key, though no
+    rule reads them (botocore 1.43): so every journal record written or read (a new key
+    each) missed the cache and ran the whole ruleset again, about 0.7 ms of CPU a request.
+    A parameter no rule references cannot change the endpoint, so dropping it changes no
+    answer; it only lets requests to one bucket share one. References are looked for both
+    as ``{"ref": NAME}`` and in string templates; a ruleset without rules is left alone."""
+    parameters, rules = ruleset.get("parameters"), ruleset.get("rules")
+    if not isinstance(parameters, dict) or not rules:
+        return
+    read = _referenced(rules)
+    for name in [n for n in parameters if n not in read]:
+        del parameters[name]
+
+
+def _referenced(rules: Any) -> set[str]:
+    names: set[str] = set()
+    todo = [rules]
+    while todo:  # bounded: each node of the (finite, acyclic) JSON is visited once
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("ref")
+            if isinstance(ref, str):
+                names.add(ref)
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, str) and "{" in node:
+            names.update(_TEMPLATE_REFERENCE.findall(node))
+    return names
 
 
 def send_body_with_headers(params: dict[str, Any], **_: Any) -> None:
