@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mxflip.testing.memory import MemoryStore
+from tests.support import rewritten
 from tests.support.bind import BindServer, zone_text
 from tests.support.engine import start_engine_bind
 from tests.support.knot import KnotServer
@@ -38,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # once, before any xdist worker starts
         for folder in ("mxflip", "providers", "tests"):
             compileall.compile_dir(ROOT / folder, quiet=1)
+        rewritten.write_ahead(config, ROOT)  # and the test modules as pytest rewrites them
 
 
 # pytest-xdist workers inherit COLUMNS=80 from their start-up; piped output in mxflip is

@@ -1,5 +1,7 @@
-"""The suite's ordering plugin names tests that exist: a renamed long test would silently
-drop out of the ordering and end the run late again (see tests/support/order.py)."""
+"""How the suite starts: the ordering plugin names tests that exist (a renamed long test
+would silently drop out of the ordering and end the run late again, see
+tests/support/order.py), and the rewritten test modules are written ahead of the workers
+(tests/support/rewritten.py)."""
 
 from __future__ import annotations
 
@@ -34,3 +36,20 @@ def test_the_long_tests_sort_first_and_the_rest_keep_their_order() -> None:
         "tests/a.py::one",
         "tests/b.py::two",
     ]
+
+
+def test_rewritten_byte_code_is_written_ahead_once(
+    pytestconfig: pytest.Config, tmp_path: Path
+) -> None:
+    from _pytest.assertion.rewrite import PYC_TAIL
+
+    from tests.support.rewritten import write_ahead
+
+    for name in ("tests/test_a.py", "tests/sub/test_b.py", "tests/support/order.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("def test_x():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "tests" / "helper.py").write_text("X = 1\n")  # not a test module
+    assert write_ahead(pytestconfig, tmp_path) == 3
+    written = sorted(p.name for p in tmp_path.rglob(f"*{PYC_TAIL}"))
+    assert written == [f"order{PYC_TAIL}", f"test_a{PYC_TAIL}", f"test_b{PYC_TAIL}"]
+    assert write_ahead(pytestconfig, tmp_path) == 0  # up to date: nothing to do
