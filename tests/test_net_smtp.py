@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -322,3 +323,61 @@ def test_the_reply_reader_agrees_with_the_regex_it_replaced(lines: list[str], cu
         return reply.code, reply.lines
 
     assert asyncio.run(read()) == _reference_reply(data)
+
+
+# ---------------------------------------------------------------- verifying contexts
+
+
+def _ca_pem(tmp_path: Path, name: str) -> bytes:
+    import trustme
+
+    path = tmp_path / f"{name}.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path.read_bytes()
+
+
+def test_the_verifying_context_is_built_once_per_ca_file_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a CA store costs ~80 ms of CPU; watch checks every round. The context is
+    kept while the CA file is unchanged and built again once it is replaced (a SIGHUP
+    after a new CA file)."""
+    import ssl
+
+    from mxflip.net.smtp import verifying_context
+
+    built: list[object] = []
+    real = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        built.append(kwargs.get("cafile"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(_ca_pem(tmp_path, "first"))
+    first = verifying_context(ca_file)
+    assert verifying_context(ca_file) is first and built == [str(ca_file)]
+    subjects = [c["subject"] for c in first.get_ca_certs()]
+
+    replacement = tmp_path / "ca.pem.new"  # replaced the way config tools do: a rename
+    replacement.write_bytes(_ca_pem(tmp_path, "second"))
+    replacement.replace(ca_file)
+    second = verifying_context(ca_file)
+    assert second is not first and len(built) == 2
+    assert [c["subject"] for c in second.get_ca_certs()] != subjects
+    assert second.verify_mode == ssl.CERT_REQUIRED and second.check_hostname
+    assert second.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED
+    assert verifying_context(None) is verifying_context(None)  # the system's store
+
+
+def test_an_unreadable_ca_file_is_reported_at_every_check(tmp_path: Path) -> None:
+    from mxflip.net.smtp import verifying_context
+
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not a certificate\n")
+    for _ in range(2):  # a failure is not kept: the next check reads the file again
+        with pytest.raises(ConfigError, match=r"cannot load the CA file .*ca\.pem: "):
+            verifying_context(ca_file)
+    ca_file.write_bytes(_ca_pem(tmp_path, "fixed"))
+    assert verifying_context(ca_file).get_ca_certs()
