@@ -112,7 +112,7 @@ class ChangeRequest:
     plan_hash: str | None
     force: bool
     verify_timeout: float
-    timeout: float = 2.0
+    timeout: float = 2.0  # `approve` (mxflip.watch.cli) has no --timeout: the default
     now: bool = False
     no_auto_rollback: bool = False
     skip_readiness: bool = False

@@ -184,14 +184,13 @@ def verifying_context(ca_file: Path | None) -> ssl.SSLContext:
     store's file and folder) is unchanged, and built again once it changes — a CA file
     replaced before a SIGHUP, or the system store updated under a long-running watch. A
     context holds no per-connection state and is never changed once built."""
-    if ca_file is not None:
-        where: tuple[str | None, ...] = (str(ca_file),)
+    cafile = str(ca_file) if ca_file is not None else None
+    if cafile is not None:
+        where: tuple[str | None, ...] = (cafile,)
     else:
         paths = ssl.get_default_verify_paths()
         where = (paths.cafile, paths.capath)
-    return _verifying_context(
-        str(ca_file) if ca_file is not None else None, tuple(_stamp(w) for w in where)
-    )
+    return _verifying_context(cafile, tuple(_stamp(w) for w in where))
 
 
 def _stamp(path: str | None) -> tuple[int, int, int, int] | None:

@@ -37,6 +37,7 @@ import os
 import queue
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 #: Ciphertext read from the socket at once.
@@ -321,30 +322,20 @@ class TLSStream:
         return self._writer.get_extra_info(name, default)
 
 
+@dataclass(slots=True)
 class PreparedTLS:
     """A client TLS session whose first flight (the ClientHello) is built, or being built
     in a handshake thread, and not yet sent: see :func:`prepare_tls`. Used once, by
     :func:`start_tls`; :meth:`drop` when it will not be."""
 
-    __slots__ = ("context", "flight", "incoming", "obj", "outgoing", "server_hostname")
-
-    def __init__(
-        self,
-        context: ssl.SSLContext,
-        server_hostname: str,
-        obj: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        flight: asyncio.Future[None] | None,
-    ) -> None:
-        self.context = context
-        self.server_hostname = server_hostname
-        self.obj = obj
-        self.incoming = incoming
-        self.outgoing = outgoing
-        #: The call building the first flight in a handshake thread (None: built inline).
-        #: Until it is done, nothing here is touched from the loop's thread.
-        self.flight = flight
+    context: ssl.SSLContext
+    server_hostname: str
+    obj: ssl.SSLObject
+    incoming: ssl.MemoryBIO
+    outgoing: ssl.MemoryBIO
+    #: The call building the first flight in a handshake thread (None: built inline).
+    #: Until it is done, nothing here is touched from the loop's thread.
+    flight: asyncio.Future[None] | None
 
     async def ready(self) -> bool:
         """Whether the first flight is built and waits in ``outgoing`` (False: it could
@@ -369,6 +360,14 @@ class PreparedTLS:
             self.flight.cancel()
 
 
+def _session(
+    context: ssl.SSLContext, server_hostname: str
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A new client TLS object over two memory buffers (peer to us, us to peer)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    return context.wrap_bio(incoming, outgoing, server_hostname=server_hostname), incoming, outgoing
+
+
 def prepare_tls(
     context: ssl.SSLContext, server_hostname: str, *, offload: bool = True
 ) -> PreparedTLS | None:
@@ -380,9 +379,8 @@ def prepare_tls(
     loop meanwhile goes on with other connections). None when the session cannot be set
     up this way (:func:`start_tls` then sets one up itself and says why, at the STARTTLS
     step)."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     try:
-        obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        obj, incoming, outgoing = _session(context, server_hostname)
     except (ssl.SSLError, ValueError):  # a name TLS refuses
         return None
     threads = _handshake_threads() if offload else None
@@ -426,8 +424,7 @@ async def start_tls(
     else:
         if prepared is not None:
             prepared.drop()
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+        obj, incoming, outgoing = _session(context, server_hostname)
         started = False
     stream = TLSStream(reader, writer, obj, incoming, outgoing, limit)
     await stream._handshake(_handshake_threads() if offload else None, started=started)

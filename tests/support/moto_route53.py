@@ -80,7 +80,7 @@ AWS_VARIABLES_TO_CLEAR = (
 # --------------------------------------------------------------------------- server
 
 
-class MotoServer:
+class MotoServer(LoopbackHTTPServer):
     """moto's whole AWS emulator on ``127.0.0.1:<free port>`` in a daemon thread.
 
     Not ``moto.server.ThreadedMotoServer``: its ``start()`` waits without a bound when
@@ -109,19 +109,10 @@ class MotoServer:
             "127.0.0.1", 0, app, threaded=True, request_handler=_keep_alive_handler()
         )
         server.connections = self._connections  # type: ignore[attr-defined]
-        self._http = LoopbackHTTPServer(server=server)
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> MotoServer:
-        self._http.start()
-        return self
+        super().__init__(server=server)
 
     def stop(self) -> None:
-        self._http.stop()
+        super().stop()
         # A stopped server is gone for its clients too: their pooled keep-alive
         # connections are cut, as werkzeug's one-request connections never outlived it.
         self._connections.close_all()
